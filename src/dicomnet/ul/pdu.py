@@ -240,6 +240,9 @@ class PresentationContextRQ:
     context_id: int
     abstract_syntax: str
     transfer_syntaxes: tuple[str, ...]
+    # Byte 7 of the item is reserved (PS3.8 Table 9-14: not tested on receipt); DCMTK sends FFH
+    # there. Kept only so a received item re-encodes byte for byte; ignored by ==.
+    reserved: int = field(default=0, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
