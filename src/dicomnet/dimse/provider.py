@@ -1,0 +1,380 @@
+"""The DIMSE service provider of one association (PS3.7 sections 6, 9.1 and 10.1).
+
+Theory of operation
+-------------------
+:class:`DIMSEServiceProvider` sits between the service classes (which speak in primitives:
+``C_STORE``, ``C_FIND``, ...) and the Upper Layer (which speaks in P-DATA-TF PDUs). It owns no
+socket and no thread:
+
+* **sending** -- :meth:`~DIMSEServiceProvider.send_msg` turns a primitive into its message
+  (``message_from_primitive``), encodes the command set, cuts command and data set into PDUs no
+  larger than the peer's Maximum Length (:func:`dicomnet.dimse.fragment.fragment`) and hands
+  each PDU, as a scatter-gather list of buffers, to ``assoc.dul.send_pdata_chunks``;
+* **receiving** -- the driver that reads the socket calls
+  :meth:`~DIMSEServiceProvider.receive_primitive` with every P-DATA-TF it decodes. The PDVs go
+  through a :class:`~dicomnet.dimse.fragment.Reassembler`; each completed message is decoded
+  (``decode_message``), turned into its primitive and appended to :attr:`msg_queue`, except
+  C-CANCEL requests, which go to :attr:`cancel_rq` so that a running C-FIND/C-GET/C-MOVE
+  handler sees them at once (PS3.7 9.3.2.3 ff.);
+* **waiting** -- :meth:`~DIMSEServiceProvider.get_msg` pops the queue; with ``block=True`` it
+  drives the I/O itself through ``assoc.dul.wait_for_activity(deadline)``, see below.
+
+Memory stays bounded on send only if ``dul.send_pdata_chunks`` transmits (or blocks/applies
+back-pressure) before returning: ``send_msg`` produces the PDUs of a file-backed data set
+lazily, one at a time, and would otherwise pile a whole 1 GB file up in the driver's queue.
+
+``msg_queue`` is a :class:`collections.deque`, not a ``queue.Queue``: everything here runs in
+the one thread (or event-loop task) that drives the association, so no locking is needed and
+none is paid for.
+
+How ``get_msg(block=True)`` is driven
+-------------------------------------
+The provider cannot read the network itself (sans-IO). ``assoc.dul`` is the driver-side object
+that can (``DULLike``). ``get_msg(block=True)`` computes a deadline ``assoc.clock() +
+assoc.dimse_timeout`` (none when the timeout is None) and, while the queue is empty, calls
+``assoc.dul.wait_for_activity(deadline)``. That call must block until at least one PDU has been
+received *and processed* -- for a P-DATA-TF that means the driver has already called
+:meth:`receive_primitive` on this provider -- and return True; or return False once the
+deadline has passed or the association is gone (A-ABORT received or sent, transport closed).
+After each True the queue is checked again (a PDU may hold only part of a message, or a
+C-CANCEL); on False, or when ``assoc.dul.is_alive`` is False, ``get_msg`` returns
+``(None, None)``. Messages already queued are always returned first, even after an abort, so
+nothing received is silently lost. There is no polling and no sleep anywhere: the wait is the
+driver's ``select``/``poll``/``await``.
+
+Operations and C-CANCEL
+-----------------------
+:attr:`cancel_rq` maps MessageIDBeingRespondedTo to the received C-CANCEL primitive. It keeps at
+most :data:`MAX_CANCEL_RQ` entries (the oldest is dropped) and is cleared by
+:meth:`start_operation` and :meth:`end_operation`, which the service classes call when they
+start and finish serving a C-FIND/C-GET/C-MOVE request; a cancel for an unknown or finished
+operation is thereby ignored, as PS3.7 requires.
+
+Received commands that are wrong
+--------------------------------
+* A command set that cannot be parsed, an unknown Command Field, a request without Message ID,
+  a response without Message ID Being Responded To (``DimseProtocolError``), and every rule of
+  the reassembler: :class:`~dicomnet.errors.ProtocolError` propagates out of
+  :meth:`receive_primitive`, with the A-ABORT reason it implies (2/6 for an unparseable
+  command); the driver aborts the association.
+* A known **request** with a missing or malformed mandatory element (``DimseCommandError``)
+  is **not queued**: the provider answers it itself at once with the failure response the
+  message layer builds (status 0120H missing attribute / 0212H mistyped argument, with
+  Offending Element and Error Comment), on the same presentation context, and goes on. The
+  service classes never see a request they could not act on, and the peer gets its answer.
+  A faulty **response** or C-CANCEL (nothing to answer) is dropped; the
+  :attr:`on_invalid_message` hook is called with the error either way.
+* A request whose data set could not be kept locally (disk full while spooling,
+  :class:`~dicomnet.dimse.fragment.ReassemblyResourceError`) is answered with A700H (out of
+  resources) the same way.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from dicomnet.dimse.commands import decode_command
+from dicomnet.dimse.dataset import DataSource
+from dicomnet.dimse.fragment import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_SPOOL_THRESHOLD,
+    Reassembler,
+    ReassemblyResourceError,
+    fragment,
+)
+from dicomnet.dimse.messages import (
+    MESSAGE_TYPES,
+    DimseCommandError,
+    DIMSEMessage,
+    decode_message,
+    message_from_primitive,
+)
+from dicomnet.dimse.primitives import C_CANCEL, DIMSEPrimitive
+from dicomnet.errors import DimseError, ProtocolError
+from dicomnet.ul.pdu import PDataTF
+
+__all__ = [
+    "MAX_CANCEL_RQ",
+    "OUT_OF_RESOURCES",
+    "AssociationLike",
+    "DIMSEServiceProvider",
+    "DULLike",
+]
+
+#: At most this many C-CANCEL requests are remembered (the oldest is dropped).
+MAX_CANCEL_RQ = 10
+#: Status sent when a request's data set could not be stored locally (PS3.4 e.g. B.2.3: A7xx).
+OUT_OF_RESOURCES = 0xA700
+
+_MESSAGE_ID = 0x0110
+_MESSAGE_ID_RSP = 0x0120
+_STATUS = 0x0900
+_ERROR_COMMENT = 0x0902
+_AFFECTED_CLASS = 0x0002
+
+
+class DULLike(Protocol):
+    """What the provider needs from the driver-side Upper Layer object."""
+
+    @property
+    def is_alive(self) -> bool: ...
+
+    def send_pdata_chunks(self, chunks: Sequence[bytes | memoryview]) -> None: ...
+
+    def wait_for_activity(self, deadline: float | None) -> bool: ...
+
+
+class AssociationLike(Protocol):
+    """What the provider needs from an association (docs/contracts.md)."""
+
+    @property
+    def dul(self) -> DULLike: ...
+
+    @property
+    def dimse_timeout(self) -> float | None: ...
+
+    @property
+    def peer_max_pdata_length(self) -> int: ...
+
+    @property
+    def accepted_context_ids(self) -> set[int] | frozenset[int]: ...
+
+    def clock(self) -> float: ...
+
+
+MessageHook = Callable[[DIMSEMessage], None]
+
+
+class DIMSEServiceProvider:
+    """The DIMSE service provider of one association (see the module docstring).
+
+    Optional association attributes used when present: ``transfer_syntax_of(context_id) ->
+    str | None`` (labels received data sets and encodes pydicom ``Dataset`` payloads given to
+    :meth:`send_msg`), ``spool_threshold``, ``max_message_size``, ``spool_dir`` (reassembly
+    limits) and ``spool_prefix`` (see :class:`~dicomnet.dimse.fragment.Reassembler`).
+    """
+
+    def __init__(self, assoc: AssociationLike) -> None:
+        self._assoc = assoc
+        #: Received (context_id, primitive) pairs, oldest first (C-CANCEL excepted).
+        self.msg_queue: deque[tuple[int, DIMSEPrimitive]] = deque()
+        #: {MessageIDBeingRespondedTo: C_CANCEL}, at most MAX_CANCEL_RQ entries.
+        self.cancel_rq: dict[int, C_CANCEL] = {}
+        #: Called with each message decoded from the peer, before it is queued (logging).
+        self.on_receive_dimse_message: MessageHook | None = None
+        #: Called with each message about to be sent (logging).
+        self.on_send_dimse_message: MessageHook | None = None
+        #: Called with the DimseError of a received message that was answered or dropped.
+        self.on_invalid_message: Callable[[DimseError], None] | None = None
+        ts_of = getattr(assoc, "transfer_syntax_of", None)
+        self._transfer_syntax_of: Callable[[int], str | None] | None = ts_of
+        self._reassembler = Reassembler(
+            self._is_accepted,
+            spool_threshold=getattr(assoc, "spool_threshold", DEFAULT_SPOOL_THRESHOLD),
+            max_message_size=getattr(assoc, "max_message_size", DEFAULT_MAX_MESSAGE_SIZE),
+            spool_dir=getattr(assoc, "spool_dir", None),
+            spool_prefix=getattr(assoc, "spool_prefix", None),
+            transfer_syntax_of=ts_of,
+        )
+
+    # -- properties of the founding API ------------------------------------------------------
+
+    @property
+    def assoc(self) -> AssociationLike:
+        """The association this provider serves."""
+        return self._assoc
+
+    @property
+    def dimse_timeout(self) -> float | None:
+        """Seconds ``get_msg(block=True)`` waits for a message (None: forever)."""
+        value = self._assoc.dimse_timeout
+        return None if value is None else float(value)
+
+    @property
+    def dul(self) -> DULLike:
+        """The association's Upper Layer driver object."""
+        return self._assoc.dul
+
+    @property
+    def maximum_pdu_size(self) -> int:
+        """The peer's Maximum Length for P-DATA-TF (0: unlimited, capped locally on send)."""
+        return int(self._assoc.peer_max_pdata_length)
+
+    @property
+    def reassembler(self) -> Reassembler:
+        """The reassembler of incoming PDVs (its limits can be tuned)."""
+        return self._reassembler
+
+    def _is_accepted(self, context_id: int) -> bool:
+        return context_id in self._assoc.accepted_context_ids
+
+    # -- operations --------------------------------------------------------------------------
+
+    def start_operation(self) -> None:
+        """A service class starts serving a request: forget earlier C-CANCELs."""
+        self.cancel_rq.clear()
+
+    def end_operation(self) -> None:
+        """A service class finished serving a request: forget its C-CANCELs."""
+        self.cancel_rq.clear()
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def get_msg(self, block: bool = False) -> tuple[int, DIMSEPrimitive] | tuple[None, None]:
+        """The oldest received ``(context_id, primitive)``, or ``(None, None)``.
+
+        ``block=True`` waits up to ``dimse_timeout`` by driving ``dul.wait_for_activity`` (see
+        the module docstring); ``(None, None)`` then means timeout, abort or closed transport.
+        """
+        queue = self.msg_queue
+        if queue:
+            return queue.popleft()
+        if not block:
+            return None, None
+        timeout = self.dimse_timeout
+        deadline = None if timeout is None else self._assoc.clock() + timeout
+        dul = self._assoc.dul
+        while not queue:
+            if not dul.is_alive or not dul.wait_for_activity(deadline):
+                break
+            if deadline is not None and not queue and self._assoc.clock() >= deadline:
+                break
+        if queue:
+            return queue.popleft()
+        return None, None
+
+    def peek_msg(self) -> tuple[int, DIMSEPrimitive] | tuple[None, None]:
+        """The oldest received ``(context_id, primitive)`` without removing it."""
+        if self.msg_queue:
+            return self.msg_queue[0]
+        return None, None
+
+    def receive_primitive(self, primitive: PDataTF) -> None:
+        """Feed one received P-DATA-TF; completed messages are queued (or answered).
+
+        Raises ProtocolError (remote, with the A-ABORT reason) on a protocol violation.
+        """
+        feed = self._reassembler.feed_pdv
+        for pdv in primitive.pdvs:
+            try:
+                done = feed(pdv)
+            except ReassemblyResourceError as exc:
+                self._answer_failure(exc.context_id, exc.command, OUT_OF_RESOURCES, exc)
+                continue
+            if done is not None:
+                self._deliver(*done)
+
+    #: Alias of :meth:`receive_primitive` (the name the association layer calls).
+    receive_pdata = receive_primitive
+
+    def connection_lost(self) -> None:
+        """The association ended (release, abort, closed transport): drop the partial message
+        being received and delete its spool file. Queued messages stay readable."""
+        self._reassembler.reset()
+
+    def _deliver(self, context_id: int, command: bytes, data_set: DataSource | None) -> None:
+        try:
+            msg = decode_message(command, data_set)
+        except DimseCommandError as exc:
+            if data_set is not None:
+                data_set.close()
+            rsp = exc.response()
+            if rsp is not None:
+                self._send_message(rsp, context_id)
+            if self.on_invalid_message is not None:
+                self.on_invalid_message(exc)
+            return
+        except DimseError as exc:  # DimseProtocolError and anything else unparseable
+            if data_set is not None:
+                data_set.close()
+            raise ProtocolError(
+                f"invalid DIMSE command: {exc}", abort_source=2, abort_reason=6
+            ) from exc
+        msg.context_id = context_id
+        try:
+            prim = msg.to_primitive()
+        except DimseError as exc:  # decode_message validated: only a bug gets here
+            if data_set is not None:
+                data_set.close()
+            raise ProtocolError(
+                f"invalid DIMSE command: {exc}", abort_source=2, abort_reason=6
+            ) from exc
+        if self.on_receive_dimse_message is not None:
+            self.on_receive_dimse_message(msg)
+        if isinstance(prim, C_CANCEL):
+            mid = getattr(prim, "MessageIDBeingRespondedTo")  # noqa: B009 - slot attribute
+            cancels = self.cancel_rq
+            cancels.pop(mid, None)  # a repeated cancel becomes the newest
+            cancels[mid] = prim
+            while len(cancels) > MAX_CANCEL_RQ:
+                del cancels[next(iter(cancels))]
+            return
+        self.msg_queue.append((context_id, prim))
+
+    def _answer_failure(
+        self, context_id: int, command: bytes, status: int, exc: DimseError
+    ) -> None:
+        """Answer a request we could not take in with a bare failure response."""
+        try:
+            elements = decode_command(command)
+        except DimseError:
+            elements = {}
+        field = elements.get(0x0100)
+        is_request = isinstance(field, int) and not field & 0x8000 and field != 0x0FFF
+        rsp_cls = MESSAGE_TYPES.get(field | 0x8000) if is_request else None  # type: ignore[operator]
+        mid = elements.get(_MESSAGE_ID)
+        if rsp_cls is not None and isinstance(mid, int):
+            rsp = rsp_cls()
+            cs = rsp.command_set.elements
+            cs[_MESSAGE_ID_RSP] = mid
+            cs[_STATUS] = status
+            cs[_ERROR_COMMENT] = str(exc)[:64].replace("\\", "/")
+            sop_class = elements.get(_AFFECTED_CLASS)
+            if _AFFECTED_CLASS in rsp_cls.OPTIONAL and isinstance(sop_class, str):
+                cs[_AFFECTED_CLASS] = sop_class
+            try:
+                self._send_message(rsp, context_id)
+            except DimseError:
+                pass  # e.g. an unencodable echoed value: the peer will time out instead
+        if self.on_invalid_message is not None:
+            self.on_invalid_message(exc)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def send_msg(self, primitive: DIMSEPrimitive, context_id: int) -> None:
+        """Encode ``primitive`` as its DIMSE message and send it on ``context_id``."""
+        msg = message_from_primitive(primitive)
+        self._send_message(msg, context_id)
+
+    def _send_message(self, msg: DIMSEMessage, context_id: int) -> None:
+        msg.context_id = context_id
+        msg.data_set = self._as_source(msg.data_set, context_id)
+        if self.on_send_dimse_message is not None:
+            self.on_send_dimse_message(msg)
+        command = msg.encode_command()
+        send = self._assoc.dul.send_pdata_chunks
+        data = msg.data_set
+        assert data is None or isinstance(data, DataSource)
+        for chunks in fragment(context_id, command, data, self.maximum_pdu_size):
+            send(chunks)
+
+    def _as_source(self, payload: Any, context_id: int) -> DataSource | None:
+        if payload is None or isinstance(payload, DataSource):
+            return payload
+        if isinstance(payload, bytes | bytearray | memoryview):
+            return DataSource.from_bytes(payload)
+        ts = self._transfer_syntax_of(context_id) if self._transfer_syntax_of else None
+        if ts is None:
+            raise DimseError(
+                f"cannot encode a {type(payload).__name__} payload: the transfer syntax of "
+                f"context {context_id} is unknown (give a DataSource or bytes)"
+            )
+        try:
+            from pydicom.dataset import Dataset
+        except ImportError as exc:  # pragma: no cover - pydicom is a dependency
+            raise DimseError("pydicom is needed to encode a Dataset") from exc
+        if not isinstance(payload, Dataset):
+            raise DimseError(f"unsupported data set payload {type(payload).__name__}")
+        return DataSource.from_dataset(payload, ts)
