@@ -1,0 +1,730 @@
+"""DIMSE messages: a command set plus an optional dataset (PS3.7 sections 6.3, 9.3, 10.3).
+
+Theory of operation
+-------------------
+One class per message of PS3.7 sections 9.3 and 10.3 (``C_STORE_RQ`` ... ``N_DELETE_RSP``,
+``C_CANCEL_RQ``). Each class knows its Command Field (0000,0100), the command elements its table
+makes mandatory (``REQUIRED``) and the ones it allows (``OPTIONAL``: U and C entries), and which
+primitive parameter carries its dataset. A message holds:
+
+* ``command_set``: a :class:`CommandSet`, a thin keyword view over the ``{tag: value}`` dict that
+  :mod:`dicomnet.dimse.commands` encodes and decodes (``msg.command_set.MessageID``);
+* ``data_set``: the payload object (``DataSource``) or None; opaque here;
+* ``context_id``: the presentation context it travels on (set by the provider), or None.
+
+:meth:`DIMSEMessage.encode_command` fills Command Field and Command Data Set Type (0101H when no
+dataset; 0001H otherwise, or the value already present if it also says "dataset present": any
+value other than 0101H means a dataset follows, PS3.7 Table E.1-1) and encodes.
+
+:func:`decode_message` parses received command bytes and reacts the way PS3.7 intends:
+
+* a command set that does not parse, a missing/unknown Command Field, a missing Command Data Set
+  Type (the framing of the message is then unknown), or a request without its Message ID / a
+  response or C-CANCEL without Message ID Being Responded To (nothing to answer or match) raise
+  :class:`DimseProtocolError` (``protocol`` is True): the caller aborts the association;
+* a known command that lacks a mandatory element raises :class:`MissingCommandElementError`
+  (status 0120H, "Missing attribute", PS3.7 Annex C.5); one whose element has a value of the
+  wrong form (e.g. a SOP Instance UID with "/" in it, a Priority of 7, a blank AE title) raises
+  :class:`InvalidCommandElementError` (status 0212H, "Mistyped argument", PS3.7 Annex C.5). Both
+  derive from :class:`DimseCommandError`, which carries ``status``, the offending ``tag``, the
+  decoded elements and :meth:`DimseCommandError.response`, the failure response to send back.
+
+Elements a peer sends that the message's table does not list, and the retired command elements,
+are kept in ``command_set`` (so they round-trip) but never reach the primitive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar, Final
+
+from dicomnet.dimse import primitives as P
+from dicomnet.dimse.commands import (
+    ELEMENTS,
+    KEYWORD_TO_TAG,
+    DimseProtocolError,
+    decode_command,
+)
+from dicomnet.dimse.commands import encode_command as _encode_elements
+from dicomnet.errors import DimseError
+
+__all__ = [
+    "C_CANCEL_RQ",
+    "C_ECHO_RQ",
+    "C_ECHO_RSP",
+    "C_FIND_RQ",
+    "C_FIND_RSP",
+    "C_GET_RQ",
+    "C_GET_RSP",
+    "C_MOVE_RQ",
+    "C_MOVE_RSP",
+    "C_STORE_RQ",
+    "C_STORE_RSP",
+    "MESSAGE_TYPES",
+    "NO_DATASET",
+    "N_ACTION_RQ",
+    "N_ACTION_RSP",
+    "N_CREATE_RQ",
+    "N_CREATE_RSP",
+    "N_DELETE_RQ",
+    "N_DELETE_RSP",
+    "N_EVENT_REPORT_RQ",
+    "N_EVENT_REPORT_RSP",
+    "N_GET_RQ",
+    "N_GET_RSP",
+    "N_SET_RQ",
+    "N_SET_RSP",
+    "CommandSet",
+    "DIMSEMessage",
+    "DimseCommandError",
+    "DimseProtocolError",
+    "InvalidCommandElementError",
+    "MissingCommandElementError",
+    "decode_message",
+    "message_from_primitive",
+]
+
+NO_DATASET: Final = 0x0101  # Command Data Set Type "no dataset" (PS3.7 Table E.1-1)
+DATASET_PRESENT: Final = 0x0001
+
+_T = KEYWORD_TO_TAG
+_COMMAND_FIELD = 0x0100
+_MESSAGE_ID = 0x0110
+_MESSAGE_ID_RSP = 0x0120
+_DATASET_TYPE = 0x0800
+_STATUS = 0x0900
+_AFFECTED_CLASS = 0x0002
+_OFFENDING = 0x0901
+_ERROR_COMMENT = 0x0902
+
+
+class CommandSet:
+    """Keyword attribute access over a command set's ``{tag: value}`` dict.
+
+    Reading a known keyword that is absent gives None; assigning None removes the element.
+    ``elements`` is the underlying dict (what :func:`encode_command` takes).
+    """
+
+    __slots__ = ("elements",)
+
+    def __init__(self, elements: dict[int, object] | None = None) -> None:
+        object.__setattr__(self, "elements", {} if elements is None else elements)
+
+    elements: dict[int, object]
+
+    def __getattr__(self, name: str) -> Any:
+        tag = _T.get(name)
+        if tag is None:
+            raise AttributeError(f"no command element with keyword {name!r}")
+        return self.elements.get(tag)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        tag = _T.get(name)
+        if tag is None:
+            raise AttributeError(f"no command element with keyword {name!r}")
+        if value is None:
+            self.elements.pop(tag, None)
+        else:
+            self.elements[tag] = value
+
+    def __contains__(self, keyword: object) -> bool:
+        tag = _T.get(keyword) if isinstance(keyword, str) else None
+        return tag is not None and tag in self.elements
+
+    def __iter__(self) -> Iterator[str]:
+        for tag in sorted(self.elements):
+            info = ELEMENTS.get(tag)
+            if info is not None:
+                yield info.keyword
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CommandSet):
+            return NotImplemented
+        a = {k: v for k, v in self.elements.items() if k != 0}
+        b = {k: v for k, v in other.elements.items() if k != 0}
+        return a == b
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "CommandSet(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self) + ")"
+
+
+class DimseCommandError(DimseError):
+    """A known command with a missing or malformed element: answer it with ``status``.
+
+    ``protocol`` is False: the association survives; send :meth:`response` (when not None).
+    """
+
+    protocol: bool = False
+    status: int = 0x0110
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        message_class: type[DIMSEMessage],
+        tag: int,
+        elements: Mapping[int, object],
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+        self.message_class = message_class
+        self.tag = tag
+        self.elements = dict(elements)
+        mid = elements.get(_MESSAGE_ID)
+        self.message_id: int | None = mid if isinstance(mid, int) else None
+
+    def response(self) -> DIMSEMessage | None:
+        """The failure response to send for a faulty request, or None (responses, C-CANCEL)."""
+        rsp_cls = _RESPONSE_OF.get(self.message_class)
+        if rsp_cls is None or self.message_id is None:
+            return None
+        rsp = rsp_cls()
+        cs = rsp.command_set.elements
+        cs[_MESSAGE_ID_RSP] = self.message_id
+        cs[_STATUS] = self.status
+        cs[_OFFENDING] = (self.tag,)
+        cs[_ERROR_COMMENT] = str(self)[:64].replace("\\", "/")
+        sop_class = self.elements.get(_AFFECTED_CLASS)
+        if _AFFECTED_CLASS in rsp.OPTIONAL and isinstance(sop_class, str):
+            try:
+                cs[_AFFECTED_CLASS] = P.VALIDATORS["AffectedSOPClassUID"]("x", sop_class)
+            except DimseError:
+                pass
+        return rsp
+
+
+class MissingCommandElementError(DimseCommandError):
+    """A mandatory command element is absent: status 0120H Missing attribute (PS3.7 C.5)."""
+
+    status = 0x0120
+
+
+class InvalidCommandElementError(DimseCommandError):
+    """A command element has a malformed value: status 0212H Mistyped argument (PS3.7 C.5)."""
+
+    status = 0x0212
+
+
+class DIMSEMessage:
+    """Base of the message classes: a command set, an optional dataset, a context ID."""
+
+    __slots__ = ("command_set", "context_id", "data_set")
+
+    COMMAND_FIELD: ClassVar[int] = -1
+    IS_REQUEST: ClassVar[bool] = True
+    PRIMITIVE: ClassVar[type[P.DIMSEPrimitive]] = P.DIMSEPrimitive
+    #: mandatory command elements (tags), Command Group Length excluded
+    REQUIRED: ClassVar[tuple[int, ...]] = ()
+    #: optional and conditional command elements (tags)
+    OPTIONAL: ClassVar[tuple[int, ...]] = ()
+    #: the primitive parameter holding the dataset, None when the message never has one
+    DATASET: ClassVar[str | None] = None
+    #: True when PS3.7 makes the dataset mandatory (M) for this message
+    DATASET_REQUIRED: ClassVar[bool] = False
+
+    command_set: CommandSet
+    data_set: object | None
+    context_id: int | None
+
+    def __init_subclass__(
+        cls,
+        *,
+        field: int,
+        primitive: type[P.DIMSEPrimitive],
+        required: tuple[str, ...],
+        optional: tuple[str, ...] = (),
+        dataset: str | None = None,
+        dataset_required: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.COMMAND_FIELD = field
+        cls.IS_REQUEST = not field & 0x8000
+        cls.PRIMITIVE = primitive
+        cls.REQUIRED = tuple(_T[k] for k in required)
+        cls.OPTIONAL = tuple(_T[k] for k in optional)
+        cls.DATASET = dataset
+        cls.DATASET_REQUIRED = dataset_required
+
+    def __init__(
+        self,
+        command_set: CommandSet | dict[int, object] | None = None,
+        data_set: object | None = None,
+        context_id: int | None = None,
+    ) -> None:
+        if not isinstance(command_set, CommandSet):
+            command_set = CommandSet(command_set)
+        command_set.elements[_COMMAND_FIELD] = self.COMMAND_FIELD
+        self.command_set = command_set
+        self.data_set = data_set
+        self.context_id = context_id
+
+    def __repr__(self) -> str:
+        ds = "" if self.data_set is None else ", data_set=..."
+        return f"{type(self).__name__}({self.command_set!r}{ds})"
+
+    @property
+    def has_data_set(self) -> bool:
+        """Whether the command set announces a dataset (any value but 0101H, PS3.7 E.1)."""
+        value = self.command_set.elements.get(_DATASET_TYPE)
+        if value is None:
+            return self.data_set is not None
+        return value != NO_DATASET
+
+    def encode_command(self) -> bytes:
+        """The command set bytes (group length first), Command Data Set Type made consistent."""
+        elements = self.command_set.elements
+        elements[_COMMAND_FIELD] = self.COMMAND_FIELD
+        current = elements.get(_DATASET_TYPE)
+        if self.data_set is None:
+            elements[_DATASET_TYPE] = NO_DATASET
+        elif current is None or current == NO_DATASET:
+            elements[_DATASET_TYPE] = DATASET_PRESENT
+        for tag in self.REQUIRED:
+            if elements.get(tag) is None:
+                raise DimseError(
+                    f"{type(self).__name__}: mandatory {ELEMENTS[tag].keyword} is not set"
+                )
+        return _encode_elements(elements)
+
+    def to_primitive(self) -> P.DIMSEPrimitive:
+        """The service primitive carrying this message's parameters (validated)."""
+        prim = self.PRIMITIVE()
+        elements = self.command_set.elements
+        for tag in self.REQUIRED + self.OPTIONAL:
+            value = elements.get(tag)
+            if value is not None and tag not in _NOT_PRIMITIVE:
+                setattr(prim, ELEMENTS[tag].keyword, value)
+        if self.DATASET is not None and self.data_set is not None:
+            setattr(prim, self.DATASET, self.data_set)
+        return prim
+
+
+# Command elements that are message mechanics, not primitive parameters.
+_NOT_PRIMITIVE: Final = frozenset({_COMMAND_FIELD, _DATASET_TYPE})
+
+
+_RQ_BASE = ("CommandField", "MessageID", "CommandDataSetType")
+_RSP_BASE = ("CommandField", "MessageIDBeingRespondedTo", "CommandDataSetType", "Status")
+_RSP_ERR = ("OffendingElement", "ErrorComment", "ErrorID")
+_SUBOPS = (
+    "NumberOfRemainingSuboperations",
+    "NumberOfCompletedSuboperations",
+    "NumberOfFailedSuboperations",
+    "NumberOfWarningSuboperations",
+)
+
+
+# PS3.7 section 9.3.1, Tables 9.3-1 and 9.3-2
+class C_STORE_RQ(
+    DIMSEMessage,
+    field=0x0001,
+    primitive=P.C_STORE,
+    required=("AffectedSOPClassUID", *_RQ_BASE, "Priority", "AffectedSOPInstanceUID"),
+    optional=("MoveOriginatorApplicationEntityTitle", "MoveOriginatorMessageID"),
+    dataset="DataSet",
+    dataset_required=True,
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+class C_STORE_RSP(
+    DIMSEMessage,
+    field=0x8001,
+    primitive=P.C_STORE,
+    required=_RSP_BASE,
+    optional=("AffectedSOPClassUID", "AffectedSOPInstanceUID", *_RSP_ERR),
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+# PS3.7 section 9.3.2, Tables 9.3-3 and 9.3-4
+class C_FIND_RQ(
+    DIMSEMessage,
+    field=0x0020,
+    primitive=P.C_FIND,
+    required=("AffectedSOPClassUID", *_RQ_BASE, "Priority"),
+    dataset="Identifier",
+    dataset_required=True,
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+class C_FIND_RSP(
+    DIMSEMessage,
+    field=0x8020,
+    primitive=P.C_FIND,
+    required=_RSP_BASE,
+    optional=("AffectedSOPClassUID", *_RSP_ERR),
+    dataset="Identifier",
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+# PS3.7 section 9.3.3, Tables 9.3-6 and 9.3-7
+class C_GET_RQ(
+    DIMSEMessage,
+    field=0x0010,
+    primitive=P.C_GET,
+    required=("AffectedSOPClassUID", *_RQ_BASE, "Priority"),
+    dataset="Identifier",
+    dataset_required=True,
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+class C_GET_RSP(
+    DIMSEMessage,
+    field=0x8010,
+    primitive=P.C_GET,
+    required=_RSP_BASE,
+    optional=("AffectedSOPClassUID", *_SUBOPS, *_RSP_ERR),
+    dataset="Identifier",
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+# PS3.7 section 9.3.4, Tables 9.3-9 and 9.3-10
+class C_MOVE_RQ(
+    DIMSEMessage,
+    field=0x0021,
+    primitive=P.C_MOVE,
+    required=("AffectedSOPClassUID", *_RQ_BASE, "Priority", "MoveDestination"),
+    dataset="Identifier",
+    dataset_required=True,
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+class C_MOVE_RSP(
+    DIMSEMessage,
+    field=0x8021,
+    primitive=P.C_MOVE,
+    required=_RSP_BASE,
+    optional=("AffectedSOPClassUID", *_SUBOPS, *_RSP_ERR),
+    dataset="Identifier",
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+# PS3.7 section 9.3.5, Tables 9.3-12 and 9.3-13
+class C_ECHO_RQ(
+    DIMSEMessage,
+    field=0x0030,
+    primitive=P.C_ECHO,
+    required=("AffectedSOPClassUID", *_RQ_BASE),
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+class C_ECHO_RSP(
+    DIMSEMessage,
+    field=0x8030,
+    primitive=P.C_ECHO,
+    required=_RSP_BASE,
+    optional=("AffectedSOPClassUID", *_RSP_ERR),
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+# PS3.7 section 9.3.2.3 (Table 9.3-5), 9.3.3.3, 9.3.4.3
+class C_CANCEL_RQ(
+    DIMSEMessage,
+    field=0x0FFF,
+    primitive=P.C_CANCEL,
+    required=("CommandField", "MessageIDBeingRespondedTo", "CommandDataSetType"),
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+_N_RSP_OPT = ("AffectedSOPClassUID", "AffectedSOPInstanceUID", *_RSP_ERR)
+
+
+# PS3.7 section 10.3.1, Tables 10.3-1 and 10.3-2
+class N_EVENT_REPORT_RQ(
+    DIMSEMessage,
+    field=0x0100,
+    primitive=P.N_EVENT_REPORT,
+    required=("AffectedSOPClassUID", *_RQ_BASE, "AffectedSOPInstanceUID", "EventTypeID"),
+    dataset="EventInformation",
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+class N_EVENT_REPORT_RSP(
+    DIMSEMessage,
+    field=0x8100,
+    primitive=P.N_EVENT_REPORT,
+    required=_RSP_BASE,
+    optional=(*_N_RSP_OPT, "EventTypeID"),
+    dataset="EventReply",
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+# PS3.7 section 10.3.2, Tables 10.3-3 and 10.3-4
+class N_GET_RQ(
+    DIMSEMessage,
+    field=0x0110,
+    primitive=P.N_GET,
+    required=("RequestedSOPClassUID", *_RQ_BASE, "RequestedSOPInstanceUID"),
+    optional=("AttributeIdentifierList",),
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+class N_GET_RSP(
+    DIMSEMessage,
+    field=0x8110,
+    primitive=P.N_GET,
+    required=_RSP_BASE,
+    optional=_N_RSP_OPT,
+    dataset="AttributeList",
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+# PS3.7 section 10.3.3, Tables 10.3-5 and 10.3-6
+class N_SET_RQ(
+    DIMSEMessage,
+    field=0x0120,
+    primitive=P.N_SET,
+    required=("RequestedSOPClassUID", *_RQ_BASE, "RequestedSOPInstanceUID"),
+    dataset="ModificationList",
+    dataset_required=True,
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+class N_SET_RSP(
+    DIMSEMessage,
+    field=0x8120,
+    primitive=P.N_SET,
+    required=_RSP_BASE,
+    optional=_N_RSP_OPT,
+    dataset="AttributeList",
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+# PS3.7 section 10.3.4, Tables 10.3-7 and 10.3-8
+class N_ACTION_RQ(
+    DIMSEMessage,
+    field=0x0130,
+    primitive=P.N_ACTION,
+    required=("RequestedSOPClassUID", *_RQ_BASE, "RequestedSOPInstanceUID", "ActionTypeID"),
+    dataset="ActionInformation",
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+class N_ACTION_RSP(
+    DIMSEMessage,
+    field=0x8130,
+    primitive=P.N_ACTION,
+    required=_RSP_BASE,
+    optional=(*_N_RSP_OPT, "ActionTypeID"),
+    dataset="ActionReply",
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+# PS3.7 section 10.3.5, Tables 10.3-9 and 10.3-10
+class N_CREATE_RQ(
+    DIMSEMessage,
+    field=0x0140,
+    primitive=P.N_CREATE,
+    required=("AffectedSOPClassUID", *_RQ_BASE),
+    optional=("AffectedSOPInstanceUID",),
+    dataset="AttributeList",
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+class N_CREATE_RSP(
+    DIMSEMessage,
+    field=0x8140,
+    primitive=P.N_CREATE,
+    required=_RSP_BASE,
+    optional=_N_RSP_OPT,
+    dataset="AttributeList",
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+# PS3.7 section 10.3.6, Tables 10.3-11 and 10.3-12
+class N_DELETE_RQ(
+    DIMSEMessage,
+    field=0x0150,
+    primitive=P.N_DELETE,
+    required=("RequestedSOPClassUID", *_RQ_BASE, "RequestedSOPInstanceUID"),
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+class N_DELETE_RSP(
+    DIMSEMessage,
+    field=0x8150,
+    primitive=P.N_DELETE,
+    required=_RSP_BASE,
+    optional=_N_RSP_OPT,
+):
+    """{pretty} (Command Field {args[1].value:04X}H)."""
+
+    __slots__ = ()
+
+
+#: Command Field -> message class
+MESSAGE_TYPES: Final[dict[int, type[DIMSEMessage]]] = {
+    cls.COMMAND_FIELD: cls
+    for cls in (
+        C_STORE_RQ,
+        C_STORE_RSP,
+        C_FIND_RQ,
+        C_FIND_RSP,
+        C_GET_RQ,
+        C_GET_RSP,
+        C_MOVE_RQ,
+        C_MOVE_RSP,
+        C_ECHO_RQ,
+        C_ECHO_RSP,
+        C_CANCEL_RQ,
+        N_EVENT_REPORT_RQ,
+        N_EVENT_REPORT_RSP,
+        N_GET_RQ,
+        N_GET_RSP,
+        N_SET_RQ,
+        N_SET_RSP,
+        N_ACTION_RQ,
+        N_ACTION_RSP,
+        N_CREATE_RQ,
+        N_CREATE_RSP,
+        N_DELETE_RQ,
+        N_DELETE_RSP,
+    )
+}
+
+_RESPONSE_OF: Final[dict[type[DIMSEMessage], type[DIMSEMessage]]] = {
+    cls: MESSAGE_TYPES[field | 0x8000]
+    for field, cls in MESSAGE_TYPES.items()
+    if not field & 0x8000 and field != 0x0FFF
+}
+_CLASS_OF_PRIMITIVE: Final[dict[tuple[type[P.DIMSEPrimitive], bool], type[DIMSEMessage]]] = {
+    (cls.PRIMITIVE, cls.IS_REQUEST): cls for cls in MESSAGE_TYPES.values()
+}
+
+
+def decode_message(
+    command_bytes: bytes | bytearray | memoryview, data_set: object | None = None
+) -> DIMSEMessage:
+    """Decode a received command set into its message class and check its elements.
+
+    Raises :class:`DimseProtocolError` (abort) or a :class:`DimseCommandError` subclass (answer
+    with its ``status``), as described in the module docstring.
+    """
+    elements = decode_command(command_bytes)
+    field = elements.get(_COMMAND_FIELD)
+    if field is None:
+        raise DimseProtocolError("command set has no (0000,0100) CommandField")
+    cls = MESSAGE_TYPES.get(field) if isinstance(field, int) else None
+    if cls is None:
+        raise DimseProtocolError(f"unknown (0000,0100) CommandField {field!r}")
+    name = cls.__name__
+    if _DATASET_TYPE not in elements:
+        raise DimseProtocolError(f"{name} without (0000,0800) CommandDataSetType")
+    id_tag = _MESSAGE_ID if cls.IS_REQUEST and field != 0x0FFF else _MESSAGE_ID_RSP
+    if id_tag not in elements:
+        raise DimseProtocolError(f"{name} without {ELEMENTS[id_tag].keyword}")
+    for tag in cls.REQUIRED:
+        if tag not in elements:
+            raise MissingCommandElementError(
+                f"{name}: mandatory {ELEMENTS[tag].keyword} missing",
+                message_class=cls,
+                tag=tag,
+                elements=elements,
+            )
+    validators = P.VALIDATORS
+    for tag in cls.REQUIRED + cls.OPTIONAL:
+        value = elements.get(tag)
+        if value is None:
+            continue
+        keyword = ELEMENTS[tag].keyword
+        validator = validators.get(keyword)
+        if validator is None:
+            continue
+        try:
+            validator(keyword, value)
+        except DimseError as exc:
+            raise InvalidCommandElementError(
+                f"{name}: {exc}", message_class=cls, tag=tag, elements=elements
+            ) from None
+    msg: DIMSEMessage = cls.__new__(cls)
+    msg.command_set = CommandSet(elements)
+    msg.data_set = data_set
+    msg.context_id = None
+    return msg
+
+
+def message_from_primitive(primitive: P.DIMSEPrimitive) -> DIMSEMessage:
+    """Build the request (Status unset) or response (Status set) message for ``primitive``."""
+    is_request = isinstance(primitive, P.C_CANCEL) or getattr(primitive, "Status", None) is None
+    cls = _CLASS_OF_PRIMITIVE.get((type(primitive), is_request))
+    if cls is None:
+        raise DimseError(f"no DIMSE message for {type(primitive).__name__}")
+    elements: dict[int, object] = {}
+    for tag in cls.REQUIRED + cls.OPTIONAL:
+        if tag in _NOT_PRIMITIVE:
+            continue
+        value = getattr(primitive, ELEMENTS[tag].keyword, None)
+        if value is not None:
+            elements[tag] = value
+    data_set = getattr(primitive, cls.DATASET) if cls.DATASET is not None else None
+    return cls(elements, data_set)

@@ -1,0 +1,519 @@
+"""DIMSE service primitives (PS3.7 sections 9.1 and 10.1), validated on assignment.
+
+Theory of operation
+-------------------
+A primitive is what a DIMSE service user hands to, or receives from, the DIMSE service provider:
+the parameters of PS3.7 Tables 9.1-1 ... 9.1-5 and 10.1-1 ... 10.1-6, one class per service
+(``C_STORE`` carries both the request and the response parameters, as the standard's tables do).
+Attributes are named by the DICOM keywords of the matching command elements (PS3.7 Annex E), so
+``prim.AffectedSOPInstanceUID`` is the value of (0000,1000). The dataset-carrying parameters use
+the names of the standard's tables: ``DataSet`` (C-STORE), ``Identifier`` (C-FIND/GET/MOVE),
+``EventInformation``/``EventReply``, ``AttributeList``, ``ModificationList``,
+``ActionInformation``/``ActionReply``; they hold an opaque payload object (a ``DataSource``).
+
+Every assignment runs a validator, so a primitive can never hold a value that would produce an
+invalid command set: UIDs obey PS3.5 section 9.1 (:func:`dicomnet.uid.is_valid_uid`), US values
+are 0..65535, Priority is 0 (medium), 1 (high) or 2 (low), AE titles are 1..16 significant
+characters of the default repertoire without backslash or control characters (PS3.5 Table 6.2-1,
+stored without padding spaces), Error Comment is an LO of at most 64 characters, and attribute tag
+lists become tuples of 32-bit ints. ``None`` means "absent". Invalid values raise
+:class:`dicomnet.errors.DimseError` naming the attribute. The same validators are used by
+:func:`dicomnet.dimse.messages.decode_message` to check what a peer sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Final
+
+from dicomnet.errors import DimseError
+from dicomnet.uid import is_valid_uid
+
+__all__ = [
+    "C_CANCEL",
+    "C_ECHO",
+    "C_FIND",
+    "C_GET",
+    "C_MOVE",
+    "C_STORE",
+    "N_ACTION",
+    "N_CREATE",
+    "N_DELETE",
+    "N_EVENT_REPORT",
+    "N_GET",
+    "N_SET",
+    "VALIDATORS",
+    "DIMSEPrimitive",
+]
+
+
+def _uid(name: str, value: object) -> str:
+    if not isinstance(value, str) or not is_valid_uid(value):
+        raise DimseError(
+            f"{name}: {value!r} is not a valid UID (PS3.5 9.1: digits and dots, "
+            "no leading zeros in a component, at most 64 characters)"
+        )
+    return str(value)
+
+
+def _us(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFF:
+        raise DimseError(f"{name}: {value!r} is not an unsigned 16-bit value (0..65535)")
+    return int(value)
+
+
+def _priority(name: str, value: object) -> int:
+    if value not in (0, 1, 2) or isinstance(value, bool) or not isinstance(value, int):
+        raise DimseError(f"{name}: {value!r} is not 0 (medium), 1 (high) or 2 (low)")
+    return int(value)
+
+
+def _ae(name: str, value: object) -> str:
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("ascii")
+        except UnicodeDecodeError:
+            raise DimseError(f"{name}: {value!r} is not ASCII") from None
+    if not isinstance(value, str):
+        raise DimseError(f"{name}: expected an AE title str, got {type(value).__name__}")
+    title = value.strip(" ")
+    if not 1 <= len(title) <= 16:
+        raise DimseError(f"{name}: AE title {value!r} must have 1 to 16 non-blank characters")
+    if "\\" in title or not title.isascii() or not title.isprintable():
+        raise DimseError(f"{name}: AE title {value!r} has a backslash or non-printable character")
+    return title
+
+
+def _lo(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise DimseError(f"{name}: expected str, got {type(value).__name__}")
+    if len(value) > 64:
+        raise DimseError(f"{name}: {len(value)} characters, LO allows at most 64")
+    if "\\" in value:
+        raise DimseError(f"{name}: LO values may not contain a backslash")
+    return value
+
+
+def _tags(name: str, value: object) -> tuple[int, ...]:
+    items: Iterable[object] = (value,) if isinstance(value, int) else value  # type: ignore[assignment]
+    if isinstance(value, str | bytes) or not isinstance(items, Iterable):
+        raise DimseError(f"{name}: expected a list of tags, got {type(value).__name__}")
+    out = []
+    for t in items:
+        if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t <= 0xFFFFFFFF:
+            raise DimseError(f"{name}: {t!r} is not a 32-bit tag")
+        out.append(int(t))
+    return tuple(out)
+
+
+def _any(name: str, value: object) -> object:
+    return value
+
+
+Validator = Callable[[str, Any], object]
+
+# Keyword -> validator, for every parameter any primitive has (None is always allowed).
+VALIDATORS: Final[dict[str, Validator]] = {
+    "MessageID": _us,
+    "MessageIDBeingRespondedTo": _us,
+    "AffectedSOPClassUID": _uid,
+    "AffectedSOPInstanceUID": _uid,
+    "RequestedSOPClassUID": _uid,
+    "RequestedSOPInstanceUID": _uid,
+    "Priority": _priority,
+    "MoveDestination": _ae,
+    "MoveOriginatorApplicationEntityTitle": _ae,
+    "MoveOriginatorMessageID": _us,
+    "Status": _us,
+    "OffendingElement": _tags,
+    "ErrorComment": _lo,
+    "ErrorID": _us,
+    "EventTypeID": _us,
+    "ActionTypeID": _us,
+    "AttributeIdentifierList": _tags,
+    "NumberOfRemainingSuboperations": _us,
+    "NumberOfCompletedSuboperations": _us,
+    "NumberOfFailedSuboperations": _us,
+    "NumberOfWarningSuboperations": _us,
+}
+
+
+class DIMSEPrimitive:
+    """Base of the primitives: slotted attributes, validated on every assignment."""
+
+    __slots__: ClassVar[tuple[str, ...]] = ()
+    #: the parameters of this service (slot names), in PS3.7 table order
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+    #: the dataset-carrying parameters (unvalidated payload objects)
+    DATASET_FIELDS: ClassVar[tuple[str, ...]] = ()
+    #: the service name used by :mod:`dicomnet.dimse.status` ("C-STORE", ...)
+    SERVICE: ClassVar[str] = ""
+
+    # Parameters common to (nearly) every service, declared here so code handling any primitive
+    # type-checks; each subclass that has one shadows it with its slot. Reading one a service
+    # lacks (C_CANCEL.MessageID) gives None; assigning it raises AttributeError.
+    MessageID: int | None = None
+    MessageIDBeingRespondedTo: int | None = None
+    AffectedSOPClassUID: str | None = None
+    Status: int | None = None
+
+    def __init__(self, **params: object) -> None:
+        setter = object.__setattr__
+        for name in self.FIELDS:
+            setter(self, name, None)
+        for name, value in params.items():
+            setattr(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name not in self.FIELDS:
+            raise AttributeError(f"{type(self).__name__} has no parameter {name!r}")
+        if value is not None:
+            validator = VALIDATORS.get(name, _any)
+            value = validator(name, value)
+        object.__setattr__(self, name, value)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        params = ", ".join(
+            f"{n}={getattr(self, n)!r}" for n in self.FIELDS if getattr(self, n) is not None
+        )
+        return f"{type(self).__name__}({params})"
+
+    def params(self) -> dict[str, object]:
+        """The parameters that are set (not None), by keyword."""
+        return {n: v for n in self.FIELDS if (v := getattr(self, n)) is not None}
+
+    @property
+    def is_response(self) -> bool:
+        """True when the primitive carries response parameters (Status is set)."""
+        return getattr(self, "Status", None) is not None
+
+
+_RSP_ERR = ("Status", "OffendingElement", "ErrorComment", "ErrorID")
+
+
+# PS3.7 section 9.1.5, Table 9.1-5
+class C_ECHO(DIMSEPrimitive):
+    __slots__ = (
+        "AffectedSOPClassUID",
+        "ErrorComment",
+        "ErrorID",
+        "MessageID",
+        "MessageIDBeingRespondedTo",
+        "OffendingElement",
+        "Status",
+    )
+    FIELDS = __slots__
+    AffectedSOPClassUID: str | None
+    ErrorComment: str | None
+    ErrorID: int | None
+    MessageID: int | None
+    MessageIDBeingRespondedTo: int | None
+    OffendingElement: Sequence[int] | None
+    Status: int | None
+    SERVICE = "C-ECHO"
+
+
+# PS3.7 section 9.1.1, Table 9.1-1
+class C_STORE(DIMSEPrimitive):
+    __slots__ = (
+        "MessageID",
+        "MessageIDBeingRespondedTo",
+        "AffectedSOPClassUID",
+        "AffectedSOPInstanceUID",
+        "Priority",
+        "MoveOriginatorApplicationEntityTitle",
+        "MoveOriginatorMessageID",
+        "DataSet",
+        *_RSP_ERR,
+    )
+    FIELDS = __slots__
+    MessageID: int | None
+    MessageIDBeingRespondedTo: int | None
+    AffectedSOPClassUID: str | None
+    AffectedSOPInstanceUID: str | None
+    Priority: int | None
+    MoveOriginatorApplicationEntityTitle: str | None
+    MoveOriginatorMessageID: int | None
+    DataSet: Any
+    Status: int | None
+    OffendingElement: Sequence[int] | None
+    ErrorComment: str | None
+    ErrorID: int | None
+    DATASET_FIELDS = ("DataSet",)
+    SERVICE = "C-STORE"
+
+
+# PS3.7 section 9.1.2, Table 9.1-2
+class C_FIND(DIMSEPrimitive):
+    __slots__ = (
+        "MessageID",
+        "MessageIDBeingRespondedTo",
+        "AffectedSOPClassUID",
+        "Priority",
+        "Identifier",
+        *_RSP_ERR,
+    )
+    FIELDS = __slots__
+    MessageID: int | None
+    MessageIDBeingRespondedTo: int | None
+    AffectedSOPClassUID: str | None
+    Priority: int | None
+    Identifier: Any
+    Status: int | None
+    OffendingElement: Sequence[int] | None
+    ErrorComment: str | None
+    ErrorID: int | None
+    DATASET_FIELDS = ("Identifier",)
+    SERVICE = "C-FIND"
+
+
+_SUBOPS = (
+    "NumberOfRemainingSuboperations",
+    "NumberOfCompletedSuboperations",
+    "NumberOfFailedSuboperations",
+    "NumberOfWarningSuboperations",
+)
+
+
+# PS3.7 section 9.1.3, Table 9.1-3
+class C_GET(DIMSEPrimitive):
+    __slots__ = (
+        "MessageID",
+        "MessageIDBeingRespondedTo",
+        "AffectedSOPClassUID",
+        "Priority",
+        "Identifier",
+        *_RSP_ERR,
+        *_SUBOPS,
+    )
+    FIELDS = __slots__
+    MessageID: int | None
+    MessageIDBeingRespondedTo: int | None
+    AffectedSOPClassUID: str | None
+    Priority: int | None
+    Identifier: Any
+    Status: int | None
+    OffendingElement: Sequence[int] | None
+    ErrorComment: str | None
+    ErrorID: int | None
+    NumberOfRemainingSuboperations: int | None
+    NumberOfCompletedSuboperations: int | None
+    NumberOfFailedSuboperations: int | None
+    NumberOfWarningSuboperations: int | None
+    DATASET_FIELDS = ("Identifier",)
+    SERVICE = "C-GET"
+
+
+# PS3.7 section 9.1.4, Table 9.1-4
+class C_MOVE(DIMSEPrimitive):
+    __slots__ = (
+        "MessageID",
+        "MessageIDBeingRespondedTo",
+        "AffectedSOPClassUID",
+        "Priority",
+        "MoveDestination",
+        "Identifier",
+        *_RSP_ERR,
+        *_SUBOPS,
+    )
+    FIELDS = __slots__
+    MessageID: int | None
+    MessageIDBeingRespondedTo: int | None
+    AffectedSOPClassUID: str | None
+    Priority: int | None
+    MoveDestination: str | None
+    Identifier: Any
+    Status: int | None
+    OffendingElement: Sequence[int] | None
+    ErrorComment: str | None
+    ErrorID: int | None
+    NumberOfRemainingSuboperations: int | None
+    NumberOfCompletedSuboperations: int | None
+    NumberOfFailedSuboperations: int | None
+    NumberOfWarningSuboperations: int | None
+    DATASET_FIELDS = ("Identifier",)
+    SERVICE = "C-MOVE"
+
+
+# PS3.7 section 9.3.2.3 / 9.3.3.3 / 9.3.4.3: C-CANCEL-RQ
+class C_CANCEL(DIMSEPrimitive):
+    __slots__ = ("MessageIDBeingRespondedTo",)
+    FIELDS = __slots__
+    MessageIDBeingRespondedTo: int | None
+    SERVICE = "C-CANCEL"
+
+
+# PS3.7 section 10.1.1, Table 10.1-1
+class N_EVENT_REPORT(DIMSEPrimitive):
+    __slots__ = (
+        "MessageID",
+        "MessageIDBeingRespondedTo",
+        "AffectedSOPClassUID",
+        "AffectedSOPInstanceUID",
+        "EventTypeID",
+        "EventInformation",
+        "EventReply",
+        *_RSP_ERR,
+    )
+    FIELDS = __slots__
+    MessageID: int | None
+    MessageIDBeingRespondedTo: int | None
+    AffectedSOPClassUID: str | None
+    AffectedSOPInstanceUID: str | None
+    EventTypeID: int | None
+    EventInformation: Any
+    EventReply: Any
+    Status: int | None
+    OffendingElement: Sequence[int] | None
+    ErrorComment: str | None
+    ErrorID: int | None
+    DATASET_FIELDS = ("EventInformation", "EventReply")
+    SERVICE = "N-EVENT-REPORT"
+
+
+# PS3.7 section 10.1.2, Table 10.1-2
+class N_GET(DIMSEPrimitive):
+    __slots__ = (
+        "MessageID",
+        "MessageIDBeingRespondedTo",
+        "RequestedSOPClassUID",
+        "RequestedSOPInstanceUID",
+        "AttributeIdentifierList",
+        "AffectedSOPClassUID",
+        "AffectedSOPInstanceUID",
+        "AttributeList",
+        *_RSP_ERR,
+    )
+    FIELDS = __slots__
+    MessageID: int | None
+    MessageIDBeingRespondedTo: int | None
+    RequestedSOPClassUID: str | None
+    RequestedSOPInstanceUID: str | None
+    AttributeIdentifierList: Sequence[int] | None
+    AffectedSOPClassUID: str | None
+    AffectedSOPInstanceUID: str | None
+    AttributeList: Any
+    Status: int | None
+    OffendingElement: Sequence[int] | None
+    ErrorComment: str | None
+    ErrorID: int | None
+    DATASET_FIELDS = ("AttributeList",)
+    SERVICE = "N-GET"
+
+
+# PS3.7 section 10.1.3, Table 10.1-3
+class N_SET(DIMSEPrimitive):
+    __slots__ = (
+        "MessageID",
+        "MessageIDBeingRespondedTo",
+        "RequestedSOPClassUID",
+        "RequestedSOPInstanceUID",
+        "ModificationList",
+        "AffectedSOPClassUID",
+        "AffectedSOPInstanceUID",
+        "AttributeList",
+        *_RSP_ERR,
+    )
+    FIELDS = __slots__
+    MessageID: int | None
+    MessageIDBeingRespondedTo: int | None
+    RequestedSOPClassUID: str | None
+    RequestedSOPInstanceUID: str | None
+    ModificationList: Any
+    AffectedSOPClassUID: str | None
+    AffectedSOPInstanceUID: str | None
+    AttributeList: Any
+    Status: int | None
+    OffendingElement: Sequence[int] | None
+    ErrorComment: str | None
+    ErrorID: int | None
+    DATASET_FIELDS = ("ModificationList", "AttributeList")
+    SERVICE = "N-SET"
+
+
+# PS3.7 section 10.1.4, Table 10.1-4
+class N_ACTION(DIMSEPrimitive):
+    __slots__ = (
+        "MessageID",
+        "MessageIDBeingRespondedTo",
+        "RequestedSOPClassUID",
+        "RequestedSOPInstanceUID",
+        "ActionTypeID",
+        "ActionInformation",
+        "AffectedSOPClassUID",
+        "AffectedSOPInstanceUID",
+        "ActionReply",
+        *_RSP_ERR,
+    )
+    FIELDS = __slots__
+    MessageID: int | None
+    MessageIDBeingRespondedTo: int | None
+    RequestedSOPClassUID: str | None
+    RequestedSOPInstanceUID: str | None
+    ActionTypeID: int | None
+    ActionInformation: Any
+    AffectedSOPClassUID: str | None
+    AffectedSOPInstanceUID: str | None
+    ActionReply: Any
+    Status: int | None
+    OffendingElement: Sequence[int] | None
+    ErrorComment: str | None
+    ErrorID: int | None
+    DATASET_FIELDS = ("ActionInformation", "ActionReply")
+    SERVICE = "N-ACTION"
+
+
+# PS3.7 section 10.1.5, Table 10.1-5
+class N_CREATE(DIMSEPrimitive):
+    __slots__ = (
+        "MessageID",
+        "MessageIDBeingRespondedTo",
+        "AffectedSOPClassUID",
+        "AffectedSOPInstanceUID",
+        "AttributeList",
+        *_RSP_ERR,
+    )
+    FIELDS = __slots__
+    MessageID: int | None
+    MessageIDBeingRespondedTo: int | None
+    AffectedSOPClassUID: str | None
+    AffectedSOPInstanceUID: str | None
+    AttributeList: Any
+    Status: int | None
+    OffendingElement: Sequence[int] | None
+    ErrorComment: str | None
+    ErrorID: int | None
+    DATASET_FIELDS = ("AttributeList",)
+    SERVICE = "N-CREATE"
+
+
+# PS3.7 section 10.1.6, Table 10.1-6
+class N_DELETE(DIMSEPrimitive):
+    __slots__ = (
+        "MessageID",
+        "MessageIDBeingRespondedTo",
+        "RequestedSOPClassUID",
+        "RequestedSOPInstanceUID",
+        "AffectedSOPClassUID",
+        "AffectedSOPInstanceUID",
+        *_RSP_ERR,
+    )
+    FIELDS = __slots__
+    MessageID: int | None
+    MessageIDBeingRespondedTo: int | None
+    RequestedSOPClassUID: str | None
+    RequestedSOPInstanceUID: str | None
+    AffectedSOPClassUID: str | None
+    AffectedSOPInstanceUID: str | None
+    Status: int | None
+    OffendingElement: Sequence[int] | None
+    ErrorComment: str | None
+    ErrorID: int | None
+    SERVICE = "N-DELETE"
