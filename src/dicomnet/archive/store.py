@@ -1,0 +1,468 @@
+"""The archive's file store: received objects become Part 10 files, atomically.
+
+Theory of operation
+-------------------
+Layout: ``root/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``.  A path is only
+ever derived from UIDs that passed validation (PS3.5 9.1: digits and dots, no empty component,
+no leading zero except a lone ``0``, 1..64 characters); anything else raises
+:class:`InvalidUIDError` before a path exists.  As defence in depth the joined path is checked to
+lie inside ``root``.
+
+Writing follows "temp file + rename" so that an object is either completely stored or not
+visible at all: :meth:`FileStore.begin_write` creates ``root/.tmp/<random>.part`` (same file
+system as the final place), the caller streams bytes into it (:meth:`PendingFile.write`; no
+copies, ``os.write`` on memoryviews), then :meth:`FileStore.commit` ``os.replace()``-s it onto
+its final path, or :meth:`FileStore.abort` deletes it.  :func:`encode_file_meta` builds the
+PS3.10 7.1 header (128-byte preamble, ``DICM``, group 0002 in Explicit VR Little Endian with a
+correct (0002,0000) group length) so a received C-STORE data set - bytes, or chunks of a spooled
+file - becomes a Part 10 file without being decoded.
+
+Durability: by default files are *not* fsync-ed.  Once ``os.replace`` has returned, the data is
+in the kernel's page cache and survives a crash of this process, which is the guarantee owed to
+an acknowledged C-STORE; surviving a kernel crash or power loss needs ``FileStore(...,
+fsync=True)`` (file and directory fsync, several ms per object) together with
+``ArchiveIndex(..., durable=True)``.
+
+Disk full (ENOSPC/EDQUOT) at any step raises :class:`StorageFullError` (answer A700) and the
+temp file is removed.  Other OS errors raise :class:`ArchiveError`, also without leftovers.
+
+:meth:`FileStore.recover` is the start-up check: it deletes leftover temp files, drops index
+rows whose file is gone, and indexes ``.dcm`` files that the index does not know (a crash
+between rename and index update).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import struct
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dicomnet.archive.models import ArchiveError, InvalidUIDError, StorageFullError
+from dicomnet.uid import is_valid_uid
+
+if TYPE_CHECKING:
+    from dicomnet.archive.index import ArchiveIndex, InstanceFields
+
+__all__ = [
+    "IMPLEMENTATION_CLASS_UID",
+    "IMPLEMENTATION_VERSION_NAME",
+    "ArchiveError",
+    "FileStore",
+    "InvalidUIDError",
+    "PendingFile",
+    "RecoveryReport",
+    "StorageFullError",
+    "StoredInstance",
+    "encode_file_meta",
+    "validate_uid",
+]
+
+#: Our Implementation Class UID (PS3.7 D.3.3.2), a UUID-derived UID (PS3.5 B.2).
+IMPLEMENTATION_CLASS_UID = "2.25.324426449324199678008054897579396792863"
+IMPLEMENTATION_VERSION_NAME = "DICOMNET_010"
+
+_TMP_DIR = ".tmp"
+_SUFFIX = ".dcm"
+_SCAN_BYTES = 64 * 1024  # indexed attributes are looked for in the first bytes of a data set
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def validate_uid(uid: object, what: str = "UID") -> str:
+    """``uid`` if it is a valid UID, else :class:`InvalidUIDError` (never a path)."""
+    # PS3.5 9.1 via the shared validator: ASCII digits and dots only, so no '/', '\\', '..',
+    # NUL or absolute path can get through.
+    if not is_valid_uid(uid):
+        raise InvalidUIDError(f"invalid {what}: {uid!r}")
+    assert isinstance(uid, str)
+    return uid
+
+
+# --- PS3.10 7.1 file meta information, Explicit VR Little Endian -------------------------------
+
+_SHORT = struct.Struct("<HH2sH")  # tag group, element, VR, 16-bit length
+_LONG = struct.Struct("<HH2s2xI")  # OB/OW/UN...: VR, 2 reserved bytes, 32-bit length
+_PREAMBLE = bytes(128) + b"DICM"
+
+
+def _elem(element: int, vr: bytes, value: bytes, pad: bytes) -> bytes:
+    if len(value) & 1:
+        value += pad
+    if len(value) > 0xFFFF:
+        raise ArchiveError("file meta value too long")
+    return _SHORT.pack(0x0002, element, vr, len(value)) + value
+
+
+def _ascii(value: str, what: str) -> bytes:
+    try:
+        return value.encode("ascii")
+    except UnicodeEncodeError:
+        raise ArchiveError(f"{what} must be ASCII: {value!r}") from None
+
+
+def encode_file_meta(
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    transfer_syntax_uid: str,
+    *,
+    implementation_class_uid: str = IMPLEMENTATION_CLASS_UID,
+    implementation_version_name: str | None = IMPLEMENTATION_VERSION_NAME,
+    source_ae_title: str | None = None,
+) -> bytes:
+    """Preamble, ``DICM`` and the group 0002 elements of PS3.10 Table 7.1-1, ready to write.
+
+    UIDs are padded with NUL, SH/AE with a space (PS3.5 6.2); the result is small, so it is
+    built with a few ``struct`` packs rather than a general encoder.
+    """
+    body = [
+        _LONG.pack(0x0002, 0x0001, b"OB", 2) + b"\x00\x01",
+        _elem(0x0002, b"UI", _ascii(sop_class_uid, "SOP Class UID"), b"\x00"),
+        _elem(0x0003, b"UI", _ascii(sop_instance_uid, "SOP Instance UID"), b"\x00"),
+        _elem(0x0010, b"UI", _ascii(transfer_syntax_uid, "Transfer Syntax UID"), b"\x00"),
+        _elem(0x0012, b"UI", _ascii(implementation_class_uid, "Implementation UID"), b"\x00"),
+    ]
+    if implementation_version_name:
+        body.append(_elem(0x0013, b"SH", _ascii(implementation_version_name, "version"), b" "))
+    if source_ae_title and source_ae_title.strip():
+        body.append(_elem(0x0016, b"AE", _ascii(source_ae_title.strip(), "AE title"), b" "))
+    payload = b"".join(body)
+    group_length = _SHORT.pack(0x0002, 0x0000, b"UL", 4) + struct.pack("<I", len(payload))
+    return _PREAMBLE + group_length + payload
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def _raise_os(exc: OSError, action: str) -> None:
+    if exc.errno in _FULL_ERRNOS:
+        raise StorageFullError(f"storage full while {action}: {exc}") from exc
+    raise ArchiveError(f"I/O error while {action}: {exc}") from exc
+
+
+class PendingFile:
+    """A temp file being written; see :meth:`FileStore.begin_write`."""
+
+    __slots__ = ("_fd", "path", "size")
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self._fd = fd
+        self.size = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data``; on any OS error the temp file is deleted and the error raised as
+        :class:`StorageFullError` (ENOSPC/EDQUOT) or :class:`ArchiveError`."""
+        if self._fd < 0:
+            raise ArchiveError("write to a closed pending file")
+        view = memoryview(data)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                self.size += n
+                view = view[n:]
+        except OSError as exc:
+            self.discard()
+            _raise_os(exc, f"writing {self.path}")
+
+    def write_all(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def _close(self, fsync: bool) -> None:
+        fd, self._fd = self._fd, -1
+        if fd < 0:
+            return
+        try:
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def discard(self) -> None:
+        """Close and delete; never raises."""
+        try:
+            self._close(False)
+        except OSError:
+            pass
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInstance:
+    """Result of :meth:`FileStore.store`."""
+
+    path: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    size: int
+    replaced: bool
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    """What :meth:`FileStore.recover` found and did."""
+
+    temp_files_removed: list[str] = field(default_factory=list)
+    missing_files: list[str] = field(default_factory=list)  # SOP Instance UIDs dropped
+    reindexed: list[str] = field(default_factory=list)  # paths added to the index
+    unreadable: list[str] = field(default_factory=list)  # .dcm files that could not be read
+
+    @property
+    def clean(self) -> bool:
+        return not (
+            self.temp_files_removed or self.missing_files or self.reindexed or self.unreadable
+        )
+
+
+class FileStore:
+    """Files of the archive under ``root``; safe to use from several threads."""
+
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = False) -> None:
+        os.makedirs(root, exist_ok=True)
+        self.root = os.path.realpath(root)
+        self.fsync = fsync
+        self.tmp_dir = os.path.join(self.root, _TMP_DIR)
+        os.makedirs(self.tmp_dir, exist_ok=True)
+        self._root_prefix = self.root + os.sep
+        self._dirs: set[str] = set()
+        self._dir_lock = threading.Lock()
+
+    # --- paths ---------------------------------------------------------------------------------
+
+    def path_for(self, study_uid: str, series_uid: str, sop_instance_uid: str) -> str:
+        """The final path of an instance; :class:`InvalidUIDError` unless all three are UIDs."""
+        validate_uid(study_uid, "Study Instance UID")
+        validate_uid(series_uid, "Series Instance UID")
+        validate_uid(sop_instance_uid, "SOP Instance UID")
+        path = os.path.join(self.root, study_uid, series_uid, sop_instance_uid + _SUFFIX)
+        if not os.path.normpath(path).startswith(self._root_prefix):  # defence in depth
+            raise InvalidUIDError(f"path escapes the archive root: {path!r}")
+        return path
+
+    def _ensure_dir(self, directory: str) -> None:
+        if directory in self._dirs:
+            return
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            _raise_os(exc, f"creating {directory}")
+        real = os.path.realpath(directory)
+        if os.path.commonpath([self.root, real]) != self.root:  # a symlink planted in root
+            raise InvalidUIDError(f"directory resolves outside the archive: {real!r}")
+        with self._dir_lock:
+            self._dirs.add(directory)
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def begin_write(self) -> PendingFile:
+        """A new, empty temp file in ``root/.tmp`` to stream an object into."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        for _ in range(8):
+            path = os.path.join(self.tmp_dir, secrets.token_hex(12) + ".part")
+            try:
+                fd = os.open(path, flags, 0o644)
+            except FileExistsError:
+                continue
+            except FileNotFoundError:  # .tmp removed behind our back
+                os.makedirs(self.tmp_dir, exist_ok=True)
+                continue
+            except OSError as exc:
+                _raise_os(exc, "creating a temp file")
+            return PendingFile(path, fd)
+        raise ArchiveError("could not create a temp file")
+
+    def commit(self, pending: PendingFile, final_path: str) -> str:
+        """Close (fsync when configured) and atomically move ``pending`` to ``final_path``,
+        which must come from :meth:`path_for`.  On error the temp file is removed."""
+        if (
+            not final_path.startswith(self._root_prefix)
+            or os.path.normpath(final_path) != final_path
+        ):
+            pending.discard()
+            raise InvalidUIDError(f"not an archive path: {final_path!r}")
+        directory = os.path.dirname(final_path)
+        try:
+            self._ensure_dir(directory)
+            pending._close(self.fsync)
+            os.replace(pending.path, final_path)
+            if self.fsync:
+                dfd = os.open(directory, os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+        except OSError as exc:
+            pending.discard()
+            _raise_os(exc, f"committing {final_path}")
+        except BaseException:
+            pending.discard()
+            raise
+        return final_path
+
+    def abort(self, pending: PendingFile) -> None:
+        """Forget a temp file (close and delete it)."""
+        pending.discard()
+
+    def write_part10(
+        self,
+        pending: PendingFile,
+        sop_class_uid: str,
+        sop_instance_uid: str,
+        transfer_syntax_uid: str,
+        chunks: Iterable[bytes | bytearray | memoryview],
+        *,
+        source_ae_title: str | None = None,
+    ) -> None:
+        """Write the file meta header then the raw data set ``chunks`` (already encoded in
+        ``transfer_syntax_uid``) into ``pending``."""
+        pending.write(
+            encode_file_meta(
+                sop_class_uid,
+                sop_instance_uid,
+                transfer_syntax_uid,
+                source_ae_title=source_ae_title,
+            )
+        )
+        pending.write_all(chunks)
+
+    def store(
+        self,
+        index: ArchiveIndex,
+        sop_class_uid: str,
+        sop_instance_uid: str,
+        transfer_syntax_uid: str,
+        chunks: Iterable[bytes | bytearray | memoryview],
+        *,
+        source_ae_title: str | None = None,
+        fields: InstanceFields | None = None,
+    ) -> StoredInstance:
+        """The whole C-STORE path: Part 10 temp file, attribute extraction, rename, index upsert.
+
+        ``chunks`` is the data set exactly as received (encoded in ``transfer_syntax_uid``); it
+        is written, never decoded.  Unless ``fields`` is given, the indexed attributes come from
+        a copy of its first 64 KiB (:func:`~dicomnet.archive.index.scan_instance_fields`), or
+        from the temp file's header via pydicom when the fast scan declines.  The data set's
+        SOP Instance UID must equal ``sop_instance_uid`` (else :class:`ArchiveError`).  A
+        replaced duplicate stored under another path is deleted.
+        """
+        from dicomnet.archive.index import read_instance_fields, scan_instance_fields
+
+        validate_uid(sop_instance_uid, "SOP Instance UID")
+        pending = self.begin_write()
+        try:
+            pending.write(
+                encode_file_meta(
+                    sop_class_uid,
+                    sop_instance_uid,
+                    transfer_syntax_uid,
+                    source_ae_title=source_ae_title,
+                )
+            )
+            # Keep a copy of the first bytes for the header scan; the rest is only written.
+            head = bytearray()
+            total = 0
+            for chunk in chunks:
+                view = memoryview(chunk)
+                if view.format != "B" or view.ndim != 1:
+                    view = view.cast("B")
+                if total < _SCAN_BYTES:
+                    head += view[: _SCAN_BYTES - total]
+                total += view.nbytes
+                pending.write(view)
+            if fields is None:
+                fields = scan_instance_fields(head, transfer_syntax_uid, whole=total <= _SCAN_BYTES)
+            if fields is None:  # unusual encoding: let pydicom read the header
+                fields = read_instance_fields(pending.path)[0]
+            if fields.sop_instance_uid != sop_instance_uid:
+                raise ArchiveError(
+                    "SOP Instance UID of the data set differs from the affected SOP Instance UID"
+                )
+            final = self.path_for(
+                fields.study_instance_uid, fields.series_instance_uid, sop_instance_uid
+            )
+        except BaseException:
+            pending.discard()
+            raise
+        size = pending.size
+        self.commit(pending, final)
+        old = index.add_instance(fields, final, transfer_syntax_uid, size)
+        if old is not None and old != final:
+            self.remove_file(old)
+        return StoredInstance(
+            final, sop_class_uid, sop_instance_uid, transfer_syntax_uid, size, old is not None
+        )
+
+    def remove_file(self, path: str) -> bool:
+        """Delete a stored file (only inside root); True if something was deleted."""
+        if not os.path.normpath(path).startswith(self._root_prefix):
+            return False
+        try:
+            os.unlink(path)
+        except OSError:
+            return False
+        return True
+
+    # --- start-up check ------------------------------------------------------------------------
+
+    def recover(self, index: ArchiveIndex) -> RecoveryReport:
+        """Bring files and index back in step after a crash (see the module docstring)."""
+        from dicomnet.archive.index import read_instance_fields
+
+        report = RecoveryReport()
+        try:
+            leftovers = os.listdir(self.tmp_dir)
+        except FileNotFoundError:
+            os.makedirs(self.tmp_dir, exist_ok=True)
+            leftovers = []
+        for name in leftovers:
+            path = os.path.join(self.tmp_dir, name)
+            try:
+                os.unlink(path)
+                report.temp_files_removed.append(path)
+            except OSError:
+                pass
+
+        known: set[str] = set()
+        for sop_uid, path in index.iter_paths():
+            if os.path.isfile(path):
+                known.add(os.path.realpath(path))
+            else:
+                index.remove_instance(sop_uid)
+                report.missing_files.append(sop_uid)
+
+        found: list[tuple[InstanceFields, str, str, int]] = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            if dirpath == self.root and _TMP_DIR in dirnames:
+                dirnames.remove(_TMP_DIR)
+            for name in filenames:
+                if not name.endswith(_SUFFIX):
+                    continue
+                path = os.path.join(dirpath, name)
+                if os.path.realpath(path) in known:
+                    continue
+                try:
+                    fields, ts = read_instance_fields(path)
+                    validate_uid(fields.sop_instance_uid)
+                    size = os.path.getsize(path)
+                except Exception:
+                    report.unreadable.append(path)
+                    continue
+                found.append((fields, path, ts, size))
+        if found:
+            index.add_instances(found)
+            report.reindexed.extend(p for _, p, _, _ in found)
+        return report
