@@ -412,3 +412,32 @@ def test_connection_lost_discards_partial_spooled_message(tmp_path: Path) -> Non
     assert list(tmp_path.iterdir()) == []
     assert not p.reassembler.in_progress
     assert p.get_msg()[0] == 1  # what was complete is still there
+
+
+def test_message_property_tracks_the_message_being_received() -> None:
+    """`message` is None between messages and describes a message whose command is complete
+    while its data set is still arriving (founding document: 'the DIMSE message currently
+    being received')."""
+    from dicomnet.dimse.commands import encode_command
+    from dicomnet.ul.pdu import PDV, PDataTF
+
+    assoc = FakeAssoc()
+    provider = DIMSEServiceProvider(assoc)
+    assert provider.message is None
+    command = encode_command(
+        {
+            0x00000002: "1.2.840.10008.5.1.4.1.1.2",
+            0x00000100: 0x0001,
+            0x00000110: 7,
+            0x00000700: 0,
+            0x00000800: 0x0001,
+            0x00001000: "1.2.3.4",
+        }
+    )
+    provider.receive_primitive(PDataTF((PDV(1, 0x03, command),)))
+    info = provider.message
+    assert info is not None
+    assert (info.command_field, info.message_id) == (0x0001, 7)
+    provider.receive_primitive(PDataTF((PDV(1, 0x02, b"\x08\x00\x18\x00\x00\x00\x00\x00"),)))
+    assert provider.message is None
+    assert len(provider.msg_queue) == 1

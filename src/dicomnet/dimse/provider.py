@@ -80,6 +80,7 @@ from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.fragment import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_SPOOL_THRESHOLD,
+    CommandInfo,
     Reassembler,
     ReassemblyResourceError,
     fragment,
@@ -201,6 +202,13 @@ class DIMSEServiceProvider:
     def maximum_pdu_size(self) -> int:
         """The peer's Maximum Length for P-DATA-TF (0: unlimited, capped locally on send)."""
         return int(self._assoc.peer_max_pdata_length)
+
+    @property
+    def message(self) -> CommandInfo | None:
+        """The DIMSE message currently being received: what is known of its command set
+        (context, command field, message ID, whether a data set follows) once its command
+        fragments are complete, or None between messages."""
+        return self._reassembler.command_info
 
     @property
     def reassembler(self) -> Reassembler:
