@@ -12,7 +12,15 @@ import sys
 from dicomnet import __version__
 
 # subcommand -> module in dicomnet.cli exposing ``main(argv: list[str]) -> int``
-TOOLS: dict[str, str] = {}
+TOOLS: dict[str, str] = {
+    "echoscu": "echoscu",
+    "storescu": "storescu",
+    "storescp": "storescp",
+    "findscu": "findscu",
+    "getscu": "getscu",
+    "movescu": "movescu",
+    "qrscp": "qrscp",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,418 @@
+"""The archive's Storage + Query/Retrieve SCP: the handlers that put FileStore and ArchiveIndex
+on the network.
+
+Theory of operation
+-------------------
+:class:`Archive` owns one :class:`~dicomnet.archive.store.FileStore` (the Part 10 files) and one
+:class:`~dicomnet.archive.index.ArchiveIndex` (SQLite) and exposes one handler per DIMSE
+service; :func:`archive_ae` builds the AE that accepts what those handlers serve, and
+:func:`serve_archive` starts the server (``dicomnet qrscp``).
+
+* **C-STORE** (PS3.4 Annex B): the received data set (``event.data_source``, already encoded in
+  the context's transfer syntax, possibly spooled to disk) is streamed, never decoded, into a
+  temp file behind a PS3.10 file meta header, its indexed attributes are read from that file's
+  header, it is renamed atomically into place, and only then indexed (``FileStore.store``). So
+  an object is in the index only once its file is complete. A SOP Instance UID that is not a
+  valid UID (PS3.5 section 9.1) is refused with 0xC000-range status before any path exists
+  (0xC010 here); a full disk answers 0xA700 (Refused: Out of Resources) and leaves no partial
+  file; a data set whose SOP Instance UID differs from the Affected SOP Instance UID answers
+  0xA900 (Data Set does not match SOP Class). A duplicate SOP Instance UID replaces the
+  earlier object.
+* **C-FIND** (PS3.4 C.4.1): Patient Root and Study Root models, levels PATIENT/STUDY/SERIES/
+  IMAGE, matching and return keys per PS3.4 C.2.2 (done by the index). Each match is one
+  Pending (0xFF00) response; ``event.is_cancelled`` is checked between matches, a cancel ends
+  the operation with 0xFE00 (PS3.4 C.4.1.2.3).
+* **C-GET / C-MOVE** (PS3.4 C.4.3 / C.4.2): the identifier selects instances (the unique keys
+  of the levels down to the one asked for, PS3.4 C.4.2.2.1); the handler yields the count of
+  sub-operations, then one file path per instance, which the service layer sends as C-STORE
+  sub-operations (over the same association for C-GET, over a new one to the Move Destination
+  for C-MOVE, whose address comes from ``--destination AET=HOST:PORT``; an unknown destination
+  answers 0xA801). Pending responses carry the sub-operation counts; a cancel gives 0xFE00.
+* **C-ECHO**: Success.
+
+:class:`DirectoryStore` is the index-less variant used by ``storescp``, ``getscu`` and
+``movescu --store-port``: the same temp-file + atomic-rename writer, flat file names
+``<SOPInstanceUID>.dcm`` under one directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from dicomnet.archive.models import (
+    ArchiveError,
+    InvalidUIDError,
+    Model,
+    QueryError,
+    StorageFullError,
+)
+from dicomnet.archive.store import FileStore, validate_uid
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from dicomnet.ae import AE
+    from dicomnet.archive.index import ArchiveIndex
+    from dicomnet.events import Event
+
+__all__ = [
+    "STATUS_CANCEL",
+    "STATUS_INVALID_UID",
+    "STATUS_MISMATCH",
+    "STATUS_OUT_OF_RESOURCES",
+    "STATUS_PENDING",
+    "STATUS_PROCESSING_FAILURE",
+    "Archive",
+    "DirectoryStore",
+    "archive_ae",
+    "model_of",
+    "storage_transfer_syntaxes",
+    "store_received",
+]
+
+LOG = logging.getLogger("dicomnet.archive.scp")
+
+STATUS_SUCCESS = 0x0000
+STATUS_PENDING = 0xFF00
+STATUS_CANCEL = 0xFE00
+STATUS_OUT_OF_RESOURCES = 0xA700  # PS3.4 Table B.2-1 Refused: Out of Resources
+STATUS_MISMATCH = 0xA900  # PS3.4 Table B.2-1 Error: Data Set does not match SOP Class
+STATUS_INVALID_UID = 0xC010  # PS3.4 Table B.2-1 Error: Cannot understand (Cxxx)
+STATUS_PROCESSING_FAILURE = 0x0110  # PS3.7 Annex C: Processing failure
+STATUS_FIND_OUT_OF_RESOURCES = 0xA700  # PS3.4 Table C.4-1
+STATUS_UNABLE_TO_PROCESS = 0xC000  # PS3.4 Table C.4-1 / C.4-2 / C.4-3 (Cxxx)
+STATUS_UNKNOWN_DESTINATION = 0xA801  # PS3.4 Table C.4-2 Move Destination unknown
+
+CHUNK = 1 << 20  # bytes per write when streaming a received data set to disk
+
+_QR = "1.2.840.10008.5.1.4.1.2."
+QR_CLASSES: Mapping[str, tuple[Model, str]] = {
+    _QR + "1.1": (Model.PATIENT_ROOT, "find"),
+    _QR + "1.2": (Model.PATIENT_ROOT, "move"),
+    _QR + "1.3": (Model.PATIENT_ROOT, "get"),
+    _QR + "2.1": (Model.STUDY_ROOT, "find"),
+    _QR + "2.2": (Model.STUDY_ROOT, "move"),
+    _QR + "2.3": (Model.STUDY_ROOT, "get"),
+}
+VERIFICATION = "1.2.840.10008.1.1"
+
+
+def model_of(sop_class_uid: str | None) -> Model:
+    """The information model of a Q/R SOP class UID; QueryError(0xA900-range) otherwise."""
+    entry = QR_CLASSES.get(str(sop_class_uid or "").rstrip("\0 "))
+    if entry is None:
+        raise QueryError(f"unsupported query/retrieve SOP class {sop_class_uid!r}")
+    return entry[0]
+
+
+def storage_transfer_syntaxes() -> list[str]:
+    """Transfer syntaxes a storage SCP accepts, in preference order: the uncompressed ones
+    first (every SCU has them), then every compressed one we know (stored as received)."""
+    from dicomnet.uid import TRANSFER_SYNTAXES
+
+    first = [
+        "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+        "1.2.840.10008.1.2",  # Implicit VR Little Endian (the default, PS3.5 10.1)
+        "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
+        "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still sent by old modalities)
+    ]
+    rest = sorted(ts for ts in TRANSFER_SYNTAXES if ts not in first)
+    return first + rest
+
+
+def _status(code: int, comment: str | None = None) -> Any:
+    """A status Dataset with an Error Comment (LO, 64 chars at most) when there is one."""
+    if not comment:
+        return code
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.Status = code
+    ds.ErrorComment = comment.replace("\\", "/")[:64]
+    return ds
+
+
+def _request_uids(event: Event) -> tuple[str, str]:
+    req = event.request
+    sop_class = str(getattr(req, "AffectedSOPClassUID", "") or "").rstrip("\0 ")
+    sop_instance = str(getattr(req, "AffectedSOPInstanceUID", "") or "").rstrip("\0 ")
+    return sop_class, sop_instance
+
+
+def _calling_ae(event: Event) -> str | None:
+    requestor = getattr(event.assoc, "requestor", None)
+    title = getattr(requestor, "ae_title", None)
+    return str(title).strip() if title else None
+
+
+def store_received(
+    event: Event,
+    write: Callable[[str, str, str, Iterator[bytes | memoryview], str | None], object],
+) -> Any:
+    """The common C-STORE handler body: validate, stream ``event.data_source`` through
+    ``write(sop_class, sop_instance, transfer_syntax, chunks, calling_ae)`` and map every
+    failure to its status (see the module docstring)."""
+    sop_class, sop_instance = _request_uids(event)
+    source = event.data_source
+    ts = getattr(event.context, "transfer_syntax", None)
+    try:
+        validate_uid(sop_instance, "SOP Instance UID")
+        validate_uid(sop_class, "SOP Class UID")
+    except InvalidUIDError as exc:
+        LOG.warning("C-STORE refused: %s", exc)
+        return _status(STATUS_INVALID_UID, "invalid SOP Instance/Class UID")
+    if source is None or not ts:
+        return _status(STATUS_INVALID_UID, "no data set")
+    try:
+        write(sop_class, sop_instance, str(ts), source.iter_chunks(CHUNK), _calling_ae(event))
+    except StorageFullError as exc:
+        LOG.error("C-STORE %s: %s", sop_instance, exc)
+        return _status(STATUS_OUT_OF_RESOURCES, "storage full")
+    except InvalidUIDError as exc:
+        LOG.warning("C-STORE %s refused: %s", sop_instance, exc)
+        return _status(STATUS_INVALID_UID, str(exc))
+    except ArchiveError as exc:
+        LOG.error("C-STORE %s: %s", sop_instance, exc)
+        text = str(exc)
+        if "differs" in text or "does not match" in text:
+            return _status(STATUS_MISMATCH, text)
+        return _status(STATUS_PROCESSING_FAILURE, text)
+    except OSError as exc:
+        LOG.error("C-STORE %s: %s", sop_instance, exc)
+        return _status(STATUS_PROCESSING_FAILURE, f"I/O error: {exc.strerror or exc}")
+    except Exception as exc:  # a data set the index cannot read, etc.
+        LOG.error("C-STORE %s: %s", sop_instance, exc)
+        return _status(STATUS_UNABLE_TO_PROCESS, f"cannot understand: {exc}")
+    LOG.info("stored %s", sop_instance)
+    return STATUS_SUCCESS
+
+
+class DirectoryStore:
+    """Received objects as ``<dir>/<SOPInstanceUID>.dcm`` (storescp, getscu, movescu).
+
+    Uses FileStore's Part 10 writer (temp file in ``<dir>/.tmp`` + atomic rename); a duplicate
+    SOP Instance UID replaces the earlier file.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.files = FileStore(directory)
+        self.directory = self.files.root
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def path_for(self, sop_instance_uid: str) -> str:
+        validate_uid(sop_instance_uid, "SOP Instance UID")
+        return os.path.join(self.directory, sop_instance_uid + ".dcm")
+
+    def write(
+        self,
+        sop_class: str,
+        sop_instance: str,
+        ts: str,
+        chunks: Iterator[bytes | memoryview],
+        calling_ae: str | None,
+    ) -> str:
+        final = self.path_for(sop_instance)
+        pending = self.files.begin_write()
+        try:
+            self.files.write_part10(
+                pending, sop_class, sop_instance, ts, chunks, source_ae_title=calling_ae
+            )
+        except BaseException:
+            pending.discard()
+            raise
+        self.files.commit(pending, final)
+        with self._lock:
+            self.count += 1
+        return final
+
+    def handle_store(self, event: Event) -> Any:
+        """EVT_C_STORE handler."""
+        return store_received(event, self.write)
+
+
+def _find_identifier(event: Event) -> Dataset:
+    try:
+        return event.identifier
+    except Exception as exc:
+        raise QueryError(f"cannot decode the identifier: {exc}", STATUS_UNABLE_TO_PROCESS) from exc
+
+
+class Archive:
+    """The Storage + Query/Retrieve SCP state: file store, index, move destinations."""
+
+    def __init__(
+        self,
+        storage: str | os.PathLike[str] = "archive",
+        db: str | os.PathLike[str] | None = None,
+        *,
+        destinations: Mapping[str, tuple[str, int]] | None = None,
+        ae_title: str = "DICOMNET",
+        recover: bool = True,
+    ) -> None:
+        from dicomnet.archive.index import ArchiveIndex
+
+        self.files = FileStore(storage)
+        db_path = os.fspath(db) if db is not None else os.path.join(self.files.root, "index.sqlite")
+        self.index: ArchiveIndex = ArchiveIndex(db_path)
+        self.db_path = db_path
+        self.destinations = {k.strip(): v for k, v in (destinations or {}).items()}
+        self.ae_title = ae_title
+        if recover:
+            report = self.files.recover(self.index)
+            if not report.clean:
+                LOG.warning(
+                    "recovery: %d temp file(s) removed, %d missing file(s) unindexed, "
+                    "%d file(s) re-indexed, %d unreadable",
+                    len(report.temp_files_removed),
+                    len(report.missing_files),
+                    len(report.reindexed),
+                    len(report.unreadable),
+                )
+
+    def close(self) -> None:
+        close = getattr(self.index, "close", None)
+        if close is not None:
+            close()
+
+    # --- handlers ----------------------------------------------------------------------------
+
+    def handlers(self) -> list[tuple[Any, Callable[..., Any]]]:
+        from dicomnet import events as evt
+
+        return [
+            (evt.EVT_C_ECHO, self.handle_echo),
+            (evt.EVT_C_STORE, self.handle_store),
+            (evt.EVT_C_FIND, self.handle_find),
+            (evt.EVT_C_GET, self.handle_get),
+            (evt.EVT_C_MOVE, self.handle_move),
+        ]
+
+    def handle_echo(self, event: Event) -> int:
+        return STATUS_SUCCESS
+
+    def _write(
+        self,
+        sop_class: str,
+        sop_instance: str,
+        ts: str,
+        chunks: Iterator[bytes | memoryview],
+        calling_ae: str | None,
+    ) -> object:
+        return self.files.store(
+            self.index, sop_class, sop_instance, ts, chunks, source_ae_title=calling_ae
+        )
+
+    def handle_store(self, event: Event) -> Any:
+        """EVT_C_STORE: stream to a temp Part 10 file, rename, then index."""
+        return store_received(event, self._write)
+
+    def handle_find(self, event: Event) -> Iterator[tuple[int, Any]]:
+        """EVT_C_FIND: one Pending response per match; FE00 on cancel."""
+        try:
+            model = model_of(getattr(event.request, "AffectedSOPClassUID", None))
+            identifier = _find_identifier(event)
+            matches = self.index.query(None, identifier, model, retrieve_ae_title=self.ae_title)
+        except QueryError as exc:
+            LOG.warning("C-FIND refused: %s", exc)
+            yield _status(exc.status, str(exc)), None
+            return
+        try:
+            for match in matches:
+                if event.is_cancelled:
+                    yield STATUS_CANCEL, None
+                    return
+                yield STATUS_PENDING, match
+        except QueryError as exc:
+            LOG.warning("C-FIND failed: %s", exc)
+            yield _status(exc.status, str(exc)), None
+        finally:
+            close = getattr(matches, "close", None)
+            if close is not None:
+                close()
+
+    def _retrieve_paths(self, event: Event) -> list[str]:
+        model = model_of(getattr(event.request, "AffectedSOPClassUID", None))
+        identifier = _find_identifier(event)
+        return [item.path for item in self.index.instances_for(None, identifier, model)]
+
+    def _retrieve(self, event: Event, paths: Sequence[str]) -> Iterator[Any]:
+        yield len(paths)
+        for path in paths:
+            if event.is_cancelled:
+                yield STATUS_CANCEL, None
+                return
+            yield STATUS_PENDING, path
+
+    def handle_get(self, event: Event) -> Iterator[Any]:
+        """EVT_C_GET: the count, then one path per instance (C-STORE on this association)."""
+        try:
+            paths = self._retrieve_paths(event)
+        except QueryError as exc:
+            LOG.warning("C-GET refused: %s", exc)
+            yield 0
+            yield _status(exc.status, str(exc)), None
+            return
+        yield from self._retrieve(event, paths)
+
+    def handle_move(self, event: Event) -> Iterator[Any]:
+        """EVT_C_MOVE: the destination, the count, then one path per instance."""
+        dest = (event.move_destination or "").strip()
+        addr = self.destinations.get(dest)
+        if addr is None:
+            LOG.warning("C-MOVE to unknown destination %r", dest)
+            yield None, None
+            return
+        try:
+            paths = self._retrieve_paths(event)
+        except QueryError as exc:
+            LOG.warning("C-MOVE refused: %s", exc)
+            yield addr
+            yield 0
+            yield _status(exc.status, str(exc)), None
+            return
+        yield addr
+        yield from self._retrieve(event, paths)
+
+
+def add_storage_contexts(ae: AE, *, scp_role: bool = False) -> None:
+    """Accept every storage SOP class with :func:`storage_transfer_syntaxes`.
+
+    ``scp_role``: also grant a requestor's role selection proposal (C-GET needs the peer to
+    act as SCP of the storage classes on an association we accepted, PS3.7 D.3.3.4).
+    """
+    from dicomnet.presentation import storage_sop_classes
+
+    syntaxes = storage_transfer_syntaxes()
+    for uid in storage_sop_classes():
+        if scp_role:
+            ae.add_supported_context(uid, syntaxes, scu_role=True, scp_role=True)
+        else:
+            ae.add_supported_context(uid, syntaxes)
+
+
+def archive_ae(ae_title: str = "DICOMNET") -> AE:
+    """An AE accepting Verification, every storage SOP class and the Patient/Study Root
+    Q/R FIND, GET and MOVE SOP classes."""
+    from dicomnet.ae import AE
+
+    ae = AE(ae_title=ae_title)
+    ae.add_supported_context(VERIFICATION, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+    for uid in QR_CLASSES:
+        ae.add_supported_context(uid, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+    add_storage_contexts(ae, scp_role=True)
+    return ae
+
+
+def storage_ae(ae_title: str) -> AE:
+    """An AE accepting Verification and every storage SOP class (storescp)."""
+    from dicomnet.ae import AE
+
+    ae = AE(ae_title=ae_title)
+    ae.add_supported_context(VERIFICATION, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+    add_storage_contexts(ae)
+    return ae

@@ -1,0 +1,538 @@
+"""What every ``dicomnet`` tool shares: network flags, logging, TLS, errors, exit codes, progress.
+
+Theory of operation
+-------------------
+Each tool builds an :class:`argparse.ArgumentParser` with :func:`tool_parser`, which adds the
+flags DCMTK and pynetdicom users already know: ``-aet`` (our AE title), ``-aec`` (the called AE
+title, SCU tools only), ``-pdu``/``--max-pdu`` (the Maximum Length we announce, PS3.8 section
+D.1), ``-ta``/``-td``/``-tn`` (ACSE/ARTIM, DIMSE and network timeouts), ``-v``/``-d``/``-q``
+(verbosity) and the ``--tls*`` options. The tool's own work runs inside :func:`run`, which turns
+every failure into one line on stderr and an :class:`ExitCode`:
+
+* a refused or unreachable connection -> ``CONNECTION``;
+* an A-ASSOCIATE-RJ -> ``REJECTED`` with its result/source/reason spelled out (PS3.8 Table 9-21);
+* an A-ABORT or a protocol error -> ``ABORTED``; a timeout -> ``TIMEOUT``;
+* a failure status from the peer -> ``FAILURE`` (raised by the tool as :class:`ToolError`).
+
+:class:`Progress` draws a one-line progress bar (count, bytes, rate) only when its stream is a
+terminal; it redraws from the caller's updates (at most ten times a second), never from a timer.
+
+Nothing here imports pydicom or the network stack at module import time: ``dicomnet echoscu``
+pays only for what it uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import ssl
+import sys
+import time
+from collections.abc import Callable
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+
+if TYPE_CHECKING:
+    from dicomnet.ae import AE
+    from dicomnet.association import Association
+
+__all__ = [
+    "ExitCode",
+    "Progress",
+    "ToolError",
+    "associate",
+    "client_ssl_context",
+    "configure_ae",
+    "describe_rejection",
+    "format_status",
+    "parse_destination",
+    "run",
+    "server_ssl_context",
+    "setup_logging",
+    "status_category",
+    "tool_parser",
+]
+
+LOG = logging.getLogger("dicomnet.cli")
+
+
+class ExitCode(IntEnum):
+    """Process exit status of every tool."""
+
+    OK = 0
+    FAILURE = 1  # the peer answered with a failure (or cancel) status, or files failed
+    USAGE = 2  # bad command line (argparse uses 2 as well)
+    CONNECTION = 3  # connection refused / unreachable / TLS handshake failure
+    REJECTED = 4  # A-ASSOCIATE-RJ, or no presentation context accepted
+    ABORTED = 5  # A-ABORT or protocol error during the association
+    TIMEOUT = 6  # ACSE, DIMSE or network timeout
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class ToolError(Exception):
+    """A failure the tool reports as one line and an exit code."""
+
+    def __init__(self, reason: str, code: ExitCode = ExitCode.FAILURE) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+def fail(reason: str, code: ExitCode = ExitCode.FAILURE) -> NoReturn:
+    raise ToolError(reason, code)
+
+
+# --- argument parsing --------------------------------------------------------------------------
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def _max_pdu(text: str) -> int:
+    value = int(text)
+    # PS3.8 section D.1: 0 = no limit; DCMTK refuses below 4096 and so do we.
+    if value != 0 and not 4096 <= value <= 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError("must be 0 (unlimited) or between 4096 and 4294967295")
+    return value
+
+
+def _ae_title(text: str) -> str:
+    title = text.strip()
+    if not title or len(title) > 16 or "\\" in title or not title.isprintable():
+        raise argparse.ArgumentTypeError("an AE title is 1 to 16 printable characters, no '\\'")
+    return title
+
+
+def port_number(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("a port is 0..65535")
+    return value
+
+
+def tool_parser(
+    prog: str, description: str, *, scu: bool = True, default_aet: str | None = None
+) -> argparse.ArgumentParser:
+    """A parser with the shared network, verbosity and TLS flags already added."""
+    p = argparse.ArgumentParser(prog=f"dicomnet {prog}", description=description)
+    net = p.add_argument_group("network")
+    net.add_argument(
+        "-aet",
+        "--calling-aet" if scu else "--aetitle",
+        dest="aet",
+        type=_ae_title,
+        default=default_aet or prog.upper(),
+        help="our AE title (default: %(default)s)",
+    )
+    if scu:
+        net.add_argument(
+            "-aec",
+            "--called-aet",
+            dest="aec",
+            type=_ae_title,
+            default="ANY-SCP",
+            help="the peer's AE title (default: %(default)s)",
+        )
+    net.add_argument(
+        "-pdu",
+        "--max-pdu",
+        dest="max_pdu",
+        type=_max_pdu,
+        default=None,
+        help="maximum P-DATA-TF length we receive (0 = unlimited; default: the library's)",
+    )
+    net.add_argument("-ta", "--acse-timeout", type=_positive_float, default=None, metavar="S")
+    net.add_argument("-td", "--dimse-timeout", type=_positive_float, default=None, metavar="S")
+    net.add_argument("-tn", "--network-timeout", type=_positive_float, default=None, metavar="S")
+    out = p.add_argument_group("output")
+    verbosity = out.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="progress messages")
+    verbosity.add_argument("-d", "--debug", action="store_true", help="debug messages")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="errors only")
+    tls = p.add_argument_group("TLS")
+    tls.add_argument("--tls", action="store_true", help="use TLS")
+    tls.add_argument("--tls-cert", metavar="PEM", help="our certificate (PEM)")
+    tls.add_argument("--tls-key", metavar="PEM", help="our private key (PEM)")
+    tls.add_argument("--tls-ca", metavar="PEM", help="CA certificates that verify the peer")
+    if scu:
+        tls.add_argument(
+            "--tls-no-verify", action="store_true", help="do not verify the server certificate"
+        )
+    else:
+        tls.add_argument(
+            "--tls-require-client-cert",
+            action="store_true",
+            help="refuse clients without a certificate signed by --tls-ca",
+        )
+    return p
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    """-d: DEBUG, -v: INFO, -q: ERROR, default WARNING; one line per record on stderr."""
+    level = logging.WARNING
+    if getattr(args, "debug", False):
+        level = logging.DEBUG
+    elif getattr(args, "verbose", False):
+        level = logging.INFO
+    elif getattr(args, "quiet", False):
+        level = logging.ERROR
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname).1s: %(message)s"))
+    root = logging.getLogger("dicomnet")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def client_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS client context the ``--tls*`` flags describe, or None without ``--tls``."""
+    if not getattr(args, "tls", False):
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=args.tls_ca)
+    if getattr(args, "tls_no_verify", False):
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if args.tls_cert:
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    return ctx
+
+
+def server_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS server context the ``--tls*`` flags describe, or None without ``--tls``."""
+    if not getattr(args, "tls", False):
+        return None
+    if not args.tls_cert:
+        fail("--tls needs --tls-cert (and --tls-key) on a server", ExitCode.USAGE)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls_ca:
+        ctx.load_verify_locations(args.tls_ca)
+    if getattr(args, "tls_require_client_cert", False):
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def parse_destination(text: str) -> tuple[str, str, int]:
+    """``AET=HOST:PORT`` -> (AET, HOST, PORT); raises argparse errors for bad input."""
+    try:
+        aet, addr = text.split("=", 1)
+        host, port_text = addr.rsplit(":", 1)
+        port = int(port_text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected AET=HOST:PORT") from None
+    aet = _ae_title(aet)
+    host = host.strip("[]")
+    if not host or not 0 < port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected AET=HOST:PORT")
+    return aet, host, port
+
+
+# --- the network stack -------------------------------------------------------------------------
+
+
+def configure_ae(ae: AE, args: argparse.Namespace) -> AE:
+    """Apply -pdu and the timeouts to an AE (only those given on the command line)."""
+    if args.max_pdu is not None:
+        ae.maximum_pdu_size = args.max_pdu
+    if args.acse_timeout is not None:
+        ae.acse_timeout = args.acse_timeout
+    if args.dimse_timeout is not None:
+        ae.dimse_timeout = args.dimse_timeout
+    if args.network_timeout is not None:
+        ae.network_timeout = args.network_timeout
+        ae.connection_timeout = args.network_timeout
+    return ae
+
+
+_RJ_RESULT = {1: "rejected-permanent", 2: "rejected-transient"}
+# PS3.8 Table 9-21: (source, reason) -> meaning
+_RJ_REASON = {
+    (1, 1): "no reason given",
+    (1, 2): "application context name not supported",
+    (1, 3): "calling AE title not recognized",
+    (1, 7): "called AE title not recognized",
+    (2, 1): "no reason given",
+    (2, 2): "protocol version not supported",
+    (3, 1): "temporary congestion",
+    (3, 2): "local limit exceeded",
+}
+_RJ_SOURCE = {1: "service user", 2: "service provider (ACSE)", 3: "service provider (presentation)"}
+
+
+def describe_rejection(result: int, source: int, reason: int) -> str:
+    """'rejected-permanent by service user: called AE title not recognized (1/1/7)'."""
+    what = _RJ_REASON.get((source, reason), f"reason {reason}")
+    return (
+        f"{_RJ_RESULT.get(result, f'result {result}')} by "
+        f"{_RJ_SOURCE.get(source, f'source {source}')}: {what} ({result}/{source}/{reason})"
+    )
+
+
+def associate(
+    ae: AE, args: argparse.Namespace, host: str, port: int, **kwargs: Any
+) -> Association:
+    """Open an association or raise :class:`ToolError` with the one-line reason."""
+    ctx = client_ssl_context(args)
+    if ctx is not None:
+        kwargs["ssl_context"] = ctx
+    if args.max_pdu is not None:
+        kwargs.setdefault("max_pdu", args.max_pdu)
+    LOG.info("requesting association with %s at %s:%d", args.aec, host, port)
+    assoc = ae.associate(host, port, ae_title=args.aec, **kwargs)
+    if not assoc.is_established:
+        where = f"{host}:{port}"
+        if getattr(assoc, "is_rejected", False):
+            text = describe_rejection(
+                int(assoc.result or 0), int(assoc.result_source or 0), int(assoc.result_reason or 0)
+            )
+            fail(f"association rejected by {where}: {text}", ExitCode.REJECTED)
+        error = getattr(assoc, "error", None)
+        reason = getattr(assoc, "failure_reason", None) or (str(error) if error else "")
+        code = _error_code(error) if error is not None else ExitCode.ABORTED
+        fail(f"cannot associate with {where}: {reason or 'association failed'}", code)
+    if not assoc.accepted_contexts:
+        assoc.release()
+        fail(
+            f"{host}:{port} accepted none of the proposed presentation contexts",
+            ExitCode.REJECTED,
+        )
+    LOG.info("association accepted (%d contexts)", len(assoc.accepted_contexts))
+    return assoc
+
+
+def _error_code(error: BaseException) -> ExitCode:
+    """The exit code for the exception that kept an association from being established."""
+    from dicomnet.errors import NegotiationError, ProtocolError, TimeoutError_
+    from dicomnet.transport.base import TransportError
+
+    if isinstance(error, NegotiationError):
+        return ExitCode.REJECTED
+    if isinstance(error, TimeoutError_ | TimeoutError) or isinstance(
+        error.__cause__, TimeoutError
+    ):
+        return ExitCode.TIMEOUT
+    if isinstance(error, TransportError):  # refused, unreachable, TLS handshake failure
+        return ExitCode.CONNECTION
+    if isinstance(error, ProtocolError):
+        return ExitCode.ABORTED
+    if isinstance(error, OSError):  # refused, unreachable, TLS handshake (ssl.SSLError)
+        return ExitCode.CONNECTION
+    return ExitCode.ABORTED
+
+
+# --- statuses ----------------------------------------------------------------------------------
+
+
+def status_category(code: int) -> str:
+    """PS3.7 Annex C: the category of a status code."""
+    if code == 0x0000:
+        return "Success"
+    if code in (0xFF00, 0xFF01):
+        return "Pending"
+    if code == 0xFE00:
+        return "Cancel"
+    if code == 0x0001 or code in (0x0107, 0x0116) or 0xB000 <= code <= 0xBFFF:
+        return "Warning"
+    return "Failure"
+
+
+def format_status(code: int, service: str | None = None) -> str:
+    """'0xA700 (Failure: Refused: out of resources)': the meaning from the status registry
+    (PS3.7 Annex C, PS3.4 per ``service`` such as "C-STORE") when it knows one."""
+    cat = status_category(code)
+    meaning = ""
+    try:
+        from dicomnet.dimse import status as _status
+
+        text = _status.describe(code, service)
+        _prefix, sep, rest = text.partition(": ")
+        meaning = rest if sep and rest != cat else ""
+    except Exception:  # the registry only adds words; never fail a report over it
+        meaning = ""
+    return f"0x{code:04X} ({cat}{': ' + meaning if meaning else ''})"
+
+
+def describe_response(rsp: Any, service: str | None = None) -> str:
+    """The status of a response Dataset with its Error Comment (0000,0902) when present."""
+    code = status_of(rsp)
+    if code < 0:
+        return "no response (association lost)"
+    comment = getattr(rsp, "ErrorComment", None)
+    text = format_status(code, service)
+    return f"{text}: {comment}" if comment else text
+
+
+def status_of(rsp: Any) -> int:
+    """The Status of a response Dataset (or -1 when the response is missing)."""
+    code = getattr(rsp, "Status", None)
+    return -1 if code is None else int(code)
+
+
+# --- running a tool ----------------------------------------------------------------------------
+
+
+def run(body: Callable[[], int | ExitCode]) -> int:
+    """Run a tool body, mapping every failure to one stderr line and an exit code."""
+    from dicomnet.errors import (
+        AssociationRejectedError,
+        DicomNetError,
+        NegotiationError,
+        ProtocolError,
+        TimeoutError_,
+    )
+    from dicomnet.transport.base import TransportError
+
+    try:
+        return int(body())
+    except ToolError as exc:
+        _report(exc.reason)
+        return int(exc.code)
+    except AssociationRejectedError as exc:
+        _report(f"association rejected: {describe_rejection(exc.result, exc.source, exc.reason)}")
+        return int(ExitCode.REJECTED)
+    except NegotiationError as exc:
+        _report(f"association negotiation failed: {exc}")
+        return int(ExitCode.REJECTED)
+    except TimeoutError_ as exc:
+        _report(f"timed out: {exc}")
+        return int(ExitCode.TIMEOUT)
+    except ProtocolError as exc:
+        _report(f"association aborted: {exc}")
+        return int(ExitCode.ABORTED)
+    except TransportError as exc:
+        _report(str(exc) or "connection lost")
+        return int(ExitCode.CONNECTION)
+    except DicomNetError as exc:
+        _report(str(exc) or type(exc).__name__)
+        return int(ExitCode.FAILURE)
+    except ConnectionRefusedError:
+        _report("connection refused")
+        return int(ExitCode.CONNECTION)
+    except ssl.SSLError as exc:
+        _report(f"TLS failure: {exc.reason or exc}")
+        return int(ExitCode.CONNECTION)
+    except TimeoutError as exc:
+        _report(f"timed out: {exc or 'no answer'}")
+        return int(ExitCode.TIMEOUT)
+    except OSError as exc:
+        _report(f"network error: {exc.strerror or exc}")
+        return int(ExitCode.CONNECTION)
+    except KeyboardInterrupt:
+        _report("interrupted")
+        return int(ExitCode.INTERRUPTED)
+    except Exception as exc:  # a bug or an unreadable file: still one line (traceback with -d)
+        LOG.debug("unexpected error", exc_info=exc)
+        _report(f"{type(exc).__name__}: {exc}")
+        return int(ExitCode.FAILURE)
+
+
+def _report(reason: str) -> None:
+    line = " ".join(str(reason).split())  # exactly one line
+    print(f"error: {line}", file=sys.stderr)
+
+
+# --- progress ----------------------------------------------------------------------------------
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"  # pragma: no cover
+
+
+class Progress:
+    """A one-line progress bar on a terminal (count, bytes, rate); silent otherwise."""
+
+    __slots__ = ("_bytes", "_count", "_last", "_start", "enabled", "stream", "total", "total_bytes")
+
+    def __init__(
+        self,
+        total: int,
+        total_bytes: int,
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+    ) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        isatty = getattr(self.stream, "isatty", None)
+        self.enabled = bool(isatty and isatty()) if enabled is None else enabled
+        self.total = total
+        self.total_bytes = total_bytes
+        self._count = 0
+        self._bytes = 0
+        self._start = time.monotonic()
+        self._last = 0.0
+
+    def advance(self, nbytes: int) -> None:
+        """One more object done (successfully or not), of ``nbytes`` bytes."""
+        self._count += 1
+        self._bytes += nbytes
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last >= 0.1 or self._count == self.total:
+            self._last = now
+            self.stream.write("\r" + self.line(now))
+            self.stream.flush()
+
+    def line(self, now: float | None = None) -> str:
+        elapsed = max((time.monotonic() if now is None else now) - self._start, 1e-6)
+        width = 24
+        frac = self._count / self.total if self.total else 1.0
+        filled = int(width * frac)
+        bar = "#" * filled + "-" * (width - filled)
+        return (
+            f"[{bar}] {self._count}/{self.total} "
+            f"{human_bytes(self._bytes)}/{human_bytes(self.total_bytes)} "
+            f"{human_bytes(self._bytes / elapsed)}/s"
+        )
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --- servers -----------------------------------------------------------------------------------
+
+
+def serve_until_signal(
+    ae: AE,
+    address: tuple[str, int],
+    handlers: Any,
+    ssl_context: ssl.SSLContext | None,
+    banner: Callable[[tuple[str, int]], str],
+    *,
+    quiet: bool = False,
+    **kwargs: Any,
+) -> int:
+    """Start a server, print ``banner(bound address)``, serve until SIGINT/SIGTERM, shut down.
+
+    SIGINT and SIGTERM are blocked before the server's threads start (they inherit the mask),
+    and the main thread waits for them with ``sigwait``: no polling, and shutdown runs in the
+    main thread, outside any signal handler.
+    """
+    import signal
+
+    stop = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    try:
+        server = ae.start_server(
+            address, block=False, evt_handlers=handlers, ssl_context=ssl_context, **kwargs
+        )
+        try:
+            bound = tuple(server.address)[:2]
+            if not quiet:
+                print(banner((str(bound[0]), int(bound[1]))), flush=True)
+            sig = signal.sigwait(stop)
+            LOG.info("%s: shutting down", signal.Signals(sig).name)
+        finally:
+            server.shutdown()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return ExitCode.OK

@@ -1,0 +1,195 @@
+"""``dicomnet findscu HOST PORT (-P|-S|-W) -k KEY=VALUE ...``: query with C-FIND.
+
+Theory of operation
+-------------------
+The ``-k`` keys (:mod:`dicomnet.cli.keys`) form the query identifier (PS3.4 section C.4.1.1.3).
+``-P``/``-S`` select the Patient Root / Study Root Query/Retrieve Information Model FIND SOP
+class (PS3.4 C.6.1 / C.6.2), ``-W`` the Modality Worklist Information Model (PS3.4 K.6); when no
+``QueryRetrieveLevel`` key is given, ``-P`` queries at PATIENT and ``-S`` at STUDY level.
+
+Each pending response (0xFF00/0xFF01) carries one match; it is printed as it arrives, either as
+an indented list of ``Keyword (gggg,eeee) VR value`` lines or, with ``--json``, as one element
+of a DICOM JSON Model array (PS3.18 Annex F.2). ``--cancel N`` sends a C-CANCEL-RQ (PS3.7
+section 9.3.2.3) after N matches, as DCMTK's findscu does. The final status decides the exit
+code: Success (or Cancel when we asked for it) -> 0, anything else -> 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import TYPE_CHECKING, TextIO
+
+from dicomnet.cli.common import (
+    ExitCode,
+    ToolError,
+    associate,
+    configure_ae,
+    describe_response,
+    format_status,
+    port_number,
+    run,
+    setup_logging,
+    status_category,
+    status_of,
+    tool_parser,
+)
+from dicomnet.cli.keys import KeyError_, build_identifier
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+LOG = logging.getLogger("dicomnet.cli.findscu")
+
+_QR = "1.2.840.10008.5.1.4.1.2."
+MODELS = {
+    "P": {"find": _QR + "1.1", "move": _QR + "1.2", "get": _QR + "1.3"},
+    "S": {"find": _QR + "2.1", "move": _QR + "2.2", "get": _QR + "2.3"},
+    "W": {"find": "1.2.840.10008.5.1.4.31"},
+}
+DEFAULT_LEVEL = {"P": "PATIENT", "S": "STUDY"}
+
+
+def add_model_args(p: argparse.ArgumentParser, *, worklist: bool) -> None:
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument(
+        "-P", "--patient", dest="model", action="store_const", const="P", help="Patient Root"
+    )
+    g.add_argument("-S", "--study", dest="model", action="store_const", const="S", help="Study Root")
+    if worklist:
+        g.add_argument(
+            "-W", "--worklist", dest="model", action="store_const", const="W", help="Worklist"
+        )
+    p.add_argument(
+        "-k",
+        "--key",
+        dest="keys",
+        action="append",
+        default=[],
+        metavar="KEY[=VALUE]",
+        help="a query key: Keyword or gggg,eeee, Seq[0].Keyword for sequences; "
+        "an empty value asks for it to be returned",
+    )
+
+
+def identifier_from_args(args: argparse.Namespace) -> Dataset:
+    """The query identifier of ``-k`` keys, with the default level for -P / -S."""
+    try:
+        ds = build_identifier(args.keys)
+    except KeyError_ as exc:
+        raise ToolError(str(exc), ExitCode.USAGE) from None
+    if args.model in DEFAULT_LEVEL and "QueryRetrieveLevel" not in ds:
+        ds.QueryRetrieveLevel = DEFAULT_LEVEL[args.model]
+    return ds
+
+
+def format_dataset(ds: Dataset, indent: str = "  ") -> list[str]:
+    """Readable lines: ``Keyword (gggg,eeee) VR value``, sequences indented by item."""
+    lines: list[str] = []
+    for elem in ds:
+        tag = f"({elem.tag.group:04X},{elem.tag.element:04X})"
+        name = elem.keyword or "Unknown"
+        if elem.VR == "SQ":
+            lines.append(f"{indent}{name} {tag} SQ ({len(elem.value)} item(s))")
+            for n, item in enumerate(elem.value, 1):
+                lines.append(f"{indent}  item {n}:")
+                lines.extend(format_dataset(item, indent + "    "))
+            continue
+        value = elem.value
+        if value is None or value == "":
+            shown = "(empty)"
+        elif elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN"):
+            shown = f"({len(value)} bytes)"
+        elif isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+            shown = "\\".join(str(v) for v in value)
+        else:
+            shown = str(value)
+        lines.append(f"{indent}{name} {tag} {elem.VR} {shown}")
+    return lines
+
+
+class MatchPrinter:
+    """Prints matches as they come: readable blocks or a streamed DICOM JSON array."""
+
+    def __init__(self, stream: TextIO, as_json: bool) -> None:
+        self.stream = stream
+        self.as_json = as_json
+        self.count = 0
+
+    def add(self, ds: Dataset | None) -> None:
+        self.count += 1
+        if self.as_json:
+            doc = json.dumps(ds.to_json_dict() if ds is not None else {})
+            self.stream.write(("[\n" if self.count == 1 else ",\n") + doc)
+        else:
+            self.stream.write(f"Match {self.count}:\n")
+            if ds is not None:
+                self.stream.write("\n".join(format_dataset(ds)) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.as_json:
+            self.stream.write("[]\n" if self.count == 0 else "\n]\n")
+            self.stream.flush()
+
+
+def _find(args: argparse.Namespace) -> int:
+    from dicomnet.ae import AE
+
+    identifier = identifier_from_args(args)
+    sop_class = MODELS[args.model]["find"]
+    ae = AE(ae_title=args.aet)
+    configure_ae(ae, args)
+    ae.add_requested_context(sop_class)
+    LOG.debug("identifier:\n%s", "\n".join(format_dataset(identifier)))
+    printer = MatchPrinter(sys.stdout, args.json)
+    assoc = associate(ae, args, args.host, args.port)
+    final = -1
+    final_rsp: object = None
+    cancelled = False
+    try:
+        msg_id = assoc.next_message_id()
+        responses = assoc.send_c_find(identifier, sop_class, msg_id=msg_id)
+        for status, match in responses:
+            code = status_of(status)
+            final, final_rsp = code, status
+            if status_category(code) == "Pending":
+                printer.add(match)
+                if args.cancel is not None and printer.count == args.cancel and not cancelled:
+                    cancelled = True
+                    LOG.info("sending C-CANCEL")
+                    assoc.send_c_cancel(msg_id)
+                continue
+            break
+        printer.close()
+        assoc.release()
+    except BaseException:
+        if assoc.is_established:
+            assoc.abort()
+        raise
+    LOG.info("%d match(es), final status %s", printer.count, format_status(final))
+    if final == 0x0000 or (final == 0xFE00 and cancelled):
+        return ExitCode.OK
+    if final < 0:
+        raise ToolError("C-FIND: no final response (association lost)", ExitCode.ABORTED)
+    raise ToolError(f"C-FIND failed: {describe_response(final_rsp, 'C-FIND')}", ExitCode.FAILURE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = tool_parser("findscu", "Query a DICOM peer with C-FIND.")
+    p.add_argument("host")
+    p.add_argument("port", type=port_number)
+    add_model_args(p, worklist=True)
+    p.add_argument("--json", action="store_true", help="print matches as a DICOM JSON array")
+    p.add_argument(
+        "--cancel", type=int, default=None, metavar="N", help="send C-CANCEL after N matches"
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    setup_logging(args)
+    return run(lambda: _find(args))

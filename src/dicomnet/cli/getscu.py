@@ -1,0 +1,128 @@
+"""``dicomnet getscu HOST PORT (-P|-S) -k ... [-od DIR]``: retrieve with C-GET.
+
+Theory of operation
+-------------------
+C-GET (PS3.4 C.4.3) brings the instances back over the same association as C-STORE
+sub-operations sent by the peer, so besides the GET SOP class of the chosen model we propose
+storage SOP classes (the most common first, up to the 128-context limit of PS3.8 section
+9.3.2.2) with SCP/SCU Role Selection asking to act as their SCP (PS3.7 D.3.3.4). Each received
+object is written like storescp does (temp file, atomic rename, ``DIR/<SOPInstanceUID>.dcm``).
+Pending responses report the sub-operation counts; the final one decides the exit status:
+Success -> 0, anything else (B000 some failed, A7xx/A9xx/Cxxx, FE00) -> 1 with the counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from dicomnet.cli.common import (
+    ExitCode,
+    ToolError,
+    associate,
+    configure_ae,
+    describe_response,
+    format_status,
+    port_number,
+    run,
+    setup_logging,
+    status_category,
+    status_of,
+    tool_parser,
+)
+from dicomnet.cli.findscu import MODELS, add_model_args, identifier_from_args
+
+LOG = logging.getLogger("dicomnet.cli.getscu")
+
+STORAGE_TS = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
+
+
+def counts_text(rsp: Any) -> str:
+    """'3 completed, 0 failed, 0 warning(s)' from a C-GET/C-MOVE response (PS3.7 9.3.3/9.3.4)."""
+
+    def n(keyword: str) -> int:
+        value = getattr(rsp, keyword, None)
+        return int(value) if value not in (None, "") else 0
+
+    text = (
+        f"{n('NumberOfCompletedSuboperations')} completed, "
+        f"{n('NumberOfFailedSuboperations')} failed, "
+        f"{n('NumberOfWarningSuboperations')} warning(s)"
+    )
+    remaining = getattr(rsp, "NumberOfRemainingSuboperations", None)
+    if remaining not in (None, ""):
+        text += f", {int(remaining)} remaining"
+    return text
+
+
+def finish_retrieve(what: str, final: Any, code: int, cancelled: bool = False) -> int:
+    """Map the final C-GET/C-MOVE response to the exit status (raises ToolError on failure)."""
+    if code == 0x0000 or (code == 0xFE00 and cancelled):
+        return ExitCode.OK
+    if code < 0:
+        raise ToolError(f"{what}: no final response (association lost)", ExitCode.ABORTED)
+    raise ToolError(f"{what} finished with {describe_response(final, what)} ({counts_text(final)})")
+
+
+def run_retrieve(assoc: Any, responses: Any, what: str, quiet: bool) -> tuple[Any, int]:
+    """Consume C-GET/C-MOVE responses; returns the final (status Dataset, code)."""
+    final: Any = None
+    code = -1
+    for status, _identifier in responses:
+        final, code = status, status_of(status)
+        if status_category(code) == "Pending":
+            LOG.info("%s pending: %s", what, counts_text(status))
+            continue
+        break
+    if not quiet and final is not None and code >= 0:
+        print(f"{what}: {format_status(code, what)}: {counts_text(final)}")
+    return final, code
+
+
+def _get(args: argparse.Namespace) -> int:
+    from dicomnet import events as evt
+    from dicomnet.ae import AE
+    from dicomnet.archive.scp import DirectoryStore
+    from dicomnet.presentation import storage_sop_classes
+
+    identifier = identifier_from_args(args)
+    sop_class = MODELS[args.model]["get"]
+    store = DirectoryStore(args.output)
+    ae = AE(ae_title=args.aet)
+    configure_ae(ae, args)
+    ae.add_requested_context(sop_class)
+    for uid in storage_sop_classes()[:127]:
+        ae.add_requested_context(uid, STORAGE_TS, scu_role=False, scp_role=True)
+    assoc = associate(
+        ae, args, args.host, args.port, evt_handlers=[(evt.EVT_C_STORE, store.handle_store)]
+    )
+    try:
+        final, code = run_retrieve(assoc, assoc.send_c_get(identifier, sop_class), "C-GET",
+                                   args.quiet)
+        assoc.release()
+    except BaseException:
+        if assoc.is_established:
+            assoc.abort()
+        raise
+    LOG.info("%d object(s) written to %s", store.count, store.directory)
+    return finish_retrieve("C-GET", final, code)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = tool_parser("getscu", "Retrieve DICOM objects with C-GET.")
+    p.add_argument("host")
+    p.add_argument("port", type=port_number)
+    add_model_args(p, worklist=False)
+    p.add_argument(
+        "-od", "--output-directory", dest="output", default=".", metavar="DIR",
+        help="where retrieved files go (default: the current directory)",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    setup_logging(args)
+    return run(lambda: _get(args))

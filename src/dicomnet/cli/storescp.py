@@ -1,0 +1,66 @@
+"""``dicomnet storescp PORT [-od DIR]``: a storage SCP that writes what it receives.
+
+Theory of operation
+-------------------
+Accepts Verification and every Storage SOP class (PS3.4 Table B.5-1) with every transfer
+syntax we know, uncompressed ones preferred. Each C-STORE data set is streamed, undecoded,
+behind a PS3.10 file meta header into a temp file and renamed atomically to
+``DIR/<SOPInstanceUID>.dcm`` (:class:`dicomnet.archive.scp.DirectoryStore`, which uses the
+archive's FileStore writer): a SOP Instance UID that is not a valid UID is refused with a
+failure status and never becomes a path; a duplicate replaces the earlier file; a full disk
+answers 0xA700 and leaves no partial file. Runs until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dicomnet.cli.common import (
+    ExitCode,
+    configure_ae,
+    port_number,
+    run,
+    serve_until_signal,
+    server_ssl_context,
+    setup_logging,
+    tool_parser,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = tool_parser("storescp", "Receive DICOM objects (C-STORE) into a directory.", scu=False)
+    p.add_argument("port", type=port_number)
+    p.add_argument(
+        "-od", "--output-directory", dest="output", default=".", metavar="DIR",
+        help="where received files go (default: the current directory)",
+    )
+    p.add_argument("--bind", default="0.0.0.0", metavar="ADDR", help="listen address")
+    return p
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from dicomnet import events as evt
+    from dicomnet.archive.scp import DirectoryStore, storage_ae
+
+    store = DirectoryStore(args.output)
+    ae = storage_ae(args.aet)
+    configure_ae(ae, args)
+    handlers = [(evt.EVT_C_STORE, store.handle_store)]
+    serve_until_signal(
+        ae,
+        (args.bind, args.port),
+        handlers,
+        server_ssl_context(args),
+        lambda a: f"storescp: AE {args.aet} listening on {a[0]}:{a[1]}, writing to {store.directory}",
+        quiet=args.quiet,
+    )
+    if not args.quiet:
+        print(f"storescp: {store.count} object(s) received")
+    return ExitCode.OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    setup_logging(args)
+    return run(lambda: _serve(args))
