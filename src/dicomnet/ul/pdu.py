@@ -21,7 +21,7 @@ Values are stored so that decoding then re-encoding a real peer's PDU gives back
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TypeAlias
 
 __all__ = [
     "PDU",
@@ -159,18 +159,18 @@ class UnknownSubItem:
     data: bytes
 
 
-SubItem = Union[
-    MaximumLength,
-    ImplementationClassUID,
-    ImplementationVersionName,
-    AsyncOpsWindow,
-    RoleSelection,
-    SOPClassExtendedNegotiation,
-    SOPClassCommonExtendedNegotiation,
-    UserIdentityRQ,
-    UserIdentityAC,
-    UnknownSubItem,
-]
+SubItem: TypeAlias = (
+    MaximumLength
+    | ImplementationClassUID
+    | ImplementationVersionName
+    | AsyncOpsWindow
+    | RoleSelection
+    | SOPClassExtendedNegotiation
+    | SOPClassCommonExtendedNegotiation
+    | UserIdentityRQ
+    | UserIdentityAC
+    | UnknownSubItem
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,4 +345,6 @@ class AAbort:
     reason: int = 0
 
 
-PDU = Union[AAssociateRQ, AAssociateAC, AAssociateRJ, PDataTF, AReleaseRQ, AReleaseRP, AAbort]
+PDU: TypeAlias = (
+    AAssociateRQ | AAssociateAC | AAssociateRJ | PDataTF | AReleaseRQ | AReleaseRP | AAbort
+)
