@@ -1,0 +1,299 @@
+"""Presentation contexts as the application sees them (PS3.8 section 7.1.1.13, PS3.7 D.3.3.4).
+
+Theory of operation
+-------------------
+A presentation context pairs one abstract syntax (a SOP class) with the transfer syntaxes that may
+encode its datasets. The requestor proposes contexts with odd IDs 1-255 (PS3.8 section 9.3.2.2),
+each with one or more transfer syntaxes; the acceptor answers each with a result (PS3.8 Table
+9-18) and, on acceptance, the one transfer syntax both sides will use. SCP/SCU role selection
+(PS3.7 Annex D.3.3.4) says, per SOP class, which side may invoke operations; when it is absent
+the requestor is the SCU and the acceptor the SCP.
+
+:class:`PresentationContext` is the mutable, user-facing object: on the requested side it holds
+``transfer_syntaxes`` (what we propose) and ``scu_role``/``scp_role`` (what role selection we
+propose, ``None`` = no proposal); after negotiation the association's accepted/rejected copies
+also hold ``result``, the single accepted ``transfer_syntax`` and the roles ``as_scu``/``as_scp``
+that *we* may play on it. The wire-level objects of :mod:`dicomnet.ul.pdu` are derived from it.
+
+Also here: the transfer syntax UIDs we use by default, the query/retrieve information model
+short names (``"P"``, ``"S"``, ``"W"``, ...), and ready-made context lists for storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from dicomnet.ul.pdu import PresentationContextRQ, RoleSelection, uid_norm
+
+__all__ = [
+    "DEFAULT_TRANSFER_SYNTAXES",
+    "DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN",
+    "EXPLICIT_VR_BIG_ENDIAN",
+    "EXPLICIT_VR_LITTLE_ENDIAN",
+    "IMPLICIT_VR_LITTLE_ENDIAN",
+    "QR_MODELS",
+    "VERIFICATION",
+    "PresentationContext",
+    "build_context",
+    "build_role",
+    "context_result_text",
+    "query_model_uid",
+    "storage_contexts",
+    "storage_sop_classes",
+]
+
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+
+DEFAULT_TRANSFER_SYNTAXES: tuple[str, ...] = (
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    IMPLICIT_VR_LITTLE_ENDIAN,
+)
+"""Proposed when no transfer syntax is given: the two uncompressed little endian syntaxes every
+peer supports (Implicit VR LE is the DICOM default, PS3.5 section 10.1). Big endian and deflate
+are left out on purpose: re-encoding into them is lossy or slow in pydicom; add them explicitly
+when wanted."""
+
+VERIFICATION = "1.2.840.10008.1.1"
+
+# PS3.8 Table 9-18
+_RESULT_TEXT = {
+    0: "acceptance",
+    1: "user-rejection",
+    2: "no-reason (provider rejection)",
+    3: "abstract-syntax-not-supported (provider rejection)",
+    4: "transfer-syntaxes-not-supported (provider rejection)",
+}
+
+
+def context_result_text(result: int | None) -> str:
+    """Human text for a presentation context result (PS3.8 Table 9-18)."""
+    if result is None:
+        return "pending"
+    return _RESULT_TEXT.get(result, f"unknown result {result}")
+
+
+def _check_uid(uid: str, what: str) -> str:
+    uid = uid_norm(str(uid))
+    if not uid or len(uid) > 64 or any(c not in "0123456789." for c in uid):
+        raise ValueError(f"invalid {what} UID {uid!r}")
+    return uid
+
+
+@dataclass(slots=True)
+class PresentationContext:
+    """One presentation context (see the module docstring).
+
+    ``transfer_syntaxes``: proposed (requested side) or supported (acceptor side) syntaxes.
+    ``transfer_syntax``: after negotiation, the accepted one (``None`` if rejected).
+    ``scu_role``/``scp_role``: role selection to propose or accept; ``None`` = default roles.
+    ``as_scu``/``as_scp``: after negotiation, whether *this* AE may act as SCU / SCP on it.
+    """
+
+    abstract_syntax: str
+    transfer_syntaxes: list[str] = field(default_factory=lambda: list(DEFAULT_TRANSFER_SYNTAXES))
+    context_id: int | None = None
+    scu_role: bool | None = None
+    scp_role: bool | None = None
+    result: int | None = None
+    transfer_syntax: str | None = None
+    as_scu: bool = False
+    as_scp: bool = False
+
+    def __post_init__(self) -> None:
+        self.abstract_syntax = _check_uid(self.abstract_syntax, "abstract syntax")
+        if isinstance(self.transfer_syntaxes, str):
+            self.transfer_syntaxes = [self.transfer_syntaxes]
+        ts: list[str] = []
+        for t in self.transfer_syntaxes:
+            t = _check_uid(t, "transfer syntax")
+            if t not in ts:
+                ts.append(t)
+        self.transfer_syntaxes = ts
+
+    @classmethod
+    def from_wire(
+        cls, context_id: int, abstract_syntax: str, transfer_syntaxes: Sequence[str]
+    ) -> PresentationContext:
+        """A context built from a peer's PDU: values kept as received (padding stripped) and
+        *not* validated, since negotiation, not construction, decides what to do with a
+        malformed UID (PS3.8 Table 9-18 result 3 or 4)."""
+        cx = object.__new__(cls)
+        cx.abstract_syntax = uid_norm(abstract_syntax)
+        cx.transfer_syntaxes = [uid_norm(t) for t in transfer_syntaxes]
+        cx.context_id = context_id
+        cx.scu_role = cx.scp_role = cx.result = cx.transfer_syntax = None
+        cx.as_scu = cx.as_scp = False
+        return cx
+
+    @property
+    def is_accepted(self) -> bool:
+        return self.result == 0
+
+    @property
+    def status(self) -> str:
+        """The negotiation result as text."""
+        return context_result_text(self.result)
+
+    def add_transfer_syntax(self, uid: str) -> None:
+        uid = _check_uid(uid, "transfer syntax")
+        if uid not in self.transfer_syntaxes:
+            self.transfer_syntaxes.append(uid)
+
+    def to_rq(self) -> PresentationContextRQ:
+        """The A-ASSOCIATE-RQ item (PS3.8 section 9.3.2.2); ``context_id`` must be set."""
+        if self.context_id is None:
+            raise ValueError("presentation context has no ID")
+        if not self.transfer_syntaxes:
+            raise ValueError(f"no transfer syntax for {self.abstract_syntax}")
+        return PresentationContextRQ(
+            self.context_id, self.abstract_syntax, tuple(self.transfer_syntaxes)
+        )
+
+    def __str__(self) -> str:
+        name = _uid_name(self.abstract_syntax)
+        parts = [f"Context {self.context_id}: {name} ({self.abstract_syntax})"]
+        if self.result is not None:
+            parts.append(self.status)
+            if self.transfer_syntax:
+                parts.append(f"TS {_uid_name(self.transfer_syntax)}")
+        else:
+            parts.append("TS " + ", ".join(_uid_name(t) for t in self.transfer_syntaxes))
+        return "; ".join(parts)
+
+
+def _uid_name(uid: str) -> str:
+    try:
+        from pydicom.uid import UID
+
+        return str(UID(uid).name)
+    except Exception:  # pragma: no cover - pydicom always knows or echoes
+        return uid
+
+
+def build_context(
+    abstract_syntax: str, transfer_syntaxes: str | Sequence[str] | None = None
+) -> PresentationContext:
+    """A :class:`PresentationContext` for ``abstract_syntax``.
+
+    ``transfer_syntaxes`` defaults to :data:`DEFAULT_TRANSFER_SYNTAXES`.
+    """
+    if transfer_syntaxes is None:
+        transfer_syntaxes = DEFAULT_TRANSFER_SYNTAXES
+    elif isinstance(transfer_syntaxes, str):
+        transfer_syntaxes = [transfer_syntaxes]
+    return PresentationContext(str(abstract_syntax), list(transfer_syntaxes))
+
+
+def build_role(uid: str, scu_role: bool = False, scp_role: bool = False) -> RoleSelection:
+    """An SCP/SCU Role Selection sub-item (PS3.7 D.3.3.4) for ``ext_neg=`` of associate().
+
+    E.g. ``build_role(CTImageStorage, scp_role=True)`` lets us receive C-GET's C-STORE
+    sub-operations for CT images.
+    """
+    return RoleSelection(_check_uid(uid, "SOP class"), int(bool(scu_role)), int(bool(scp_role)))
+
+
+# --- query/retrieve information models (PS3.4 Annex C.3, K.6) ----------------------------------
+
+_QR = "1.2.840.10008.5.1.4.1.2."
+QR_MODELS: dict[str, dict[str, str]] = {
+    # short name -> operation -> SOP class UID
+    "P": {"find": _QR + "1.1", "move": _QR + "1.2", "get": _QR + "1.3"},  # Patient Root
+    "S": {"find": _QR + "2.1", "move": _QR + "2.2", "get": _QR + "2.3"},  # Study Root
+    "O": {"find": _QR + "3.1", "move": _QR + "3.2", "get": _QR + "3.3"},  # Patient/Study Only (retired)
+    "W": {"find": "1.2.840.10008.5.1.4.31"},  # Modality Worklist
+    "C": {"move": _QR + "4.2", "get": _QR + "4.3"},  # Composite Instance Root
+    "CB": {"get": _QR + "5.3"},  # Composite Instance Retrieve Without Bulk Data
+}
+_LONG_NAMES = {
+    "PatientRootQueryRetrieveInformationModel": "P",
+    "StudyRootQueryRetrieveInformationModel": "S",
+    "PatientStudyOnlyQueryRetrieveInformationModel": "O",
+    "ModalityWorklistInformationModel": "W",
+    "CompositeInstanceRootRetrieve": "C",
+    "CompositeInstanceRetrieveWithoutBulkData": "CB",
+}
+_OP_SUFFIX = {"find": "Find", "move": "Move", "get": "Get"}
+
+
+def query_model_uid(model: str, operation: str) -> str:
+    """The SOP class UID for a query/retrieve model.
+
+    ``model`` is a UID, a short name (``"P"`` patient root, ``"S"`` study root, ``"O"``
+    patient/study only, ``"W"`` modality worklist, ``"C"`` composite instance root, ``"CB"``
+    without bulk data) or a pydicom keyword such as
+    ``"PatientRootQueryRetrieveInformationModelFind"``. ``operation`` is find, get or move.
+    """
+    operation = operation.lower()
+    model = str(model)
+    if model and model[0].isdigit():
+        return _check_uid(model, "query model")
+    short = model
+    if model not in QR_MODELS:
+        for long_name, s in _LONG_NAMES.items():
+            if model in (long_name, long_name + _OP_SUFFIX.get(operation, "")):
+                short = s
+                break
+        else:
+            raise ValueError(f"unknown query/retrieve information model {model!r}")
+    try:
+        return QR_MODELS[short][operation]
+    except KeyError:
+        raise ValueError(f"model {model!r} has no {operation.upper()} SOP class") from None
+
+
+# --- storage (PS3.4 Annex B.5) -------------------------------------------------------------------
+
+_COMMON_STORAGE = (
+    "1.2.840.10008.5.1.4.1.1.2",  # CT Image
+    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT
+    "1.2.840.10008.5.1.4.1.1.4",  # MR Image
+    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR
+    "1.2.840.10008.5.1.4.1.1.1",  # Computed Radiography
+    "1.2.840.10008.5.1.4.1.1.1.1",  # Digital X-Ray for presentation
+    "1.2.840.10008.5.1.4.1.1.1.1.1",  # Digital X-Ray for processing
+    "1.2.840.10008.5.1.4.1.1.1.2",  # Digital Mammography for presentation
+    "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image
+    "1.2.840.10008.5.1.4.1.1.3.1",  # Ultrasound Multi-frame
+    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.12.1",  # X-Ray Angiographic
+    "1.2.840.10008.5.1.4.1.1.20",  # Nuclear Medicine
+    "1.2.840.10008.5.1.4.1.1.128",  # PET
+    "1.2.840.10008.5.1.4.1.1.481.1",  # RT Image
+    "1.2.840.10008.5.1.4.1.1.481.2",  # RT Dose
+    "1.2.840.10008.5.1.4.1.1.481.3",  # RT Structure Set
+    "1.2.840.10008.5.1.4.1.1.481.5",  # RT Plan
+    "1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR
+    "1.2.840.10008.5.1.4.1.1.88.22",  # Enhanced SR
+    "1.2.840.10008.5.1.4.1.1.88.33",  # Comprehensive SR
+    "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF
+    "1.2.840.10008.5.1.4.1.1.11.1",  # Grayscale Softcopy Presentation State
+    "1.2.840.10008.5.1.4.1.1.66",  # Raw Data
+    "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation
+)
+
+
+def storage_sop_classes() -> list[str]:
+    """Every non-retired Storage SOP class (PS3.4 Table B.5-1), most common ones first."""
+    from dicomnet.uid import STORAGE_SOP_CLASSES
+
+    rest = [
+        uid
+        for uid in STORAGE_SOP_CLASSES.values()
+        if uid not in _COMMON_STORAGE and uid != "1.2.840.10008.1.3.10"  # not a media SOP class
+    ]
+    return list(_COMMON_STORAGE) + rest
+
+
+def storage_contexts(
+    transfer_syntaxes: Sequence[str] | None = None,
+    limit: int = 120,
+    sop_classes: Iterable[str] | None = None,
+) -> list[PresentationContext]:
+    """Presentation contexts for storage SOP classes (at most ``limit``; PS3.8 allows 128)."""
+    classes = list(sop_classes) if sop_classes is not None else storage_sop_classes()
+    return [build_context(uid, transfer_syntaxes) for uid in classes[:limit]]

@@ -1,0 +1,115 @@
+"""The contract between an Association and the code that moves its bytes.
+
+Theory of operation
+-------------------
+The Upper Layer (:mod:`dicomnet.ul.connection`) and DIMSE (:mod:`dicomnet.dimse`) are sans-IO:
+they consume bytes and time and produce events and bytes. A *driver* owns one transport (a TCP
+socket, possibly wrapped in TLS) and one :class:`~dicomnet.ul.connection.ULConnection`, moves
+bytes between them, and waits on the nearest deadline (DIMSE timeout, ARTIM of PS3.8 section
+9.1.5, network idle timeout). Two drivers implement :class:`Driver`:
+
+* the blocking driver (:mod:`dicomnet.transport.sync`): the calling thread drives its own socket,
+  with the remaining time to the nearest deadline as the socket timeout; no background thread;
+* the asyncio driver (:mod:`dicomnet.transport.aio`): the event loop receives; worker threads
+  that run handlers block in :meth:`Driver.wait_for_activity` on a condition the loop notifies.
+
+An :class:`~dicomnet.association.Association` keeps its driver as ``assoc.dul``; the DIMSE
+service provider only ever calls :meth:`Driver.send_pdata_chunks`,
+:meth:`Driver.wait_for_activity` and :attr:`Driver.is_alive` (the ``DULLike`` contract of
+docs/contracts.md).
+
+:data:`monotonic` is the one clock every deadline is measured on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from dicomnet.errors import DicomNetError
+
+if TYPE_CHECKING:
+    from dicomnet.ul.connection import ULConnection
+
+__all__ = [
+    "ConnectError",
+    "Driver",
+    "TLSHandshakeError",
+    "TransportError",
+    "monotonic",
+    "nearest_deadline",
+]
+
+
+class TransportError(DicomNetError):
+    """The transport connection could not be made or was lost."""
+
+
+class ConnectError(TransportError):
+    """The TCP connection could not be made (refused, unreachable, connect timeout)."""
+
+
+class TLSHandshakeError(TransportError):
+    """The TLS handshake failed or timed out: the peer does not speak TLS (or not our TLS:
+    certificate refused, no shared protocol version or cipher), or a plaintext peer hit a
+    TLS port."""
+
+monotonic = time.monotonic
+"""The clock of every deadline in dicomnet (seconds, monotonic)."""
+
+
+def nearest_deadline(*deadlines: float | None) -> float | None:
+    """The earliest of the given absolute deadlines, ignoring ``None`` (no deadline)."""
+    best: float | None = None
+    for d in deadlines:
+        if d is not None and (best is None or d < best):
+            best = d
+    return best
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """Drives one ULConnection over one transport.
+
+    Implemented by the blocking driver (transport/sync.py) and the asyncio driver
+    (transport/aio.py).
+    """
+
+    conn: ULConnection
+    """The sans-IO Upper Layer state."""
+
+    def send_pdata_chunks(self, chunks: Sequence[bytes | memoryview]) -> None:
+        """Send one pre-encoded P-DATA-TF PDU given as scatter-gather chunks.
+
+        Thread-safe in the asyncio driver (where it blocks the calling worker thread while the
+        transport's write buffer is above its high-water mark).
+        """
+        ...
+
+    def wait_for_activity(self, deadline: float | None) -> bool:
+        """Block the calling thread until at least one PDU was processed.
+
+        Returns False when ``deadline`` (on :data:`monotonic`) passed or the association is
+        gone. The sync driver receives on its own socket with the remaining time as socket
+        timeout; the async driver (called from a worker thread, never on the loop) waits on a
+        condition that the loop thread notifies.
+        """
+        ...
+
+    @property
+    def is_alive(self) -> bool:
+        """True while the association can still carry P-DATA."""
+        ...
+
+    def release(self, timeout: float | None) -> None:
+        """A-RELEASE-RQ, wait for the A-RELEASE-RP (PS3.8 section 7.2), then close."""
+        ...
+
+    def abort(self) -> None:
+        """A-ABORT (source 0, service user; PS3.8 section 7.3), then close."""
+        ...
+
+    def close(self) -> None:
+        """Close the transport without any PDU (idempotent)."""
+        ...

@@ -1,0 +1,385 @@
+"""The blocking driver: one ULConnection over one socket, driven by the calling thread.
+
+Theory of operation
+-------------------
+:class:`SyncDriver` implements :class:`~dicomnet.transport.base.Driver` with no background
+thread, no polling and no sleeps. Everything happens inside the caller's own calls:
+
+* **Receiving** (:meth:`SyncDriver.wait_for_activity`): the socket's timeout is set to the time
+  left until the *nearest* deadline -- the caller's (e.g. the DIMSE timeout), the connection's
+  ARTIM timer (``conn.next_deadline()``, PS3.8 section 9.1.5) and the network idle timeout (no
+  byte received, and none sent, for ``network_timeout`` seconds) -- and ``recv_into`` writes straight into the
+  connection's receive buffer (``get_write_buffer``/``commit``): a P-DATA-TF body lands in its
+  own PDU buffer without a copy. The Upper Layer events that follow are handed to the owner
+  (``on_event``, the :class:`~dicomnet.association.Association`), in order. When the socket
+  times out the driver works out which deadline expired: ARTIM goes to ``conn.handle_timer``,
+  the idle timeout aborts the association, the caller's deadline returns False.
+* **Sending**: ``conn.data_to_send()`` (a list of ``bytes``/``memoryview`` chunks: PDU header,
+  PDV header and payload slices) goes out with ``socket.sendmsg`` as one scatter-gather call,
+  resumed after a partial send from the first unsent byte; TLS sockets (which have no
+  ``sendmsg``) get ``sendall`` per chunk. Sends are bounded by the network timeout.
+* **The protocol answers the driver gives by itself**: an A-RELEASE-RQ from the peer
+  (including the release collision of PS3.8 section 7.2 / Sta9-Sta12) is answered with
+  A-RELEASE-RP (``conn.release_response()``); ``TransportShouldClose`` closes the socket and
+  reports it with ``conn.transport_closed()``.
+* **Failure** never leaks: a reset, EOF or send error marks the transport closed, reports it to
+  the connection (Evt17, which yields ``Aborted``/``TransportClosed`` events when the association
+  was not finished) and closes the socket exactly once. After that :attr:`is_alive` is False and
+  :meth:`wait_for_activity` returns False; :meth:`send_pdata_chunks` silently drops (the caller
+  sees the failure on its next wait).
+
+:func:`open_socket` makes the TCP connection (connect timeout, ``TCP_NODELAY`` because a DIMSE
+exchange is request/response and Nagle plus delayed ACK costs ~40 ms per message) and the
+optional TLS handshake, raising :class:`~dicomnet.transport.base.ConnectError` /
+:class:`~dicomnet.transport.base.TLSHandshakeError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from dicomnet.errors import DicomNetError
+from dicomnet.transport.base import (
+    ConnectError,
+    TLSHandshakeError,
+    monotonic,
+    nearest_deadline,
+)
+from dicomnet.ul.events import (
+    ReleaseConfirmed,
+    ReleaseRequested,
+    TransportClosed,
+    TransportShouldClose,
+)
+
+if TYPE_CHECKING:
+    from dicomnet.ul.connection import ULConnection
+
+__all__ = ["SyncDriver", "open_socket"]
+
+LOGGER = logging.getLogger("dicomnet.transport.sync")
+
+_IOV_MAX = 1024
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # POSIX guarantees at least 16; Linux allows 1024 iovecs per sendmsg
+
+
+def open_socket(
+    host: str,
+    port: int,
+    *,
+    timeout: float | None = None,
+    bind_address: tuple[str, int] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+) -> socket.socket:
+    """Connect to ``host:port`` (and do the TLS handshake when ``ssl_context`` is given).
+
+    ``timeout`` bounds the TCP connect and the TLS handshake separately. Raises
+    :class:`ConnectError` or :class:`TLSHandshakeError`; never leaks the socket.
+    """
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout, source_address=bind_address)
+    except TimeoutError as exc:
+        raise ConnectError(f"connection to {host}:{port} timed out after {timeout} s") from exc
+    except OSError as exc:
+        raise ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if ssl_context is None:
+            return sock
+        tls = ssl_context.wrap_socket(
+            sock,
+            server_hostname=server_hostname or (host if ssl_context.check_hostname else None),
+            do_handshake_on_connect=False,
+        )
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        from dicomnet.transport.tls import DEFAULT_HANDSHAKE_TIMEOUT
+
+        tls.settimeout(DEFAULT_HANDSHAKE_TIMEOUT if timeout is None else timeout)
+        tls.do_handshake()
+    except TimeoutError as exc:
+        tls.close()
+        raise TLSHandshakeError(
+            f"TLS handshake with {host}:{port} timed out after {timeout} s "
+            "(does the peer speak TLS?)"
+        ) from exc
+    except (ssl.SSLError, OSError) as exc:
+        tls.close()
+        raise TLSHandshakeError(
+            f"TLS handshake with {host}:{port} failed: {exc} (does the peer speak TLS?)"
+        ) from exc
+    return tls
+
+
+class SyncDriver:
+    """Blocking :class:`~dicomnet.transport.base.Driver` (see the module docstring).
+
+    ``on_event`` receives every Upper Layer event in order, on the thread that called
+    :meth:`wait_for_activity` (or :meth:`release`/:meth:`abort`).
+    """
+
+    def __init__(
+        self,
+        conn: ULConnection,
+        sock: socket.socket,
+        *,
+        network_timeout: float | None = None,
+        on_event: Callable[[Any], None] | None = None,
+        clock: Callable[[], float] = monotonic,
+    ) -> None:
+        self.conn = conn
+        self.sock: socket.socket | None = sock
+        self.network_timeout = network_timeout
+        self.on_event: Callable[[Any], None] = on_event or _ignore
+        self.clock = clock
+        self._tls = isinstance(sock, ssl.SSLSocket)
+        self._quickack = _TCP_QUICKACK is not None and sock.family in (
+            socket.AF_INET,
+            socket.AF_INET6,
+        )
+        self._closed = False
+        self._last_io = clock()
+        self.release_confirmed = False
+        self.received_any = False
+        """True once any byte came from the peer."""
+        self.failure: str | None = None
+        """Why the transport ended when it was not a normal release (text), else None."""
+        try:
+            self.peername: tuple[str, int] | None = sock.getpeername()[:2]
+            self.sockname: tuple[str, int] | None = sock.getsockname()[:2]
+        except OSError:
+            self.peername = self.sockname = None
+
+    # --- Driver protocol ---------------------------------------------------------------------
+    @property
+    def is_alive(self) -> bool:
+        return not self._closed and bool(self.conn.is_established)
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def send_pdata_chunks(self, chunks: Sequence[bytes | memoryview]) -> None:
+        if self._closed:
+            return
+        self.conn.send_pdata_chunks(chunks)
+        self.flush()
+
+    def flush(self) -> None:
+        """Send everything the connection has queued."""
+        chunks = self.conn.data_to_send()
+        if chunks and not self._closed:
+            self._send(chunks)
+
+    def wait_for_activity(self, deadline: float | None) -> bool:
+        """Receive until at least one event was handled (True), ``deadline`` passed or the
+        transport is gone (False)."""
+        while not self._closed:
+            if self._dispatch():
+                return True
+            if self._closed:
+                break
+            now = self.clock()
+            artim = self.conn.next_deadline()
+            idle = None if self.network_timeout is None else self._last_io + self.network_timeout
+            nearest = nearest_deadline(deadline, artim, idle)
+            if nearest is not None and nearest <= now:
+                if artim is not None and artim <= now:
+                    self.conn.handle_timer(now)  # ARTIM expiry, PS3.8 Evt18
+                    self.flush()
+                    continue
+                if idle is not None and idle <= now:
+                    self.failure = f"network timeout: nothing received for {self.network_timeout} s"
+                    LOGGER.info("%s; aborting", self.failure)
+                    self.abort()
+                    self._dispatch()
+                    return False
+                return False  # the caller's deadline
+            if not self._recv_once(None if nearest is None else nearest - now):
+                continue
+        self._dispatch()
+        return False
+
+    def release(self, timeout: float | None) -> None:
+        """A-RELEASE-RQ, wait (at most ``timeout``) for the A-RELEASE-RP, then close.
+
+        An A-RELEASE-RQ crossing ours (release collision, PS3.8 Sta9-Sta12) is answered by
+        :meth:`_dispatch`; P-DATA still arriving meanwhile goes to ``on_event``. Without an
+        answer in time the association is aborted.
+        """
+        if self._closed:
+            return
+        try:
+            self.conn.release_request()
+        except DicomNetError as exc:  # wrong state: nothing sensible left but to abort
+            LOGGER.debug("release_request refused (%s); aborting", exc)
+            self.abort()
+            return
+        self.flush()
+        deadline = None if timeout is None else self.clock() + timeout
+        while not self._closed and not self.release_confirmed:
+            if not self.wait_for_activity(deadline):
+                break
+        if not self.release_confirmed and not self._closed:
+            self.failure = "no A-RELEASE-RP in time"
+            self.abort()
+        self.close()
+
+    def abort(self, source: int = 0, reason: int = 0) -> None:
+        """A-ABORT (default source 0: service user; PS3.8 Table 9-26), then close."""
+        if self._closed:
+            return
+        try:
+            self.conn.abort(source, reason, self.clock())
+            self.flush()
+        except DicomNetError as exc:
+            LOGGER.debug("abort in state %s: %s", getattr(self.conn, "state", "?"), exc)
+        self.close()
+
+    def close(self) -> None:
+        """Close the socket (once) and tell the connection (Evt17)."""
+        if self.sock is None:
+            self._closed = True
+            return
+        sock, self.sock = self.sock, None
+        self._closed = True
+        try:
+            if self._tls:
+                sock.settimeout(0.0)  # do not wait on the peer's close_notify
+            sock.close()
+        except OSError:  # pragma: no cover - close of a broken socket
+            pass
+        try:
+            self.conn.transport_closed(self.clock())
+        except DicomNetError:  # pragma: no cover - already in Sta1
+            pass
+        self._dispatch()
+
+    # --- internals -------------------------------------------------------------------------
+    def _dispatch(self) -> int:
+        """Hand every queued event to ``on_event``; return how many were activity."""
+        count = 0
+        conn = self.conn
+        while True:
+            event = conn.next_event()
+            if event is None:
+                break
+            kind = type(event)
+            if kind is TransportShouldClose:
+                self.flush()
+                self.close()
+                continue
+            if kind is TransportClosed:
+                self._closed = True
+                if self.sock is not None:
+                    self.close()
+            else:
+                count += 1
+                if kind is ReleaseConfirmed:
+                    self.release_confirmed = True
+            self.on_event(event)
+            if kind is ReleaseRequested and not self._closed:
+                # PS3.8 AR-2 / AR-8: answer the peer's release (also in a collision).
+                try:
+                    conn.release_response()
+                    self.flush()
+                except DicomNetError as exc:
+                    LOGGER.debug("release_response refused: %s", exc)
+        return count
+
+    def _recv_once(self, timeout: float | None) -> bool:
+        """One ``recv_into`` with ``timeout``; False on timeout (caller re-evaluates)."""
+        sock = self.sock
+        if sock is None:
+            return False
+        try:
+            sock.settimeout(timeout)
+            buf = self.conn.get_write_buffer()
+            n = sock.recv_into(buf)
+            if self._quickack:
+                # Re-arm Linux quick ACKs (the kernel drops back to delayed ACKs): a peer that
+                # leaves Nagle on (DCMTK without TCP_NODELAY=1) writes a response in pieces and
+                # would otherwise wait ~40 ms for our delayed ACK before each second piece.
+                sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)  # type: ignore[arg-type]
+        except TimeoutError:
+            return False
+        except ssl.SSLError as exc:
+            self._lost(f"TLS error: {exc}")
+            return True
+        except DicomNetError:
+            # the receive buffer already refused earlier bytes: the connection has produced
+            # the A-ABORT; flush it and close.
+            self.flush()
+            self.close()
+            return True
+        except OSError as exc:
+            self._lost(f"connection lost: {exc.strerror or exc}")
+            return True
+        if n == 0:
+            self._lost("the peer closed the connection")
+            return True
+        self._last_io = self.clock()
+        self.received_any = True
+        try:
+            self.conn.commit(n, self._last_io)
+        except DicomNetError as exc:  # pragma: no cover - the connection turns errors into events
+            LOGGER.info("protocol error from peer: %s", exc)
+        self.flush()
+        return True
+
+    def _send(self, chunks: Sequence[bytes | memoryview]) -> None:
+        sock = self.sock
+        if sock is None:
+            return
+        try:
+            sock.settimeout(self.network_timeout)
+            if self._tls:
+                for chunk in chunks:
+                    sock.sendall(chunk)
+                self._last_io = self.clock()
+                return
+            views = [c if isinstance(c, memoryview) else memoryview(c) for c in chunks]
+            first = 0
+            total = len(views)
+            sendmsg = sock.sendmsg
+            while first < total:
+                sent = sendmsg(views[first : first + _IOV_MAX])
+                # advance past fully sent chunks, then slice into the partly sent one
+                while sent:
+                    size = views[first].nbytes
+                    if sent >= size:
+                        sent -= size
+                        first += 1
+                    else:
+                        views[first] = views[first].cast("B")[sent:]
+                        sent = 0
+                while first < total and views[first].nbytes == 0:
+                    first += 1
+            # a long send (a 1 GB C-STORE) is activity too: the idle clock restarts after it
+            self._last_io = self.clock()
+        except TimeoutError:
+            self._lost(f"network timeout: send blocked for {self.network_timeout} s")
+        except OSError as exc:
+            self._lost(f"connection lost while sending: {exc.strerror or exc}")
+
+    def _lost(self, why: str) -> None:
+        if self.failure is None and not self.release_confirmed:
+            self.failure = why
+        LOGGER.debug("%s", why)
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"state={getattr(self.conn, 'state', '?')}"
+        return f"<SyncDriver {self.peername} {state}>"
+
+
+def _ignore(event: Any) -> None:
+    return None
