@@ -1,0 +1,1 @@
+"""Hostile-peer suite: real server processes attacked over raw sockets (issue 7)."""

@@ -1,0 +1,1 @@
+"""Soak and fault-injection suite: one server process, many cycles, crashes and full disks."""
