@@ -1,0 +1,95 @@
+"""Storage Service Class, SCP side (PS3.4 Annex B): answering C-STORE.
+
+Theory of operation
+-------------------
+The server has already reassembled the data set (in memory, or spooled to a temporary file
+above the spool threshold) when the EVT_C_STORE handler is called. The handler decides where it
+goes: ``event.dataset`` decodes it, ``event.data_source`` gives the raw bytes in the accepted
+transfer syntax (``move_to``/``detach`` keep a spool file), ``event.file_meta`` is the File Meta
+Information for writing a Part 10 file (PS3.10 section 7.1). The handler's return value is the
+status (PS3.4 Table B.2-1: 0000 success, B000/B006/B007 warnings, A7xx out of resources, A9xx
+data set does not match SOP class, Cxxx cannot understand).
+
+* No handler bound: 0122H "Refused: SOP Class not supported" (see :mod:`.dispatch`).
+* The handler raises: C211H (in the "cannot understand" Cxxx range), logged.
+* The Affected SOP Instance UID was validated as a UID by the DIMSE layer (PS3.5 section 9.1)
+  before we get here, so a handler may use it as a file name.
+
+After the handler returns, the received data source is closed: a spool file the handler did not
+take over is deleted. The response echoes Affected SOP Class/Instance UID (PS3.7 Table 9.3-2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dicomnet.dimse.primitives import C_STORE
+from dicomnet.events import Event
+from dicomnet.services.dispatch import (
+    NO_HANDLER_STATUS,
+    ServiceCall,
+    apply_status,
+    call_handler,
+    failure_from_exception,
+    status_parts,
+)
+
+__all__ = ["HANDLER_FAILURE", "arun", "run"]
+
+HANDLER_FAILURE = 0xC211
+
+
+def _response(call: ServiceCall) -> C_STORE:
+    req = call.request
+    rsp = C_STORE()
+    rsp.MessageIDBeingRespondedTo = req.MessageID
+    rsp.AffectedSOPClassUID = getattr(req, "AffectedSOPClassUID", None)
+    rsp.AffectedSOPInstanceUID = getattr(req, "AffectedSOPInstanceUID", None)
+    return rsp
+
+
+def _finish(call: ServiceCall, result: Any) -> C_STORE:
+    rsp = _response(call)
+    try:
+        code, extras = status_parts(result)
+    except (TypeError, ValueError) as exc:
+        failure_from_exception(rsp, HANDLER_FAILURE, exc, "C-STORE")
+    else:
+        apply_status(rsp, code, extras)
+    return rsp
+
+
+def _close_source(event: Event) -> None:
+    source = event.data_source
+    close = getattr(source, "close", None)
+    if close is not None:
+        close()
+
+
+def run(call: ServiceCall) -> None:
+    """Answer one C-STORE-RQ (worker thread)."""
+    try:
+        if call.handler is None:
+            rsp = _finish(call, NO_HANDLER_STATUS)
+        else:
+            try:
+                rsp = _finish(call, call_handler(call))
+            except Exception as exc:
+                rsp = _response(call)
+                failure_from_exception(rsp, HANDLER_FAILURE, exc, "C-STORE")
+    finally:
+        _close_source(call.event)
+    call.send(rsp)
+
+
+async def arun(call: ServiceCall) -> None:
+    """Answer one C-STORE-RQ with a coroutine handler (event loop)."""
+    try:
+        try:
+            rsp = _finish(call, NO_HANDLER_STATUS if call.handler is None else await call.invoke())
+        except Exception as exc:
+            rsp = _response(call)
+            failure_from_exception(rsp, HANDLER_FAILURE, exc, "C-STORE")
+    finally:
+        _close_source(call.event)
+    call.send(rsp)

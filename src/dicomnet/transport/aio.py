@@ -1,0 +1,484 @@
+"""The asyncio driver: one :class:`ULConnection` over one asyncio transport.
+
+Theory of operation
+-------------------
+:class:`AsyncDriver` is an :class:`asyncio.BufferedProtocol`. The event loop asks it for a buffer
+(``get_buffer``) and the driver hands out the connection's own receive buffer
+(``ULConnection.get_write_buffer``), so the kernel copies bytes straight into the PDU being
+assembled; ``buffer_updated`` commits them and drains the connection's events. Everything that
+touches the sans-IO connection happens on the loop thread: the connection is not thread-safe and
+need not be.
+
+Outgoing bytes (``conn.data_to_send()``) go to ``transport.writelines`` as the scatter-gather
+chunks the DIMSE fragmenter produced (PDU header, PDV header, payload slice; PS3.8 section
+9.3.5), with no concatenation on our side.
+
+Two methods are meant for *worker threads* (the server's handler pool), never the loop thread:
+
+* :meth:`send_pdata_chunks` appends one pre-encoded P-DATA-TF PDU to an outgoing queue and,
+  only when the queue was idle, rings the loop with ``call_soon_threadsafe`` (one wake-up per
+  batch, not per PDU); the loop drains the whole queue into one ``writelines``. Flow control:
+  the transport calls ``pause_writing`` above its high-water mark and the worker then blocks on
+  a ``threading.Condition`` until ``resume_writing``; the bytes queued but not yet written are
+  bounded too (``MAX_IN_FLIGHT``). So a handler streaming 1 GB blocks instead of buffering it.
+  When a chunk is a mutable buffer the caller may reuse, the call also waits until the loop has
+  handed it to the transport. A send made on the loop thread itself (a coroutine handler) goes
+  straight to the transport unless worker PDUs are still queued, in which case it queues behind
+  them, so PDUs leave in the order they were sent.
+* :meth:`wait_for_activity` blocks the worker until the loop has processed at least one more PDU
+  (the loop bumps a counter and notifies the condition after each batch of events), the deadline
+  passed or the connection died. Each calling thread remembers the counter value it last
+  returned with, so a PDU processed between the caller's check of its queue and its call to
+  ``wait_for_activity`` is never missed (a spurious True is harmless: the caller re-checks).
+
+Timers: the connection exposes ``next_deadline()`` (ARTIM, PS3.8 section 9.1.5); the driver
+keeps one ``loop.call_at`` handle for the earliest of that and the optional idle timeout
+(network timeout: no byte received or sent for that long -> A-ABORT), re-armed only when the
+new deadline is earlier; a timer that fires early re-arms itself. While the owner reports
+``busy`` (a request is being served) silence is expected and does not count as idle.
+Nothing polls.
+
+The driver is role-agnostic; whatever owns the connection (the server's per-association
+handler) receives every Upper Layer event through ``owner.handle_event(driver, event)``.
+``TransportShouldClose`` is acted upon here: the transport is closed once pending bytes are
+flushed (``transport.close`` flushes first).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from dicomnet.errors import DicomNetError, ProtocolError
+from dicomnet.ul.connection import ULConnection
+from dicomnet.ul.events import (
+    Aborted,
+    ReleaseConfirmed,
+    TransportClosed,
+    TransportShouldClose,
+)
+
+__all__ = ["AsyncDriver", "DriverOwner"]
+
+LOGGER = logging.getLogger("dicomnet.transport.aio")
+
+monotonic = time.monotonic
+
+# Transport write buffer limits: pause the producer above HIGH, resume below LOW.
+WRITE_HIGH_WATER = 4 << 20
+WRITE_LOW_WATER = 1 << 20
+# Bytes handed to the loop by worker threads but not yet given to the transport.
+MAX_IN_FLIGHT = 4 << 20
+
+
+class DriverOwner(Protocol):
+    """What the driver reports to (the server's per-connection association handler)."""
+
+    def connection_made(self, driver: AsyncDriver) -> None: ...
+
+    def handle_event(self, driver: AsyncDriver, event: object) -> None: ...
+
+    def connection_lost(self, driver: AsyncDriver) -> None: ...
+
+
+class AsyncDriver(asyncio.BufferedProtocol):
+    """Drives one :class:`ULConnection` over an asyncio transport (see module docstring)."""
+
+    def __init__(
+        self,
+        conn: ULConnection,
+        loop: asyncio.AbstractEventLoop,
+        owner: DriverOwner,
+        *,
+        idle_timeout: float | None = None,
+        clock: Callable[[], float] = monotonic,
+    ) -> None:
+        self.conn = conn
+        self.loop = loop
+        self.owner = owner
+        self.idle_timeout = idle_timeout
+        self.clock = clock
+        self.transport: asyncio.Transport | None = None
+        self.peername: tuple[str, int] | None = None
+        self.sockname: tuple[str, int] | None = None
+        self._loop_thread: int | None = None
+        self._cond = threading.Condition(threading.Lock())
+        self._activity = 0  # PDU batches processed; guarded by _cond
+        self._seen: dict[int, int] = {}  # thread id -> _activity value last returned with
+        self._alive = False
+        self._closed = False
+        self._paused = False
+        self._in_flight = 0
+        self._scheduled_seq = 0
+        self._written_seq = 0
+        self._outq: deque[tuple[Sequence[bytes | memoryview], int, int]] = deque()
+        self._drain_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when: float | None = None
+        self._last_io = clock()
+        self._released = False
+
+    # --- asyncio protocol callbacks (loop thread) ------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._loop_thread = threading.get_ident()
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:  # a DIMSE exchange is request/response: Nagle + delayed ACK costs 40 ms
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # pragma: no cover - platform specific
+                pass
+        self.peername = _addr(transport.get_extra_info("peername"))
+        self.sockname = _addr(transport.get_extra_info("sockname"))
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
+        with self._cond:
+            self._alive = True
+        self._last_io = self.clock()
+        self.owner.connection_made(self)
+        self.conn.transport_connected(self.clock())
+        self._after_io()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        try:
+            return self.conn.get_write_buffer(sizehint)
+        except DicomNetError as exc:  # the buffer refused (e.g. a forged PDU length)
+            LOGGER.info("receive buffer refused data: %s", exc)
+            self._fatal_protocol_error(exc)
+            return memoryview(bytearray(65536))  # sink for whatever is still in flight
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._closed:
+            return
+        self._last_io = self.clock()
+        try:
+            self.conn.commit(nbytes)
+        except DicomNetError as exc:
+            self._fatal_protocol_error(exc)
+            return
+        self._after_io()
+
+    def eof_received(self) -> bool | None:
+        return None  # let the transport close; connection_lost reports it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        if not self._closed:
+            self._closed = True
+            try:
+                self.conn.transport_closed(self.clock())
+                self._drain_events()
+            except DicomNetError as err:  # pragma: no cover - defensive
+                LOGGER.debug("error while closing: %s", err)
+            self.conn.data_to_send()  # nothing can be sent any more
+        with self._cond:
+            self._alive = False
+            self._activity += 1
+            self._cond.notify_all()
+        try:
+            self.owner.connection_lost(self)
+        finally:
+            self.transport = None
+
+    def pause_writing(self) -> None:
+        with self._cond:
+            self._paused = True
+
+    def resume_writing(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    # --- internal, loop thread ---------------------------------------------------------------
+    def _after_io(self) -> None:
+        """Drain events, flush output, re-arm the timer, wake waiting workers."""
+        self._drain_events()
+        self.flush()
+        self._arm_timer()
+        with self._cond:
+            self._activity += 1
+            self._cond.notify_all()
+
+    def _drain_events(self) -> None:
+        while True:
+            event = self.conn.next_event()
+            if event is None:
+                return
+            if isinstance(event, TransportShouldClose):
+                self.flush()
+                self._close_transport()
+                continue
+            if isinstance(event, Aborted | TransportClosed):
+                with self._cond:
+                    self._alive = False
+            elif isinstance(event, ReleaseConfirmed):
+                self._released = True
+            try:
+                self.owner.handle_event(self, event)
+            except DicomNetError as exc:
+                self._fatal_protocol_error(exc)
+                return
+            except Exception as exc:  # a bug above us must not leave the peer hanging
+                LOGGER.exception("handling %s failed", type(event).__name__)
+                self._fatal_protocol_error(ProtocolError(str(exc)))
+                return
+
+    def flush(self) -> None:
+        """Write whatever the connection queued (loop thread)."""
+        data = self.conn.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines(data)
+            self._last_io = self.clock()
+
+    def _close_transport(self) -> None:
+        with self._cond:
+            self._alive = False
+            self._cond.notify_all()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _fatal_protocol_error(self, exc: DicomNetError) -> None:
+        """An error that escaped the sans-IO layer: A-ABORT (PS3.8 9.3.8) and close."""
+        LOGGER.info("protocol error on %s: %s", self.peername, exc)
+        source = getattr(exc, "abort_source", 2)
+        reason = getattr(exc, "abort_reason", 0)
+        try:
+            self.conn.abort(source=source, reason=reason)
+        except DicomNetError:
+            pass
+        try:
+            self._drain_events()
+        except DicomNetError:  # pragma: no cover - defensive
+            pass
+        self.flush()
+        self._close_transport()
+
+    def _arm_timer(self) -> None:
+        deadline = self.conn.next_deadline()
+        if self.idle_timeout is not None and self._alive:
+            idle = self._last_io + self.idle_timeout
+            deadline = idle if deadline is None else min(deadline, idle)
+        current = self._timer_when
+        if current is not None and (deadline is None or current <= deadline):
+            # An earlier timer is already armed: it fires, finds nothing due, and re-arms.
+            # (The idle deadline moves with every read; re-arming each time would cost a heap
+            # operation per read.)
+            return
+        self._cancel_timer()
+        if deadline is not None and not self._closed:
+            when = self.loop.time() + (deadline - self.clock())
+            self._timer = self.loop.call_at(when, self._on_timer)
+            self._timer_when = deadline
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_when = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_when = None
+        if self._closed:
+            return
+        now = self.clock()
+        deadline = self.conn.next_deadline()
+        if deadline is not None and now >= deadline:
+            self.conn.handle_timer(now)  # ARTIM expiry: PS3.8 Table 9-10 AA-2
+        elif getattr(self.owner, "busy", False):
+            self._last_io = now  # a request is being served: silence is expected, not idle
+        elif (
+            self.idle_timeout is not None
+            and now >= self._last_io + self.idle_timeout
+            and self._alive
+        ):
+            LOGGER.info("idle timeout on %s: aborting", self.peername)
+            try:
+                self.conn.abort(source=2, reason=0)
+            except DicomNetError:
+                self._close_transport()
+            else:
+                self._drain_events()
+                self.flush()
+                self._close_transport()
+        self._after_io()
+
+    def _run_on_loop(self, fn: Callable[[], None]) -> bool:
+        """Run ``fn`` on the loop thread (directly when already there). False: loop is gone."""
+        if threading.get_ident() == self._loop_thread:
+            fn()
+            return True
+        try:
+            self.loop.call_soon_threadsafe(fn)
+        except RuntimeError:  # loop closed
+            return False
+        return True
+
+    # --- Driver protocol -----------------------------------------------------------------------
+    @property
+    def is_alive(self) -> bool:
+        return self._alive and not self._closed
+
+    @property
+    def on_loop_thread(self) -> bool:
+        return threading.get_ident() == self._loop_thread
+
+    def send_pdata_chunks(self, chunks: Sequence[bytes | memoryview]) -> None:
+        """Send one pre-encoded P-DATA-TF PDU. Blocks a worker thread under back-pressure."""
+        if self.on_loop_thread:
+            with self._cond:
+                queued = bool(self._outq)
+                if queued:  # PDUs a worker queued are not written yet: keep the order
+                    frozen = [c if isinstance(c, bytes) else bytes(c) for c in chunks]
+                    self._enqueue(frozen, 0)
+            if not queued:
+                self._write_pdata(chunks)
+            return
+        size = 0
+        stable = True
+        for chunk in chunks:
+            size += len(chunk)
+            if not (isinstance(chunk, bytes) or (isinstance(chunk, memoryview) and chunk.readonly)):
+                stable = False
+        if not stable:
+            chunks = list(chunks)
+        with self._cond:
+            while self._alive and (self._paused or self._in_flight > MAX_IN_FLIGHT):
+                self._cond.wait()
+            if not self._alive:
+                raise ProtocolError("the association is gone", local=True)
+            seq = self._enqueue(chunks, size)
+            ring = not self._drain_scheduled
+            self._drain_scheduled = True
+        if ring and not self._run_on_loop_threadsafe(self._drain_outq):
+            raise ProtocolError("the event loop is gone", local=True)
+        if not stable:  # the caller may reuse its buffer once we return
+            with self._cond:
+                while self._alive and self._written_seq < seq:
+                    self._cond.wait()
+
+    def _enqueue(self, chunks: Sequence[bytes | memoryview], size: int) -> int:
+        """Queue one PDU for the loop (caller holds ``_cond``); returns its sequence number."""
+        self._in_flight += size
+        self._scheduled_seq += 1
+        self._outq.append((chunks, size, self._scheduled_seq))
+        if not self._drain_scheduled and self.on_loop_thread:
+            self._drain_scheduled = True
+            self.loop.call_soon(self._drain_outq)
+        return self._scheduled_seq
+
+    def _run_on_loop_threadsafe(self, fn: Callable[[], None]) -> bool:
+        try:
+            self.loop.call_soon_threadsafe(fn)
+        except RuntimeError:  # loop closed
+            with self._cond:
+                self._drain_scheduled = False
+            return False
+        return True
+
+    def _drain_outq(self) -> None:
+        """Loop thread: write every queued PDU with one flush (one wake-up per batch, not per
+        PDU: the worker only rings when the queue was idle)."""
+        with self._cond:
+            batch = list(self._outq)
+            self._outq.clear()
+            self._drain_scheduled = False
+        if not batch:
+            return
+        total = 0
+        try:
+            for chunks, size, _ in batch:
+                total += size
+                if self._alive:
+                    self.conn.send_pdata_chunks(chunks)
+        except DicomNetError as exc:  # e.g. released or aborted meanwhile: drop the rest
+            LOGGER.debug("P-DATA dropped: %s", exc)
+        finally:
+            self.flush()
+            with self._cond:
+                self._in_flight -= total
+                self._written_seq = batch[-1][2]
+                self._cond.notify_all()
+
+    def _write_pdata(self, chunks: Sequence[bytes | memoryview]) -> None:
+        self.conn.send_pdata_chunks(chunks)
+        self.flush()
+
+
+    def wait_for_activity(self, deadline: float | None) -> bool:
+        """Block the calling worker thread until a PDU was processed (True) or deadline/death."""
+        if self.on_loop_thread:
+            raise RuntimeError("wait_for_activity must not be called on the event loop thread")
+        me = threading.get_ident()
+        with self._cond:
+            seen = self._seen.get(me, -1)
+            while self._activity == seen:
+                if not self._alive:
+                    return False
+                if deadline is None:
+                    self._cond.wait()
+                else:
+                    remaining = deadline - self.clock()
+                    if remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+            self._seen[me] = self._activity
+            return True
+
+    def release(self, timeout: float | None) -> None:
+        """A-RELEASE-RQ, wait for the A-RELEASE-RP (or the end of the connection), close."""
+
+        def start() -> None:
+            if self._alive:
+                try:
+                    self.conn.release_request()
+                except DicomNetError:
+                    self._close_transport()
+                self._after_io()
+
+        self._run_on_loop(start)
+        if self.on_loop_thread:
+            return  # cannot wait on the loop; the release completes asynchronously
+        deadline = None if timeout is None else self.clock() + timeout
+        with self._cond:
+            while self._alive and not self._released:
+                remaining = None if deadline is None else deadline - self.clock()
+                if remaining is not None and remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+        if not self._released:
+            self.abort()
+        else:
+            self.close()
+
+    def abort(self) -> None:
+        """A-ABORT (source 0, service user; PS3.8 section 9.3.8) and close."""
+
+        def do_abort() -> None:
+            if self._closed or self.transport is None:
+                return
+            try:
+                self.conn.abort(source=0, reason=0)
+            except DicomNetError:
+                pass
+            else:
+                self._drain_events()
+                self.flush()
+            self._close_transport()
+
+        self._run_on_loop(do_abort)
+
+    def close(self) -> None:
+        self._run_on_loop(self._close_transport)
+
+
+def _addr(value: Any) -> tuple[str, int] | None:
+    if isinstance(value, tuple) and len(value) >= 2:
+        return (str(value[0]), int(value[1]))
+    return None
