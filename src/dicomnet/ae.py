@@ -107,6 +107,9 @@ class AE:
         self.maximum_operations_invoked = 1
         self.maximum_operations_performed = 1
         self.max_message_size: int | None = None  # cap on a received DIMSE message (server)
+        # where received data sets above the spool threshold are spooled (None: system temp);
+        # a server with a file store points this into it, so a crash leaves nothing elsewhere
+        self.spool_dir: str | None = None
 
     # --- identity -------------------------------------------------------------------------
     @property

@@ -182,6 +182,8 @@ class Association:
         if ae.max_message_size is not None:
             # reassembly cap read by the DIMSE provider (None: the provider's default)
             self.max_message_size = ae.max_message_size
+        if ae.spool_dir is not None:
+            self.spool_dir = ae.spool_dir  # read by the DIMSE provider's reassembler
         self._handlers: dict[Any, list[tuple[Callable[..., Any], tuple[Any, ...]]]] = {}
         self._lock = threading.RLock()
         self._next_id = 0
@@ -476,6 +478,11 @@ class Association:
     def _finish(self, *, released: bool = False, aborted: bool = False) -> None:
         was = self.is_established
         self.is_established = False
+        if self.mode == "requestor" and self._dimse is not None:
+            # The blocking driver feeds the provider in this thread: drop a message cut off
+            # mid-transfer and its spool file. (The server does this on its loop thread for
+            # acceptor-side associations, where reassembly runs.)
+            self._dimse.connection_lost()
         if released and not self.is_aborted and not self.is_released:
             self.is_released = True
             if was:

@@ -276,14 +276,12 @@ def test_sigkill_mid_transfer_then_restart(tmp_path: Path, soak_report: SoakRepo
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the archive spools large data sets into the system temp dir ($TMPDIR), which its "
-    "start-up recovery does not clean: a SIGKILL mid-transfer leaves the spool file forever",
-)
 def test_spool_of_killed_server_is_cleaned_at_restart(tmp_path: Path) -> None:
+    """The archive spools large data sets inside its own storage folder (``.tmp``), never in
+    $TMPDIR, so the start-up recovery after a SIGKILL removes what the killed process left."""
     server = _archive(tmp_path)
-    spool = tmp_path / "spool"
+    tmpdir = tmp_path / "spool"  # the process's $TMPDIR: must stay unused
+    spool = tmp_path / "archive" / ".tmp"
     server.start()
     try:
         with Peer(server.port) as peer:
@@ -296,14 +294,19 @@ def test_spool_of_killed_server_is_cleaned_at_restart(tmp_path: Path) -> None:
             block = pdata_header(CTX_STORE, 0x00, step) + bytes(step)
             for _ in range((16 << 20) // step):
                 peer.send(block)
-            assert wait_until(lambda: any(spool.iterdir()), 10)  # really spooling now
+            assert wait_until(
+                lambda: any(p.suffix == ".spool" for p in spool.iterdir()), 10
+            )  # really spooling now
+            assert not list(tmpdir.iterdir()), "spooled outside the storage folder"
             server.kill(signal.SIGKILL)
     finally:
         server.kill(signal.SIGKILL)
     restarted = _archive(tmp_path)
     with _running(restarted):
         assert_still_serving(restarted)
-        assert not list(spool.iterdir()), "spool files of the killed process are still there"
+        assert not [p for p in spool.iterdir() if p.suffix == ".spool"], (
+            "spool files of the killed process are still there"
+        )
 
 
 @pytest.fixture

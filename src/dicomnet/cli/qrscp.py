@@ -63,6 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         ae = archive_ae(args.aet)
         configure_ae(ae, args)
+        ae.spool_dir = archive.files.tmp_dir  # cleaned by the start-up recovery
         if args.max_associations is not None:
             ae.maximum_associations = args.max_associations
 

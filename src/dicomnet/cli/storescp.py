@@ -46,6 +46,7 @@ def _serve(args: argparse.Namespace) -> int:
     store = DirectoryStore(args.output)
     ae = storage_ae(args.aet)
     configure_ae(ae, args)
+    ae.spool_dir = store.files.tmp_dir
     handlers = [(evt.EVT_C_STORE, store.handle_store)]
     serve_until_signal(
         ae,
