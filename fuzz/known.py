@@ -18,16 +18,7 @@ import os
 __all__ = ["KNOWN", "STRICT", "tolerated"]
 
 #: check name -> short description of the reported bug (see tests/fuzz/test_regressions.py)
-KNOWN: dict[str, str] = {
-    "part10-offset-mismatch": (
-        "a (0002,0000) group length that ends inside an element: storescu.read_part10_info "
-        "and DataSource.from_file disagree on where the data set starts"
-    ),
-    "provider-small-peer-max-length": (
-        "peer Maximum Length 1-7 + a faulty request: DIMSEServiceProvider.receive_primitive "
-        "raises DimseError (not ProtocolError) while sending the failure response"
-    ),
-}
+KNOWN: dict[str, str] = {}
 
 #: Ignore KNOWN (regression tests, or a run that wants to see every failure).
 STRICT = os.environ.get("DICOMNET_FUZZ_STRICT") == "1"

@@ -45,7 +45,6 @@ from dicomnet.dimse.provider import DIMSEServiceProvider
 from dicomnet.errors import DimseError, ProtocolError
 from dicomnet.ul.codec import decode_pdu
 from dicomnet.ul.pdu import PDV, PDataTF
-from fuzz import known
 from fuzz._stream import Stream
 
 __all__ = ["SPOOL_DIR", "test_one_input"]
@@ -109,13 +108,6 @@ def _feed_provider(
         provider.receive_primitive(PDataTF((PDV(ctx, control, data),)))
     except ProtocolError as exc:
         if exc.local:
-            raise
-        provider.connection_lost()
-    except DimseError:
-        # Not a ProtocolError: the association layer does not catch it (it only aborts on
-        # ProtocolError), so it would escape the driver.
-        small = 0 < assoc.peer_max_pdata_length < 8
-        if not (small and known.tolerated("provider-small-peer-max-length")):
             raise
         provider.connection_lost()
     limit = assoc.peer_max_pdata_length

@@ -25,9 +25,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import struct
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -63,16 +64,7 @@ _WORD_SIZE = {"OW": 2, "OL": 4, "OF": 4, "OD": 8, "OV": 8}
 FALLBACK: tuple[str, ...] = (EXPLICIT_LE, IMPLICIT_LE)
 MAX_CONTEXTS = 128  # PS3.8 section 9.3.2.2: context IDs are odd integers 1..255
 
-_HEAD = 8192  # enough for nearly every meta header; more is read when the group says so
-_MAX_META = 1 << 20
 _PREAMBLE = 128
-_ELEM = struct.Struct("<HH2sH")
-_UL = struct.Struct("<I")
-_LONG_VRS = frozenset(
-    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Part10Info:
     """What the file meta header of one Part 10 file says."""
@@ -85,57 +77,29 @@ class Part10Info:
     dataset_offset: int
 
 
-def _text(value: memoryview) -> str:
-    return bytes(value).decode("ascii", "replace").rstrip("\0 ")
-
-
 def read_part10_info(path: str) -> Part10Info | None:
     """Parse the File Meta Information of ``path`` (PS3.10 section 7.1), or None if it is not a
     Part 10 file with the three UIDs we need. Never raises for bad content; OSError propagates.
+
+    The same parser as :meth:`DataSource.from_file` (which streams the file later), so the
+    transfer syntax proposed and the data set bytes sent always agree.
     """
+    from dicomnet.dimse.dataset import read_file_meta
+    from dicomnet.errors import DicomNetError
+
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        head = f.read(_HEAD)
-        if len(head) < _PREAMBLE + 4 + 8 or head[_PREAMBLE : _PREAMBLE + 4] != b"DICM":
+        if f.read(_PREAMBLE + 4)[_PREAMBLE:] != b"DICM":
             return None
-        pos = _PREAMBLE + 4
-        # (0002,0000) group length tells how much meta there is; read it all if it is long.
-        group, elem, vr, vlen = _ELEM.unpack_from(head, pos)
-        if (group, elem, vr) == (2, 0, b"UL") and vlen == 4 and len(head) >= pos + 12:
-            glen = _UL.unpack_from(head, pos + 8)[0]
-            need = pos + 12 + glen
-            if glen > _MAX_META:
-                return None
-            if need > len(head):
-                head += f.read(need - len(head))
-    view = memoryview(head)
-    end = len(view)
-    found: dict[int, str] = {}
-    group_end = end
-    while pos + 8 <= min(end, group_end):
-        group, elem, vr, vlen = _ELEM.unpack_from(view, pos)
-        if group != 0x0002:
-            break
-        if vr in _LONG_VRS:
-            if pos + 12 > end:
-                return None
-            vlen = _UL.unpack_from(view, pos + 8)[0]
-            at = pos + 12
-        elif vr.isalpha():
-            at = pos + 8
-        else:
+        f.seek(0)
+        try:
+            offset, values = read_file_meta(f, size)
+        except DicomNetError:
             return None
-        if at + vlen > end:
-            return None
-        if elem == 0x0000 and vlen == 4:
-            group_end = at + 4 + _UL.unpack_from(view, at)[0]
-        elif elem in (0x0002, 0x0003, 0x0010):
-            found[elem] = _text(view[at : at + vlen])
-        pos = at + vlen
-    sop_class, sop_instance, ts = found.get(2), found.get(3), found.get(0x10)
+    sop_class, sop_instance, ts = values.get(2), values.get(3), values.get(0x10)
     if not (sop_class and sop_instance and ts):
         return None
-    return Part10Info(path, size, sop_class, sop_instance, ts, pos)
+    return Part10Info(path, size, sop_class, sop_instance, ts, offset)
 
 
 def iter_paths(paths: Iterable[str], recursive: bool) -> Iterator[str]:
@@ -226,12 +190,23 @@ def _accepted_ts(assoc: Association, sop_class: str) -> list[str]:
 def send_file(assoc: Association, info: Part10Info) -> Any:
     """Send one file over ``assoc``; returns the C-STORE response (a Dataset with Status).
 
+    See :func:`store_request`; this waits for the response.
+    """
+    return store_request(assoc, info).result()
+
+
+def store_request(assoc: Association, info: Part10Info) -> Any:
+    """Send the C-STORE-RQ of one file over ``assoc``; returns its operation handle (whose
+    ``result()`` is the response) without waiting for the response when the association has an
+    asynchronous operations window (PS3.7 D.3.3.3) with room.
+
     The common case streams the file's data set bytes from disk as they are (no decode): the
     file's transfer syntax was accepted, or it is Explicit/Implicit VR Little Endian and the
     other one was (the association re-encodes). Otherwise (big endian, or compressed data the
     peer refused) the file is decoded, decompressed if needed, and sent re-encoded.
     """
     from dicomnet.dimse.dataset import DataSource
+    from dicomnet.services.scu import c_store_async
 
     accepted = _accepted_ts(assoc, info.sop_class_uid)
     if not accepted:
@@ -244,8 +219,8 @@ def send_file(assoc: Association, info: Part10Info) -> Any:
             size=info.size - info.dataset_offset,
             transfer_syntax=ts,
         )
-        return assoc.send_c_store(
-            src, sop_class_uid=info.sop_class_uid, sop_instance_uid=info.sop_instance_uid
+        return c_store_async(
+            assoc, src, sop_class_uid=info.sop_class_uid, sop_instance_uid=info.sop_instance_uid
         )
     if not NATIVE.intersection(accepted):
         raise ToolError(f"{info.path}: no accepted transfer syntax for {ts}")
@@ -263,7 +238,7 @@ def send_file(assoc: Association, info: Part10Info) -> Any:
             raise ToolError(
                 f"{info.path}: the peer refused {ts} and decompressing failed: {exc}"
             ) from exc
-    return assoc.send_c_store(ds)
+    return c_store_async(assoc, ds)
 
 
 def swap_big_endian_words(ds: Any) -> None:
@@ -304,9 +279,101 @@ def _make_ae(args: argparse.Namespace, batch: Batch) -> Any:
     return ae
 
 
-def _send(args: argparse.Namespace) -> int:
-    from dicomnet.errors import DicomNetError
+class _Run:
+    """The shared state of one storescu run: counts, progress, the first fatal error.
 
+    With ``--parallel`` several threads (one association each) report here, under a lock."""
+
+    def __init__(self, args: argparse.Namespace, summary: Summary, progress: Progress) -> None:
+        self.args = args
+        self.summary = summary
+        self.progress = progress
+        self.lock = threading.Lock()
+        self.fatal: BaseException | None = None
+
+    def record(self, info: Part10Info, rsp: Any = None, error: str | None = None) -> None:
+        """Count one file's outcome: its C-STORE response, or ``error`` (sent, not stored)."""
+        summary = self.summary
+        with self.lock:
+            summary.sent += 1
+            self.progress.advance(info.size)
+            if error is not None:
+                summary.failure += 1
+                summary.failures.append(error)
+                LOG.error("%s", error)
+                return
+            code = status_of(rsp)
+            cat = status_category(code) if code >= 0 else "Failure"
+            if cat == "Success":
+                summary.success += 1
+                summary.nbytes += info.size
+            elif cat == "Warning":
+                summary.warning += 1
+                summary.nbytes += info.size
+                LOG.warning("%s: %s", info.path, describe_response(rsp, "C-STORE"))
+            else:
+                summary.failure += 1
+                what = describe_response(rsp, "C-STORE")
+                summary.failures.append(f"{info.path}: {what}")
+                LOG.error("%s: %s", info.path, what)
+
+    def send_batch(self, batch: Batch) -> None:
+        """One association: send ``batch.files`` (keeping up to the negotiated asynchronous
+        operations window outstanding), release."""
+        from dicomnet.errors import DicomNetError
+
+        args = self.args
+        try:
+            ae = _make_ae(args, batch)
+            kwargs: dict[str, Any] = {}
+            if args.max_ops > 1:  # propose the window (PS3.7 D.3.3.3): 53H, off by default
+                kwargs["max_operations_invoked"] = args.max_ops
+            assoc = associate(ae, args, args.host, args.port, **kwargs)
+            if args.max_ops > 1:
+                LOG.info("asynchronous operations window: %d", assoc.async_window)
+            try:
+                inflight: deque[tuple[Part10Info, Any]] = deque()
+                for info in batch.files:
+                    if self.fatal is not None:
+                        break  # another association failed: stop early
+                    try:
+                        # blocks only while the window is full (1 without a window)
+                        handle = store_request(assoc, info)
+                    except ToolError as exc:
+                        self.record(info, error=exc.reason)
+                        continue
+                    inflight.append((info, handle))
+                    # without a window each response is awaited at once; with one, the
+                    # request above blocked while the window was full, so only collect here
+                    sync = assoc.async_window <= 1
+                    while inflight and (sync or inflight[0][1].done):
+                        done_info, done = inflight.popleft()
+                        self.record(done_info, done.result())
+                    if not assoc.is_established:
+                        break
+                while inflight:
+                    done_info, done = inflight.popleft()
+                    self.record(done_info, done.result())
+                if not assoc.is_established:
+                    raise ToolError("the peer ended the association", ExitCode.ABORTED)
+                assoc.release()
+            except BaseException:
+                if assoc.is_established:
+                    assoc.abort()
+                raise
+        except (ToolError, DicomNetError, OSError) as exc:
+            with self.lock:
+                if self.fatal is None:
+                    self.fatal = exc
+
+
+def split(files: Sequence[Part10Info], parts: int) -> list[list[Part10Info]]:
+    """Deal ``files`` round-robin into at most ``parts`` non-empty lists (``--parallel``)."""
+    parts = max(1, min(parts, len(files)))
+    return [list(files[i::parts]) for i in range(parts)]
+
+
+def _send(args: argparse.Namespace) -> int:
     summary = Summary()
     infos: list[Part10Info] = []
     for path in iter_paths(args.paths, args.recursive):
@@ -326,53 +393,33 @@ def _send(args: argparse.Namespace) -> int:
     batches = plan(infos)
     LOG.info("%d file(s), %d association(s)", len(infos), len(batches))
     progress = Progress(len(infos), sum(i.size for i in infos))
+    state = _Run(args, summary, progress)
     start = time.monotonic()
-    fatal: BaseException | None = None
     try:
         for batch in batches:
-            ae = _make_ae(args, batch)
-            assoc = associate(ae, args, args.host, args.port)
-            try:
-                for info in batch.files:
-                    summary.sent += 1
-                    try:
-                        rsp = send_file(assoc, info)
-                        code = status_of(rsp)
-                    except ToolError as exc:
-                        summary.failure += 1
-                        summary.failures.append(exc.reason)
-                        LOG.error("%s", exc.reason)
-                        progress.advance(info.size)
-                        continue
-                    cat = status_category(code) if code >= 0 else "Failure"
-                    if cat == "Success":
-                        summary.success += 1
-                        summary.nbytes += info.size
-                    elif cat == "Warning":
-                        summary.warning += 1
-                        summary.nbytes += info.size
-                        LOG.warning("%s: %s", info.path, describe_response(rsp, "C-STORE"))
-                    else:
-                        summary.failure += 1
-                        what = describe_response(rsp, "C-STORE")
-                        summary.failures.append(f"{info.path}: {what}")
-                        LOG.error("%s: %s", info.path, what)
-                    progress.advance(info.size)
-                    if not assoc.is_established:
-                        raise ToolError("the peer ended the association", ExitCode.ABORTED)
-                assoc.release()
-            except BaseException:
-                if assoc.is_established:
-                    assoc.abort()
-                raise
-    except (ToolError, DicomNetError, OSError) as exc:
-        fatal = exc
+            if args.parallel <= 1 or len(batch.files) <= 1:
+                state.send_batch(batch)
+            else:
+                # --parallel N: the files of this batch dealt over N associations at once
+                parts = [Batch(list(batch.contexts), files)
+                         for files in split(batch.files, args.parallel)]  # fmt: skip
+                threads = [
+                    threading.Thread(target=state.send_batch, args=(part,), daemon=True,
+                                     name=f"storescu-{n}")
+                    for n, part in enumerate(parts)
+                ]  # fmt: skip
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            if state.fatal is not None:
+                break
     finally:
         progress.close()
     if not args.quiet:
         print(summary.line(time.monotonic() - start))
-    if fatal is not None:
-        raise fatal
+    if state.fatal is not None:
+        raise state.fatal
     if summary.failure:
         first = summary.failures[0] if summary.failures else ""
         raise ToolError(
@@ -390,7 +437,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-r", "--recurse", dest="recursive", action="store_true", help="recurse into directories"
     )
+    p.add_argument(
+        "--max-ops", type=_positive_int, default=1, metavar="N",
+        help="propose an asynchronous operations window of N outstanding C-STOREs (PS3.7 "
+        "D.3.3.3) and use what the peer grants (default 1: not proposed; some peers refuse it)",
+    )
+    p.add_argument(
+        "--parallel", type=_positive_int, default=1, metavar="N",
+        help="send over N associations at once, the files dealt among them (default 1)",
+    )
     return p
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

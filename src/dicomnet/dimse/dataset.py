@@ -33,13 +33,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import struct
 import tempfile
 import zlib
 from collections.abc import Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dicomnet.errors import DimseError
 
@@ -55,6 +54,8 @@ __all__ = [
     "DataSource",
     "SpoolFile",
     "encoding_of",
+    "parse_file_meta",
+    "read_file_meta",
     "read_part10_header",
 ]
 
@@ -66,6 +67,12 @@ DEFLATED_TRANSFER_SYNTAXES = frozenset({"1.2.840.10008.1.2.1.99", "1.2.840.10008
 
 #: Largest File Meta Information group we accept when parsing a Part 10 file (hostile files).
 MAX_META_LENGTH = 1 << 20
+_FIRST_READ = 8192  # covers nearly every file meta header
+_TEXT_VRS = frozenset({b"UI", b"AE", b"SH", b"LO", b"CS"})
+
+
+class _TruncatedMeta(DimseError):
+    """The bytes given end inside the file meta information (more may be read)."""
 #: Files are read in blocks of (a multiple of the chunk size near) this many bytes.
 READ_BLOCK = 1 << 20
 
@@ -98,7 +105,30 @@ def encoding_of(transfer_syntax: str) -> tuple[bool, bool, bool]:
 
 
 def read_part10_header(head: bytes | memoryview) -> tuple[int, str | None]:
-    """Locate the data set in the first bytes of a file: ``(dataset_offset, transfer_syntax)``.
+    """Locate the data set in the first bytes of a file: ``(dataset_offset, transfer_syntax)``
+    (see :func:`parse_file_meta`)."""
+    offset, values = parse_file_meta(head)
+    return offset, values.get(0x0010)
+
+
+def read_file_meta(f: BinaryIO, size: int) -> tuple[int, dict[int, str]]:
+    """:func:`parse_file_meta` of an open file, reading only as much as the meta needs: a
+    small first read covers nearly every meta header; more is read only when it is longer."""
+    head = f.read(min(size, _FIRST_READ))
+    try:
+        return parse_file_meta(head)
+    except _TruncatedMeta:
+        if len(head) >= size:
+            raise
+    head += f.read(min(size, _PREAMBLE + 4 + 12 + MAX_META_LENGTH) - len(head))
+    return parse_file_meta(head)
+
+
+def parse_file_meta(head: bytes | memoryview) -> tuple[int, dict[int, str]]:
+    """Parse the File Meta Information at the start of ``head``: ``(dataset_offset, values)``
+    where ``values`` maps the element numbers of group 0002's text elements (e.g. 0x0002
+    MediaStorageSOPClassUID, 0x0003 MediaStorageSOPInstanceUID, 0x0010 TransferSyntaxUID) to
+    their values without padding.
 
     ``head`` holds at least the whole meta header when there is one (callers pass the first
     ``132 + 12 + MAX_META_LENGTH`` bytes or the whole file, whichever is smaller). Layouts
@@ -106,6 +136,7 @@ def read_part10_header(head: bytes | memoryview) -> tuple[int, str | None]:
     meta header at all (offset 0, transfer syntax None). Garbage raises :class:`DimseError`.
     """
     view = memoryview(head)
+    values: dict[int, str] = {}
     if len(view) >= _PREAMBLE + 4 and view[_PREAMBLE : _PREAMBLE + 4] == _MAGIC:
         start = _PREAMBLE + 4
     elif len(view) >= 4 and view[0:4] == _MAGIC:
@@ -113,11 +144,10 @@ def read_part10_header(head: bytes | memoryview) -> tuple[int, str | None]:
     elif len(view) >= 8 and bytes(view[0:2]) == b"\x02\x00" and bytes(view[4:6]).isalpha():
         start = 0  # meta group without preamble (seen in the wild)
     else:
-        return 0, None
+        return 0, values
     pos = start
     end = len(view)
     limit = start + MAX_META_LENGTH
-    ts: str | None = None
     group_end: int | None = None
     while pos + 8 <= end:
         group, elem, vr, short_len = _TAG_VR_SHORT.unpack_from(view, pos)
@@ -129,14 +159,16 @@ def read_part10_header(head: bytes | memoryview) -> tuple[int, str | None]:
             raise DimseError(f"file meta information: bad VR at offset {pos}")
         if vr in _LONG_VRS:
             if pos + 12 > end:
-                raise DimseError("file meta information truncated")
+                raise _TruncatedMeta("file meta information truncated")
             length = _UL.unpack_from(view, pos + 8)[0]
             value_at = pos + 12
         else:
             length = short_len
             value_at = pos + 8
-        if length == 0xFFFFFFFF or value_at + length > min(end, limit):
+        if length == 0xFFFFFFFF or value_at + length > limit:
             raise DimseError(f"file meta information: bad length {length} at offset {pos}")
+        if value_at + length > end:
+            raise _TruncatedMeta("file meta information truncated")
         value = view[value_at : value_at + length]
         if elem == 0x0000 and length == 4:
             # (0002,0000) FileMetaInformationGroupLength: bytes after this element.
@@ -144,16 +176,20 @@ def read_part10_header(head: bytes | memoryview) -> tuple[int, str | None]:
             if glen > MAX_META_LENGTH:
                 raise DimseError(f"file meta information group length {glen} too large")
             group_end = value_at + length + glen
-        elif elem == 0x0010:
-            ts = bytes(value).decode("ascii", "replace").strip("\0 ")
+        elif vr in _TEXT_VRS:
+            values[elem] = bytes(value).decode("ascii", "replace").strip("\0 ")
         pos = value_at + length
+        if group_end is not None and pos > group_end:
+            # The group length ends inside an element: readers would disagree on where the
+            # data set starts (PS3.10 section 7.1), so the file is refused.
+            raise DimseError("file meta information group length ends inside an element")
     if group_end is not None:
         if group_end > end:
-            raise DimseError("file meta information truncated")
+            raise _TruncatedMeta("file meta information truncated")
         pos = group_end
     if pos == start:
         raise DimseError("Part 10 file without a file meta information group")
-    return pos, ts
+    return pos, values
 
 
 class DataSource:
@@ -235,10 +271,10 @@ class DataSource:
         try:
             with open(fspath, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
-                head = f.read(min(size, _PREAMBLE + 4 + 12 + MAX_META_LENGTH))
+                offset, values = read_file_meta(f, size)
         except OSError as exc:
             raise DimseError(f"cannot read {fspath!r}: {exc}") from exc
-        offset, ts = read_part10_header(head)
+        ts = values.get(0x0010)
         return cls(
             path=fspath, offset=offset, size=size - offset, transfer_syntax=ts or transfer_syntax
         )
@@ -344,6 +380,8 @@ class DataSource:
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise DimseError(f"cannot move {self.path!r} to {target!r}: {exc}") from exc
+            import shutil  # a cross-device move only: start-up does not pay for shutil
+
             shutil.move(self.path, target)
         self.path, self._owned = target, False
         return target

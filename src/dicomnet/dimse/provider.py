@@ -290,7 +290,16 @@ class DIMSEServiceProvider:
                 data_set.close()
             rsp = exc.response()
             if rsp is not None:
-                self._send_message(rsp, context_id)
+                try:
+                    self._send_message(rsp, context_id)
+                except DimseError as send_exc:
+                    # e.g. the peer announced a Maximum Length too small for any PDV: it can
+                    # be given no answer at all, so the association ends (A-ABORT 2/0).
+                    raise ProtocolError(
+                        f"cannot answer an invalid request: {send_exc}",
+                        abort_source=2,
+                        abort_reason=0,
+                    ) from send_exc
             if self.on_invalid_message is not None:
                 self.on_invalid_message(exc)
             return
