@@ -244,3 +244,33 @@ def test_closed_memory_source_raises_our_error() -> None:
     src.close()
     with pytest.raises(DimseError):
         src.read()
+
+
+def test_deflate_bomb_is_refused_not_inflated() -> None:
+    """A small deflated payload that claims far more than the cap is refused with
+    DimseError before it is inflated past the cap (hostile-peer rule: bounded memory)."""
+    import zlib
+
+    import pytest
+
+    from dicomnet.dimse.dataset import decode_dataset
+    from dicomnet.errors import DimseError
+
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = comp.compress(b"\x00" * (8 << 20)) + comp.flush()
+    assert len(bomb) < 16 << 10
+    with pytest.raises(DimseError, match="inflates beyond"):
+        decode_dataset(bomb, "1.2.840.10008.1.2.1.99", max_inflated=1 << 20)
+
+
+def test_deflated_dataset_within_the_cap_decodes() -> None:
+    from pydicom.dataset import Dataset
+
+    from dicomnet.dimse.dataset import DataSource, decode_dataset
+
+    ds = Dataset()
+    ds.PatientName = "DEFLATE^TEST"
+    ds.PatientID = "42"
+    encoded = DataSource.from_dataset(ds, "1.2.840.10008.1.2.1.99").read()
+    back = decode_dataset(encoded, "1.2.840.10008.1.2.1.99", max_inflated=1 << 20)
+    assert back.PatientName == "DEFLATE^TEST" and back.PatientID == "42"

@@ -67,6 +67,7 @@ DEFLATED_TRANSFER_SYNTAXES = frozenset({"1.2.840.10008.1.2.1.99", "1.2.840.10008
 
 #: Largest File Meta Information group we accept when parsing a Part 10 file (hostile files).
 MAX_META_LENGTH = 1 << 20
+MAX_INFLATED = 1 << 30  # largest inflated size of a deflated data set decoded in memory
 _FIRST_READ = 8192  # covers nearly every file meta header
 _TEXT_VRS = frozenset({b"UI", b"AE", b"SH", b"LO", b"CS"})
 
@@ -502,8 +503,13 @@ def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
     return bytes(raw)
 
 
-def decode_dataset(data: bytes | memoryview, transfer_syntax: str) -> Dataset:
-    """Decode encoded data set bytes into a pydicom ``Dataset``; errors become DimseError."""
+def decode_dataset(
+    data: bytes | memoryview, transfer_syntax: str, *, max_inflated: int | None = None
+) -> Dataset:
+    """Decode encoded data set bytes into a pydicom ``Dataset``; errors become DimseError.
+
+    A deflated data set (PS3.5 A.5) inflates to at most ``max_inflated`` bytes (default
+    :data:`MAX_INFLATED`): a few KB of deflate can claim gigabytes (a "deflate bomb")."""
     import io
 
     from pydicom.filereader import read_dataset
@@ -512,8 +518,16 @@ def decode_dataset(data: bytes | memoryview, transfer_syntax: str) -> Dataset:
     raw = bytes(data)
     try:
         if deflated:
-            raw = zlib.decompress(raw, -15)
+            limit = MAX_INFLATED if max_inflated is None else max_inflated
+            inflater = zlib.decompressobj(-15)
+            raw = inflater.decompress(raw, limit)
+            if inflater.unconsumed_tail:
+                raise DimseError(f"deflated data set inflates beyond {limit} bytes")
+            if not inflater.eof:
+                raise DimseError("deflated data set is truncated")
         ds = read_dataset(io.BytesIO(raw), implicit, little)
+    except DimseError:
+        raise
     except Exception as exc:  # hostile bytes: pydicom raises many types
         raise DimseError(f"cannot decode the data set as {transfer_syntax}: {exc}") from exc
     return ds
