@@ -47,6 +47,28 @@ PRINTER_INSTANCE = "1.2.840.10008.5.1.1.17"
 TS = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 
 
+@pytest.fixture(autouse=True)
+def _park_pynetdicom_reactor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work around a race in pynetdicom 3.0 (the peer, not us): its ``send_*`` methods pause
+    the association's reactor thread by clearing an event and then reading a ``_is_paused``
+    flag that is still True from the previous operation while the reactor is between waking
+    and re-parking. When the peer answers within microseconds (as our server does), the
+    reactor takes the response off the queue, logs "Received unexpected ... service message"
+    and ``send_*`` times out. A 2 ms pause before each request lets the reactor park first."""
+    from pynetdicom.association import Association as PynetdicomAssociation
+
+    for name in ("send_c_echo", "send_c_store", "send_c_find", "send_c_get", "send_c_move",
+                 "send_n_event_report", "send_n_get", "send_n_set", "send_n_action",
+                 "send_n_create", "send_n_delete"):  # fmt: skip
+        original = getattr(PynetdicomAssociation, name)
+
+        def delayed(self: Any, *args: Any, __original: Any = original, **kw: Any) -> Any:
+            time.sleep(0.002)
+            return __original(self, *args, **kw)
+
+        monkeypatch.setattr(PynetdicomAssociation, name, delayed)
+
+
 def make_ct(i: int = 0, sop_class: str = CT, ts: str = ExplicitVRLittleEndian) -> Dataset:
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
