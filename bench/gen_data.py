@@ -77,10 +77,10 @@ def generate(out: Path, kind: str, count: int) -> list[Path]:
     rng = np.random.default_rng(1234)
     study, series = generate_uid(), generate_uid()
     for n in range(count):
-        if kind == "ct":
+        if kind.startswith("ct"):  # ct, ctarc, ct6: the same CT, other instances
             ds = _base(CTImageStorage, study, series, n)
             _image(ds, 512, 512, rng)
-        elif kind == "small":
+        elif kind.startswith("small"):
             ds = _base(SecondaryCaptureImageStorage, study, series, n)
             _image(ds, 16, 16, rng)
         elif kind == "mr32":

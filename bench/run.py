@@ -13,6 +13,14 @@ Servers run as separate processes, started fresh per repetition; clients too. Pe
 it, Nagle's algorithm dominates its small-message timings). Data is generated once into a
 RAM-backed directory (/dev/shm) and reused.
 
+Scenarios 5 and 6 use the archive (``dicomnet qrscp``): 5 fills it once per run (10,000 small
+instances and 1000 CT, by ``dicomnet storescu --parallel 2 --max-ops 16``) and compares a
+C-FIND with 10,000 IMAGE-level matches against 10,000 C-ECHO round trips between DCMTK tools,
+DCMTK storescu storing new CT into it against DCMTK storescu -> storescp +B, and DCMTK
+getscu/movescu retrieving the 1000 CT from it against DCMTK dcmqrscp (configured in the run's
+temp dir). 6 runs 50 DCMTK storescu processes at once (100 distinct CT each) into a fresh
+archive, against DCMTK storescp +B --fork and against the same files over one association.
+
 Whole-process variants time the client process from spawn to exit (start-up included);
 "in-process" variants report the time the client library measured itself, from association
 request to release (start-up excluded).
@@ -135,7 +143,7 @@ def run_client(argv: list[str], env: dict[str, str] | None = None) -> tuple[floa
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rssfile:
         t0 = time.perf_counter()
         proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rssfile.name, *argv], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+                              capture_output=True, check=False)
         seconds = time.perf_counter() - t0
         text = rssfile.read().strip().splitlines()
     rss = int(text[-1]) if text and text[-1].isdigit() else 0
@@ -167,11 +175,13 @@ def scp_argv(impl: str, port: int, outdir: Path) -> tuple[list[str], dict[str, s
         return [PY, str(PEERS / "pynd.py"), "scp", str(port), str(outdir)], None
     if impl == "dicomnet":
         return [*DN, "storescp", str(port), "-od", str(outdir)], None
+    if impl == "dicomnet window":  # grants an asynchronous operations window (PS3.7 D.3.3.3)
+        return [*DN, "storescp", str(port), "-od", str(outdir), "--max-ops", "16"], None
     raise ValueError(impl)
 
 
 def store_argv(impl: str, port: int, files: list[Path], listfile: Path, inproc: bool = False,
-               window: int = 0) -> tuple[list[str], dict[str, str] | None]:
+               window: int = 0, cli_window: int = 0) -> tuple[list[str], dict[str, str] | None]:
     if impl.startswith("DCMTK"):
         return [dcmtk("storescu"), "-aec", "ANY-SCP", "127.0.0.1", str(port),
                 *map(str, files)], DCMTK_ENV
@@ -182,7 +192,8 @@ def store_argv(impl: str, port: int, files: list[Path], listfile: Path, inproc: 
             extra = ["--window", str(window)] if window else []
             return [PY, str(PEERS / "dn.py"), "store", "127.0.0.1", str(port), str(listfile),
                     *extra], None
-        return [*DN, "storescu", "127.0.0.1", str(port), *map(str, files), "-q"], None
+        extra = ["--max-ops", str(cli_window)] if cli_window else []
+        return [*DN, "storescu", "127.0.0.1", str(port), *map(str, files), "-q", *extra], None
     raise ValueError(impl)
 
 
@@ -190,7 +201,7 @@ def store_argv(impl: str, port: int, files: list[Path], listfile: Path, inproc: 
 
 
 def store_variant(impl: str, scp_impl: str, files: list[Path], work: Path, label: str,
-                  inproc: bool = False, window: int = 0) -> Variant:
+                  inproc: bool = False, window: int = 0, cli_window: int = 0) -> Variant:
     listfile = work / f"list-{len(files)}-{files[0].parent.name}.txt"
     listfile.write_text("\n".join(map(str, files)))
 
@@ -200,7 +211,7 @@ def store_variant(impl: str, scp_impl: str, files: list[Path], work: Path, label
         argv, env = scp_argv(scp_impl, port, outdir)
         server = Server(argv, port, env)
         try:
-            cargv, cenv = store_argv(impl, port, files, listfile, inproc, window)
+            cargv, cenv = store_argv(impl, port, files, listfile, inproc, window, cli_window)
             seconds, rss, out, rc = run_client(cargv, cenv)
         finally:
             srss = server.stop()
@@ -270,6 +281,259 @@ def startup_variant(impl: str, work: Path, n: int = 10) -> Variant:
     return Variant(impl, f"{impl} echoscu (whole process)", run)
 
 
+# --------------------------------------------------------------------------- archive (5, 6)
+
+
+def series_uids(path: Path) -> tuple[str, str]:
+    from pydicom import dcmread
+
+    ds = dcmread(path, stop_before_pixels=True)
+    return str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)
+
+
+def count_dicom(folder: Path) -> int:
+    """Part 10 files below ``folder`` (archive index and temp files excluded)."""
+    n = 0
+    for p in folder.rglob("*"):
+        if p.is_file() and ".tmp" not in p.parts and not p.name.startswith("index.sqlite"):
+            n += 1
+    return n
+
+
+def qrscp_argv(port: int, storage: Path, dests: dict[str, int] | None = None) -> list[str]:
+    argv = [*DN, "qrscp", "--port", str(port), "--bind", "127.0.0.1", "--storage", str(storage),
+            "-aet", "DICOMNET", "-q", "--max-associations", "128"]
+    for aet, p in (dests or {}).items():
+        argv += ["--destination", f"{aet}=127.0.0.1:{p}"]
+    return argv
+
+
+class ArchiveFixture:
+    """The archive of scenarios 5: ``small`` (10,000 instances, one series) plus ``ct`` (1000 CT,
+    another series), stored once per run into our qrscp by our storescu (--parallel 2,
+    --max-ops 16) and kept as a base directory; a repetition that stores into the archive
+    works on a clone (hard links for the Part 10 files, which are never modified in place; a
+    real copy of the SQLite index). The same CT go into a DCMTK dcmqrscp (its own index) for
+    the C-GET/C-MOVE reference."""
+
+    def __init__(self, work: Path, small: list[Path], ct: list[Path]) -> None:
+        self.work = work
+        self.small, self.ct = small, ct
+        self.base = work / "archive-base"
+        self.dest_port = free_port()  # the C-MOVE destination (a DCMTK storescp +B)
+        port = free_port()
+        server = Server(qrscp_argv(port, self.base), port)
+        try:
+            t0 = time.perf_counter()
+            rc = subprocess.call(
+                [*DN, "storescu", "127.0.0.1", str(port), "-aec", "DICOMNET", "-q",
+                 "--parallel", "2", "--max-ops", "16", str(small[0].parent), str(ct[0].parent)],
+                stderr=subprocess.DEVNULL)
+            self.fill_seconds = time.perf_counter() - t0
+        finally:
+            server.stop()
+        self.count = count_dicom(self.base)
+        if rc != 0 or self.count != len(small) + len(ct):
+            raise RuntimeError(f"archive fill failed: rc={rc}, {self.count} files")
+        # DCMTK dcmqrscp holding the same CT
+        self.dcmqr_dir = work / "dcmqr"
+        self.dcmqr_db = self.dcmqr_dir / "db"
+        self.dcmqr_db.mkdir(parents=True)
+        self.dcmqr_port = free_port()
+        self.dcmqr_cfg = self.dcmqr_dir / "dcmqrscp.cfg"
+        self.dcmqr_cfg.write_text(
+            f"NetworkTCPPort = {self.dcmqr_port}\nMaxPDUSize = 131072\nMaxAssociations = 64\n\n"
+            f"HostTable BEGIN\ndest = (DEST, 127.0.0.1, {self.dest_port})\nHostTable END\n\n"
+            "VendorTable BEGIN\nVendorTable END\n\n"
+            f"AETable BEGIN\nDCMQR {self.dcmqr_db} RW (100, 4096mb) ANY\nAETable END\n")
+        server = self.dcmqrscp()
+        try:
+            t0 = time.perf_counter()
+            rc = subprocess.call([dcmtk("storescu"), "-aec", "DCMQR", "127.0.0.1",
+                                  str(self.dcmqr_port), *map(str, ct)], env=DCMTK_ENV,
+                                 stderr=subprocess.DEVNULL)
+            self.dcmqr_fill_seconds = time.perf_counter() - t0
+        finally:
+            server.stop()
+        if rc != 0:
+            raise RuntimeError(f"dcmqrscp fill failed: rc={rc}")
+        self.small_uids = series_uids(small[0])
+        self.ct_uids = series_uids(ct[0])
+
+    def dcmqrscp(self) -> Server:
+        return Server([dcmtk("dcmqrscp"), "-c", str(self.dcmqr_cfg), str(self.dcmqr_port)],
+                      self.dcmqr_port, DCMTK_ENV)
+
+    def clone(self) -> Path:
+        dest = Path(tempfile.mkdtemp(dir=self.work, prefix="archive-clone-"))
+        dest.rmdir()
+        subprocess.check_call(["cp", "-al", str(self.base), str(dest)])
+        for db in dest.glob("index.sqlite*"):  # SQLite writes in place: a real copy
+            db.unlink()
+            shutil.copy2(self.base / db.name, db)
+        return dest
+
+
+def find_variants(arc: ArchiveFixture, work: Path) -> list[Variant]:
+    study, series = arc.small_uids
+    n = len(arc.small)
+    keys = ["-k", "QueryRetrieveLevel=IMAGE", "-k", f"StudyInstanceUID={study}",
+            "-k", f"SeriesInstanceUID={series}", "-k", "SOPInstanceUID"]
+
+    def ours(client: str) -> Callable[[], Result]:
+        def run() -> Result:
+            port = free_port()
+            server = Server(qrscp_argv(port, arc.base), port)
+            try:
+                if client == "DCMTK":
+                    argv = [dcmtk("findscu"), "-q", "-S", "-aec", "DICOMNET", *keys, "127.0.0.1",
+                            str(port)]
+                else:
+                    argv = [*DN, "findscu", "-S", "-aec", "DICOMNET", *keys, "--json",
+                            "127.0.0.1", str(port)]
+                seconds, rss, out, rc = run_client(argv, DCMTK_ENV)
+            finally:
+                srss = server.stop()
+            note = ""
+            ok = rc == 0
+            if client != "DCMTK":
+                got = out.count('"00080018"')
+                ok = ok and got == n
+                note = "" if ok else f"rc={rc} matches={got}"
+            return Result(seconds, rss, srss, ok, note or ("" if ok else f"rc={rc}"))
+        return run
+
+    def echoes() -> Result:
+        port = free_port()
+        server = Server([dcmtk("storescp"), str(port)], port, DCMTK_ENV)
+        try:
+            seconds, rss, _out, rc = run_client(
+                [dcmtk("echoscu"), "--repeat", str(n), "127.0.0.1", str(port)], DCMTK_ENV)
+        finally:
+            srss = server.stop()
+        return Result(seconds, rss, srss, rc == 0)
+
+    return [Variant("dicomnet", f"DCMTK findscu -> dicomnet qrscp ({n} matches)", ours("DCMTK")),
+            Variant("dicomnet", f"dicomnet findscu -> dicomnet qrscp ({n} matches)",
+                    ours("dicomnet")),
+            Variant("DCMTK", f"DCMTK echoscu --repeat {n} -> storescp", echoes)]
+
+
+def archive_store_variants(arc: ArchiveFixture, files: list[Path], work: Path) -> list[Variant]:
+    def ours() -> Result:
+        storage = arc.clone()
+        port = free_port()
+        server = Server(qrscp_argv(port, storage), port)
+        try:
+            seconds, rss, _out, rc = run_client(
+                [dcmtk("storescu"), "-aec", "DICOMNET", "127.0.0.1", str(port),
+                 *map(str, files)], DCMTK_ENV)
+        finally:
+            srss = server.stop()
+        stored = count_dicom(storage) - arc.count
+        shutil.rmtree(storage, ignore_errors=True)
+        ok = rc == 0 and stored == len(files)
+        return Result(seconds, rss, srss, ok, "" if ok else f"rc={rc} stored={stored}")
+
+    return [Variant("dicomnet", f"DCMTK storescu -> dicomnet qrscp ({arc.count} held)", ours),
+            store_variant("DCMTK", "DCMTK +B", files, work, "DCMTK storescu -> storescp +B")]
+
+
+def retrieve_variants(arc: ArchiveFixture, work: Path, move: bool) -> list[Variant]:
+    study, series = arc.ct_uids
+    n = len(arc.ct)
+    keys = ["-k", "QueryRetrieveLevel=SERIES", "-k", f"StudyInstanceUID={study}",
+            "-k", f"SeriesInstanceUID={series}"]
+
+    def run_with(server_kind: str) -> Callable[[], Result]:
+        def run() -> Result:
+            outdir = Path(tempfile.mkdtemp(dir=work))
+            dest: Server | None = None
+            if server_kind == "dicomnet":
+                port, aec = free_port(), "DICOMNET"
+                server = Server(qrscp_argv(port, arc.base, {"DEST": arc.dest_port}), port)
+            else:
+                port, aec = arc.dcmqr_port, "DCMQR"
+                server = arc.dcmqrscp()
+            try:
+                if move:
+                    dest = Server([dcmtk("storescp"), "+B", "-aet", "DEST", "-od", str(outdir),
+                                   str(arc.dest_port)], arc.dest_port, DCMTK_ENV)
+                    argv = [dcmtk("movescu"), "-S", "-aec", aec, "-aem", "DEST", *keys,
+                            "127.0.0.1", str(port)]
+                else:
+                    argv = [dcmtk("getscu"), "-S", "-aec", aec, *keys, "-od", str(outdir),
+                            "127.0.0.1", str(port)]
+                seconds, rss, _out, rc = run_client(argv, DCMTK_ENV)
+            finally:
+                srss = server.stop()
+                if dest is not None:
+                    dest.stop()
+            got = count_dicom(outdir)
+            shutil.rmtree(outdir, ignore_errors=True)
+            ok = rc == 0 and got == n
+            return Result(seconds, rss, srss, ok, "" if ok else f"rc={rc} received={got}")
+        return run
+
+    tool = "movescu" if move else "getscu"
+    return [Variant("dicomnet", f"DCMTK {tool} <- dicomnet qrscp", run_with("dicomnet")),
+            Variant("DCMTK", f"DCMTK {tool} <- DCMTK dcmqrscp", run_with("DCMTK"))]
+
+
+def concurrent_variants(files: list[Path], work: Path, nassoc: int) -> list[Variant]:
+    """Scenario 6: ``nassoc`` DCMTK storescu processes at once, each with its own share of
+    ``files`` (distinct instances), into a fresh archive; and all of them over one
+    association, for the aggregate-throughput comparison."""
+    parts = [files[i::nassoc] for i in range(nassoc)]
+
+    def run_with(server_kind: str, concurrent: bool) -> Callable[[], Result]:
+        def run() -> Result:
+            storage = Path(tempfile.mkdtemp(dir=work, prefix="arc6-"))
+            port = free_port()
+            if server_kind == "dicomnet":
+                server = Server(qrscp_argv(port, storage), port)
+                aec = "DICOMNET"
+            else:
+                server = Server([dcmtk("storescp"), "+B", "--fork", "-od", str(storage),
+                                 str(port)], port, DCMTK_ENV)
+                aec = "ANY-SCP"
+            try:
+                t0 = time.perf_counter()
+                groups = parts if concurrent else [files]
+                procs = [subprocess.Popen([dcmtk("storescu"), "-aec", aec, "127.0.0.1",
+                                           str(port), *map(str, g)], env=DCMTK_ENV,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                         for g in groups]
+                rcs = [p.wait() for p in procs]
+                errs = [p.stderr.read().decode(errors="replace")[-200:] for p in procs
+                        if p.stderr is not None]
+                for p in procs:
+                    if p.stderr is not None:
+                        p.stderr.close()
+                seconds = time.perf_counter() - t0
+            finally:
+                srss = server.stop()
+            stored = count_dicom(storage)
+            shutil.rmtree(storage, ignore_errors=True)
+            failed = sum(1 for rc in rcs if rc != 0)
+            ok = failed == 0 and stored == len(files)
+            note = "" if ok else (f"{failed} failed, stored={stored} "
+                                  + next((e for e in errs if e.strip()), ""))
+            mbps = sum(f.stat().st_size for f in files) / seconds / 1e6
+            return Result(seconds, 0, srss, ok, note or f"{mbps:.0f} MB/s")
+        return run
+
+    n = len(files)
+    return [
+        Variant("dicomnet", f"{nassoc} x DCMTK storescu -> dicomnet qrscp ({n} CT)",
+                run_with("dicomnet", True)),
+        Variant("DCMTK", f"{nassoc} x DCMTK storescu -> DCMTK storescp +B --fork",
+                run_with("DCMTK", True)),
+        Variant("dicomnet", f"1 x DCMTK storescu -> dicomnet qrscp ({n} CT, one association)",
+                run_with("dicomnet", False)),
+    ]
+
+
 # --------------------------------------------------------------------------- table
 
 
@@ -296,8 +560,9 @@ def table(title: str, variants: list[Variant]) -> str:
         srss = max(r.server_rss for r in v.results)
         ok = all(r.ok for r in v.results)
         notes = "; ".join(sorted({r.note for r in v.results if r.note}))
+        status = ("yes" + (f" ({notes})" if notes else "")) if ok else "NO " + notes
         lines.append(f"| {v.label} | {m:.3f} | {rd} | {rp} | {fmt_rss(crss)} | {fmt_rss(srss)} "
-                     f"| {'yes' if ok else 'NO ' + notes} |")
+                     f"| {status} |")
     return "\n".join(lines) + "\n"
 
 
@@ -330,6 +595,11 @@ def main() -> int:
     def want(s: str) -> bool:
         return not only or s in only
 
+    # Byte-compile dicomnet once, as an installed package is: the environment may set
+    # PYTHONDONTWRITEBYTECODE, and then every tool start would compile its modules again.
+    import compileall
+
+    compileall.compile_dir(str(HERE.parent / "src" / "dicomnet"), quiet=1)
     data = ram_dir()
     work = Path(tempfile.mkdtemp(dir=data, prefix="run-"))
     out: list[str] = [
@@ -357,8 +627,10 @@ def main() -> int:
             vs = [store_variant("dicomnet", "dicomnet", small, work, "dicomnet (sync)"),
                   store_variant("DCMTK", "DCMTK +B", small, work, "DCMTK storescu -> storescp +B"),
                   store_variant("pynetdicom", "pynetdicom", small, work, "pynetdicom"),
-                  store_variant("dicomnet", "dicomnet", small, work,
-                                "dicomnet (async window 16, library)", window=16)]
+                  store_variant("dicomnet", "dicomnet window", small, work,
+                                "dicomnet (async window 16, library)", window=16),
+                  store_variant("dicomnet", "dicomnet window", small, work,
+                                "dicomnet storescu --max-ops 16 (whole process)", cli_window=16)]
             out.append(run_scenario(f"2. C-STORE {len(small)} small instances, one association",
                                     vs, reps))
         if want("3"):
@@ -378,6 +650,29 @@ def main() -> int:
             n = 500 // scale
             vs = [echo_variant(i, n, True, work) for i in ("dicomnet", "DCMTK", "pynetdicom")]
             out.append(run_scenario(f"4b. {n} associations of one C-ECHO", vs, reps))
+        if want("5"):
+            small = generate(data, "small10k", 10000 // scale)
+            ctarc = generate(data, "ctarc", 1000 // scale)
+            arc = ArchiveFixture(work, small, ctarc)
+            out.append(f"Archive: {arc.count} instances stored by dicomnet storescu --parallel 2 "
+                       f"--max-ops 16 into dicomnet qrscp in {arc.fill_seconds:.1f} s; "
+                       f"{len(ctarc)} CT into DCMTK dcmqrscp by DCMTK storescu in "
+                       f"{arc.dcmqr_fill_seconds:.1f} s.\n")
+            out.append(run_scenario(f"5a. C-FIND, IMAGE level, {len(small)} matches",
+                                    find_variants(arc, work), reps))
+            ct = generate(data, "ct", 1000 // scale)
+            out.append(run_scenario(f"5b. C-STORE {len(ct)} new CT into the archive",
+                                    archive_store_variants(arc, ct, work), reps))
+            out.append(run_scenario(f"5c. C-GET {len(ctarc)} CT from the archive",
+                                    retrieve_variants(arc, work, move=False), reps))
+            out.append(run_scenario(f"5d. C-MOVE {len(ctarc)} CT from the archive",
+                                    retrieve_variants(arc, work, move=True), reps))
+        if want("6"):
+            nassoc = 50
+            ct6 = generate(data, "ct6", nassoc * (100 // scale))
+            out.append(run_scenario(
+                f"6. {nassoc} concurrent associations x {len(ct6) // nassoc} CT into the archive",
+                concurrent_variants(ct6, work, nassoc), reps))
         if want("7"):
             ct = generate(data, "ct", 1000 // scale)
             vs = [store_variant("DCMTK", "dicomnet", ct, work, "DCMTK storescu -> dicomnet storescp"),

@@ -14,6 +14,8 @@ import json
 import sys
 import time
 
+import pydicom.dataset  # noqa: F401  (start-up: the status Datasets need it; not timed)
+
 from dicomnet import AE
 from dicomnet.cli.storescu import read_part10_info
 
@@ -22,7 +24,8 @@ TS = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
 
 
 def store(host: str, port: int, listfile: str, window: int) -> None:
-    files = [line.strip() for line in open(listfile) if line.strip()]
+    with open(listfile) as f:
+        files = [line.strip() for line in f if line.strip()]
     infos = [read_part10_info(f) for f in files]
     ae = AE(ae_title="DNSCU")
     for uid in sorted({i.sop_class_uid for i in infos if i is not None}):

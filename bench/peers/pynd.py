@@ -36,7 +36,8 @@ def scp(port: int, outdir: str) -> None:
 
 
 def store(host: str, port: int, listfile: str) -> None:
-    files = [line.strip() for line in open(listfile) if line.strip()]
+    with open(listfile) as f:
+        files = [line.strip() for line in f if line.strip()]
     classes = sorted({str(dcmread(files[0], stop_before_pixels=True).SOPClassUID)})
     ae = AE(ae_title="PYNDSCU")
     for uid in classes:

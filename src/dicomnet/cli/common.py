@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +32,8 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
+    import ssl
+
     from dicomnet.ae import AE
     from dicomnet.association import Association
 
@@ -114,11 +115,46 @@ def port_number(text: str) -> int:
     return value
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, told the terminal width up front: argparse builds a formatter for
+    every ``add_argument`` and would import shutil (and its compression modules) each start
+    just to ask for it."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _terminal_columns() -> int:
+    """$COLUMNS, else the terminal's width, else 80 (what shutil.get_terminal_size does)."""
+    import os
+
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 def tool_parser(
     prog: str, description: str, *, scu: bool = True, default_aet: str | None = None
 ) -> argparse.ArgumentParser:
     """A parser with the shared network, verbosity and TLS flags already added."""
-    p = argparse.ArgumentParser(prog=f"dicomnet {prog}", description=description)
+    p = argparse.ArgumentParser(
+        prog=f"dicomnet {prog}", description=description, formatter_class=_HelpFormatter
+    )
     net = p.add_argument_group("network")
     net.add_argument(
         "-aet",
@@ -192,6 +228,8 @@ def client_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     """The TLS client context the ``--tls*`` flags describe, or None without ``--tls``."""
     if not getattr(args, "tls", False):
         return None
+    import ssl  # only with --tls: start-up without TLS does not pay for it
+
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=args.tls_ca)
     if getattr(args, "tls_no_verify", False):
         ctx.check_hostname = False
@@ -207,6 +245,8 @@ def server_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
         return None
     if not args.tls_cert:
         fail("--tls needs --tls-cert (and --tls-key) on a server", ExitCode.USAGE)
+    import ssl
+
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(args.tls_cert, args.tls_key)
     if args.tls_ca:
@@ -412,13 +452,14 @@ def run(body: Callable[[], int | ExitCode]) -> int:
     except ConnectionRefusedError:
         _report("connection refused")
         return int(ExitCode.CONNECTION)
-    except ssl.SSLError as exc:
-        _report(f"TLS failure: {exc.reason or exc}")
-        return int(ExitCode.CONNECTION)
     except TimeoutError as exc:
         _report(f"timed out: {exc or 'no answer'}")
         return int(ExitCode.TIMEOUT)
     except OSError as exc:
+        ssl_mod = sys.modules.get("ssl")  # an SSLError implies ssl was imported
+        if ssl_mod is not None and isinstance(exc, ssl_mod.SSLError):
+            _report(f"TLS failure: {exc.reason or exc}")
+            return int(ExitCode.CONNECTION)
         _report(f"network error: {exc.strerror or exc}")
         return int(ExitCode.CONNECTION)
     except KeyboardInterrupt:

@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _echo(args: argparse.Namespace) -> int:
     from dicomnet.ae import AE
+    from dicomnet.services.scu import c_echo_response
 
     ae = AE(ae_title=args.aet)
     configure_ae(ae, args)
@@ -58,7 +59,7 @@ def _echo(args: argparse.Namespace) -> int:
     assoc = associate(ae, args, args.host, args.port)
     try:
         for i in range(args.repeat):
-            rsp = assoc.send_c_echo()
+            rsp = c_echo_response(assoc)  # the primitive: no pydicom import for a C-ECHO
             if status_of(rsp) != 0x0000:
                 raise ToolError(f"C-ECHO {i + 1} failed: {describe_response(rsp, 'C-ECHO')}")
             LOG.info("C-ECHO %d: success", i + 1)

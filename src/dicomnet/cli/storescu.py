@@ -63,6 +63,7 @@ NATIVE = frozenset({EXPLICIT_LE, IMPLICIT_LE, EXPLICIT_BE})
 _WORD_SIZE = {"OW": 2, "OL": 4, "OF": 4, "OD": 8, "OV": 8}
 FALLBACK: tuple[str, ...] = (EXPLICIT_LE, IMPLICIT_LE)
 MAX_CONTEXTS = 128  # PS3.8 section 9.3.2.2: context IDs are odd integers 1..255
+WHOLE_FILE = 4 << 20  # files up to this size are read whole and sent from memory
 
 _PREAMBLE = 128
 @dataclass(frozen=True, slots=True)
@@ -188,37 +189,64 @@ def _accepted_ts(assoc: Association, sop_class: str) -> list[str]:
 
 
 def send_file(assoc: Association, info: Part10Info) -> Any:
-    """Send one file over ``assoc``; returns the C-STORE response (a Dataset with Status).
+    """Send one file over ``assoc``; returns the final C-STORE-RSP primitive (``Status``,
+    ``ErrorComment``...; None when no response came). No pydicom Dataset is built: sending
+    Part 10 files never imports pydicom.
 
     See :func:`store_request`; this waits for the response.
     """
-    return store_request(assoc, info).result()
+    return store_request(assoc, info).final_response()
+
+
+_STORE_API: list[Any] = []
+
+
+def _store_api() -> tuple[Any, Any]:
+    """(DataSource, c_store_async), imported on first use (not at start-up), then cached."""
+    if not _STORE_API:
+        from dicomnet.dimse.dataset import DataSource
+        from dicomnet.services.scu import c_store_async
+
+        _STORE_API.extend((DataSource, c_store_async))
+    return _STORE_API[0], _STORE_API[1]
 
 
 def store_request(assoc: Association, info: Part10Info) -> Any:
     """Send the C-STORE-RQ of one file over ``assoc``; returns its operation handle (whose
-    ``result()`` is the response) without waiting for the response when the association has an
-    asynchronous operations window (PS3.7 D.3.3.3) with room.
+    ``final_response()`` is the response primitive), without waiting for the response when
+    the association has an asynchronous operations window (PS3.7 D.3.3.3) with room.
 
-    The common case streams the file's data set bytes from disk as they are (no decode): the
+    The common case sends the file's data set bytes as they are (no decode; files up to
+    WHOLE_FILE bytes read whole, larger ones streamed from disk): the
     file's transfer syntax was accepted, or it is Explicit/Implicit VR Little Endian and the
     other one was (the association re-encodes). Otherwise (big endian, or compressed data the
     peer refused) the file is decoded, decompressed if needed, and sent re-encoded.
     """
-    from dicomnet.dimse.dataset import DataSource
-    from dicomnet.services.scu import c_store_async
+    DataSource, c_store_async = _store_api()
 
     accepted = _accepted_ts(assoc, info.sop_class_uid)
     if not accepted:
         raise ToolError(f"{info.path}: SOP class {info.sop_class_uid} not accepted by the peer")
     ts = info.transfer_syntax
     if ts in accepted or (ts in NATIVE_LE and NATIVE_LE.intersection(accepted)):
-        src = DataSource(
-            path=info.path,
-            offset=info.dataset_offset,
-            size=info.size - info.dataset_offset,
-            transfer_syntax=ts,
-        )
+        if info.size <= WHOLE_FILE:
+            # One open and one read; sent from memory, each message in one scatter-gather
+            # write (a file-backed source is read and sent PDU by PDU).
+            try:
+                with open(info.path, "rb", buffering=0) as f:
+                    data = f.read()
+            except OSError as exc:
+                raise ToolError(f"{info.path}: cannot read: {exc.strerror or exc}") from exc
+            if len(data) < info.dataset_offset:
+                raise ToolError(f"{info.path}: the file shrank while being sent")
+            src = DataSource.from_bytes(memoryview(data)[info.dataset_offset :], ts)
+        else:
+            src = DataSource(
+                path=info.path,
+                offset=info.dataset_offset,
+                size=info.size - info.dataset_offset,
+                transfer_syntax=ts,
+            )
         return c_store_async(
             assoc, src, sop_class_uid=info.sop_class_uid, sop_instance_uid=info.sop_instance_uid
         )
@@ -348,12 +376,12 @@ class _Run:
                     sync = assoc.async_window <= 1
                     while inflight and (sync or inflight[0][1].done):
                         done_info, done = inflight.popleft()
-                        self.record(done_info, done.result())
+                        self.record(done_info, done.final_response())
                     if not assoc.is_established:
                         break
                 while inflight:
                     done_info, done = inflight.popleft()
-                    self.record(done_info, done.result())
+                    self.record(done_info, done.final_response())
                 if not assoc.is_established:
                     raise ToolError("the peer ended the association", ExitCode.ABORTED)
                 assoc.release()

@@ -371,10 +371,18 @@ class DIMSEServiceProvider:
         if self.on_send_dimse_message is not None:
             self.on_send_dimse_message(msg)
         command = msg.encode_command()
-        send = self._assoc.dul.send_pdata_chunks
+        dul = self._assoc.dul
         data = msg.data_set
         assert data is None or isinstance(data, DataSource)
-        for chunks in fragment(context_id, command, data, self.maximum_pdu_size):
+        pdus = fragment(context_id, command, data, self.maximum_pdu_size)
+        send_many = getattr(dul, "send_pdata_many", None)
+        if send_many is not None and (data is None or data.getbuffer() is not None):
+            # An in-memory message: all its PDUs go to the transport at once (one
+            # scatter-gather write, one wake-up) -- their buffers are immutable views.
+            send_many(pdus)
+            return
+        send = dul.send_pdata_chunks
+        for chunks in pdus:
             send(chunks)
 
     def _as_source(self, payload: Any, context_id: int) -> DataSource | None:

@@ -41,6 +41,7 @@ associate: A801 with an Error Comment. Exceptions: C511.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -114,28 +115,41 @@ def run_find(call: ServiceCall) -> None:
     final = _find_rsp(call)
     results = iter_results(call)
     try:
-        for item in results:
-            if call.is_cancelled:
-                apply_status(final, CANCEL)
-                break
-            status, identifier = _pair(item, "C-FIND")
-            code, extras = status_parts(status)
-            if category(code) is not Category.PENDING:
-                apply_status(final, code, extras)
-                break
-            rsp = _find_rsp(call)
-            apply_status(rsp, code, extras)
-            if identifier is not None:
-                rsp.Identifier = _encoded(call, identifier)
-            call.send(rsp)
-        else:
-            apply_status(final, CANCEL if call.is_cancelled else SUCCESS)
+        with _batched(call):
+            _send_matches(call, results, final)
     except Exception as exc:
         final = _find_rsp(call)
         failure_from_exception(final, FIND_FAILURE, exc, "C-FIND")
     finally:
         _close(results)
     call.send(final)
+
+
+def _batched(call: ServiceCall) -> contextlib.AbstractContextManager[None]:
+    """The driver's :meth:`~dicomnet.transport.aio.AsyncDriver.hold`: a stream of pending
+    responses wakes the event loop once per batch, not once per response."""
+    hold = getattr(getattr(call.assoc, "dul", None), "hold", None)
+    return hold() if hold is not None else contextlib.nullcontext()
+
+
+def _send_matches(call: ServiceCall, results: Iterator[Any], final: P.C_FIND) -> None:
+    """Send one pending C-FIND-RSP per match; set ``final``'s status (PS3.4 C.4.1.3)."""
+    for item in results:
+        if call.is_cancelled:
+            apply_status(final, CANCEL)
+            break
+        status, identifier = _pair(item, "C-FIND")
+        code, extras = status_parts(status)
+        if category(code) is not Category.PENDING:
+            apply_status(final, code, extras)
+            break
+        rsp = _find_rsp(call)
+        apply_status(rsp, code, extras)
+        if identifier is not None:
+            rsp.Identifier = _encoded(call, identifier)
+        call.send(rsp)
+    else:
+        apply_status(final, CANCEL if call.is_cancelled else SUCCESS)
 
 
 def _close(results: Iterator[Any]) -> None:

@@ -52,7 +52,7 @@ from dicomnet.association import (
     NoPresentationContextError,
 )
 from dicomnet.dimse import primitives as P
-from dicomnet.dimse.dataset import DataSource
+from dicomnet.dimse.dataset import DataSource, parse_file_meta
 from dicomnet.errors import DicomNetError, ProtocolError
 from dicomnet.presentation import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
@@ -97,6 +97,7 @@ __all__ = [
     "build_rq",
     "c_cancel",
     "c_echo",
+    "c_echo_response",
     "c_find",
     "c_get",
     "c_move",
@@ -336,8 +337,11 @@ class OperationHandle:
                 return None
         return self.responses.popleft()
 
-    def result(self) -> Dataset:
-        """Wait for the final response; its status Dataset (empty when none came)."""
+    def final_response(self) -> P.DIMSEPrimitive | None:
+        """Wait for the final response and return the primitive itself (None when none came).
+
+        The cheap form of :meth:`result`: no pydicom Dataset is built (``echoscu`` uses it, so
+        that a C-ECHO never imports pydicom)."""
         last: P.DIMSEPrimitive | None = None
         while True:
             rsp = self.wait_response()
@@ -346,7 +350,11 @@ class OperationHandle:
             last = rsp
             if _is_final(rsp):
                 break
-        return status_dataset(last if last is not None and _is_final(last) else None)
+        return last if last is not None and _is_final(last) else None
+
+    def result(self) -> Dataset:
+        """Wait for the final response; its status Dataset (empty when none came)."""
+        return status_dataset(self.final_response())
 
     def __repr__(self) -> str:
         state = "failed" if self.failed else "done" if self.done else "outstanding"
@@ -435,22 +443,56 @@ def status_dataset(rsp: P.DIMSEPrimitive | None) -> Dataset:
     from pydicom.dataelem import DataElement
     from pydicom.dataset import Dataset
 
-    from dicomnet.dimse.commands import ELEMENTS, KEYWORD_TO_TAG
-
     ds = Dataset()
     if rsp is None:
         return ds
     skip = {"MessageID", "MessageIDBeingRespondedTo", *rsp.DATASET_FIELDS}
+    tags = _status_tags()
+    elements = getattr(ds, "_dict", None)  # pydicom's element store: skips __setitem__'s checks
     for keyword, value in rsp.params().items():
         if keyword in skip:
             continue
-        tag = KEYWORD_TO_TAG.get(keyword)
-        if tag is None:  # pragma: no cover - every primitive parameter is a command element
+        entry = tags.get(keyword)
+        if entry is None:  # pragma: no cover - every primitive parameter is a command element
             continue
-        if isinstance(value, tuple):
-            value = list(value)
-        ds[tag] = DataElement(tag, ELEMENTS[tag].vr, value)
+        tag, vr = entry
+        if (type(value) is int and vr in _NUMERIC_VRS) or (type(value) is str and vr == "UI"):
+            # the primitive validated it already (dimse.primitives): no second conversion and
+            # validation by pydicom
+            if vr == "UI":
+                value = _uid_type()(value, 0)
+            elem = DataElement(tag, vr, value, already_converted=True, validation_mode=0)
+        else:
+            if isinstance(value, tuple):
+                value = list(value)
+            elem = DataElement(tag, vr, value)
+        if isinstance(elements, dict):
+            elements[tag] = elem
+        else:  # pragma: no cover - another pydicom layout
+            ds[tag] = elem
     return ds
+
+
+def _uid_type() -> Any:
+    from pydicom.uid import UID
+
+    return UID
+
+
+_NUMERIC_VRS = frozenset(("US", "UL", "SS", "SL"))
+_STATUS_TAGS: dict[str, tuple[Any, str]] = {}
+
+
+def _status_tags() -> dict[str, tuple[Any, str]]:
+    """keyword -> (pydicom BaseTag, VR) of every command element, built once (PS3.7 Annex E)."""
+    if not _STATUS_TAGS:
+        from pydicom.tag import BaseTag
+
+        from dicomnet.dimse.commands import ELEMENTS, KEYWORD_TO_TAG
+
+        for keyword, tag in KEYWORD_TO_TAG.items():
+            _STATUS_TAGS[keyword] = (BaseTag(tag), ELEMENTS[tag].vr)
+    return _STATUS_TAGS
 
 
 def _decode(assoc: Association, rsp: P.DIMSEPrimitive, context_id: int) -> Dataset | None:
@@ -576,11 +618,21 @@ def c_echo(assoc: Association, msg_id: int | None = None) -> Dataset:
     return _start(assoc, prim, cx.context_id, msg_id).result()
 
 
+def c_echo_response(assoc: Association) -> P.DIMSEPrimitive | None:
+    """C-ECHO returning the final C-ECHO-RSP primitive itself (None when none came): the
+    same exchange as :func:`c_echo` without building a pydicom Dataset."""
+    cx = assoc.find_context(VERIFICATION)
+    prim = P.C_ECHO(AffectedSOPClassUID=VERIFICATION)
+    assert cx.context_id is not None
+    return _start(assoc, prim, cx.context_id, None).final_response()
+
+
 _META_ELEMENT = struct.Struct("<HH2sH")  # explicit VR LE element header (PS3.10 7.1)
 _META_UL = struct.Struct("<I")
 _META_LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC",
                             b"UN", b"UR", b"UT", b"UV"))  # fmt: skip
 _META_HEAD = 132 + 12 + 65536
+_WHOLE_FILE = 4 << 20
 
 
 def _scan_meta(head: bytes) -> dict[int, str]:
@@ -612,12 +664,21 @@ def _file_source(path: str) -> tuple[DataSource, str, str]:
     """(payload, SOP class, SOP instance) of a Part 10 file, read from its meta header
     without pydicom (PS3.10 7.1: (0002,0002) and (0002,0003)); pydicom only as a fallback."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(_META_HEAD)
+        with open(path, "rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size
+            # A file of up to _WHOLE_FILE bytes is read whole, with one open and one read, and
+            # sent from memory; a larger one is streamed from disk in chunks.
+            whole = size <= _WHOLE_FILE
+            head = f.read() if whole else f.read(_META_HEAD)
     except OSError as exc:
         raise DicomNetError(f"cannot read {path!r}: {exc}") from exc
-    src = DataSource.from_file(path)
-    meta = _scan_meta(head) if src.offset else {}
+    if whole:
+        offset, values = parse_file_meta(head)  # PS3.10 7.1; DimseError for a broken header
+        src = DataSource.from_bytes(memoryview(head)[offset:], values.get(0x0010))
+        meta = values if offset else {}
+    else:
+        src = DataSource.from_file(path)
+        meta = _scan_meta(head) if src.offset else {}
     sop_class, sop_instance = meta.get(0x0002), meta.get(0x0003)
     if not sop_class or not sop_instance:
         from pydicom.filereader import dcmread

@@ -25,6 +25,13 @@ Two methods are meant for *worker threads* (the server's handler pool), never th
   handed it to the transport. A send made on the loop thread itself (a coroutine handler) goes
   straight to the transport unless worker PDUs are still queued, in which case it queues behind
   them, so PDUs leave in the order they were sent.
+* :meth:`hold` (a context manager, worker threads) batches those wake-ups for a burst of PDUs
+  (e.g. the pending responses of a C-FIND): PDUs sent inside it are queued, and the loop is
+  woken only when HOLD_PDUS PDUs or HOLD_BYTES bytes are waiting, when the first waiting one
+  is HOLD_SECONDS old at the next send, when a send must wait for the loop (a reusable buffer,
+  flow control), or when the block ends -- one wake-up per batch instead of one per PDU.
+* :meth:`post` hands the loop a callback to run after the PDUs queued so far are written,
+  sharing their wake-up (the server posts "request done" this way, right after the response).
 * :meth:`wait_for_activity` blocks the worker until the loop has processed at least one more PDU
   (the loop bumps a counter and notifies the condition after each batch of events), the deadline
   passed or the connection died. Each calling thread remembers the counter value it last
@@ -47,12 +54,13 @@ flushed (``transport.close`` flushes first).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from dicomnet.errors import DicomNetError, ProtocolError
@@ -75,6 +83,10 @@ WRITE_HIGH_WATER = 4 << 20
 WRITE_LOW_WATER = 1 << 20
 # Bytes handed to the loop by worker threads but not yet given to the transport.
 MAX_IN_FLIGHT = 4 << 20
+# A worker inside hold() wakes the loop once per this many PDUs / bytes / seconds.
+HOLD_PDUS = 64
+HOLD_BYTES = 1 << 20
+HOLD_SECONDS = 0.005
 
 
 class DriverOwner(Protocol):
@@ -119,6 +131,9 @@ class AsyncDriver(asyncio.BufferedProtocol):
         self._written_seq = 0
         self._outq: deque[tuple[Sequence[bytes | memoryview], int, int]] = deque()
         self._drain_scheduled = False
+        self._posted: list[Callable[[], None]] = []  # post(): run after the next drain
+        self._holders: dict[int, int] = {}  # thread id -> hold() nesting depth
+        self._held_since: float | None = None  # first PDU queued without a wake-up
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._last_io = clock()
@@ -350,11 +365,24 @@ class AsyncDriver(asyncio.BufferedProtocol):
             chunks = list(chunks)
         with self._cond:
             while self._alive and (self._paused or self._in_flight > MAX_IN_FLIGHT):
+                self._ring_locked()  # a held batch must not wait behind us
                 self._cond.wait()
             if not self._alive:
                 raise ProtocolError("the association is gone", local=True)
             seq = self._enqueue(chunks, size)
             ring = not self._drain_scheduled
+            if ring and stable and self._holders.get(threading.get_ident()):
+                now = self.clock()
+                if self._held_since is None:
+                    self._held_since = now
+                if (
+                    len(self._outq) < HOLD_PDUS
+                    and self._in_flight < HOLD_BYTES
+                    and now - self._held_since < HOLD_SECONDS
+                ):
+                    return  # held: the loop is woken later, once for the whole batch
+            if ring:
+                self._held_since = None
             self._drain_scheduled = True
         if ring and not self._run_on_loop_threadsafe(self._drain_outq):
             raise ProtocolError("the event loop is gone", local=True)
@@ -362,6 +390,47 @@ class AsyncDriver(asyncio.BufferedProtocol):
             with self._cond:
                 while self._alive and self._written_seq < seq:
                     self._cond.wait()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Worker thread: batch the loop wake-ups of the PDUs sent inside this block (see the
+        module docstring); everything still queued is handed to the loop when it ends."""
+        if self.on_loop_thread:  # the loop writes directly: nothing to batch
+            yield
+            return
+        me = threading.get_ident()
+        with self._cond:
+            self._holders[me] = self._holders.get(me, 0) + 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                depth = self._holders.pop(me, 1) - 1
+                if depth:
+                    self._holders[me] = depth
+                self._ring_locked()
+
+    def send_pdata_many(self, pdus: Iterable[Sequence[bytes | memoryview]]) -> None:
+        """Send the PDUs of one in-memory message: from a worker thread inside :meth:`hold`
+        (one loop wake-up per batch, not per PDU)."""
+        if self.on_loop_thread:  # written straight to the transport: nothing to batch
+            for chunks in pdus:
+                self.send_pdata_chunks(chunks)
+            return
+        with self.hold():
+            for chunks in pdus:
+                self.send_pdata_chunks(chunks)
+
+    def _ring_locked(self) -> None:
+        """(Caller holds ``_cond``.) Wake the loop for PDUs queued by :meth:`hold` without a
+        wake-up yet."""
+        if self._outq and not self._drain_scheduled:
+            self._held_since = None
+            try:
+                self.loop.call_soon_threadsafe(self._drain_outq)
+            except RuntimeError:  # loop closed: nobody will write them anyway
+                return
+            self._drain_scheduled = True
 
     def _enqueue(self, chunks: Sequence[bytes | memoryview], size: int) -> int:
         """Queue one PDU for the loop (caller holds ``_cond``); returns its sequence number."""
@@ -388,23 +457,42 @@ class AsyncDriver(asyncio.BufferedProtocol):
         with self._cond:
             batch = list(self._outq)
             self._outq.clear()
+            posted = self._posted
+            self._posted = []
             self._drain_scheduled = False
-        if not batch:
-            return
-        total = 0
-        try:
-            for chunks, size, _ in batch:
-                total += size
-                if self._alive:
-                    self.conn.send_pdata_chunks(chunks)
-        except DicomNetError as exc:  # e.g. released or aborted meanwhile: drop the rest
-            LOGGER.debug("P-DATA dropped: %s", exc)
-        finally:
-            self.flush()
-            with self._cond:
-                self._in_flight -= total
-                self._written_seq = batch[-1][2]
-                self._cond.notify_all()
+        if batch:
+            total = 0
+            try:
+                for chunks, size, _ in batch:
+                    total += size
+                    if self._alive:
+                        self.conn.send_pdata_chunks(chunks)
+            except DicomNetError as exc:  # e.g. released or aborted meanwhile: drop the rest
+                LOGGER.debug("P-DATA dropped: %s", exc)
+            finally:
+                self.flush()
+                with self._cond:
+                    self._in_flight -= total
+                    self._written_seq = batch[-1][2]
+                    self._cond.notify_all()
+        for fn in posted:
+            try:
+                fn()
+            except Exception:  # a bug in a callback must not stop the others
+                LOGGER.exception("posted callback failed")
+
+    def post(self, fn: Callable[[], None]) -> bool:
+        """Worker thread: run ``fn`` on the loop once the PDUs queued so far are written.
+
+        Shares the loop wake-up of those PDUs when one is already due (e.g. a request's
+        "done" notice right after its response), so it usually costs no extra wake-up.
+        False when the event loop is gone (``fn`` will not run)."""
+        with self._cond:
+            self._posted.append(fn)
+            ring = not self._drain_scheduled
+            self._drain_scheduled = True
+            self._held_since = None
+        return self._run_on_loop_threadsafe(self._drain_outq) if ring else True
 
     def _write_pdata(self, chunks: Sequence[bytes | memoryview]) -> None:
         self.conn.send_pdata_chunks(chunks)
@@ -417,6 +505,7 @@ class AsyncDriver(asyncio.BufferedProtocol):
             raise RuntimeError("wait_for_activity must not be called on the event loop thread")
         me = threading.get_ident()
         with self._cond:
+            self._ring_locked()  # PDUs held by this thread go out before it waits
             seen = self._seen.get(me, -1)
             while self._activity == seen:
                 if not self._alive:

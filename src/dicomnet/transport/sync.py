@@ -38,8 +38,8 @@ from __future__ import annotations
 
 import logging
 import socket
-import ssl
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dicomnet.errors import DicomNetError
@@ -57,6 +57,8 @@ from dicomnet.ul.events import (
 )
 
 if TYPE_CHECKING:
+    import ssl
+
     from dicomnet.ul.connection import ULConnection
 
 __all__ = ["SyncDriver", "open_socket"]
@@ -64,6 +66,7 @@ __all__ = ["SyncDriver", "open_socket"]
 LOGGER = logging.getLogger("dicomnet.transport.sync")
 
 _IOV_MAX = 1024
+_BATCH_BYTES = 4 << 20  # send_pdata_many flushes at least this often
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # POSIX guarantees at least 16; Linux allows 1024 iovecs per sendmsg
 
 
@@ -111,7 +114,7 @@ def open_socket(
             f"TLS handshake with {host}:{port} timed out after {timeout} s "
             "(does the peer speak TLS?)"
         ) from exc
-    except (ssl.SSLError, OSError) as exc:
+    except OSError as exc:  # ssl.SSLError is an OSError
         tls.close()
         raise TLSHandshakeError(
             f"TLS handshake with {host}:{port} failed: {exc} (does the peer speak TLS?)"
@@ -140,7 +143,7 @@ class SyncDriver:
         self.network_timeout = network_timeout
         self.on_event: Callable[[Any], None] = on_event or _ignore
         self.clock = clock
-        self._tls = isinstance(sock, ssl.SSLSocket)
+        self._tls = _is_tls(sock)
         self._quickack = _TCP_QUICKACK is not None and sock.family in (
             socket.AF_INET,
             socket.AF_INET6,
@@ -171,6 +174,24 @@ class SyncDriver:
         if self._closed:
             return
         self.conn.send_pdata_chunks(chunks)
+        self.flush()
+
+    def send_pdata_many(self, pdus: Iterable[Sequence[bytes | memoryview]]) -> None:
+        """Send several pre-encoded P-DATA-TF PDUs (one DIMSE message held in memory) with
+        as few ``sendmsg`` calls as possible: they are queued, then flushed together (every
+        _BATCH_BYTES bytes at most, so a big message is not all queued first)."""
+        if self._closed:
+            return
+        conn = self.conn
+        queued = 0
+        for chunks in pdus:
+            conn.send_pdata_chunks(chunks)
+            queued += sum(len(c) for c in chunks)
+            if queued >= _BATCH_BYTES:
+                self.flush()
+                queued = 0
+                if self._closed:
+                    return
         self.flush()
 
     def flush(self) -> None:
@@ -311,9 +332,6 @@ class SyncDriver:
                 sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)  # type: ignore[arg-type]
         except TimeoutError:
             return False
-        except ssl.SSLError as exc:
-            self._lost(f"TLS error: {exc}")
-            return True
         except DicomNetError:
             # the receive buffer already refused earlier bytes: the connection has produced
             # the A-ABORT; flush it and close.
@@ -321,7 +339,10 @@ class SyncDriver:
             self.close()
             return True
         except OSError as exc:
-            self._lost(f"connection lost: {exc.strerror or exc}")
+            if self._tls and _is_ssl_error(exc):
+                self._lost(f"TLS error: {exc}")
+            else:
+                self._lost(f"connection lost: {exc.strerror or exc}")
             return True
         if n == 0:
             self._lost("the peer closed the connection")
@@ -379,6 +400,17 @@ class SyncDriver:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"state={getattr(self.conn, 'state', '?')}"
         return f"<SyncDriver {self.peername} {state}>"
+
+
+def _is_tls(sock: socket.socket) -> bool:
+    """An ``ssl.SSLSocket``? (ssl is only imported by TLS users: start-up does not pay.)"""
+    ssl_mod = sys.modules.get("ssl")
+    return ssl_mod is not None and isinstance(sock, ssl_mod.SSLSocket)
+
+
+def _is_ssl_error(exc: BaseException) -> bool:
+    ssl_mod = sys.modules.get("ssl")
+    return ssl_mod is not None and isinstance(exc, ssl_mod.SSLError)
 
 
 def _ignore(event: Any) -> None:
