@@ -208,11 +208,16 @@ def test_artim_closes_a_silent_connection(servers: list[Server]) -> None:
 
 
 def test_idle_association_is_aborted(servers: list[Server]) -> None:
-    server = start(servers, server_ae(network_timeout=0.3))
+    aborted = threading.Event()
+    server = start(
+        servers, server_ae(network_timeout=0.3), [(evt.EVT_ABORTED, lambda e: aborted.set())]
+    )
     sock = raw_associate(server.address[1])
     answer = closed_by_peer(sock)
     sock.close()
     assert answer[:1] == b"\x07"  # A-ABORT after the idle timeout
+    assert answer[8:10] == b"\x02\x00"  # source 2 (service provider), reason 0
+    assert aborted.wait(5), "EVT_ABORTED did not fire for the idle-timeout abort"
 
 
 # --- handlers ----------------------------------------------------------------------------------

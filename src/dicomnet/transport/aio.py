@@ -322,6 +322,14 @@ class AsyncDriver(asyncio.BufferedProtocol):
                 self._drain_events()
                 self.flush()
                 self._close_transport()
+            # Our own A-ABORT yields no indication from the Upper Layer: tell the owner, so
+            # the association is marked aborted and EVT_ABORTED fires as for any abort.
+            with self._cond:
+                self._alive = False
+            try:
+                self.owner.handle_event(self, Aborted(source=2, reason=0, local=True))
+            except Exception:  # the owner's bookkeeping must not kill the loop
+                LOGGER.exception("abort notification failed")
         self._after_io()
 
     def _run_on_loop(self, fn: Callable[[], None]) -> bool:
