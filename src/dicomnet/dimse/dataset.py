@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from dicomnet.dimse.textenc import encode_flat_text
 from dicomnet.errors import DimseError
 
 if TYPE_CHECKING:
@@ -481,6 +482,14 @@ def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
     from pydicom.filewriter import write_dataset
 
     implicit, little, deflated = encoding_of(transfer_syntax)
+    # Flat text-only data sets (C-FIND identifiers) skip pydicom's general writer; the fast
+    # encoder returns None for anything it does not reproduce byte for byte.
+    fast = encode_flat_text(dataset, implicit) if little else None
+    if fast is not None:
+        if deflated:
+            comp = zlib.compressobj(6, zlib.DEFLATED, -15)  # PS3.5 A.5
+            return comp.compress(fast) + comp.flush()
+        return fast
     fp = DicomBytesIO()
     fp.is_implicit_VR = implicit
     fp.is_little_endian = little
