@@ -41,7 +41,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import struct
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -52,7 +51,7 @@ from dicomnet.association import (
     NoPresentationContextError,
 )
 from dicomnet.dimse import primitives as P
-from dicomnet.dimse.dataset import DataSource, parse_file_meta
+from dicomnet.dimse.dataset import DataSource, parse_file_meta, read_file_meta
 from dicomnet.errors import DicomNetError, ProtocolError
 from dicomnet.presentation import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
@@ -627,37 +626,7 @@ def c_echo_response(assoc: Association) -> P.DIMSEPrimitive | None:
     return _start(assoc, prim, cx.context_id, None).final_response()
 
 
-_META_ELEMENT = struct.Struct("<HH2sH")  # explicit VR LE element header (PS3.10 7.1)
-_META_UL = struct.Struct("<I")
-_META_LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC",
-                            b"UN", b"UR", b"UT", b"UV"))  # fmt: skip
-_META_HEAD = 132 + 12 + 65536
 _WHOLE_FILE = 4 << 20
-
-
-def _scan_meta(head: bytes) -> dict[int, str]:
-    """The text values of the File Meta Information elements in ``head`` (PS3.10 7.1),
-    by element number; stops at the first non-group-0002 element or anything odd."""
-    view = memoryview(head)
-    pos = 132 if head[128:132] == b"DICM" else 0
-    found: dict[int, str] = {}
-    end = len(view)
-    while pos + 8 <= end:
-        group, elem, vr, length = _META_ELEMENT.unpack_from(view, pos)
-        if group != 0x0002:
-            break
-        pos += 8
-        if vr in _META_LONG_VRS:
-            if pos + 4 > end:
-                break
-            length = _META_UL.unpack_from(view, pos)[0]
-            pos += 4
-        if pos + length > end:
-            break
-        if vr == b"UI":
-            found[elem] = bytes(view[pos : pos + length]).decode("ascii", "replace").strip("\0 ")
-        pos += length
-    return found
 
 
 def _file_source(path: str) -> tuple[DataSource, str, str]:
@@ -669,16 +638,19 @@ def _file_source(path: str) -> tuple[DataSource, str, str]:
             # A file of up to _WHOLE_FILE bytes is read whole, with one open and one read, and
             # sent from memory; a larger one is streamed from disk in chunks.
             whole = size <= _WHOLE_FILE
-            head = f.read() if whole else f.read(_META_HEAD)
+            if whole:
+                head = f.read()
+                offset, values = parse_file_meta(head)  # PS3.10 7.1; DimseError if broken
+            else:
+                offset, values = read_file_meta(f, size)  # reads only the meta header
     except OSError as exc:
         raise DicomNetError(f"cannot read {path!r}: {exc}") from exc
+    ts = values.get(0x0010)
     if whole:
-        offset, values = parse_file_meta(head)  # PS3.10 7.1; DimseError for a broken header
-        src = DataSource.from_bytes(memoryview(head)[offset:], values.get(0x0010))
-        meta = values if offset else {}
+        src = DataSource.from_bytes(memoryview(head)[offset:], ts)
     else:
-        src = DataSource.from_file(path)
-        meta = _scan_meta(head) if src.offset else {}
+        src = DataSource(path=path, offset=offset, size=size - offset, transfer_syntax=ts)
+    meta = values if offset else {}
     sop_class, sop_instance = meta.get(0x0002), meta.get(0x0003)
     if not sop_class or not sop_instance:
         from pydicom.filereader import dcmread
