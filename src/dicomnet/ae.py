@@ -110,6 +110,10 @@ class AE:
         # where received data sets above the spool threshold are spooled (None: system temp);
         # a server with a file store points this into it, so a crash leaves nothing elsewhere
         self.spool_dir: str | None = None
+        # ``spool_prefix(assoc, context_id, command_bytes) -> bytes``: written at the start of
+        # each spool file (a storage SCP gives the Part 10 header of the C-STORE being received,
+        # so the finished spool file is renamed into place instead of copied); b"" for none
+        self.spool_prefix: Callable[[Any, int, bytes], bytes] | None = None
 
     # --- identity -------------------------------------------------------------------------
     @property

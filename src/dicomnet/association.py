@@ -184,6 +184,9 @@ class Association:
             self.max_message_size = ae.max_message_size
         if ae.spool_dir is not None:
             self.spool_dir = ae.spool_dir  # read by the DIMSE provider's reassembler
+        prefix = ae.spool_prefix
+        if prefix is not None:  # also read by the reassembler: (context_id, command) -> bytes
+            self.spool_prefix = lambda ctx, command: prefix(self, ctx, command)
         self._handlers: dict[Any, list[tuple[Callable[..., Any], tuple[Any, ...]]]] = {}
         self._lock = threading.RLock()
         self._next_id = 0

@@ -50,7 +50,7 @@ from dicomnet.archive.models import (
     QueryError,
     StorageFullError,
 )
-from dicomnet.archive.store import FileStore, validate_uid
+from dicomnet.archive.store import FileStore, encode_file_meta, validate_uid
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -149,13 +149,56 @@ def _calling_ae(event: Event) -> str | None:
     return str(title).strip() if title else None
 
 
+def part10_spool_prefix(assoc: Any, context_id: int, command: bytes) -> bytes:
+    """``AE.spool_prefix`` for storage SCPs: the Part 10 header (PS3.10 7.1) that
+    :func:`store_received` will give the C-STORE data set being spooled, or b"" (not a
+    C-STORE-RQ, or anything unusual: the data set is then copied behind its header as usual).
+
+    With it a large received data set is written once, straight behind its future header, and
+    the finished spool file is renamed into place (``FileStore.adopt``) -- no second copy.
+    """
+    try:
+        from dicomnet.dimse.commands import decode_command
+
+        elements = decode_command(command)
+        if elements.get(0x0100) != 0x0001:  # CommandField: C-STORE-RQ (PS3.7 9.3.1.1)
+            return b""
+        sop_class = str(elements.get(0x0002) or "").rstrip("\0 ")
+        sop_instance = str(elements.get(0x1000) or "").rstrip("\0 ")
+        validate_uid(sop_class, "SOP Class UID")
+        validate_uid(sop_instance, "SOP Instance UID")
+        ts = getattr(assoc.context_by_id(context_id), "transfer_syntax", None)
+        if not ts:
+            return b""
+        title = getattr(getattr(assoc, "requestor", None), "ae_title", None)
+        calling = str(title).strip() if title else None
+        return encode_file_meta(sop_class, sop_instance, str(ts), source_ae_title=calling)
+    except Exception:  # never disturb reassembly: no prefix, the ordinary copy path
+        return b""
+
+
+def _spooled_meta(source: Any) -> tuple[str, int] | None:
+    """(spool path, header length) of a spool file written behind a Part 10 header."""
+    path = getattr(source, "path", None)
+    offset = getattr(source, "offset", 0)
+    if path is None or not offset or not getattr(source, "owned", False):
+        return None
+    return str(path), int(offset)
+
+
 def store_received(
     event: Event,
     write: Callable[[str, str, str, Iterator[bytes | memoryview], str | None], object],
+    adopt: Callable[[str, str, str, str, bytes], bool] | None = None,
 ) -> Any:
     """The common C-STORE handler body: validate, stream ``event.data_source`` through
     ``write(sop_class, sop_instance, transfer_syntax, chunks, calling_ae)`` and map every
-    failure to its status (see the module docstring)."""
+    failure to its status (see the module docstring).
+
+    A data set spooled behind exactly the header we would write (:func:`part10_spool_prefix`)
+    is offered first to ``adopt(sop_class, sop_instance, ts, spool_path, header)``, which
+    renames it into place and returns True (False: not adoptable, ``write`` copies it).
+    """
     sop_class, sop_instance = _request_uids(event)
     source = event.data_source
     ts = getattr(event.context, "transfer_syntax", None)
@@ -167,8 +210,18 @@ def store_received(
         return _status(STATUS_INVALID_UID, "invalid SOP Instance/Class UID")
     if source is None or not ts:
         return _status(STATUS_INVALID_UID, "no data set")
+    calling_ae = _calling_ae(event)
     try:
-        write(sop_class, sop_instance, str(ts), source.iter_chunks(CHUNK), _calling_ae(event))
+        spooled = _spooled_meta(source) if adopt is not None else None
+        adopted = False
+        if spooled is not None and adopt is not None:
+            meta = encode_file_meta(sop_class, sop_instance, str(ts), source_ae_title=calling_ae)
+            if len(meta) == spooled[1]:
+                adopted = adopt(sop_class, sop_instance, str(ts), spooled[0], meta)
+                if adopted:
+                    source.detach()  # the file now belongs to the store
+        if not adopted:
+            write(sop_class, sop_instance, str(ts), source.iter_chunks(CHUNK), calling_ae)
     except StorageFullError as exc:
         LOG.error("C-STORE %s: %s", sop_instance, exc)
         return _status(STATUS_OUT_OF_RESOURCES, "storage full")
@@ -230,9 +283,20 @@ class DirectoryStore:
             self.count += 1
         return final
 
+    def adopt(self, sop_class: str, sop_instance: str, ts: str, path: str, meta: bytes) -> bool:
+        """Rename a spool file already holding ``meta`` + data set into place (no copy)."""
+        final = self.path_for(sop_instance)
+        pending = self.files.adopt(path, meta)
+        if pending is None:
+            return False
+        self.files.commit(pending, final)
+        with self._lock:
+            self.count += 1
+        return True
+
     def handle_store(self, event: Event) -> Any:
         """EVT_C_STORE handler."""
-        return store_received(event, self.write)
+        return store_received(event, self.write, self.adopt)
 
 
 def _find_identifier(event: Event) -> Dataset:
@@ -307,9 +371,16 @@ class Archive:
             self.index, sop_class, sop_instance, ts, chunks, source_ae_title=calling_ae
         )
 
+    def _adopt(self, sop_class: str, sop_instance: str, ts: str, path: str, meta: bytes) -> bool:
+        pending = self.files.adopt(path, meta)
+        if pending is None:
+            return False
+        self.files.store_adopted(self.index, pending, len(meta), sop_class, sop_instance, ts)
+        return True
+
     def handle_store(self, event: Event) -> Any:
         """EVT_C_STORE: stream to a temp Part 10 file, rename, then index."""
-        return store_received(event, self._write)
+        return store_received(event, self._write, self._adopt)
 
     def handle_find(self, event: Event) -> Iterator[tuple[int, Any]]:
         """EVT_C_FIND: one Pending response per match; FE00 on cancel."""

@@ -317,6 +317,29 @@ class FileStore:
         """Forget a temp file (close and delete it)."""
         pending.discard()
 
+    def adopt(self, path: str, meta: bytes) -> PendingFile | None:
+        """A spool file that already holds ``meta`` (a Part 10 header) then the data set, as a
+        :class:`PendingFile` ready for :meth:`commit`: the received bytes are renamed into place
+        instead of copied.  None (nothing changed) unless ``path`` lies in ``root/.tmp`` (same
+        file system: a rename) and starts with exactly ``meta``."""
+        if os.path.dirname(os.path.abspath(path)) != os.path.abspath(self.tmp_dir):
+            return None
+        try:
+            fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return None
+        try:
+            if os.pread(fd, len(meta), 0) != meta:
+                os.close(fd)
+                return None
+            os.fchmod(fd, 0o644)  # a spool file is private (mkstemp); stored files are not
+            pending = PendingFile(path, fd)
+            pending.size = os.fstat(fd).st_size
+        except OSError:
+            os.close(fd)
+            return None
+        return pending
+
     def write_part10(
         self,
         pending: PendingFile,
@@ -359,8 +382,6 @@ class FileStore:
         SOP Instance UID must equal ``sop_instance_uid`` (else :class:`ArchiveError`).  A
         replaced duplicate stored under another path is deleted.
         """
-        from dicomnet.archive.index import read_instance_fields, scan_instance_fields
-
         validate_uid(sop_instance_uid, "SOP Instance UID")
         pending = self.begin_write()
         try:
@@ -383,6 +404,54 @@ class FileStore:
                     head += view[: _SCAN_BYTES - total]
                 total += view.nbytes
                 pending.write(view)
+        except BaseException:
+            pending.discard()
+            raise
+        return self._index_pending(
+            index, pending, head, total, sop_class_uid, sop_instance_uid, transfer_syntax_uid,
+            fields,
+        )
+
+    def store_adopted(
+        self,
+        index: ArchiveIndex,
+        pending: PendingFile,
+        meta_length: int,
+        sop_class_uid: str,
+        sop_instance_uid: str,
+        transfer_syntax_uid: str,
+    ) -> StoredInstance:
+        """:meth:`store` for a file from :meth:`adopt` (header and data set already written):
+        the same attribute scan, rename and index upsert, without copying the data set."""
+        try:
+            validate_uid(sop_instance_uid, "SOP Instance UID")
+            total = pending.size - meta_length
+            try:
+                head = os.pread(pending._fd, _SCAN_BYTES, meta_length)
+            except OSError as exc:
+                _raise_os(exc, f"reading {pending.path}")
+        except BaseException:
+            pending.discard()
+            raise
+        return self._index_pending(
+            index, pending, head, total, sop_class_uid, sop_instance_uid, transfer_syntax_uid,
+            None,
+        )
+
+    def _index_pending(
+        self,
+        index: ArchiveIndex,
+        pending: PendingFile,
+        head: bytes | bytearray,
+        total: int,
+        sop_class_uid: str,
+        sop_instance_uid: str,
+        transfer_syntax_uid: str,
+        fields: InstanceFields | None,
+    ) -> StoredInstance:
+        from dicomnet.archive.index import read_instance_fields, scan_instance_fields
+
+        try:
             if fields is None:
                 fields = scan_instance_fields(head, transfer_syntax_uid, whole=total <= _SCAN_BYTES)
             if fields is None:  # unusual encoding: let pydicom read the header

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from dicomnet.archive.scp import Archive, archive_ae
+    from dicomnet.archive.scp import Archive, archive_ae, part10_spool_prefix
 
     destinations = {aet: (host, port) for aet, host, port in args.destination}
     archive = Archive(args.storage, args.db, destinations=destinations, ae_title=args.aet)
@@ -75,6 +75,7 @@ def _serve(args: argparse.Namespace) -> int:
             ae.maximum_pdu_size = SERVER_MAX_PDU
         configure_ae(ae, args)
         ae.spool_dir = archive.files.tmp_dir  # cleaned by the start-up recovery
+        ae.spool_prefix = part10_spool_prefix  # large data sets: renamed into place, not copied
         ae.maximum_operations_performed = max(0, args.max_ops)
         if args.max_associations is not None:
             ae.maximum_associations = args.max_associations

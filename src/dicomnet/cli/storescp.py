@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     from dicomnet import events as evt
-    from dicomnet.archive.scp import DirectoryStore, storage_ae
+    from dicomnet.archive.scp import DirectoryStore, part10_spool_prefix, storage_ae
 
     store = DirectoryStore(args.output)
     ae = storage_ae(args.aet)
@@ -58,6 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
         ae.maximum_pdu_size = SERVER_MAX_PDU
     configure_ae(ae, args)
     ae.spool_dir = store.files.tmp_dir
+    ae.spool_prefix = part10_spool_prefix  # large data sets: renamed into place, not copied
     ae.maximum_operations_performed = max(0, args.max_ops)
     from dicomnet.server import inline
 

@@ -53,6 +53,7 @@ __all__ = [
     "IMPLICIT_VR_LITTLE_ENDIAN",
     "MAX_META_LENGTH",
     "DataSource",
+    "FileRegion",
     "SpoolFile",
     "encoding_of",
     "parse_file_meta",
@@ -331,6 +332,34 @@ class DataSource:
         except OSError as exc:
             raise DimseError(f"cannot read {self.path!r}: {exc}") from exc
 
+    @property
+    def is_file(self) -> bool:
+        """True for a file-backed source (its bytes are read lazily from ``path``)."""
+        return self._kind == _KIND_FILE
+
+    def iter_regions(self, chunk_size: int) -> Iterator[FileRegion]:
+        """A file-backed payload as :class:`FileRegion` pieces of ``chunk_size`` bytes (the
+        last may be shorter), for a transport that copies file pages to the socket itself
+        (``sendfile``) instead of reading them into memory first. Each region is valid until
+        the next one is asked for (the file is closed when the iteration ends)."""
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        if self._kind != _KIND_FILE:
+            raise DimseError("iter_regions needs a file-backed DataSource")
+        assert self.path is not None
+        try:
+            f = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed in finally
+        except OSError as exc:
+            raise DimseError(f"cannot read {self.path!r}: {exc}") from exc
+        try:
+            end = self.offset + self.size
+            if os.fstat(f.fileno()).st_size < end:
+                raise DimseError(f"{self.path!r} shrank while being read")
+            for start in range(self.offset, end, chunk_size):
+                yield FileRegion(f, start, min(chunk_size, end - start))
+        finally:
+            f.close()
+
     def read(self) -> bytes:
         """The whole payload as bytes (copies; avoid for large files)."""
         if self._kind != _KIND_FILE:
@@ -420,6 +449,32 @@ class DataSource:
             f"DataSource({kind}, size={self._size}, path={self.path!r}, offset={self.offset}, "
             f"transfer_syntax={self.transfer_syntax!r})"
         )
+
+
+class FileRegion:
+    """``length`` bytes of an open file from ``offset``: a payload chunk a transport sends with
+    ``sendfile`` (page cache to socket, no copy through Python). ``len()`` is its length, so
+    it passes through fragmentation like a buffer; ``tobytes()`` reads it for transports that
+    cannot send files (TLS, asyncio)."""
+
+    __slots__ = ("file", "length", "offset")
+
+    def __init__(self, file: BinaryIO, offset: int, length: int) -> None:
+        self.file = file
+        self.offset = offset
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def tobytes(self) -> bytes:
+        data = os.pread(self.file.fileno(), self.length, self.offset)
+        if len(data) != self.length:
+            raise DimseError("a file shrank while being sent")
+        return data
+
+    def __repr__(self) -> str:
+        return f"FileRegion({getattr(self.file, 'name', '?')!r}, {self.offset}, {self.length})"
 
 
 class SpoolFile:

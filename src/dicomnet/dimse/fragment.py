@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Collection, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from dicomnet.dimse.dataset import DataSource, SpoolFile
 from dicomnet.errors import DimseError, ProtocolError
@@ -110,6 +110,11 @@ _CMD = 0x01
 _LAST = 0x02
 
 
+#: Smallest PDV payload sent as a file region (``sendfile``) rather than read: below it the
+#: per-PDU system calls cost more than the copy they save.
+FILE_REGION_MIN = 128 << 10
+
+
 def pdv_payload_size(max_pdata_length: int) -> int:
     """Largest even fragment that fits one PDV in one PDU under ``max_pdata_length``."""
     if max_pdata_length == 0 or max_pdata_length > MAX_PDATA_CEILING:
@@ -123,8 +128,8 @@ def pdv_payload_size(max_pdata_length: int) -> int:
 
 
 def _fragments(
-    context_id: int, base_control: int, chunks: Iterator[memoryview | bytes], size: int
-) -> Iterator[list[bytes | memoryview]]:
+    context_id: int, base_control: int, chunks: Iterator[Any], size: int
+) -> Iterator[list[Any]]:
     remaining = size
     for chunk in chunks:
         n = len(chunk)
@@ -146,13 +151,18 @@ def fragment(
     command_bytes: bytes | memoryview,
     data: DataSource | None,
     max_pdata_length: int,
-) -> Iterator[list[bytes | memoryview]]:
+    *,
+    file_regions: bool = False,
+) -> Iterator[list[Any]]:
     """The P-DATA-TF PDUs of one message, each as a scatter-gather list of buffers.
 
     ``max_pdata_length`` is the peer's Maximum Length (0 = unlimited, capped locally). Every
     PDU's variable field is <= that maximum; fragments have even lengths. ``data`` None means
     the command says "no data set"; an empty ``DataSource`` still sends one empty last PDV.
-    Buffers of a file-backed source are read lazily, one block at a time.
+    Buffers of a file-backed source are read lazily, one block at a time -- or, with
+    ``file_regions`` (a transport that can ``sendfile``) and PDVs of at least
+    :data:`FILE_REGION_MIN` bytes, not read at all: those fragments are
+    :class:`~dicomnet.dimse.dataset.FileRegion` items, valid until the next PDU is asked for.
     """
     payload = pdv_payload_size(max_pdata_length)
     cmd = memoryview(command_bytes)
@@ -179,7 +189,10 @@ def fragment(
         context_id, _CMD, (cmd[i : i + payload] for i in range(0, ncmd, payload)), ncmd
     )
     if data is not None:
-        yield from _fragments(context_id, 0, data.iter_chunks(payload), data.size)
+        if file_regions and data.is_file and payload >= FILE_REGION_MIN:
+            yield from _fragments(context_id, 0, data.iter_regions(payload), data.size)
+        else:
+            yield from _fragments(context_id, 0, data.iter_chunks(payload), data.size)
 
 
 class _MessageLike(Protocol):

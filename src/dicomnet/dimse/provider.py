@@ -374,7 +374,13 @@ class DIMSEServiceProvider:
         dul = self._assoc.dul
         data = msg.data_set
         assert data is None or isinstance(data, DataSource)
-        pdus = fragment(context_id, command, data, self.maximum_pdu_size)
+        pdus = fragment(
+            context_id,
+            command,
+            data,
+            self.maximum_pdu_size,
+            file_regions=getattr(dul, "sends_file_regions", False),
+        )
         send_many = getattr(dul, "send_pdata_many", None)
         if send_many is not None and (data is None or data.getbuffer() is not None):
             # An in-memory message: all its PDUs go to the transport at once (one

@@ -42,6 +42,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dicomnet.dimse.dataset import FileRegion
 from dicomnet.errors import DicomNetError
 from dicomnet.transport.base import (
     ConnectError,
@@ -66,6 +67,7 @@ __all__ = ["SyncDriver", "open_socket"]
 LOGGER = logging.getLogger("dicomnet.transport.sync")
 
 _IOV_MAX = 1024
+_MSG_MORE = getattr(socket, "MSG_MORE", 0)  # Linux: hold a short header for the data after it
 _BATCH_BYTES = 4 << 20  # send_pdata_many flushes at least this often
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # POSIX guarantees at least 16; Linux allows 1024 iovecs per sendmsg
 
@@ -356,7 +358,13 @@ class SyncDriver:
         self.flush()
         return True
 
-    def _send(self, chunks: Sequence[bytes | memoryview]) -> None:
+    @property
+    def sends_file_regions(self) -> bool:
+        """Whether file-backed data set fragments may come as FileRegion items (sendfile):
+        plain TCP only (TLS must encrypt every byte in user space)."""
+        return not self._tls
+
+    def _send(self, chunks: Sequence[Any]) -> None:
         sock = self.sock
         if sock is None:
             return
@@ -364,32 +372,48 @@ class SyncDriver:
             sock.settimeout(self.network_timeout)
             if self._tls:
                 for chunk in chunks:
-                    sock.sendall(chunk)
+                    sock.sendall(chunk.tobytes() if type(chunk) is FileRegion else chunk)
                 self._last_io = self.clock()
                 return
-            views = [c if isinstance(c, memoryview) else memoryview(c) for c in chunks]
-            first = 0
-            total = len(views)
-            sendmsg = sock.sendmsg
-            while first < total:
-                sent = sendmsg(views[first : first + _IOV_MAX])
-                # advance past fully sent chunks, then slice into the partly sent one
-                while sent:
-                    size = views[first].nbytes
-                    if sent >= size:
-                        sent -= size
-                        first += 1
-                    else:
-                        views[first] = views[first].cast("B")[sent:]
-                        sent = 0
-                while first < total and views[first].nbytes == 0:
-                    first += 1
+            start = 0
+            for i, chunk in enumerate(chunks):
+                if type(chunk) is FileRegion:
+                    # The buffers before it (its PDU and PDV headers) go first, marked "more
+                    # coming" so they share a segment with the file data; then the kernel
+                    # copies the file pages to the socket itself.
+                    if i > start:
+                        self._sendmsg(sock, chunks[start:i], _MSG_MORE)
+                    sock.sendfile(chunk.file, chunk.offset, chunk.length)
+                    start = i + 1
+            if start < len(chunks):
+                self._sendmsg(sock, chunks[start:] if start else chunks, 0)
             # a long send (a 1 GB C-STORE) is activity too: the idle clock restarts after it
             self._last_io = self.clock()
         except TimeoutError:
             self._lost(f"network timeout: send blocked for {self.network_timeout} s")
         except OSError as exc:
             self._lost(f"connection lost while sending: {exc.strerror or exc}")
+
+    @staticmethod
+    def _sendmsg(sock: socket.socket, chunks: Sequence[bytes | memoryview], flags: int) -> None:
+        """Send every buffer with as few ``sendmsg`` calls as the kernel allows."""
+        views = [c if isinstance(c, memoryview) else memoryview(c) for c in chunks]
+        first = 0
+        total = len(views)
+        sendmsg = sock.sendmsg
+        while first < total:
+            sent = sendmsg(views[first : first + _IOV_MAX], (), flags)
+            # advance past fully sent chunks, then slice into the partly sent one
+            while sent:
+                size = views[first].nbytes
+                if sent >= size:
+                    sent -= size
+                    first += 1
+                else:
+                    views[first] = views[first].cast("B")[sent:]
+                    sent = 0
+            while first < total and views[first].nbytes == 0:
+                first += 1
 
     def _lost(self, why: str) -> None:
         if self.failure is None and not self.release_confirmed:

@@ -56,7 +56,11 @@ MAX_PDU_LENGTH = 0xFFFFFFFF
 _FIXED_4 = frozenset((A_ASSOCIATE_RJ, A_RELEASE_RQ, A_RELEASE_RP, A_ABORT))
 _ASSOCIATE = frozenset((A_ASSOCIATE_RQ, A_ASSOCIATE_AC))
 _UNPACK_HEADER = PDU_HEADER.unpack_from
-_MMAP_THRESHOLD = 1 << 20
+# Above this a PDU body gets a lazily backed mmap (a forged huge length costs no RAM); below it a
+# bytearray, which the allocator recycles: measured 39 us per 1 MiB PDU against 400 us for a
+# fresh mapping (page faults on every PDU). 4 MiB + header covers every Maximum Length we
+# announce and the 4 MiB cap we send with when a peer announces "unlimited".
+_MMAP_THRESHOLD = (4 << 20) + 7
 
 
 def _allocate(size: int) -> bytearray | mmap.mmap:
