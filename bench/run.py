@@ -300,9 +300,15 @@ def count_dicom(folder: Path) -> int:
     return n
 
 
-def qrscp_argv(port: int, storage: Path, dests: dict[str, int] | None = None) -> list[str]:
+WORKERS = os.cpu_count() or 1  # qrscp --workers in scenario 6
+
+
+def qrscp_argv(port: int, storage: Path, dests: dict[str, int] | None = None,
+               workers: int = 1) -> list[str]:
     argv = [*DN, "qrscp", "--port", str(port), "--bind", "127.0.0.1", "--storage", str(storage),
             "-aet", "DICOMNET", "-q", "--max-associations", "128"]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     for aet, p in (dests or {}).items():
         argv += ["--destination", f"{aet}=127.0.0.1:{p}"]
     return argv
@@ -491,7 +497,8 @@ def concurrent_variants(files: list[Path], work: Path, nassoc: int) -> list[Vari
             storage = Path(tempfile.mkdtemp(dir=work, prefix="arc6-"))
             port = free_port()
             if server_kind == "dicomnet":
-                server = Server(qrscp_argv(port, storage), port)
+                # one worker process per core, like storescp --fork's process per association
+                server = Server(qrscp_argv(port, storage, workers=WORKERS), port)
                 aec = "DICOMNET"
             else:
                 server = Server([dcmtk("storescp"), "+B", "--fork", "-od", str(storage),
@@ -525,11 +532,11 @@ def concurrent_variants(files: list[Path], work: Path, nassoc: int) -> list[Vari
 
     n = len(files)
     return [
-        Variant("dicomnet", f"{nassoc} x DCMTK storescu -> dicomnet qrscp ({n} CT)",
+        Variant("dicomnet", f"{nassoc} x DCMTK storescu -> dicomnet qrscp --workers {WORKERS} ({n} CT)",
                 run_with("dicomnet", True)),
         Variant("DCMTK", f"{nassoc} x DCMTK storescu -> DCMTK storescp +B --fork",
                 run_with("DCMTK", True)),
-        Variant("dicomnet", f"1 x DCMTK storescu -> dicomnet qrscp ({n} CT, one association)",
+        Variant("dicomnet", f"1 x DCMTK storescu -> dicomnet qrscp --workers {WORKERS} ({n} CT, one association)",
                 run_with("dicomnet", False)),
     ]
 

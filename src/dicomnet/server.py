@@ -49,6 +49,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import socket
 import ssl
 import threading
 import weakref
@@ -247,7 +248,7 @@ class Server:
         self._stopped.wait()
 
     # --- internals ------------------------------------------------------------------------------
-    async def _listen(self, host: str, port: int) -> None:
+    async def _listen(self, host: str, port: int, sock: socket.socket | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.loop = loop
         self._all_closed = asyncio.Event()
@@ -256,9 +257,12 @@ class Server:
         if self.ssl_context is not None:
             kwargs["ssl"] = self.ssl_context
             kwargs["ssl_handshake_timeout"] = self.ssl_handshake_timeout
-        self._listener = await loop.create_server(
-            self._protocol_factory, host, port, reuse_address=True, **kwargs
-        )
+        if sock is not None:  # a listening socket made by the caller (e.g. one per worker)
+            self._listener = await loop.create_server(self._protocol_factory, sock=sock, **kwargs)
+        else:
+            self._listener = await loop.create_server(
+                self._protocol_factory, host, port, reuse_address=True, **kwargs
+            )
         sockets = self._listener.sockets
         name = sockets[0].getsockname() if sockets else (host, port)
         self.address = (str(name[0]), int(name[1]))
@@ -773,7 +777,8 @@ def start_server(
     ``block=False`` returns the running :class:`Server` (loop in a background thread);
     ``block=True`` serves in the calling thread until shutdown or KeyboardInterrupt and returns
     None. Keyword options: ``max_workers`` (handler pool size, default 32),
-    ``ssl_handshake_timeout`` (seconds, default 10), ``evt_handlers`` (alias of ``handlers``).
+    ``ssl_handshake_timeout`` (seconds, default 10), ``evt_handlers`` (alias of ``handlers``),
+    ``sock`` (an already bound socket to serve on instead of binding ``address``).
     """
     if handlers is None:
         handlers = kw.pop("evt_handlers", None)
@@ -784,6 +789,7 @@ def start_server(
         max_workers=int(kw.pop("max_workers", DEFAULT_MAX_WORKERS)),
         ssl_handshake_timeout=float(kw.pop("ssl_handshake_timeout", DEFAULT_TLS_HANDSHAKE_TIMEOUT)),
     )
+    listen_sock = kw.pop("sock", None)
     if kw:
         raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(kw))}")
     host, port = _split_address(address)
@@ -791,7 +797,7 @@ def start_server(
     server._own_loop = True
     server.loop = loop
     try:
-        loop.run_until_complete(server._listen(host, port))
+        loop.run_until_complete(server._listen(host, port, listen_sock))
     except BaseException:
         server.executor.shutdown(wait=False)
         _close_loop(loop)

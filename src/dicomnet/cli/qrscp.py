@@ -9,16 +9,29 @@ files removed, index and files brought back in step), and serves
 Study Root, PATIENT/STUDY/SERIES/IMAGE), C-GET and C-MOVE (destinations from
 ``--destination AET=HOST:PORT``, repeatable). Prints where it listens, then serves many
 associations at once until SIGINT/SIGTERM.
+
+``--workers N`` (N > 1, Linux) serves from N processes: after the recovery the parent binds N
+listening sockets to the same port with ``SO_REUSEPORT`` (the kernel spreads new connections
+over them), forks one worker per socket and waits for SIGINT/SIGTERM, which it passes on. Each
+worker runs its own event loop and handler pool on the shared file store and SQLite index (WAL:
+cross-process writers queue on SQLite's lock, each instance being one short transaction). Many
+concurrent associations then get more than one process's share of the CPUs, as DCMTK's
+``storescp --fork`` does; ``--max-associations`` applies per worker.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
+import socket
 import sys
 
 from dicomnet.cli.common import (
     ExitCode,
     configure_ae,
+    fail,
     parse_destination,
     port_number,
     run,
@@ -28,6 +41,7 @@ from dicomnet.cli.common import (
     tool_parser,
 )
 
+LOG = logging.getLogger("dicomnet.qrscp")
 SERVER_MAX_PDU = 1 << 20  # the Maximum Length we announce unless -pdu is given
 
 
@@ -59,14 +73,120 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-associations", type=int, default=64, metavar="N",
         help="refuse associations beyond N at once (default: %(default)s)",
     )
+    p.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="serve from N processes sharing the port (SO_REUSEPORT; default 1). More than one "
+        "helps many concurrent associations; --max-associations is per worker",
+    )
     return p
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from dicomnet.archive.scp import Archive
+
+    if args.workers < 1:
+        fail("--workers must be at least 1", ExitCode.USAGE)
+    if args.workers == 1:
+        return _serve_one(args, None, recover=True)
+    if not hasattr(socket, "SO_REUSEPORT") or not hasattr(os, "fork"):
+        fail("--workers needs SO_REUSEPORT and fork (Linux)", ExitCode.USAGE)
+    # Recovery once, in the parent, before any worker serves.
+    Archive(args.storage, args.db, ae_title=args.aet).close()
+    socks = _reuseport_sockets(args.bind, args.port, args.workers)
+    bound = socks[0].getsockname()
+    stop = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+    children: dict[int, int] = {}
+    try:
+        for i, sock in enumerate(socks):
+            pid = os.fork()
+            if pid == 0:  # the worker: serve on its own socket until SIGINT/SIGTERM
+                code = 1
+                try:
+                    for other in socks:
+                        if other is not sock:
+                            other.close()
+                    args.quiet = args.quiet or i > 0  # one banner (worker 0's)
+                    code = _serve_one(args, sock, recover=False)
+                except BaseException:  # pragma: no cover - reported by the worker's logging
+                    LOG.exception("qrscp worker %d failed", i)
+                finally:
+                    os._exit(code)
+            children[pid] = i
+        for sock in socks:
+            sock.close()  # the workers hold their own copies
+        if not args.quiet:
+            print(f"qrscp: {args.workers} workers on {bound[0]}:{bound[1]}", flush=True)
+        return _supervise(children, stop)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _reuseport_sockets(host: str, port: int, n: int) -> list[socket.socket]:
+    """``n`` listening TCP sockets on one port (the first resolves port 0), SO_REUSEPORT."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+            sock.listen(128)
+            sock.setblocking(False)
+    except OSError as exc:
+        for sock in socks:
+            sock.close()
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", ExitCode.CONNECTION)
+    return socks
+
+
+def _supervise(children: dict[int, int], stop: set[signal.Signals]) -> int:
+    """Wait for SIGINT/SIGTERM (pass it on to every worker) or a worker's death (stop the
+    others): every worker is reaped before returning."""
+    code = ExitCode.OK
+    while children:
+        sig = signal.sigwait(stop)
+        if sig == signal.SIGCHLD:
+            died = _reap(children)
+            if died and children:
+                LOG.error("qrscp: a worker exited; stopping the others")
+                code = ExitCode.FAILURE
+                _signal_all(children, signal.SIGTERM)
+            continue
+        _signal_all(children, signal.SIGTERM)
+        for pid in list(children):
+            os.waitpid(pid, 0)
+            children.pop(pid, None)
+    return int(code)
+
+
+def _reap(children: dict[int, int]) -> bool:
+    died = False
+    for pid in list(children):
+        done, _status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            children.pop(pid, None)
+            died = True
+    return died
+
+
+def _signal_all(children: dict[int, int], sig: signal.Signals) -> None:
+    for pid in children:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, recover: bool) -> int:
     from dicomnet.archive.scp import Archive, archive_ae, part10_spool_prefix
 
     destinations = {aet: (host, port) for aet, host, port in args.destination}
-    archive = Archive(args.storage, args.db, destinations=destinations, ae_title=args.aet)
+    archive = Archive(
+        args.storage, args.db, destinations=destinations, ae_title=args.aet, recover=recover
+    )
     try:
         ae = archive_ae(args.aet)
         if args.max_pdu is None:
@@ -89,6 +209,7 @@ def _serve(args: argparse.Namespace) -> int:
                 lines.append(f"qrscp: C-MOVE destination {aet} = {host}:{port}")
             return "\n".join(lines)
 
+        extra = {} if sock is None else {"sock": sock}
         serve_until_signal(
             ae,
             (args.bind, args.port),
@@ -96,6 +217,7 @@ def _serve(args: argparse.Namespace) -> int:
             server_ssl_context(args),
             banner,
             quiet=args.quiet,
+            **extra,
         )
     finally:
         archive.close()
