@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from dicomnet._record import Record
+
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from pydicom.dataset import Dataset, FileMetaDataset
 
 __all__ = [
@@ -75,13 +77,19 @@ def _default_uid() -> str:
     return IMPLEMENTATION_CLASS_UID
 
 
-@dataclass(frozen=True, slots=True)
-class EventType:
+class EventType(Record):
     """One kind of event. ``intervention``: the handler's return value answers the peer."""
 
+    __slots__ = ("description", "intervention", "name")
     name: str
     description: str
     intervention: bool
+
+    def __init__(self, name: str, description: str, intervention: bool) -> None:
+        _set = object.__setattr__  # frozen: past Record.__setattr__
+        _set(self, "name", name)
+        _set(self, "description", description)
+        _set(self, "intervention", intervention)
 
     def __repr__(self) -> str:
         return self.name
@@ -167,7 +175,7 @@ class Event:
         self.event = event
         self.context = context
         self.request = request
-        self.timestamp = datetime.now()
+        self.timestamp = _now()
         self._cancel_check = cancel_check
         self._dataset: Dataset | None = None
         self._file_meta: FileMetaDataset | None = None
@@ -261,6 +269,20 @@ class Event:
                 meta.SourceApplicationEntityTitle = str(calling).strip()
             self._file_meta = meta
         return self._file_meta
+
+
+_datetime_now: Callable[[], datetime] | None = None
+
+
+def _now() -> datetime:
+    """The current local time. :mod:`datetime` is imported on first use, not with this module:
+    clients (``dicomnet echoscu``) import this module but never build an Event."""
+    global _datetime_now
+    if _datetime_now is None:
+        from datetime import datetime
+
+        _datetime_now = datetime.now
+    return _datetime_now()
 
 
 def _request_data(request: Any) -> Any:

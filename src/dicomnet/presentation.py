@@ -22,8 +22,8 @@ short names (``"P"``, ``"S"``, ``"W"``, ...), and ready-made context lists for s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
+from dicomnet._record import Record
 from dicomnet.ul.pdu import PresentationContextRQ, RoleSelection, uid_norm
 
 __all__ = [
@@ -83,36 +83,68 @@ def _check_uid(uid: str, what: str) -> str:
     return uid
 
 
-@dataclass(slots=True)
-class PresentationContext:
+class PresentationContext(Record, frozen=False):
     """One presentation context (see the module docstring).
 
-    ``transfer_syntaxes``: proposed (requested side) or supported (acceptor side) syntaxes.
+    ``transfer_syntaxes``: proposed (requested side) or supported (acceptor side) syntaxes
+    (default: :data:`DEFAULT_TRANSFER_SYNTAXES`; a single UID string is accepted too).
     ``transfer_syntax``: after negotiation, the accepted one (``None`` if rejected).
     ``scu_role``/``scp_role``: role selection to propose or accept; ``None`` = default roles.
     ``as_scu``/``as_scp``: after negotiation, whether *this* AE may act as SCU / SCP on it.
+
+    A mutable :class:`~dicomnet._record.Record`: equality compares every field, like the
+    dataclass it replaces (not hashable).
     """
 
+    __slots__ = (
+        "abstract_syntax",
+        "as_scp",
+        "as_scu",
+        "context_id",
+        "result",
+        "scp_role",
+        "scu_role",
+        "transfer_syntax",
+        "transfer_syntaxes",
+    )
     abstract_syntax: str
-    transfer_syntaxes: list[str] = field(default_factory=lambda: list(DEFAULT_TRANSFER_SYNTAXES))
-    context_id: int | None = None
-    scu_role: bool | None = None
-    scp_role: bool | None = None
-    result: int | None = None
-    transfer_syntax: str | None = None
-    as_scu: bool = False
-    as_scp: bool = False
+    transfer_syntaxes: list[str]
+    context_id: int | None
+    scu_role: bool | None
+    scp_role: bool | None
+    result: int | None
+    transfer_syntax: str | None
+    as_scu: bool
+    as_scp: bool
 
-    def __post_init__(self) -> None:
-        self.abstract_syntax = _check_uid(self.abstract_syntax, "abstract syntax")
-        if isinstance(self.transfer_syntaxes, str):
-            self.transfer_syntaxes = [self.transfer_syntaxes]
+    def __init__(
+        self,
+        abstract_syntax: str,
+        transfer_syntaxes: Iterable[str] | str = DEFAULT_TRANSFER_SYNTAXES,
+        context_id: int | None = None,
+        scu_role: bool | None = None,
+        scp_role: bool | None = None,
+        result: int | None = None,
+        transfer_syntax: str | None = None,
+        as_scu: bool = False,
+        as_scp: bool = False,
+    ) -> None:
+        self.abstract_syntax = _check_uid(abstract_syntax, "abstract syntax")
+        if isinstance(transfer_syntaxes, str):
+            transfer_syntaxes = [transfer_syntaxes]
         ts: list[str] = []
-        for t in self.transfer_syntaxes:
+        for t in transfer_syntaxes:
             t = _check_uid(t, "transfer syntax")
             if t not in ts:
                 ts.append(t)
         self.transfer_syntaxes = ts
+        self.context_id = context_id
+        self.scu_role = scu_role
+        self.scp_role = scp_role
+        self.result = result
+        self.transfer_syntax = transfer_syntax
+        self.as_scu = as_scu
+        self.as_scp = as_scp
 
     @classmethod
     def from_wire(

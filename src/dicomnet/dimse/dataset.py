@@ -34,8 +34,6 @@ import contextlib
 import errno
 import os
 import struct
-import tempfile
-import zlib
 from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -487,6 +485,8 @@ class SpoolFile:
     __slots__ = ("_f", "path", "prefix_length", "size")
 
     def __init__(self, spool_dir: str | None = None, prefix: bytes = b"") -> None:
+        import tempfile  # lazily: a client that never spools (echoscu) does not pay for it
+
         try:
             fd, self.path = tempfile.mkstemp(prefix="dicomnet-", suffix=".spool", dir=spool_dir)
         except OSError as exc:
@@ -542,6 +542,8 @@ def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
     fast = encode_flat_text(dataset, implicit) if little else None
     if fast is not None:
         if deflated:
+            import zlib  # lazily, like tempfile: only deflated transfer syntaxes need it
+
             comp = zlib.compressobj(6, zlib.DEFLATED, -15)  # PS3.5 A.5
             return comp.compress(fast) + comp.flush()
         return fast
@@ -561,6 +563,8 @@ def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
         raise DimseError(f"cannot encode the data set in {transfer_syntax}: {exc}") from exc
     raw = fp.getvalue()
     if deflated:
+        import zlib
+
         # PS3.5 A.5: raw deflate (RFC 1951), no zlib header.
         comp = zlib.compressobj(6, zlib.DEFLATED, -15)
         raw = comp.compress(raw) + comp.flush()
@@ -583,6 +587,8 @@ def decode_dataset(
     try:
         if deflated:
             limit = MAX_INFLATED if max_inflated is None else max_inflated
+            import zlib
+
             inflater = zlib.decompressobj(-15)
             raw = inflater.decompress(raw, limit)
             if inflater.unconsumed_tail:

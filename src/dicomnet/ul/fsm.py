@@ -41,9 +41,10 @@ documentation show them apart from the standard's own cells.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import Enum, IntEnum
 from types import MappingProxyType
+
+from dicomnet._record import Record
 
 __all__ = [
     "ACTIONS",
@@ -190,13 +191,19 @@ EVENT_DESCRIPTIONS: Mapping[Event, str] = MappingProxyType(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ActionSpec:
+class ActionSpec(Record):
     """One action of PS3.8 Tables 9-6 to 9-9; ``next_state`` None = conditional (AE-6, AR-8)."""
 
+    __slots__ = ("action", "definition", "next_state")
     action: Action
     definition: str
     next_state: State | None
+
+    def __init__(self, action: Action, definition: str, next_state: State | None) -> None:
+        _set = object.__setattr__  # frozen: past Record.__setattr__
+        _set(self, "action", action)
+        _set(self, "definition", definition)
+        _set(self, "next_state", next_state)
 
 
 def _spec(action: Action, definition: str, nxt: State | None) -> tuple[Action, ActionSpec]:

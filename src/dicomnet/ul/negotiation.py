@@ -40,8 +40,8 @@ A-ASSOCIATE-RJ. Everything it needs to decide is in the request and in an
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
 
+from dicomnet._record import Record
 from dicomnet.errors import NegotiationError
 from dicomnet.ul.pdu import (
     APPLICATION_CONTEXT_NAME,
@@ -115,8 +115,7 @@ UserIdentityHandler = Callable[[UserIdentityRQ], "tuple[bool, bytes | None]"]
 ExtendedNegotiationHandler = Callable[[SOPClassExtendedNegotiation], "bytes | None"]
 
 
-@dataclass(frozen=True, slots=True)
-class AcceptorPolicy:
+class AcceptorPolicy(Record):
     """What an acceptor accepts.
 
     ``supported``: abstract syntax UID -> transfer syntax UIDs in our order of preference.
@@ -126,20 +125,60 @@ class AcceptorPolicy:
     ``user_identity``: called with the 58H item; returns (accepted, server response or None).
     Without a handler, identity is not checked and no 59H is sent.
     ``extended_negotiation``: called per 56H item; returns the AC's application information,
-    or None to leave that SOP class's item out.
+    or None to leave that SOP class's item out. ``supported``/``roles`` default to empty.
     """
 
-    ae_title: str = "DICOMNET"
-    supported: Mapping[str, Sequence[str]] = field(default_factory=dict)
-    require_called_ae_title: bool = False
-    allowed_calling_ae_titles: Collection[str] | None = None
-    roles: Mapping[str, tuple[bool, bool]] = field(default_factory=dict)
-    max_pdata_length: int = 16384
-    async_ops_window: tuple[int, int] = (1, 1)
-    implementation_class_uid: str = DICOMNET_IMPLEMENTATION_CLASS_UID
-    implementation_version_name: str | None = DICOMNET_IMPLEMENTATION_VERSION_NAME
-    user_identity: UserIdentityHandler | None = None
-    extended_negotiation: ExtendedNegotiationHandler | None = None
+    __slots__ = (
+        "ae_title",
+        "allowed_calling_ae_titles",
+        "async_ops_window",
+        "extended_negotiation",
+        "implementation_class_uid",
+        "implementation_version_name",
+        "max_pdata_length",
+        "require_called_ae_title",
+        "roles",
+        "supported",
+        "user_identity",
+    )
+    ae_title: str
+    supported: Mapping[str, Sequence[str]]
+    require_called_ae_title: bool
+    allowed_calling_ae_titles: Collection[str] | None
+    roles: Mapping[str, tuple[bool, bool]]
+    max_pdata_length: int
+    async_ops_window: tuple[int, int]
+    implementation_class_uid: str
+    implementation_version_name: str | None
+    user_identity: UserIdentityHandler | None
+    extended_negotiation: ExtendedNegotiationHandler | None
+
+    def __init__(
+        self,
+        ae_title: str = "DICOMNET",
+        supported: Mapping[str, Sequence[str]] | None = None,
+        require_called_ae_title: bool = False,
+        allowed_calling_ae_titles: Collection[str] | None = None,
+        roles: Mapping[str, tuple[bool, bool]] | None = None,
+        max_pdata_length: int = 16384,
+        async_ops_window: tuple[int, int] = (1, 1),
+        implementation_class_uid: str = DICOMNET_IMPLEMENTATION_CLASS_UID,
+        implementation_version_name: str | None = DICOMNET_IMPLEMENTATION_VERSION_NAME,
+        user_identity: UserIdentityHandler | None = None,
+        extended_negotiation: ExtendedNegotiationHandler | None = None,
+    ) -> None:
+        _set = object.__setattr__  # frozen: past Record.__setattr__
+        _set(self, "ae_title", ae_title)
+        _set(self, "supported", {} if supported is None else supported)
+        _set(self, "require_called_ae_title", require_called_ae_title)
+        _set(self, "allowed_calling_ae_titles", allowed_calling_ae_titles)
+        _set(self, "roles", {} if roles is None else roles)
+        _set(self, "max_pdata_length", max_pdata_length)
+        _set(self, "async_ops_window", async_ops_window)
+        _set(self, "implementation_class_uid", implementation_class_uid)
+        _set(self, "implementation_version_name", implementation_version_name)
+        _set(self, "user_identity", user_identity)
+        _set(self, "extended_negotiation", extended_negotiation)
 
 
 def check_protocol_version(rq: AAssociateRQ) -> AAssociateRJ | None:
