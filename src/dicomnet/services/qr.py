@@ -249,6 +249,20 @@ def _store_status(result: Any) -> int | None:
 def _describe(payload: Any) -> tuple[str | None, str | None, str | None]:
     """(SOP class UID, SOP instance UID, transfer syntax) of a Dataset or a Part 10 path."""
     if isinstance(payload, str | bytes) or hasattr(payload, "__fspath__"):
+        import os
+
+        from dicomnet.dimse.dataset import read_file_meta
+
+        # The File Meta Information names the SOP class and instance (PS3.10 7.1): one small
+        # read, not a pydicom parse of the data set, per sub-operation. Files without them
+        # (no meta header, or an incomplete one) are read with pydicom below.
+        try:
+            with open(payload, "rb") as f:
+                _, values = read_file_meta(f, os.fstat(f.fileno()).st_size)
+        except Exception:
+            values = {}
+        if values.get(0x0002) and values.get(0x0003) and values.get(0x0010):
+            return values[0x0002], values[0x0003], values[0x0010]
         import pydicom
 
         source = DataSource.from_file(payload)
@@ -306,7 +320,8 @@ def run_get(call: ServiceCall) -> None:
     results = iter_results(call)
     try:
         retrieve.total = _count(next(results))
-        _retrieve_loop(call, results, retrieve, call.assoc, None)
+        with _batched(call):  # each Pending goes out with the next sub-operation's request
+            _retrieve_loop(call, results, retrieve, call.assoc, None)
     except Exception as exc:
         retrieve.send_failure(GET_FAILURE, exc)
     finally:
@@ -429,7 +444,8 @@ def run_move(call: ServiceCall) -> None:
         requestor = getattr(call.assoc, "requestor", None)
         originator_aet = str(getattr(requestor, "ae_title", "") or "").strip() or "UNKNOWN"
         originator = (originator_aet, int(getattr(call.request, "MessageID", 0) or 0))
-        _retrieve_loop(call, _chain(head, results), retrieve, sub, originator)
+        with _batched(call):  # Pendings share loop wake-ups (at most ~5 ms late, in order)
+            _retrieve_loop(call, _chain(head, results), retrieve, sub, originator)
     except Exception as exc:
         retrieve.send_failure(MOVE_FAILURE, exc)
     finally:
