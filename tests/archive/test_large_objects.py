@@ -192,3 +192,47 @@ def test_archive_adopts_large_spool_and_indexes_it(tmp_path: Path) -> None:
         assert os.listdir(archive.files.tmp_dir) == []
     finally:
         archive.close()
+
+
+def test_file_shrinking_during_sendfile_drops_the_connection(tmp_path: Path) -> None:
+    """A FileRegion whose file is truncated after the PDU header was queued cannot be sent
+    whole: the association is dropped, never padded or desynchronised."""
+    src = tmp_path / "big.dcm"
+    _write_instance(src, 6 << 20)  # above the size storescu/send_c_store read whole
+    received: list[str] = []
+    store = DirectoryStore(tmp_path / "out")
+
+    def handler(event: Any) -> Any:
+        received.append(event.request.AffectedSOPInstanceUID)
+        return store.handle_store(event)
+
+    ae = AE(ae_title="ANY")
+    ae.add_supported_context(SC, [ExplicitVRLittleEndian])
+    ae.maximum_pdu_size = 1 << 20
+    server = _serve(ae, handler)
+    try:
+        import dicomnet.dimse.dataset as dataset_mod
+
+        real = dataset_mod.DataSource.iter_regions
+
+        def shrinking(self: Any, chunk_size: int) -> Any:
+            for n, region in enumerate(real(self, chunk_size)):
+                if n == 1:
+                    os.truncate(self.path, region.offset + 10)
+                yield region
+
+        dataset_mod.DataSource.iter_regions = shrinking  # type: ignore[method-assign]
+        try:
+            client = AE(ae_title="SENDER")
+            client.add_requested_context(SC, [ExplicitVRLittleEndian])
+            assoc = client.associate("127.0.0.1", server.address[1], ae_title="ANY")
+            assert assoc.is_established
+            status = assoc.send_c_store(str(src))
+            assert not assoc.is_established
+            assert "ended after" in (assoc.failure_reason or "")
+            assert getattr(status, "Status", None) is None
+        finally:
+            dataset_mod.DataSource.iter_regions = real  # type: ignore[method-assign]
+    finally:
+        server.shutdown()
+    assert received == []

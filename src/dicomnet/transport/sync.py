@@ -386,7 +386,11 @@ class SyncDriver:
                     # copies the file pages to the socket itself.
                     if i > start:
                         self._sendmsg(sock, chunks[start:i], _MSG_MORE)
-                    sock.sendfile(chunk.file, chunk.offset, chunk.length)
+                    sent = sock.sendfile(chunk.file, chunk.offset, chunk.length)
+                    if sent != chunk.length:
+                        # The file shrank under us: the PDU header already promised the bytes,
+                        # so the stream cannot be resynchronised -- drop the connection.
+                        raise OSError(f"{chunk!r} ended after {sent} bytes")
                     start = i + 1
             if start < len(chunks):
                 self._sendmsg(sock, chunks[start:] if start else chunks, 0)
