@@ -164,6 +164,11 @@ class Association:
         self.rejected_contexts: list[PresentationContext] = []
         self._by_id: dict[int, PresentationContext] = {}
         self.accepted_context_ids: set[int] = set()
+        # find_context() answers in the SCU role: (the accepted_contexts list they were found
+        # in, {abstract syntax or (abstract syntax, transfer syntax) argument: context})
+        self._scu_context_cache: tuple[
+            object, dict[str | tuple[str, str], PresentationContext]
+        ] = (None, {})
         self.is_established = False
         self.is_rejected = False
         self.is_aborted = False
@@ -337,6 +342,23 @@ class Association:
             raise AssociationNotEstablishedError(
                 f"the association is not established ({self.failure_reason or 'released'})"
             )
+        cache_key: str | tuple[str, str] | None = None
+        if role == "scu" and isinstance(abstract_syntax, str):
+            if transfer_syntax is None:
+                cache_key = abstract_syntax
+            elif type(transfer_syntax) is str:
+                cache_key = (abstract_syntax, transfer_syntax)
+        if cache_key is not None:
+            # One search per SOP class, not one per operation: the answer depends only on the
+            # accepted contexts, i.e. on the list object apply_negotiation() installed.
+            cached_for, cache = self._scu_context_cache
+            if cached_for is self.accepted_contexts:
+                hit = cache.get(cache_key)
+                if hit is not None:
+                    return hit
+            else:
+                cache = {}
+                self._scu_context_cache = (self.accepted_contexts, cache)
         abstract_syntax = uid_norm(str(abstract_syntax))
         found = [
             cx
@@ -356,6 +378,8 @@ class Association:
                 f"no accepted presentation context for {abstract_syntax}{ts_text} "
                 f"in the {role.upper()} role"
             )
+        if cache_key is not None:
+            cache[cache_key] = found[0]
         return found[0]
 
     @property

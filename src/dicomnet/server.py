@@ -75,7 +75,7 @@ from dicomnet.ul.events import (
     TransportClosed,
 )
 from dicomnet.ul.negotiation import RJ_LOCAL_LIMIT, AcceptorPolicy, negotiate
-from dicomnet.ul.pdu import AAssociateAC, AAssociateRQ, UserIdentityRQ, uid_norm
+from dicomnet.ul.pdu import AAssociateAC, AAssociateRQ, UserIdentityRQ
 
 if TYPE_CHECKING:
     from dicomnet.ae import AE
@@ -369,6 +369,7 @@ class _Acceptor:
         self.cancelled: set[int] = set()
         self.release_pending = False
         self.send_lock = threading.Lock()
+        self.provider_send: Callable[[P.DIMSEPrimitive, int], None] = self._not_established
 
     @property
     def busy(self) -> bool:
@@ -533,6 +534,7 @@ class _Acceptor:
         is handed to the pool, which waits for it instead.
         """
         provider = assoc.dimse
+        self.provider_send = provider.send_msg  # what a ServiceCall sends responses with
         original = provider._send_message
         lock = self.send_lock
         executor = self.server.executor
@@ -560,6 +562,10 @@ class _Acceptor:
         provider._send_message = send_message
 
     @staticmethod
+    def _not_established(rsp: P.DIMSEPrimitive, context_id: int) -> None:
+        raise DicomNetError("the association is not established")
+
+    @staticmethod
     def _quiet(fn: Callable[..., None], *args: Any) -> None:
         try:
             fn(*args)
@@ -577,9 +583,11 @@ class _Acceptor:
         provider.receive_primitive(event.pdu)  # ProtocolError -> the driver aborts
         queue = provider.msg_queue
         if queue:
-            requests = [item for item in list(queue) if not item[1].is_response]
+            # requests go to our pending list; responses stay for waiters (a worker's C-GET
+            # sub-operation waits for its C-STORE-RSP). ``Status`` is None on every request.
+            requests = [item for item in list(queue) if item[1].Status is None]
             for item in requests:
-                queue.remove(item)  # identity matches first; responses stay for waiters
+                queue.remove(item)  # identity matches first
                 self.pending.append(_Job(item[0], item[1]))
         cancels = provider.cancel_rq
         if cancels:
@@ -602,39 +610,39 @@ class _Acceptor:
         assoc = self.assoc
         server = self.server
         assert assoc is not None and server.loop is not None
-        spec = _SERVICES.get(type(job.primitive))
+        request = job.primitive
+        spec = _SERVICES.get(type(request))
         if spec is None:  # a request type we do not serve (cannot happen: all are listed)
-            _close_data(job.primitive)
+            _close_data(request)
             return
         event_type, run, arun = spec
         context = assoc.context_by_id(job.context_id)
-        if not _sop_class_matches(job.primitive, context):
+        if not _sop_class_matches(request, context):
             self._refuse(job, context)
             return
         bound = server._handlers.get(event_type)
         handler, args = bound[0] if bound else (None, ())
         mid = job.message_id
-        cancelled = self.cancelled
+        inline_now = arun is not None and (handler is None or getattr(handler, INLINE_ATTR, False))
         call = ServiceCall(
-            assoc=assoc,
-            context_id=job.context_id,
-            context=context,
-            request=job.primitive,
-            event=evt.Event(
-                assoc,
-                event_type,
-                context=context,
-                request=job.primitive,
-                cancel_check=lambda: mid in cancelled,
-            ),
-            handler=handler,
-            handler_args=args,
-            send=self._sender(job.context_id),
-            loop=server.loop,
+            assoc,
+            job.context_id,
+            context,
+            request,
+            # answered at once below: the event is built only if the handler asks for it;
+            # otherwise built now, so its timestamp is the request's dispatch time
+            None if inline_now else self._event(assoc, event_type, context, request, mid),
+            handler,
+            args,
+            None,
+            server.loop,
+            event_type=event_type,
+            send_msg=self.provider_send,
+            cancelled=self.cancelled,
         )
         self.running += 1
         self.active_ids.add(mid)
-        if arun is not None and (handler is None or getattr(handler, INLINE_ATTR, False)):
+        if inline_now:
             # The built-in default, or a handler marked with inline(): answered at once, on the
             # loop -- no thread hop (two cross-thread wake-ups per request), no task.
             self._run_sync(run, call)
@@ -652,6 +660,18 @@ class _Acceptor:
             self._finish_job(mid)
             return
         future.add_done_callback(lambda f: self._done_threadsafe(f, mid))
+
+    def _event(
+        self, assoc: Association, event_type: evt.EventType, context: Any, request: Any, mid: int
+    ) -> evt.Event:
+        cancelled = self.cancelled
+        return evt.Event(
+            assoc,
+            event_type,
+            context=context,
+            request=request,
+            cancel_check=lambda: mid in cancelled,
+        )
 
     def _refuse(self, job: _Job, context: Any) -> None:
         """Answer a request whose SOP class is not the context's abstract syntax with 0122H
@@ -745,7 +765,8 @@ def _sop_class_matches(primitive: P.DIMSEPrimitive, context: Any) -> bool:
     if not isinstance(primitive, _C_SERVICES):
         return True
     sop_class = getattr(primitive, "AffectedSOPClassUID", None)
-    return sop_class is None or uid_norm(str(sop_class)) == context.abstract_syntax
+    # A primitive holds only validated UIDs (PS3.5 9.1: no padding), so no uid_norm() here.
+    return sop_class is None or sop_class == context.abstract_syntax
 
 
 def _close_data(primitive: P.DIMSEPrimitive) -> None:

@@ -154,6 +154,7 @@ _GROUP_LENGTH = struct.Struct("<HHII")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _unpack_hdr = _HDR.unpack_from
+_unpack_hdr_us = _HDR_US.unpack_from
 _unpack_u16 = _U16.unpack_from
 _unpack_u32 = _U32.unpack_from
 _pack_us = _HDR_US.pack
@@ -214,25 +215,23 @@ def encode_command(elements: Mapping[int, object]) -> bytes:
     parts: list[bytes] = []
     append = parts.append
     kinds = _KINDS
+    size = 0
     for tag in sorted(elements):
-        if tag == 0:
-            continue
         value = elements[tag]
-        if value is None:
+        if value is None or tag == 0:
             continue
-        if not 0 < tag <= 0xFFFF:
-            raise DimseError(f"{_tag_str(tag & 0xFFFFFFFF)}: not a command (group 0000) element")
-        kind = kinds.get(tag, _RAW)
+        kind = kinds.get(tag, _RAW)  # tags outside group 0000 are never in _KINDS
         if kind == _US:
-            append(_pack_us(0, tag, 2, _check_u16(tag, value)))
-        elif kind == _UI:
+            # the common case inline: a plain int in range (anything else: _check_u16)
+            if type(value) is not int or not 0 <= value <= 0xFFFF:
+                value = _check_u16(tag, value)
+            append(_pack_us(0, tag, 2, value))
+            size += 10
+            continue
+        if kind == _UI:
             raw = _encode_str(tag, value, b"\x00")
-            append(_pack_hdr(0, tag, len(raw)))
-            append(raw)
         elif kind in (_AE, _STR):
             raw = _encode_str(tag, value, b" ")
-            append(_pack_hdr(0, tag, len(raw)))
-            append(raw)
         elif kind == _UL:
             if (
                 not isinstance(value, int)
@@ -241,18 +240,21 @@ def encode_command(elements: Mapping[int, object]) -> bytes:
             ):
                 raise DimseError(f"{_name(tag)}: {value!r} is not a UL value")
             append(_pack_ul(0, tag, 4, value))
+            size += 12
+            continue
         elif kind in (_AT, _US_MULTI):
             raw = _encode_multi(tag, kind, value)
-            append(_pack_hdr(0, tag, len(raw)))
-            append(raw)
         else:  # unknown group 0000 element kept as raw bytes by decode_command
+            if not 0 < tag <= 0xFFFF:
+                raise DimseError(
+                    f"{_tag_str(tag & 0xFFFFFFFF)}: not a command (group 0000) element"
+                )
             if not isinstance(value, bytes | bytearray | memoryview):
                 raise DimseError(f"{_tag_str(tag)}: unknown command element needs a bytes value")
             raw = bytes(value)
-            append(_pack_hdr(0, tag, len(raw)))
-            append(raw)
-    body = b"".join(parts)
-    return _GROUP_LENGTH.pack(0, 0, 4, len(body)) + body
+        append(_pack_hdr(0, tag, len(raw)) + raw)
+        size += 8 + len(raw)
+    return _GROUP_LENGTH.pack(0, 0, 4, size) + b"".join(parts)
 
 
 def decode_command(data: bytes | bytearray | memoryview) -> dict[int, object]:
@@ -260,9 +262,13 @@ def decode_command(data: bytes | bytearray | memoryview) -> dict[int, object]:
 
     The returned dict includes (0000,0000) and is in ascending tag order.
     """
-    mv = data if isinstance(data, memoryview) else memoryview(data)
-    if mv.ndim != 1 or mv.itemsize != 1:
-        mv = mv.cast("B")
+    mv: bytes | memoryview
+    if type(data) is bytes:
+        mv = data  # unpack_from and slices work on bytes directly
+    else:
+        mv = data if isinstance(data, memoryview) else memoryview(data)
+        if mv.ndim != 1 or mv.itemsize != 1:
+            mv = mv.cast("B")
     end = len(mv)
     if end < 12:
         raise DimseProtocolError(f"command set of {end} bytes is too short for (0000,0000)")
@@ -284,11 +290,19 @@ def decode_command(data: bytes | bytearray | memoryview) -> dict[int, object]:
     while offset < end:
         if end - offset < 8:
             raise DimseProtocolError(f"{end - offset} trailing bytes after {_name(prev)}")
-        group, elem, length = _unpack_hdr(mv, offset)
-        tag = group << 16 | elem
-        if group != 0:
-            raise DimseProtocolError(f"{_tag_str(tag)} is not a command (group 0000) element")
-        if tag <= prev:
+        if end - offset >= 10:
+            # header and, should it be a US element, its value in one call
+            group, tag, length, u16 = _unpack_hdr_us(mv, offset)
+        else:
+            group, tag, length = _unpack_hdr(mv, offset)
+            u16 = -1
+        # group 0000: the tag is the element number
+        if group or tag <= prev:
+            tag |= group << 16
+            if group != 0:
+                raise DimseProtocolError(
+                    f"{_tag_str(tag)} is not a command (group 0000) element"
+                )
             what = "duplicate" if tag == prev else "out-of-order"
             raise DimseProtocolError(f"{what} command element {_name(tag)} after {_name(prev)}")
         offset += 8
@@ -301,7 +315,7 @@ def decode_command(data: bytes | bytearray | memoryview) -> dict[int, object]:
         if kind == _US:
             if length != 2:
                 raise DimseProtocolError(f"{_name(tag)}: US value of length {length}, expected 2")
-            out[tag] = _unpack_u16(mv, offset)[0]
+            out[tag] = u16 if u16 >= 0 else _unpack_u16(mv, offset)[0]
         elif kind == _UI:
             out[tag] = str(mv[offset:stop], "latin-1").rstrip("\x00 ")
         elif kind == _AE:

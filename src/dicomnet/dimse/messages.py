@@ -31,6 +31,15 @@ value other than 0101H means a dataset follows, PS3.7 Table E.1-1) and encodes.
 
 Elements a peer sends that the message's table does not list, and the retired command elements,
 are kept in ``command_set`` (so they round-trip) but never reach the primitive.
+
+Each element is checked once. :func:`decode_primitive` (what the DIMSE provider uses) returns
+the message together with its primitive, built from the values the checks returned
+(``DIMSEPrimitive._trusted``) instead of validating them a second time as
+:meth:`DIMSEMessage.to_primitive` does. Checks that a value decoded by
+:func:`~dicomnet.dimse.commands.decode_command` always passes (US range, AT lists:
+``primitives.RANGE_ONLY``) are skipped for decoded elements. Every class keeps, built once at
+class creation, its (tag, keyword) parameter list and the set of elements it cannot do without,
+so the complete, common case costs one subset test.
 """
 
 from __future__ import annotations
@@ -81,6 +90,7 @@ __all__ = [
     "InvalidCommandElementError",
     "MissingCommandElementError",
     "decode_message",
+    "decode_primitive",
     "message_from_primitive",
 ]
 
@@ -96,6 +106,9 @@ _STATUS = 0x0900
 _AFFECTED_CLASS = 0x0002
 _OFFENDING = 0x0901
 _ERROR_COMMENT = 0x0902
+
+# Command elements that are message mechanics, not primitive parameters.
+_NOT_PRIMITIVE: Final = frozenset({_COMMAND_FIELD, _DATASET_TYPE})
 
 
 class CommandSet:
@@ -225,6 +238,17 @@ class DIMSEMessage:
     DATASET: ClassVar[str | None] = None
     #: True when PS3.7 makes the dataset mandatory (M) for this message
     DATASET_REQUIRED: ClassVar[bool] = False
+    #: (tag, keyword) of the command elements that are primitive parameters (built once)
+    _PARAMS: ClassVar[tuple[tuple[int, str], ...]] = ()
+    #: (tag, keyword, validator or None) used by :func:`decode_message`: None where the decoded
+    #: value cannot be wrong (``primitives.RANGE_ONLY``)
+    _CHECKS: ClassVar[tuple[tuple[int, str, P.Validator | None], ...]] = ()
+    _REQUIRED_SET: ClassVar[frozenset[int]] = frozenset()
+    #: the element a request (Message ID) or a response / C-CANCEL (Message ID Being
+    #: Responded To) cannot do without
+    _ID_TAG: ClassVar[int] = _MESSAGE_ID
+    #: what a decoded command set must hold: REQUIRED, Command Data Set Type and _ID_TAG
+    _MUST_HAVE: ClassVar[frozenset[int]] = frozenset()
 
     command_set: CommandSet
     data_set: object | None
@@ -249,6 +273,18 @@ class DIMSEMessage:
         cls.OPTIONAL = tuple(_T[k] for k in optional)
         cls.DATASET = dataset
         cls.DATASET_REQUIRED = dataset_required
+        params = [
+            (tag, ELEMENTS[tag].keyword)
+            for tag in cls.REQUIRED + cls.OPTIONAL
+            if tag not in _NOT_PRIMITIVE
+        ]
+        cls._PARAMS = tuple(params)
+        cls._CHECKS = tuple(
+            (tag, kw, None if kw in P.RANGE_ONLY else P.VALIDATORS.get(kw)) for tag, kw in params
+        )
+        cls._REQUIRED_SET = frozenset(cls.REQUIRED)
+        cls._ID_TAG = _MESSAGE_ID if cls.IS_REQUEST and field != 0x0FFF else _MESSAGE_ID_RSP
+        cls._MUST_HAVE = cls._REQUIRED_SET | {_DATASET_TYPE, cls._ID_TAG}
 
     def __init__(
         self,
@@ -284,28 +320,26 @@ class DIMSEMessage:
             elements[_DATASET_TYPE] = NO_DATASET
         elif current is None or current == NO_DATASET:
             elements[_DATASET_TYPE] = DATASET_PRESENT
-        for tag in self.REQUIRED:
-            if elements.get(tag) is None:
-                raise DimseError(
-                    f"{type(self).__name__}: mandatory {ELEMENTS[tag].keyword} is not set"
-                )
+        if not elements.keys() >= self._REQUIRED_SET or None in elements.values():
+            for tag in self.REQUIRED:
+                if elements.get(tag) is None:
+                    raise DimseError(
+                        f"{type(self).__name__}: mandatory {ELEMENTS[tag].keyword} is not set"
+                    )
         return _encode_elements(elements)
 
     def to_primitive(self) -> P.DIMSEPrimitive:
         """The service primitive carrying this message's parameters (validated)."""
         prim = self.PRIMITIVE()
         elements = self.command_set.elements
-        for tag in self.REQUIRED + self.OPTIONAL:
+        for tag, keyword in self._PARAMS:
             value = elements.get(tag)
-            if value is not None and tag not in _NOT_PRIMITIVE:
-                setattr(prim, ELEMENTS[tag].keyword, value)
+            if value is not None:
+                setattr(prim, keyword, value)
         if self.DATASET is not None and self.data_set is not None:
             setattr(prim, self.DATASET, self.data_set)
         return prim
 
-
-# Command elements that are message mechanics, not primitive parameters.
-_NOT_PRIMITIVE: Final = frozenset({_COMMAND_FIELD, _DATASET_TYPE})
 
 
 _RQ_BASE = ("CommandField", "MessageID", "CommandDataSetType")
@@ -670,6 +704,25 @@ def decode_message(
     Raises :class:`DimseProtocolError` (abort) or a :class:`DimseCommandError` subclass (answer
     with its ``status``), as described in the module docstring.
     """
+    return _decode(command_bytes, data_set)[0]
+
+
+def decode_primitive(
+    command_bytes: bytes | bytearray | memoryview, data_set: object | None = None
+) -> tuple[DIMSEMessage, P.DIMSEPrimitive]:
+    """:func:`decode_message` plus the message's primitive, built from the values just checked
+    (the validators run once: ``msg.to_primitive()`` would run them again). Same errors."""
+    msg, params = _decode(command_bytes, data_set)
+    if data_set is not None and msg.DATASET is not None:
+        params[msg.DATASET] = data_set
+    prim: P.DIMSEPrimitive = msg.PRIMITIVE._trusted(params)
+    return msg, prim
+
+
+def _decode(
+    command_bytes: bytes | bytearray | memoryview, data_set: object | None
+) -> tuple[DIMSEMessage, dict[str, object]]:
+    """The message and its checked primitive parameters ({keyword: validated value})."""
     elements = decode_command(command_bytes)
     field = elements.get(_COMMAND_FIELD)
     if field is None:
@@ -677,40 +730,39 @@ def decode_message(
     cls = MESSAGE_TYPES.get(field) if isinstance(field, int) else None
     if cls is None:
         raise DimseProtocolError(f"unknown (0000,0100) CommandField {field!r}")
-    name = cls.__name__
-    if _DATASET_TYPE not in elements:
-        raise DimseProtocolError(f"{name} without (0000,0800) CommandDataSetType")
-    id_tag = _MESSAGE_ID if cls.IS_REQUEST and field != 0x0FFF else _MESSAGE_ID_RSP
-    if id_tag not in elements:
-        raise DimseProtocolError(f"{name} without {ELEMENTS[id_tag].keyword}")
-    for tag in cls.REQUIRED:
-        if tag not in elements:
-            raise MissingCommandElementError(
-                f"{name}: mandatory {ELEMENTS[tag].keyword} missing",
-                message_class=cls,
-                tag=tag,
-                elements=elements,
-            )
-    validators = P.VALIDATORS
-    for tag in cls.REQUIRED + cls.OPTIONAL:
+    if not elements.keys() >= cls._MUST_HAVE:  # one test for the common, complete case
+        name = cls.__name__
+        if _DATASET_TYPE not in elements:
+            raise DimseProtocolError(f"{name} without (0000,0800) CommandDataSetType")
+        id_tag = cls._ID_TAG
+        if id_tag not in elements:
+            raise DimseProtocolError(f"{name} without {ELEMENTS[id_tag].keyword}")
+        for tag in cls.REQUIRED:
+            if tag not in elements:
+                raise MissingCommandElementError(
+                    f"{name}: mandatory {ELEMENTS[tag].keyword} missing",
+                    message_class=cls,
+                    tag=tag,
+                    elements=elements,
+                )
+    params: dict[str, object] = {}
+    for tag, keyword, validator in cls._CHECKS:
         value = elements.get(tag)
         if value is None:
             continue
-        keyword = ELEMENTS[tag].keyword
-        validator = validators.get(keyword)
-        if validator is None:
-            continue
-        try:
-            validator(keyword, value)
-        except DimseError as exc:
-            raise InvalidCommandElementError(
-                f"{name}: {exc}", message_class=cls, tag=tag, elements=elements
-            ) from None
+        if validator is not None:
+            try:
+                value = validator(keyword, value)
+            except DimseError as exc:
+                raise InvalidCommandElementError(
+                    f"{cls.__name__}: {exc}", message_class=cls, tag=tag, elements=elements
+                ) from None
+        params[keyword] = value
     msg: DIMSEMessage = cls.__new__(cls)
     msg.command_set = CommandSet(elements)
     msg.data_set = data_set
     msg.context_id = None
-    return msg
+    return msg, params
 
 
 def message_from_primitive(primitive: P.DIMSEPrimitive) -> DIMSEMessage:
@@ -719,12 +771,13 @@ def message_from_primitive(primitive: P.DIMSEPrimitive) -> DIMSEMessage:
     cls = _CLASS_OF_PRIMITIVE.get((type(primitive), is_request))
     if cls is None:
         raise DimseError(f"no DIMSE message for {type(primitive).__name__}")
-    elements: dict[int, object] = {}
-    for tag in cls.REQUIRED + cls.OPTIONAL:
-        if tag in _NOT_PRIMITIVE:
-            continue
-        value = getattr(primitive, ELEMENTS[tag].keyword, None)
+    elements: dict[int, object] = {_COMMAND_FIELD: cls.COMMAND_FIELD}
+    for tag, keyword in cls._PARAMS:
+        value = getattr(primitive, keyword, None)
         if value is not None:
             elements[tag] = value
-    data_set = getattr(primitive, cls.DATASET) if cls.DATASET is not None else None
-    return cls(elements, data_set)
+    msg: DIMSEMessage = cls.__new__(cls)
+    msg.command_set = CommandSet(elements)
+    msg.data_set = getattr(primitive, cls.DATASET) if cls.DATASET is not None else None
+    msg.context_id = None
+    return msg

@@ -19,11 +19,18 @@ stored without padding spaces), Error Comment is an LO of at most 64 characters,
 lists become tuples of 32-bit ints. ``None`` means "absent". Invalid values raise
 :class:`dicomnet.errors.DimseError` naming the attribute. The same validators are used by
 :func:`dicomnet.dimse.messages.decode_message` to check what a peer sent.
+
+Validation happens once per value: :func:`~dicomnet.dimse.messages.decode_message` checks a
+received command set and the primitive is then built from the checked values by
+:meth:`DIMSEPrimitive._trusted`, which does not run the validators a second time (the service
+classes use it too for responses whose values they copy from a request primitive). UIDs that
+passed the PS3.5 check are remembered in a bounded set, so a SOP Class UID seen in every
+message is matched against the regular expression only once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Final
 
 from dicomnet.errors import DimseError
@@ -47,13 +54,27 @@ __all__ = [
 ]
 
 
+# UIDs already found valid (PS3.5 section 9.1): SOP class and transfer syntax UIDs recur in
+# every message, so the regular expression runs once per distinct UID. Bounded: emptied when
+# full (instance UIDs are mostly seen once, so an old one is rarely worth keeping).
+_KNOWN_UIDS: set[str] = set()
+_KNOWN_UIDS_MAX: Final = 4096
+
+
 def _uid(name: str, value: object) -> str:
+    if type(value) is str and value in _KNOWN_UIDS:
+        return value
     if not isinstance(value, str) or not is_valid_uid(value):
         raise DimseError(
             f"{name}: {value!r} is not a valid UID (PS3.5 9.1: digits and dots, "
             "no leading zeros in a component, at most 64 characters)"
         )
-    return str(value)
+    value = str(value)
+    known = _KNOWN_UIDS
+    if len(known) >= _KNOWN_UIDS_MAX:
+        known.clear()
+    known.add(value)
+    return value
 
 
 def _us(name: str, value: object) -> int:
@@ -106,11 +127,12 @@ def _tags(name: str, value: object) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _any(name: str, value: object) -> object:
-    return value
-
-
 Validator = Callable[[str, Any], object]
+
+#: Validators that only check what a command element decoded by
+#: :func:`dicomnet.dimse.commands.decode_command` already is: a US value (an ``int`` 0..65535
+#: unpacked from two bytes) or an AT list (a tuple of 32-bit ints). The message layer skips
+#: these for decoded elements; every other validator (UIDs, AE titles, Priority, LO) runs.
 
 # Keyword -> validator, for every parameter any primitive has (None is always allowed).
 VALIDATORS: Final[dict[str, Validator]] = {
@@ -137,6 +159,10 @@ VALIDATORS: Final[dict[str, Validator]] = {
     "NumberOfWarningSuboperations": _us,
 }
 
+RANGE_ONLY: Final[frozenset[str]] = frozenset(
+    keyword for keyword, fn in VALIDATORS.items() if fn is _us or fn is _tags
+)
+
 
 class DIMSEPrimitive:
     """Base of the primitives: slotted attributes, validated on every assignment."""
@@ -157,19 +183,54 @@ class DIMSEPrimitive:
     AffectedSOPClassUID: str | None = None
     Status: int | None = None
 
+    #: ``FIELDS`` as a set (the membership test of every assignment)
+    _FIELD_SET: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._FIELD_SET = frozenset(cls.FIELDS)
+
     def __init__(self, **params: object) -> None:
-        setter = object.__setattr__
-        for name in self.FIELDS:
-            setter(self, name, None)
+        # What assigning each parameter would do (the same checks, in the same order), with
+        # one pass over the slots instead of a __setattr__ call per parameter.
+        fields = self._FIELD_SET
+        values: dict[str, object] = {}
         for name, value in params.items():
-            setattr(self, name, value)
+            if name not in fields:
+                raise AttributeError(f"{type(self).__name__} has no parameter {name!r}")
+            if value is not None:
+                validator = VALIDATORS.get(name)
+                if validator is not None:
+                    value = validator(name, value)
+            values[name] = value
+        setter = object.__setattr__
+        get = values.get
+        for name in self.FIELDS:
+            setter(self, name, get(name))
+
+    @classmethod
+    def _trusted(cls, params: Mapping[str, object]) -> Any:
+        """A primitive holding ``params`` ({keyword: value}) *without* running the validators.
+
+        Only for values that already passed them: those of a command set checked by
+        :func:`dicomnet.dimse.messages.decode_message` (which runs the same validators), or
+        copied from another primitive. Every other parameter is None.
+        """
+        assert params.keys() <= cls._FIELD_SET, f"not {cls.__name__} parameters: {params}"
+        self = cls.__new__(cls)
+        setter = object.__setattr__
+        get = params.get
+        for name in cls.FIELDS:
+            setter(self, name, get(name))
+        return self
 
     def __setattr__(self, name: str, value: object) -> None:
-        if name not in self.FIELDS:
+        if name not in self._FIELD_SET:
             raise AttributeError(f"{type(self).__name__} has no parameter {name!r}")
         if value is not None:
-            validator = VALIDATORS.get(name, _any)
-            value = validator(name, value)
+            validator = VALIDATORS.get(name)
+            if validator is not None:
+                value = validator(name, value)
         object.__setattr__(self, name, value)
 
     def __eq__(self, other: object) -> bool:

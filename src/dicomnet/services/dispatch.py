@@ -4,10 +4,10 @@ Theory of operation
 -------------------
 The server hands every complete request to :func:`service_for` which names the service module
 that answers it; the module gets a :class:`ServiceCall`: the association, the accepted
-presentation context, the request primitive, the handler's :class:`~dicomnet.events.Event`, the
-bound handler (or None) and a ``send`` callable that puts a response primitive on the wire on
-the request's presentation context (PS3.7 section 9.3: a response travels on the context of its
-request).
+presentation context, the request primitive, the handler's :class:`~dicomnet.events.Event`
+(built on first use: a request answered without a handler never builds one), the bound handler
+(or None) and ``send``, which puts a response primitive on the wire on the request's
+presentation context (PS3.7 section 9.3: a response travels on the context of its request).
 
 Every service has a synchronous entry point (``run(call)``, called in a worker thread of the
 server's handler pool, where it may block on sends and on sub-operations) and the simple ones
@@ -33,13 +33,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Container, Iterator
 from typing import Any
 
 from dicomnet.dimse import primitives as P
 from dicomnet.errors import DimseError
-from dicomnet.events import Event
+from dicomnet.events import Event, EventType
 
 __all__ = [
     "NO_HANDLER_STATUS",
@@ -60,19 +59,96 @@ NO_HANDLER_STATUS = 0x0122  # PS3.7 Annex C.5.5, Refused: SOP Class not supporte
 _STATUS_EXTRAS = ("ErrorComment", "OffendingElement", "ErrorID")
 
 
-@dataclass(slots=True)
 class ServiceCall:
-    """One received request on its way through a service."""
+    """One received request on its way through a service.
 
-    assoc: Any
-    context_id: int
-    context: Any  # the accepted PresentationContext (has .transfer_syntax)
-    request: P.DIMSEPrimitive
-    event: Event
-    handler: Callable[..., Any] | None
-    handler_args: tuple[Any, ...]
-    send: Callable[[P.DIMSEPrimitive], None]
-    loop: asyncio.AbstractEventLoop | None = None
+    ``event`` (the handler's :class:`~dicomnet.events.Event`) may be given, or is built on
+    first use from ``event_type`` (a request answered without a handler never builds one).
+    ``send(rsp)`` puts a response on the request's context: through the ``send`` callable when
+    one was given, else through ``send_msg(rsp, context_id)`` (the DIMSE provider's method, so
+    the server needs no closure per request). ``cancelled`` is the server's set of cancelled
+    Message IDs, read by :attr:`is_cancelled`.
+    """
+
+    __slots__ = (
+        "_cancelled",
+        "_event",
+        "_event_type",
+        "_send",
+        "_send_msg",
+        "assoc",
+        "context",
+        "context_id",
+        "handler",
+        "handler_args",
+        "loop",
+        "request",
+    )
+
+    def __init__(
+        self,
+        assoc: Any,
+        context_id: int,
+        context: Any,  # the accepted PresentationContext (has .transfer_syntax)
+        request: P.DIMSEPrimitive,
+        event: Event | None = None,
+        handler: Callable[..., Any] | None = None,
+        handler_args: tuple[Any, ...] = (),
+        send: Callable[[P.DIMSEPrimitive], None] | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        event_type: EventType | None = None,
+        send_msg: Callable[[P.DIMSEPrimitive, int], None] | None = None,
+        cancelled: Container[int] | None = None,
+    ) -> None:
+        if event is None and event_type is None:
+            raise TypeError("ServiceCall needs an event or an event_type")
+        if send is None and send_msg is None:
+            raise TypeError("ServiceCall needs send or send_msg")
+        self.assoc = assoc
+        self.context_id = context_id
+        self.context = context
+        self.request = request
+        self._event = event
+        self._event_type = event_type
+        self.handler = handler
+        self.handler_args = handler_args
+        self._send = send
+        self._send_msg = send_msg
+        self.loop = loop
+        self._cancelled = cancelled
+
+    @property
+    def event(self) -> Event:
+        """The handler's event (built on first use)."""
+        event = self._event
+        if event is None:
+            assert self._event_type is not None
+            cancelled = self._cancelled
+            check: Callable[[], bool] | None = None
+            if cancelled is not None:
+                mid = getattr(self.request, "MessageID", None)
+
+                def check() -> bool:
+                    return mid in cancelled
+
+            event = self._event = Event(
+                self.assoc,
+                self._event_type,
+                context=self.context,
+                request=self.request,
+                cancel_check=check,
+            )
+        return event
+
+    def send(self, rsp: P.DIMSEPrimitive) -> None:
+        """Send a response primitive on the request's presentation context (PS3.7 9.3)."""
+        send = self._send
+        if send is not None:
+            send(rsp)
+            return
+        assert self._send_msg is not None
+        self._send_msg(rsp, self.context_id)
 
     @property
     def transfer_syntax(self) -> str:
@@ -80,6 +156,8 @@ class ServiceCall:
 
     @property
     def is_cancelled(self) -> bool:
+        if self._event is None and self._cancelled is not None:
+            return getattr(self.request, "MessageID", None) in self._cancelled
         return self.event.is_cancelled
 
     def invoke(self) -> Any:

@@ -341,15 +341,13 @@ class OperationHandle:
 
         The cheap form of :meth:`result`: no pydicom Dataset is built (``echoscu`` uses it, so
         that a C-ECHO never imports pydicom)."""
-        last: P.DIMSEPrimitive | None = None
+        responses = self.responses
         while True:
-            rsp = self.wait_response()
+            rsp = responses.popleft() if responses else self.wait_response()
             if rsp is None:
-                break
-            last = rsp
-            if _is_final(rsp):
-                break
-        return last if last is not None and _is_final(last) else None
+                return None
+            if rsp.Status not in _PENDING:
+                return rsp
 
     def result(self) -> Dataset:
         """Wait for the final response; its status Dataset (empty when none came)."""
@@ -388,14 +386,15 @@ def pump(assoc: Association) -> bool:
             assoc.abort()
         _fail_all(assoc)
         return False
-    if prim.is_response:
-        mid = getattr(prim, "MessageIDBeingRespondedTo", None)
+    status = prim.Status  # None on requests (every primitive class has the attribute)
+    if status is not None:
+        mid = prim.MessageIDBeingRespondedTo
         handle = assoc.outstanding.get(mid) if isinstance(mid, int) else None
         if handle is None:
             LOGGER.warning("dropping a response to unknown Message ID %s", mid)
             return True
         handle.responses.append(prim)
-        if _is_final(prim):
+        if status not in _PENDING:
             handle.done = True
             del assoc.outstanding[handle.msg_id]
         return True
@@ -410,20 +409,25 @@ def _start(
         raise AssociationNotEstablishedError(
             f"the association is not established ({assoc.failure_reason or 'released'})"
         )
+    outstanding = assoc.outstanding
+    generated = msg_id is None
     if msg_id is None:
         msg_id = assoc.next_message_id()
-    elif msg_id in assoc.outstanding:
+    elif msg_id in outstanding:
         raise ValueError(f"Message ID {msg_id} is already outstanding")
     # honour the asynchronous operations window (1 = wait for every response)
-    while len(assoc.outstanding) >= max(1, assoc.async_window):
+    while len(outstanding) >= max(1, assoc.async_window):
         if not pump(assoc):
             break
-    prim.MessageID = msg_id
+    if generated:
+        object.__setattr__(prim, "MessageID", msg_id)  # 1..65535 by construction
+    else:
+        prim.MessageID = msg_id  # the caller's value: validated
     handle = OperationHandle(assoc, msg_id, context_id, prim.SERVICE)
     if not assoc.is_established:
         handle.failed = handle.done = True
         return handle
-    assoc.outstanding[msg_id] = handle
+    outstanding[msg_id] = handle
     try:
         assoc.dimse.send_msg(prim, context_id)
     except ProtocolError as exc:  # the state changed under us (abort arrived)
@@ -437,34 +441,36 @@ def status_dataset(rsp: P.DIMSEPrimitive | None) -> Dataset:
     """A response's status elements as a pydicom Dataset (empty for None).
 
     Built from DataElements with the command dictionary's VRs (PS3.7 Annex E), bypassing
-    pydicom's keyword lookup: this runs once per response.
+    pydicom's keyword lookup: this runs once per response, so the Dataset itself is a copy of
+    a blank one's state (:func:`_blank_dataset`) and the (keyword, tag, VR) list of each
+    primitive class is built once.
     """
-    from pydicom.dataelem import DataElement
-    from pydicom.dataset import Dataset
-
-    ds = Dataset()
+    ds = _blank_dataset()
     if rsp is None:
         return ds
-    skip = {"MessageID", "MessageIDBeingRespondedTo", *rsp.DATASET_FIELDS}
-    tags = _status_tags()
-    elements = getattr(ds, "_dict", None)  # pydicom's element store: skips __setitem__'s checks
-    for keyword, value in rsp.params().items():
-        if keyword in skip:
+    fields = _STATUS_FIELDS.get(type(rsp))
+    if fields is None:
+        fields = _status_fields(type(rsp))
+    elements = ds.__dict__.get("_dict")  # pydicom's element store: skips __setitem__'s checks
+    for keyword, tag, vr, fast in fields:
+        value = getattr(rsp, keyword)
+        if value is None:
             continue
-        entry = tags.get(keyword)
-        if entry is None:  # pragma: no cover - every primitive parameter is a command element
-            continue
-        tag, vr = entry
-        if (type(value) is int and vr in _NUMERIC_VRS) or (type(value) is str and vr == "UI"):
+        if fast == 1 and type(value) is int:
             # the primitive validated it already (dimse.primitives): no second conversion and
             # validation by pydicom
-            if vr == "UI":
-                value = _uid_type()(value, 0)
-            elem = DataElement(tag, vr, value, already_converted=True, validation_mode=0)
+            elem = _DataElement(tag, vr, value, already_converted=True, validation_mode=0)
+        elif fast == 2 and type(value) is str:
+            uid = _UIDS.get(value)
+            if uid is None:
+                if len(_UIDS) >= 256:
+                    _UIDS.clear()
+                uid = _UIDS[value] = _UID(value, 0)
+            elem = _DataElement(tag, vr, uid, already_converted=True, validation_mode=0)
         else:
             if isinstance(value, tuple):
                 value = list(value)
-            elem = DataElement(tag, vr, value)
+            elem = _DataElement(tag, vr, value)
         if isinstance(elements, dict):
             elements[tag] = elem
         else:  # pragma: no cover - another pydicom layout
@@ -472,26 +478,60 @@ def status_dataset(rsp: P.DIMSEPrimitive | None) -> Dataset:
     return ds
 
 
-def _uid_type() -> Any:
-    from pydicom.uid import UID
-
-    return UID
-
-
 _NUMERIC_VRS = frozenset(("US", "UL", "SS", "SL"))
-_STATUS_TAGS: dict[str, tuple[Any, str]] = {}
+# primitive class -> ((keyword, pydicom tag, VR, 1 numeric / 2 UID / 0 other), ...)
+_STATUS_FIELDS: dict[type[P.DIMSEPrimitive], tuple[tuple[str, Any, str, int], ...]] = {}
+_DataElement: Any = None
+_UID: Any = None
+# str -> pydicom UID of the SOP class UIDs seen in responses (UID objects are immutable str
+# subclasses, so one can be shared); bounded, emptied when full
+_UIDS: dict[str, Any] = {}
+# (Dataset class, state of a blank Dataset, keys of its mutable containers) once pydicom is in
+_BLANK: tuple[Any, dict[str, Any], tuple[str, ...]] | None = None
 
 
-def _status_tags() -> dict[str, tuple[Any, str]]:
-    """keyword -> (pydicom BaseTag, VR) of every command element, built once (PS3.7 Annex E)."""
-    if not _STATUS_TAGS:
-        from pydicom.tag import BaseTag
+def _blank_dataset() -> Dataset:
+    """A new empty Dataset: the attribute state of a ``Dataset()`` made once, copied (its
+    mutable containers -- the element dict, private blocks ... -- copied one level), which
+    skips the dozen pydicom ``__setattr__`` calls of ``Dataset.__init__``."""
+    global _BLANK, _DataElement, _UID
+    blank = _BLANK
+    if blank is None:
+        from pydicom.dataelem import DataElement
+        from pydicom.dataset import Dataset
+        from pydicom.uid import UID
 
-        from dicomnet.dimse.commands import ELEMENTS, KEYWORD_TO_TAG
+        _DataElement, _UID = DataElement, UID
+        state = dict(vars(Dataset()))
+        mutable = tuple(k for k, v in state.items() if isinstance(v, dict | list | set))
+        blank = _BLANK = (Dataset, state, mutable)
+    cls, state, mutable = blank
+    ds = cls.__new__(cls)
+    d = ds.__dict__
+    d.update(state)
+    for key in mutable:
+        d[key] = state[key].copy()
+    return ds  # type: ignore[no-any-return]
 
-        for keyword, tag in KEYWORD_TO_TAG.items():
-            _STATUS_TAGS[keyword] = (BaseTag(tag), ELEMENTS[tag].vr)
-    return _STATUS_TAGS
+
+def _status_fields(kind: type[P.DIMSEPrimitive]) -> tuple[tuple[str, Any, str, int], ...]:
+    """The status-relevant parameters of a primitive class: every command element parameter
+    but the message IDs and the data set parameters (PS3.7 Annex E)."""
+    from pydicom.tag import BaseTag
+
+    from dicomnet.dimse.commands import ELEMENTS, KEYWORD_TO_TAG
+
+    skip = {"MessageID", "MessageIDBeingRespondedTo", *kind.DATASET_FIELDS}
+    out = []
+    for keyword in kind.FIELDS:
+        tag = KEYWORD_TO_TAG.get(keyword)
+        if keyword in skip or tag is None:
+            continue
+        vr = ELEMENTS[tag].vr
+        fast = 1 if vr in _NUMERIC_VRS else 2 if vr == "UI" else 0
+        out.append((keyword, BaseTag(tag), vr, fast))
+    fields = _STATUS_FIELDS[kind] = tuple(out)
+    return fields
 
 
 def _decode(assoc: Association, rsp: P.DIMSEPrimitive, context_id: int) -> Dataset | None:
@@ -611,19 +651,23 @@ def answer_request(assoc: Association, context_id: int, prim: P.DIMSEPrimitive) 
 
 def c_echo(assoc: Association, msg_id: int | None = None) -> Dataset:
     """C-ECHO (PS3.7 9.1.5; Verification, PS3.4 Annex A)."""
-    cx = assoc.find_context(VERIFICATION)
-    prim = P.C_ECHO(AffectedSOPClassUID=VERIFICATION)
-    assert cx.context_id is not None
-    return _start(assoc, prim, cx.context_id, msg_id).result()
+    return _echo(assoc, msg_id).result()
 
 
 def c_echo_response(assoc: Association) -> P.DIMSEPrimitive | None:
     """C-ECHO returning the final C-ECHO-RSP primitive itself (None when none came): the
     same exchange as :func:`c_echo` without building a pydicom Dataset."""
+    return _echo(assoc, None).final_response()
+
+
+_ECHO_PARAMS = {"AffectedSOPClassUID": VERIFICATION}  # a constant, valid UID
+
+
+def _echo(assoc: Association, msg_id: int | None) -> OperationHandle:
     cx = assoc.find_context(VERIFICATION)
-    prim = P.C_ECHO(AffectedSOPClassUID=VERIFICATION)
+    prim = P.C_ECHO._trusted(_ECHO_PARAMS)
     assert cx.context_id is not None
-    return _start(assoc, prim, cx.context_id, None).final_response()
+    return _start(assoc, prim, cx.context_id, msg_id)
 
 
 _WHOLE_FILE = 4 << 20

@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Any
 
 from dicomnet.dimse.primitives import C_STORE
-from dicomnet.events import Event
 from dicomnet.services.dispatch import (
     NO_HANDLER_STATUS,
     ServiceCall,
@@ -39,16 +38,24 @@ __all__ = ["HANDLER_FAILURE", "arun", "run"]
 HANDLER_FAILURE = 0xC211
 
 
-def _response(call: ServiceCall) -> C_STORE:
+def _response(call: ServiceCall, status: int | None = None) -> C_STORE:
+    # The values are copied from the request primitive, which holds only validated values
+    # (dimse.primitives): no second validation.
     req = call.request
-    rsp = C_STORE()
-    rsp.MessageIDBeingRespondedTo = req.MessageID
-    rsp.AffectedSOPClassUID = getattr(req, "AffectedSOPClassUID", None)
-    rsp.AffectedSOPInstanceUID = getattr(req, "AffectedSOPInstanceUID", None)
+    rsp: C_STORE = C_STORE._trusted(
+        {
+            "MessageIDBeingRespondedTo": req.MessageID,
+            "AffectedSOPClassUID": req.AffectedSOPClassUID,
+            "AffectedSOPInstanceUID": getattr(req, "AffectedSOPInstanceUID", None),
+            "Status": status,
+        }
+    )
     return rsp
 
 
 def _finish(call: ServiceCall, result: Any) -> C_STORE:
+    if type(result) is int and 0 <= result <= 0xFFFF:
+        return _response(call, result)  # a bare status code: nothing else to copy
     rsp = _response(call)
     try:
         code, extras = status_parts(result)
@@ -59,8 +66,9 @@ def _finish(call: ServiceCall, result: Any) -> C_STORE:
     return rsp
 
 
-def _close_source(event: Event) -> None:
-    source = event.data_source
+def _close_source(call: ServiceCall) -> None:
+    # the request's data set (what event.data_source returns), without building the event
+    source = getattr(call.request, "DataSet", None)
     close = getattr(source, "close", None)
     if close is not None:
         close()
@@ -78,7 +86,7 @@ def run(call: ServiceCall) -> None:
                 rsp = _response(call)
                 failure_from_exception(rsp, HANDLER_FAILURE, exc, "C-STORE")
     finally:
-        _close_source(call.event)
+        _close_source(call)
     call.send(rsp)
 
 
@@ -91,5 +99,5 @@ async def arun(call: ServiceCall) -> None:
             rsp = _response(call)
             failure_from_exception(rsp, HANDLER_FAILURE, exc, "C-STORE")
     finally:
-        _close_source(call.event)
+        _close_source(call)
     call.send(rsp)

@@ -28,14 +28,23 @@ __all__ = ["arun", "run"]
 SUCCESS = 0x0000
 
 
-def _response(call: ServiceCall) -> C_ECHO:
-    rsp = C_ECHO()
-    rsp.MessageIDBeingRespondedTo = call.request.MessageID
-    rsp.AffectedSOPClassUID = getattr(call.request, "AffectedSOPClassUID", None)
+def _response(call: ServiceCall, status: int | None = None) -> C_ECHO:
+    # The values are copied from the request primitive, which holds only validated values
+    # (dimse.primitives): no second validation.
+    req = call.request
+    rsp: C_ECHO = C_ECHO._trusted(
+        {
+            "MessageIDBeingRespondedTo": req.MessageID,
+            "AffectedSOPClassUID": req.AffectedSOPClassUID,
+            "Status": status,
+        }
+    )
     return rsp
 
 
 def _finish(call: ServiceCall, result: Any) -> C_ECHO:
+    if type(result) is int and 0 <= result <= 0xFFFF:
+        return _response(call, result)  # a bare status code: nothing else to copy
     rsp = _response(call)
     try:
         code, extras = status_parts(SUCCESS if result is None else result)

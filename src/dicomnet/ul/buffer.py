@@ -24,7 +24,8 @@ A PDU starts with a 6-byte header: type (1), reserved (1), length (4, big endian
 In the header phase :meth:`get_write_buffer` hands out a small scratch area (``header_read_size``
 bytes, 1 KiB by default) rather than exactly the missing header bytes: one ``recv`` then picks up
 whole small PDUs (C-ECHO, A-ASSOCIATE, release) at once, and at most that many bytes of a large
-PDU go through the scratch area and are copied.
+PDU go through the scratch area and are copied. A PDU whose header (checked first, as above)
+and body are both in the received chunk is copied out of it in one piece.
 
 Errors are sticky: once a header is refused, the error is raised by the call that saw it and by
 every later :meth:`feed`/:meth:`commit`/:meth:`get_write_buffer`; :meth:`next_pdu` still returns
@@ -174,8 +175,26 @@ class ReceiveBuffer:
         while pos < end:
             body_view = self._body_view
             if body_view is None:
-                take = min(6 - self._header_filled, end - pos)
                 hf = self._header_filled
+                if hf == 0 and end - pos >= 6:
+                    # A whole header at hand: check it (the same rules, before anything is
+                    # allocated); when the whole PDU is here too (a C-ECHO, a small C-STORE,
+                    # a release) its buffer is a copy of exactly those bytes.
+                    self._header[:] = data[pos : pos + 6]
+                    try:
+                        total = 6 + self._check_header()
+                    except PDUDecodeError as exc:
+                        self._error = exc
+                        raise
+                    if total <= end - pos and total < _MMAP_THRESHOLD:
+                        self._ready.append(memoryview(bytearray(data[pos : pos + total])))
+                        pos += total
+                        continue
+                    self._header_filled = 6
+                    pos += 6
+                    self._start_body()
+                    continue
+                take = min(6 - hf, end - pos)
                 self._header[hf : hf + take] = data[pos : pos + take]
                 self._header_filled = hf + take
                 pos += take

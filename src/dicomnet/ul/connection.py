@@ -369,7 +369,7 @@ class ULConnection:
                 return
             if self._state is _STA6 and view[0] == 0x04:
                 # Fast path, DT-2: P-DATA-TF in Sta6 is a P-DATA indication, state unchanged.
-                events.append(PDataReceived(cast(PDataTF, pdu)))
+                events.append(PDataReceived(pdu))  # type: ignore[arg-type]
                 continue
             self._fire(_PDU_EVENTS[view[0]], pdu)
 
