@@ -189,10 +189,21 @@ def fragment(
         context_id, _CMD, (cmd[i : i + payload] for i in range(0, ncmd, payload)), ncmd
     )
     if data is not None:
-        if file_regions and data.is_file and payload >= FILE_REGION_MIN:
+        if uses_file_regions(data, max_pdata_length, file_regions):
             yield from _fragments(context_id, 0, data.iter_regions(payload), data.size)
         else:
             yield from _fragments(context_id, 0, data.iter_chunks(payload), data.size)
+
+
+def uses_file_regions(data: DataSource | None, max_pdata_length: int, file_regions: bool) -> bool:
+    """Whether :func:`fragment` sends ``data`` as FileRegion items (each valid only until the
+    next PDU is produced, so such PDUs must be sent one by one)."""
+    return (
+        file_regions
+        and data is not None
+        and data.is_file
+        and pdv_payload_size(max_pdata_length) >= FILE_REGION_MIN
+    )
 
 
 class _MessageLike(Protocol):

@@ -13,7 +13,8 @@ socket and no thread:
 * **receiving** -- the driver that reads the socket calls
   :meth:`~DIMSEServiceProvider.receive_primitive` with every P-DATA-TF it decodes. The PDVs go
   through a :class:`~dicomnet.dimse.fragment.Reassembler`; each completed message is decoded
-  (``decode_message``), turned into its primitive and appended to :attr:`msg_queue`, except
+  and checked once (``decode_primitive``: the message and its primitive, built from the
+  checked values) and the primitive is appended to :attr:`msg_queue`, except
   C-CANCEL requests, which go to :attr:`cancel_rq` so that a running C-FIND/C-GET/C-MOVE
   handler sees them at once (PS3.7 9.3.2.3 ff.);
 * **waiting** -- :meth:`~DIMSEServiceProvider.get_msg` pops the queue; with ``block=True`` it
@@ -84,12 +85,13 @@ from dicomnet.dimse.fragment import (
     Reassembler,
     ReassemblyResourceError,
     fragment,
+    uses_file_regions,
 )
 from dicomnet.dimse.messages import (
     MESSAGE_TYPES,
     DimseCommandError,
     DIMSEMessage,
-    decode_message,
+    decode_primitive,
     message_from_primitive,
 )
 from dicomnet.dimse.primitives import C_CANCEL, DIMSEPrimitive
@@ -284,7 +286,9 @@ class DIMSEServiceProvider:
 
     def _deliver(self, context_id: int, command: bytes, data_set: DataSource | None) -> None:
         try:
-            msg = decode_message(command, data_set)
+            # One pass: decode, check each element once, build the primitive from the checked
+            # values (PS3.7 9.3 / 10.3 tables via the message classes).
+            msg, prim = decode_primitive(command, data_set)
         except DimseCommandError as exc:
             if data_set is not None:
                 data_set.close()
@@ -310,17 +314,9 @@ class DIMSEServiceProvider:
                 f"invalid DIMSE command: {exc}", abort_source=2, abort_reason=6
             ) from exc
         msg.context_id = context_id
-        try:
-            prim = msg.to_primitive()
-        except DimseError as exc:  # decode_message validated: only a bug gets here
-            if data_set is not None:
-                data_set.close()
-            raise ProtocolError(
-                f"invalid DIMSE command: {exc}", abort_source=2, abort_reason=6
-            ) from exc
         if self.on_receive_dimse_message is not None:
             self.on_receive_dimse_message(msg)
-        if isinstance(prim, C_CANCEL):
+        if type(prim) is C_CANCEL:
             mid = getattr(prim, "MessageIDBeingRespondedTo")  # noqa: B009 - slot attribute
             cancels = self.cancel_rq
             cancels.pop(mid, None)  # a repeated cancel becomes the newest
@@ -367,24 +363,26 @@ class DIMSEServiceProvider:
 
     def _send_message(self, msg: DIMSEMessage, context_id: int) -> None:
         msg.context_id = context_id
-        msg.data_set = self._as_source(msg.data_set, context_id)
+        data = msg.data_set
+        if data is not None and type(data) is not DataSource:
+            msg.data_set = self._as_source(data, context_id)
         if self.on_send_dimse_message is not None:
             self.on_send_dimse_message(msg)
         command = msg.encode_command()
-        dul = self._assoc.dul
+        assoc = self._assoc
+        dul = assoc.dul
         data = msg.data_set
         assert data is None or isinstance(data, DataSource)
-        pdus = fragment(
-            context_id,
-            command,
-            data,
-            self.maximum_pdu_size,
-            file_regions=getattr(dul, "sends_file_regions", False),
+        max_pdata = int(assoc.peer_max_pdata_length)  # maximum_pdu_size
+        regions = uses_file_regions(
+            data, max_pdata, bool(getattr(dul, "sends_file_regions", False))
         )
+        pdus = fragment(context_id, command, data, max_pdata, file_regions=regions)
         send_many = getattr(dul, "send_pdata_many", None)
-        if send_many is not None and (data is None or data.getbuffer() is not None):
-            # An in-memory message: all its PDUs go to the transport at once (one
-            # scatter-gather write, one wake-up) -- their buffers are immutable views.
+        if send_many is not None and not regions:
+            # In memory, or read from a file block by block (each chunk an immutable slice of
+            # its own block): the PDUs go to the transport in batches (few scatter-gather
+            # writes, few wake-ups). FileRegion items (sendfile) go PDU by PDU.
             send_many(pdus)
             return
         send = dul.send_pdata_chunks

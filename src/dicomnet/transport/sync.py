@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -165,6 +166,18 @@ class SyncDriver:
             self.sockname: tuple[str, int] | None = sock.getsockname()[:2]
         except OSError:
             self.peername = self.sockname = None
+        # Plain TCP runs in blocking mode with kernel timeouts (SO_RCVTIMEO/SO_SNDTIMEO): one
+        # system call per receive or send. A Python socket timeout instead costs an ioctl per
+        # settimeout() and a poll() before every recv/sendmsg. TLS keeps Python's timeouts
+        # (the ssl module needs them).
+        self._kernel_timeouts = not self._tls and _HAVE_KERNEL_TIMEOUTS
+        self._rcvtimeo: float | None = None  # SO_RCVTIMEO now (None: unset, 0.0: none)
+        self._sndtimeo: float | None = None
+        if self._kernel_timeouts:
+            try:
+                sock.settimeout(None)
+            except OSError:  # pragma: no cover - a closed socket: the first I/O reports it
+                pass
 
     # --- Driver protocol ---------------------------------------------------------------------
     @property
@@ -327,7 +340,12 @@ class SyncDriver:
         if sock is None:
             return False
         try:
-            sock.settimeout(timeout)
+            if self._kernel_timeouts:
+                if timeout is not None and timeout <= 0:
+                    return False
+                self._arm_rcvtimeo(sock, timeout)
+            else:
+                sock.settimeout(timeout)
             buf = self.conn.get_write_buffer()
             n = sock.recv_into(buf)
             if self._quickack:
@@ -335,7 +353,7 @@ class SyncDriver:
                 # leaves Nagle on (DCMTK without TCP_NODELAY=1) writes a response in pieces and
                 # would otherwise wait ~40 ms for our delayed ACK before each second piece.
                 sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)  # type: ignore[arg-type]
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):  # Python's or the kernel's (EAGAIN) timeout
             return False
         except DicomNetError:
             # the receive buffer already refused earlier bytes: the connection has produced
@@ -372,7 +390,12 @@ class SyncDriver:
         if sock is None:
             return
         try:
-            sock.settimeout(self.network_timeout)
+            if self._kernel_timeouts:
+                if self._sndtimeo != self.network_timeout:
+                    _set_timeo(sock, socket.SO_SNDTIMEO, self.network_timeout)
+                    self._sndtimeo = self.network_timeout
+            else:
+                sock.settimeout(self.network_timeout)
             if self._tls:
                 for chunk in chunks:
                     sock.sendall(chunk.tobytes() if type(chunk) is FileRegion else chunk)
@@ -386,7 +409,7 @@ class SyncDriver:
                     # copies the file pages to the socket itself.
                     if i > start:
                         self._sendmsg(sock, chunks[start:i], _MSG_MORE)
-                    sent = sock.sendfile(chunk.file, chunk.offset, chunk.length)
+                    sent = _sendfile(sock, chunk.file, chunk.offset, chunk.length)
                     if sent != chunk.length:
                         # The file shrank under us: the PDU header already promised the bytes,
                         # so the stream cannot be resynchronised -- drop the connection.
@@ -396,10 +419,29 @@ class SyncDriver:
                 self._sendmsg(sock, chunks[start:] if start else chunks, 0)
             # a long send (a 1 GB C-STORE) is activity too: the idle clock restarts after it
             self._last_io = self.clock()
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):
             self._lost(f"network timeout: send blocked for {self.network_timeout} s")
         except OSError as exc:
             self._lost(f"connection lost while sending: {exc.strerror or exc}")
+
+    def _arm_rcvtimeo(self, sock: socket.socket, timeout: float | None) -> None:
+        """Make SO_RCVTIMEO end the next receive no later than ``timeout`` seconds from now.
+
+        An armed value from half of ``timeout`` up to ``timeout`` is kept, and a new one is
+        three quarters of ``timeout``: the receive may come back early (the caller finds no
+        data, re-checks its deadlines and waits again), never late, and a stream of requests
+        that each wait with the same DIMSE timeout does not pay a setsockopt per message."""
+        armed = self._rcvtimeo
+        if timeout is None:
+            if armed != 0.0:
+                _set_timeo(sock, socket.SO_RCVTIMEO, None)
+                self._rcvtimeo = 0.0
+            return
+        if armed and timeout / 2 <= armed <= timeout:
+            return
+        value = timeout * 0.75 if timeout > 0.01 else timeout
+        _set_timeo(sock, socket.SO_RCVTIMEO, value)
+        self._rcvtimeo = value
 
     @staticmethod
     def _sendmsg(sock: socket.socket, chunks: Sequence[bytes | memoryview], flags: int) -> None:
@@ -431,6 +473,39 @@ class SyncDriver:
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"state={getattr(self.conn, 'state', '?')}"
         return f"<SyncDriver {self.peername} {state}>"
+
+
+_HAVE_KERNEL_TIMEOUTS = sys.platform.startswith("linux") and struct.calcsize("@l") == 8
+_TIMEVAL = struct.Struct("@ll")  # struct timeval (time_t, suseconds_t) on Linux
+
+
+def _set_timeo(sock: socket.socket, option: int, seconds: float | None) -> None:
+    """SO_RCVTIMEO/SO_SNDTIMEO: ``seconds`` (None: wait forever), at least 1 microsecond."""
+    if seconds is None:
+        value = _TIMEVAL.pack(0, 0)
+    else:
+        micros = max(1, int(seconds * 1_000_000))
+        value = _TIMEVAL.pack(micros // 1_000_000, micros % 1_000_000)
+    sock.setsockopt(socket.SOL_SOCKET, option, value)
+
+
+def _sendfile(sock: socket.socket, file: Any, offset: int, count: int) -> int:
+    """``os.sendfile`` until ``count`` bytes went or the file ended; returns bytes sent.
+
+    On a blocking socket SO_SNDTIMEO bounds each call (EAGAIN raises BlockingIOError: the
+    network timeout); a socket with a Python timeout goes through ``socket.sendfile``."""
+    if sock.gettimeout() is not None:
+        return sock.sendfile(file, offset, count)
+    import os
+
+    fd, in_fd = sock.fileno(), file.fileno()
+    total = 0
+    while total < count:
+        n = os.sendfile(fd, in_fd, offset + total, count - total)
+        if n == 0:  # end of file
+            break
+        total += n
+    return total
 
 
 def _is_tls(sock: socket.socket) -> bool:
