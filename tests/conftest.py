@@ -14,11 +14,20 @@ import pytest
 DATA = Path(__file__).parent / "data"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (bind to port 0, read it back)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free TCP port on 127.0.0.1 (bind to port 0, read it back), never one this test run
+    handed out before: two calls in a row may otherwise get the same just-released port."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no fresh free port found")
 
 
 def dcmtk_tool(name: str) -> str | None:
