@@ -42,10 +42,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
+from dicomnet._record import Record
 from dicomnet.errors import DicomNetError, ProtocolError
 from dicomnet.presentation import PresentationContext, context_result_text
 from dicomnet.transport.base import monotonic
@@ -117,22 +117,63 @@ class NoPresentationContextError(DicomNetError, ValueError):
     syntax and role). A ``ValueError`` too, as pynetdicom users expect."""
 
 
-@dataclass(slots=True)
-class ServiceUser:
+class ServiceUser(Record, frozen=False):
     """One side of an association as negotiated (PS3.8 section 7.1.1)."""
 
-    ae_title: str = ""
-    address: str = ""
-    port: int = 0
-    maximum_length: int = 0
-    implementation_class_uid: str | None = None
-    implementation_version_name: str | None = None
-    async_ops_window: tuple[int, int] | None = None
-    role_selections: dict[str, RoleSelection] = field(default_factory=dict)
-    extended_negotiation: list[SubItem] = field(default_factory=list)
-    user_identity: UserIdentityRQ | None = None
-    user_identity_response: bytes | None = None
-    requested_contexts: list[PresentationContext] = field(default_factory=list)
+    __slots__ = (
+        "address",
+        "ae_title",
+        "async_ops_window",
+        "extended_negotiation",
+        "implementation_class_uid",
+        "implementation_version_name",
+        "maximum_length",
+        "port",
+        "requested_contexts",
+        "role_selections",
+        "user_identity",
+        "user_identity_response",
+    )
+    ae_title: str
+    address: str
+    port: int
+    maximum_length: int
+    implementation_class_uid: str | None
+    implementation_version_name: str | None
+    async_ops_window: tuple[int, int] | None
+    role_selections: dict[str, RoleSelection]
+    extended_negotiation: list[SubItem]
+    user_identity: UserIdentityRQ | None
+    user_identity_response: bytes | None
+    requested_contexts: list[PresentationContext]
+
+    def __init__(
+        self,
+        ae_title: str = "",
+        address: str = "",
+        port: int = 0,
+        maximum_length: int = 0,
+        implementation_class_uid: str | None = None,
+        implementation_version_name: str | None = None,
+        async_ops_window: tuple[int, int] | None = None,
+        role_selections: dict[str, RoleSelection] | None = None,
+        extended_negotiation: list[SubItem] | None = None,
+        user_identity: UserIdentityRQ | None = None,
+        user_identity_response: bytes | None = None,
+        requested_contexts: list[PresentationContext] | None = None,
+    ) -> None:
+        self.ae_title = ae_title
+        self.address = address
+        self.port = port
+        self.maximum_length = maximum_length
+        self.implementation_class_uid = implementation_class_uid
+        self.implementation_version_name = implementation_version_name
+        self.async_ops_window = async_ops_window
+        self.role_selections = {} if role_selections is None else role_selections
+        self.extended_negotiation = [] if extended_negotiation is None else extended_negotiation
+        self.user_identity = user_identity
+        self.user_identity_response = user_identity_response
+        self.requested_contexts = [] if requested_contexts is None else requested_contexts
 
     @property
     def maximum_pdu_size(self) -> int:  # pynetdicom spelling

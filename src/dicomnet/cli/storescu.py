@@ -30,8 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dicomnet.cli.common import (
     ExitCode,
@@ -66,8 +65,7 @@ MAX_CONTEXTS = 128  # PS3.8 section 9.3.2.2: context IDs are odd integers 1..255
 WHOLE_FILE = 4 << 20  # files up to this size are read whole and sent from memory
 
 _PREAMBLE = 128
-@dataclass(frozen=True, slots=True)
-class Part10Info:
+class Part10Info(NamedTuple):
     """What the file meta header of one Part 10 file says."""
 
     path: str
@@ -122,12 +120,18 @@ def iter_paths(paths: Iterable[str], recursive: bool) -> Iterator[str]:
             yield p
 
 
-@dataclass(slots=True)
 class Batch:
     """The contexts of one association and the files it sends."""
 
-    contexts: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
-    files: list[Part10Info] = field(default_factory=list)
+    __slots__ = ("contexts", "files")
+
+    def __init__(
+        self,
+        contexts: list[tuple[str, tuple[str, ...]]] | None = None,
+        files: list[Part10Info] | None = None,
+    ) -> None:
+        self.contexts: list[tuple[str, tuple[str, ...]]] = [] if contexts is None else contexts
+        self.files: list[Part10Info] = [] if files is None else files
 
 
 def contexts_for(sop_class: str, syntaxes: Iterable[str]) -> list[tuple[str, tuple[str, ...]]]:
@@ -161,15 +165,15 @@ def plan(infos: Sequence[Part10Info], max_contexts: int = MAX_CONTEXTS) -> list[
     return batches
 
 
-@dataclass(slots=True)
 class Summary:
-    sent: int = 0
-    success: int = 0
-    warning: int = 0
-    failure: int = 0
-    skipped: int = 0
-    nbytes: int = 0
-    failures: list[str] = field(default_factory=list)
+    """Counts of one storescu run (all associations)."""
+
+    __slots__ = ("failure", "failures", "nbytes", "sent", "skipped", "success", "warning")
+
+    def __init__(self) -> None:
+        self.sent = self.success = self.warning = self.failure = 0
+        self.skipped = self.nbytes = 0
+        self.failures: list[str] = []
 
     def line(self, elapsed: float) -> str:
         rate = human_bytes(self.nbytes / max(elapsed, 1e-6))

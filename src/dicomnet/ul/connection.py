@@ -63,7 +63,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any, Literal, cast
 
 from dicomnet.errors import PDUDecodeError, ProtocolError
@@ -285,12 +284,12 @@ class ULConnection:
         self._tick(now)
         if not self.is_requestor:
             raise ProtocolError("only the association-requestor sends A-ASSOCIATE-RQ", local=True)
-        self._fire(Event.EVT1, replace(rq, user_information=self._our_ui(rq.user_information)))
+        self._fire(Event.EVT1, rq.replace(user_information=self._our_ui(rq.user_information)))
 
     def accept(self, ac: AAssociateAC, now: float | None = None) -> None:
         """A-ASSOCIATE response, accept (Evt7, AE-7)."""
         self._tick(now)
-        self._fire(Event.EVT7, replace(ac, user_information=self._our_ui(ac.user_information)))
+        self._fire(Event.EVT7, ac.replace(user_information=self._our_ui(ac.user_information)))
 
     def reject(self, rj: AAssociateRJ, now: float | None = None) -> None:
         """A-ASSOCIATE response, reject (Evt8, AE-8)."""
