@@ -234,3 +234,23 @@ def test_find_context_cache_follows_a_new_negotiation(server: Server) -> None:
         assert assoc.find_context(VERIFICATION) is cx
     finally:
         assoc.release()
+
+
+def test_uid_memo_is_bounded_and_only_remembers_valid_uids() -> None:
+    from dicomnet import uid as uid_mod
+
+    uid_mod._KNOWN_VALID.clear()
+    assert not uid_mod.is_valid_uid("1.02.3")
+    assert not uid_mod.is_valid_uid("1.2." + "3" * 70)
+    assert uid_mod._KNOWN_VALID == {}
+    for i in range(uid_mod._KNOWN_VALID_MAX + 10):
+        assert uid_mod.is_valid_uid(f"1.2.{i + 1}")
+    assert 0 < len(uid_mod._KNOWN_VALID) <= uid_mod._KNOWN_VALID_MAX
+    assert uid_mod.is_valid_uid("1.2.3") and not uid_mod.is_valid_uid("1.2.03")
+
+    class Weird(str):
+        pass
+
+    uid_mod._KNOWN_VALID.clear()
+    assert uid_mod.is_valid_uid(Weird("1.2.840"))  # subclasses are checked, never memoised
+    assert uid_mod._KNOWN_VALID == {}

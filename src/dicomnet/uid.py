@@ -24,9 +24,24 @@ from typing import Final
 _UID_RE: Final = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")
 
 
+# UIDs that passed, so the same UID checked again (by the DIMSE layer, then the storage
+# handler, then the path builder) costs a dict lookup. Only valid UIDs go in; the memo is
+# emptied whenever it is full, so a peer sending endless distinct UIDs bounds its size.
+_KNOWN_VALID: dict[str, None] = {}
+_KNOWN_VALID_MAX = 4096
+
+
 def is_valid_uid(s: object) -> bool:
     """True when ``s`` is a str obeying the PS3.5 section 9.1 UID rules (no padding allowed)."""
-    return isinstance(s, str) and 0 < len(s) <= 64 and _UID_RE.fullmatch(s) is not None
+    if type(s) is str and s in _KNOWN_VALID:
+        return True
+    if not (isinstance(s, str) and 0 < len(s) <= 64 and _UID_RE.fullmatch(s) is not None):
+        return False
+    if type(s) is str:
+        if len(_KNOWN_VALID) >= _KNOWN_VALID_MAX:
+            _KNOWN_VALID.clear()
+        _KNOWN_VALID[s] = None
+    return True
 
 
 # --- application context, verification (PS3.7 Annex A.2.1, PS3.4 Annex A) ---------------------
