@@ -270,6 +270,7 @@ def test_directory_store_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "write", full)
+    monkeypatch.setattr(os, "writev", full)  # the header and a small data set go in one writev
     r = store.handle_store(FakeEvent(sop_class=ds.SOPClassUID, sop_instance=ds.SOPInstanceUID,
                                      data=encode(ds, ts), ts=ts))
     monkeypatch.undo()

@@ -134,6 +134,9 @@ class AsyncDriver(asyncio.BufferedProtocol):
         self._posted: list[Callable[[], None]] = []  # post(): run after the next drain
         self._holders: dict[int, int] = {}  # thread id -> hold() nesting depth
         self._held_since: float | None = None  # first PDU queued without a wake-up
+        # True while the loop handles the events of one read: responses written meanwhile
+        # (inline handlers) are queued and go out in one write when the read is done.
+        self._draining = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._last_io = clock()
@@ -212,8 +215,16 @@ class AsyncDriver(asyncio.BufferedProtocol):
 
     # --- internal, loop thread ---------------------------------------------------------------
     def _after_io(self) -> None:
-        """Drain events, flush output, re-arm the timer, wake waiting workers."""
-        self._drain_events()
+        """Drain events, flush output, re-arm the timer, wake waiting workers.
+
+        Everything the events produced (e.g. the responses to several pipelined requests of an
+        asynchronous operations window) is written together: one send, not one per response.
+        """
+        self._draining = True
+        try:
+            self._drain_events()
+        finally:
+            self._draining = False
         self.flush()
         self._arm_timer()
         with self._cond:
@@ -504,7 +515,8 @@ class AsyncDriver(asyncio.BufferedProtocol):
 
     def _write_pdata(self, chunks: Sequence[bytes | memoryview]) -> None:
         self.conn.send_pdata_chunks(chunks)
-        self.flush()
+        if not self._draining:  # else _after_io flushes once the whole read is handled
+            self.flush()
 
 
     def wait_for_activity(self, deadline: float | None) -> bool:

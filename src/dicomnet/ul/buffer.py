@@ -22,9 +22,9 @@ A PDU starts with a 6-byte header: type (1), reserved (1), length (4, big endian
    own bytearray, so it stays valid whatever happens to the buffer later.
 
 In the header phase :meth:`get_write_buffer` hands out a small scratch area (``header_read_size``
-bytes, 1 KiB by default) rather than exactly the missing header bytes: one ``recv`` then picks up
-whole small PDUs (C-ECHO, A-ASSOCIATE, release) at once, and at most that many bytes of a large
-PDU go through the scratch area and are copied. A PDU whose header (checked first, as above)
+bytes, 16 KiB by default) rather than exactly the missing header bytes: one ``recv`` then picks
+up whole small PDUs (C-ECHO, A-ASSOCIATE, release, small C-STOREs, several pipelined requests)
+at once, and at most that many bytes of a large PDU go through the scratch area and are copied. A PDU whose header (checked first, as above)
 and body are both in the received chunk is copied out of it in one piece.
 
 Errors are sticky: once a header is refused, the error is raised by the call that saw it and by
@@ -103,7 +103,7 @@ class ReceiveBuffer:
         max_pdata_length: int,
         max_associate_length: int = 1 << 20,
         *,
-        header_read_size: int = 1024,
+        header_read_size: int = 16384,
     ) -> None:
         if max_pdata_length < 0 or max_associate_length < 0 or header_read_size < 6:
             raise ValueError("limits must be >= 0 and header_read_size >= 6")
