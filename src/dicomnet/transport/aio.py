@@ -137,6 +137,7 @@ class AsyncDriver(asyncio.BufferedProtocol):
         # True while the loop handles the events of one read: responses written meanwhile
         # (inline handlers) are queued and go out in one write when the read is done.
         self._draining = False
+        self._watchers = 0  # worker threads inside wait_for_activity()/release() waits
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._last_io = clock()
@@ -227,9 +228,14 @@ class AsyncDriver(asyncio.BufferedProtocol):
             self._draining = False
         self.flush()
         self._arm_timer()
-        with self._cond:
-            self._activity += 1
-            self._cond.notify_all()
+        # Only the loop thread writes _activity. A worker counts itself in _watchers (under the
+        # lock) *before* it reads _activity, and the loop bumps _activity *before* it reads
+        # _watchers: so either the worker sees the new value or the loop sees the worker and
+        # notifies (taking the lock, i.e. after the worker sleeps). No lock when nobody waits.
+        self._activity += 1
+        if self._watchers:
+            with self._cond:
+                self._cond.notify_all()
 
     def _drain_events(self) -> None:
         while True:
@@ -525,20 +531,24 @@ class AsyncDriver(asyncio.BufferedProtocol):
             raise RuntimeError("wait_for_activity must not be called on the event loop thread")
         me = threading.get_ident()
         with self._cond:
-            self._ring_locked()  # PDUs held by this thread go out before it waits
-            seen = self._seen.get(me, -1)
-            while self._activity == seen:
-                if not self._alive:
-                    return False
-                if deadline is None:
-                    self._cond.wait()
-                else:
-                    remaining = deadline - self.clock()
-                    if remaining <= 0:
+            self._watchers += 1  # before reading _activity (see _after_io)
+            try:
+                self._ring_locked()  # PDUs held by this thread go out before it waits
+                seen = self._seen.get(me, -1)
+                while self._activity == seen:
+                    if not self._alive:
                         return False
-                    self._cond.wait(remaining)
-            self._seen[me] = self._activity
-            return True
+                    if deadline is None:
+                        self._cond.wait()
+                    else:
+                        remaining = deadline - self.clock()
+                        if remaining <= 0:
+                            return False
+                        self._cond.wait(remaining)
+                self._seen[me] = self._activity
+                return True
+            finally:
+                self._watchers -= 1
 
     def release(self, timeout: float | None) -> None:
         """A-RELEASE-RQ, wait for the A-RELEASE-RP (or the end of the connection), close."""
@@ -556,11 +566,15 @@ class AsyncDriver(asyncio.BufferedProtocol):
             return  # cannot wait on the loop; the release completes asynchronously
         deadline = None if timeout is None else self.clock() + timeout
         with self._cond:
-            while self._alive and not self._released:
-                remaining = None if deadline is None else deadline - self.clock()
-                if remaining is not None and remaining <= 0:
-                    break
-                self._cond.wait(remaining)
+            self._watchers += 1  # woken by _after_io (see there)
+            try:
+                while self._alive and not self._released:
+                    remaining = None if deadline is None else deadline - self.clock()
+                    if remaining is not None and remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            finally:
+                self._watchers -= 1
         if not self._released:
             self.abort()
         else:
