@@ -236,3 +236,30 @@ def test_file_shrinking_during_sendfile_drops_the_connection(tmp_path: Path) -> 
     finally:
         server.shutdown()
     assert received == []
+
+
+@pytest.mark.parametrize(
+    ("instance", "ae"), [("1.2.3.4", "SENDER"), ("1.2.3.45", None), ("2.25.1", "A"), ("9", " X ")]
+)
+def test_file_meta_matches_pydicoms_writer(instance: str, ae: str | None) -> None:
+    """encode_file_meta (cached head and tail) gives the bytes pydicom's own writer gives."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_file_meta_info
+
+    from dicomnet.archive.store import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
+    for _ in range(2):  # the second call comes from the cache
+        ours = encode_file_meta(SC, instance, ExplicitVRLittleEndian, source_ae_title=ae)
+        meta = FileMetaDataset()
+        meta.FileMetaInformationVersion = b"\x00\x01"
+        meta.MediaStorageSOPClassUID = SC
+        meta.MediaStorageSOPInstanceUID = instance
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+        meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+        if ae and ae.strip():
+            meta.SourceApplicationEntityTitle = ae.strip()
+        fp = DicomBytesIO()
+        fp.is_little_endian, fp.is_implicit_VR = True, False
+        write_file_meta_info(fp, meta, enforce_standard=True)
+        assert ours == bytes(128) + b"DICM" + fp.getvalue()

@@ -34,6 +34,7 @@ between rename and index update).
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import os
 import secrets
@@ -119,20 +120,45 @@ def encode_file_meta(
     UIDs are padded with NUL, SH/AE with a space (PS3.5 6.2); the result is small, so it is
     built with a few ``struct`` packs rather than a general encoder.
     """
-    body = [
-        _LONG.pack(0x0002, 0x0001, b"OB", 2) + b"\x00\x01",
-        _elem(0x0002, b"UI", _ascii(sop_class_uid, "SOP Class UID"), b"\x00"),
-        _elem(0x0003, b"UI", _ascii(sop_instance_uid, "SOP Instance UID"), b"\x00"),
+    head, tail = _meta_parts(
+        sop_class_uid,
+        transfer_syntax_uid,
+        implementation_class_uid,
+        implementation_version_name,
+        source_ae_title,
+    )
+    instance = _elem(0x0003, b"UI", _ascii(sop_instance_uid, "SOP Instance UID"), b"\x00")
+    length = len(head) + len(instance) + len(tail)
+    return b"".join((_PREAMBLE, _GROUP_LENGTH.pack(0x0002, 0x0000, b"UL", 4, length), head,
+                     instance, tail))
+
+
+_GROUP_LENGTH = struct.Struct("<HH2sHI")
+
+
+@functools.lru_cache(maxsize=256)
+def _meta_parts(
+    sop_class_uid: str,
+    transfer_syntax_uid: str,
+    implementation_class_uid: str,
+    implementation_version_name: str | None,
+    source_ae_title: str | None,
+) -> tuple[bytes, bytes]:
+    """The elements before and after (0002,0003): the same for every object of one SOP class,
+    transfer syntax and sender, so they are built once (a store of small objects pays per
+    object only for its SOP Instance UID)."""
+    head = _LONG.pack(0x0002, 0x0001, b"OB", 2) + b"\x00\x01" + _elem(
+        0x0002, b"UI", _ascii(sop_class_uid, "SOP Class UID"), b"\x00"
+    )
+    tail = [
         _elem(0x0010, b"UI", _ascii(transfer_syntax_uid, "Transfer Syntax UID"), b"\x00"),
         _elem(0x0012, b"UI", _ascii(implementation_class_uid, "Implementation UID"), b"\x00"),
     ]
     if implementation_version_name:
-        body.append(_elem(0x0013, b"SH", _ascii(implementation_version_name, "version"), b" "))
+        tail.append(_elem(0x0013, b"SH", _ascii(implementation_version_name, "version"), b" "))
     if source_ae_title and source_ae_title.strip():
-        body.append(_elem(0x0016, b"AE", _ascii(source_ae_title.strip(), "AE title"), b" "))
-    payload = b"".join(body)
-    group_length = _SHORT.pack(0x0002, 0x0000, b"UL", 4) + struct.pack("<I", len(payload))
-    return _PREAMBLE + group_length + payload
+        tail.append(_elem(0x0016, b"AE", _ascii(source_ae_title.strip(), "AE title"), b" "))
+    return head, b"".join(tail)
 
 
 # --- writing ------------------------------------------------------------------------------------

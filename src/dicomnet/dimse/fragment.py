@@ -59,6 +59,7 @@ import struct
 from collections.abc import Callable, Collection, Iterator
 from typing import Any, Protocol
 
+from dicomnet.dimse.commands import decode_command
 from dicomnet.dimse.dataset import DataSource, SpoolFile
 from dicomnet.errors import DimseError, ProtocolError
 from dicomnet.ul.codec import pdata_header as _pdata_header
@@ -298,6 +299,34 @@ def scan_command(data: bytes | memoryview) -> CommandInfo:
     return CommandInfo(field, fields[0x0800], fields.get(0x0110), fields.get(0x0120))
 
 
+def read_command(data: bytes) -> tuple[CommandInfo, dict[int, object] | None]:
+    """:func:`scan_command`'s answer and, when the command set decodes cleanly with
+    :func:`~dicomnet.dimse.commands.decode_command` (the common case), its decoded elements,
+    so the provider does not walk the same bytes a second time.
+
+    Anything the strict decoder refuses goes through :func:`scan_command` exactly as before
+    (same errors, same leniency), with no elements: the provider then decodes, and reports,
+    as it always did.
+    """
+    try:
+        elements = decode_command(data)
+    except DimseError:
+        return scan_command(data), None
+    field = elements.get(0x0100)
+    data_set_type = elements.get(0x0800)
+    if type(field) is int and type(data_set_type) is int and field in COMMAND_FIELDS:
+        mid = elements.get(0x0110)
+        responded = elements.get(0x0120)
+        info = CommandInfo(
+            field,
+            data_set_type,
+            mid if type(mid) is int else None,
+            responded if type(responded) is int else None,
+        )
+        return info, elements
+    return scan_command(data), None
+
+
 class Reassembler:
     """Rebuild DIMSE messages from PDVs (see the module docstring for the rules and errors).
 
@@ -310,6 +339,7 @@ class Reassembler:
     """
 
     __slots__ = (
+        "_cmd_elements",
         "_cmd_info",
         "_cmd_parts",
         "_cmd_size",
@@ -317,6 +347,7 @@ class Reassembler:
         "_context",
         "_data_parts",
         "_data_size",
+        "_done_elements",
         "_failure",
         "_is_accepted",
         "_spool",
@@ -355,6 +386,8 @@ class Reassembler:
         self._cmd_size = 0
         self._command: bytes | None = None
         self._cmd_info: CommandInfo | None = None
+        self._cmd_elements: dict[int, object] | None = None
+        self._done_elements: dict[int, object] | None = None
         self._data_parts: list[memoryview | bytes] = []
         self._data_size = 0
         self._spool: SpoolFile | None = None
@@ -369,6 +402,12 @@ class Reassembler:
     def spool_path(self) -> str | None:
         """Path of the spool file of the message being received, if it spilled to disk."""
         return self._spool.path if self._spool is not None else None
+
+    def take_command_elements(self) -> dict[int, object] | None:
+        """The decoded command elements of the message :meth:`feed_pdv` just completed (None
+        when its command set needs the lenient path); each result is handed out once."""
+        elements, self._done_elements = self._done_elements, None
+        return elements
 
     @property
     def command_info(self) -> CommandInfo | None:
@@ -385,6 +424,7 @@ class Reassembler:
         self._cmd_size = 0
         self._command = None
         self._cmd_info = None
+        self._cmd_elements = None
         self._data_parts = []
         self._data_size = 0
         self._failure = None
@@ -433,15 +473,17 @@ class Reassembler:
             command = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
             self._cmd_parts = []
             try:
-                info = scan_command(command)
+                info, elements = read_command(command)
             except ProtocolError as exc:
                 self.reset()
                 raise exc
             if not info.has_data_set:
                 self.reset()
+                self._done_elements = elements
                 return ctx, command, None
             self._command = command
             self._cmd_info = info
+            self._cmd_elements = elements
             return None
         # Data set fragment (PS3.8 E.2: only after the command's last fragment).
         if self._command is None:
@@ -485,5 +527,7 @@ class Reassembler:
             else:
                 source = DataSource.from_bytes(b"".join(parts), ts)
         self._data_parts = []
+        elements = self._cmd_elements
         self.reset()
+        self._done_elements = elements
         return ctx, command, source

@@ -708,11 +708,16 @@ def decode_message(
 
 
 def decode_primitive(
-    command_bytes: bytes | bytearray | memoryview, data_set: object | None = None
+    command_bytes: bytes | bytearray | memoryview,
+    data_set: object | None = None,
+    elements: dict[int, object] | None = None,
 ) -> tuple[DIMSEMessage, P.DIMSEPrimitive]:
     """:func:`decode_message` plus the message's primitive, built from the values just checked
-    (the validators run once: ``msg.to_primitive()`` would run them again). Same errors."""
-    msg, params = _decode(command_bytes, data_set)
+    (the validators run once: ``msg.to_primitive()`` would run them again). Same errors.
+
+    ``elements``: ``decode_command(command_bytes)`` when the caller has it already (the
+    reassembler does); the dict then belongs to the returned message."""
+    msg, params = _decode(command_bytes, data_set, elements)
     if data_set is not None and msg.DATASET is not None:
         params[msg.DATASET] = data_set
     prim: P.DIMSEPrimitive = msg.PRIMITIVE._trusted(params)
@@ -720,10 +725,13 @@ def decode_primitive(
 
 
 def _decode(
-    command_bytes: bytes | bytearray | memoryview, data_set: object | None
+    command_bytes: bytes | bytearray | memoryview,
+    data_set: object | None,
+    elements: dict[int, object] | None = None,
 ) -> tuple[DIMSEMessage, dict[str, object]]:
     """The message and its checked primitive parameters ({keyword: validated value})."""
-    elements = decode_command(command_bytes)
+    if elements is None:
+        elements = decode_command(command_bytes)
     field = elements.get(_COMMAND_FIELD)
     if field is None:
         raise DimseProtocolError("command set has no (0000,0100) CommandField")

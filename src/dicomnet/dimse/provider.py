@@ -288,7 +288,9 @@ class DIMSEServiceProvider:
         try:
             # One pass: decode, check each element once, build the primitive from the checked
             # values (PS3.7 9.3 / 10.3 tables via the message classes).
-            msg, prim = decode_primitive(command, data_set)
+            msg, prim = decode_primitive(
+                command, data_set, self._reassembler.take_command_elements()
+            )
         except DimseCommandError as exc:
             if data_set is not None:
                 data_set.close()
