@@ -26,9 +26,11 @@ Receiving: :class:`Reassembler` takes PDVs one at a time (from any number of PDU
 ``(context_id, command_bytes, data_set)`` when a message is complete. It checks the rules of
 PS3.7 Annex E / PS3.8 9.3.5 as the PDVs arrive: the context must be accepted, a message never
 changes context, data set fragments only follow the last command fragment; it reads
-CommandDataSetType (0000,0800) out of the completed command with a tiny Implicit VR LE scan to
-know whether a data set follows (0101H: none, PS3.7 E.2), and whether the CommandField is one we
-know. Data set bytes stay in memory up to ``spool_threshold`` and go to a temporary file above
+CommandDataSetType (0000,0800) out of the completed command to know whether a data set follows
+(0101H: none, PS3.7 E.2), and whether the CommandField is one we know. It decodes the command
+once with the strict command codec and hands the elements on with the message
+(:meth:`Reassembler.take_command_elements`), so the provider does not decode it again; a command
+the strict codec refuses is read with a tiny lenient Implicit VR LE scan instead, as before. Data set bytes stay in memory up to ``spool_threshold`` and go to a temporary file above
 it, written fragment by fragment. Sizes are checked before anything is kept: the command against
 ``max_command_size``, command + data set against ``max_message_size``.
 
