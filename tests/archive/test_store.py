@@ -8,6 +8,7 @@ import shutil
 import struct
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydicom import dcmread
@@ -189,7 +190,18 @@ def test_enospc_while_writing(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fd, data)
 
+    def full_writev(fd: int, buffers: Any) -> int:
+        # one writev carries the header and the data set: each buffer counts as one write,
+        # and the disk fills up before the fail_at-th (a short write, or ENOSPC if nothing went)
+        done = 0
+        for buf in buffers:
+            if done and calls["n"] + 1 >= fail_at:
+                return done  # the kernel reports what went; the next write gets ENOSPC
+            done += full_write(fd, bytes(buf))
+        return done
+
     monkeypatch.setattr(os, "write", full_write)
+    monkeypatch.setattr(os, "writev", full_writev)
     ds = make_dataset("2.25.1.1", 1)
     with pytest.raises(StorageFullError) as info:
         store.store(index, CT, ds.SOPInstanceUID, IMPLICIT, [encode(ds, IMPLICIT)])

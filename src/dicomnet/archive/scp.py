@@ -143,9 +143,9 @@ def _request_uids(event: Event) -> tuple[str, str]:
     return sop_class, sop_instance
 
 
-def _calling_ae(event: Event) -> str | None:
-    requestor = getattr(event.assoc, "requestor", None)
-    title = getattr(requestor, "ae_title", None)
+def _calling_ae(assoc: Any) -> str | None:
+    """The requestor's AE title (the Source AE Title of the stored file), or None."""
+    title = getattr(getattr(assoc, "requestor", None), "ae_title", None)
     return str(title).strip() if title else None
 
 
@@ -170,9 +170,9 @@ def part10_spool_prefix(assoc: Any, context_id: int, command: bytes) -> bytes:
         ts = getattr(assoc.context_by_id(context_id), "transfer_syntax", None)
         if not ts:
             return b""
-        title = getattr(getattr(assoc, "requestor", None), "ae_title", None)
-        calling = str(title).strip() if title else None
-        return encode_file_meta(sop_class, sop_instance, str(ts), source_ae_title=calling)
+        return encode_file_meta(
+            sop_class, sop_instance, str(ts), source_ae_title=_calling_ae(assoc)
+        )
     except Exception:  # never disturb reassembly: no prefix, the ordinary copy path
         return b""
 
@@ -210,9 +210,9 @@ def store_received(
         return _status(STATUS_INVALID_UID, "invalid SOP Instance/Class UID")
     if source is None or not ts:
         return _status(STATUS_INVALID_UID, "no data set")
-    calling_ae = _calling_ae(event)
+    calling_ae = _calling_ae(event.assoc)
     try:
-        spooled = _spooled_meta(source) if adopt is not None else None
+        spooled = _spooled_meta(source)
         adopted = False
         if spooled is not None and adopt is not None:
             meta = encode_file_meta(sop_class, sop_instance, str(ts), source_ae_title=calling_ae)

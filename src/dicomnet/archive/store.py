@@ -40,7 +40,7 @@ import os
 import secrets
 import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -434,26 +434,30 @@ class FileStore:
         """
         validate_uid(sop_instance_uid, "SOP Instance UID")
         pending = self.begin_write()
-        try:
-            pending.write(
-                encode_file_meta(
-                    sop_class_uid,
-                    sop_instance_uid,
-                    transfer_syntax_uid,
-                    source_ae_title=source_ae_title,
-                )
-            )
-            # Keep a copy of the first bytes for the header scan; the rest is only written.
-            head = bytearray()
-            total = 0
+        # Keep a copy of the first bytes for the header scan; the rest is only written.
+        head = bytearray()
+        total = 0
+
+        def scanned(chunks: Iterable[bytes | bytearray | memoryview]) -> Iterator[memoryview]:
+            nonlocal total
             for chunk in chunks:
                 view = memoryview(chunk)
                 if view.format != "B" or view.ndim != 1:
                     view = view.cast("B")
                 if total < _SCAN_BYTES:
-                    head += view[: _SCAN_BYTES - total]
+                    head.extend(view[: _SCAN_BYTES - total])
                 total += view.nbytes
-                pending.write(view)
+                yield view
+
+        try:
+            self.write_part10(
+                pending,
+                sop_class_uid,
+                sop_instance_uid,
+                transfer_syntax_uid,
+                scanned(chunks),
+                source_ae_title=source_ae_title,
+            )
         except BaseException:
             pending.discard()
             raise

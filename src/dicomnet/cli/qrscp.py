@@ -96,7 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
     bound = socks[0].getsockname()
     stop = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
-    children: dict[int, int] = {}
+    children: set[int] = set()
     try:
         for i, sock in enumerate(socks):
             pid = os.fork()
@@ -112,7 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
                     LOG.exception("qrscp worker %d failed", i)
                 finally:
                     os._exit(code)
-            children[pid] = i
+            children.add(pid)
         for sock in socks:
             sock.close()  # the workers hold their own copies
         if not args.quiet:
@@ -142,7 +142,7 @@ def _reuseport_sockets(host: str, port: int, n: int) -> list[socket.socket]:
     return socks
 
 
-def _supervise(children: dict[int, int], stop: set[signal.Signals]) -> int:
+def _supervise(children: set[int], stop: set[signal.Signals]) -> int:
     """Wait for SIGINT/SIGTERM (pass it on to every worker) or a worker's death (stop the
     others): every worker is reaped before returning."""
     code = ExitCode.OK
@@ -158,21 +158,21 @@ def _supervise(children: dict[int, int], stop: set[signal.Signals]) -> int:
         _signal_all(children, signal.SIGTERM)
         for pid in list(children):
             os.waitpid(pid, 0)
-            children.pop(pid, None)
+            children.discard(pid)
     return int(code)
 
 
-def _reap(children: dict[int, int]) -> bool:
+def _reap(children: set[int]) -> bool:
     died = False
     for pid in list(children):
         done, _status = os.waitpid(pid, os.WNOHANG)
         if done:
-            children.pop(pid, None)
+            children.discard(pid)
             died = True
     return died
 
 
-def _signal_all(children: dict[int, int], sig: signal.Signals) -> None:
+def _signal_all(children: set[int], sig: signal.Signals) -> None:
     for pid in children:
         try:
             os.kill(pid, sig)

@@ -398,7 +398,7 @@ class SyncDriver:
                 sock.settimeout(self.network_timeout)
             if self._tls:
                 for chunk in chunks:
-                    sock.sendall(chunk.tobytes() if type(chunk) is FileRegion else chunk)
+                    sock.sendall(chunk)  # never a FileRegion: sends_file_regions is False
                 self._last_io = self.clock()
                 return
             start = 0
