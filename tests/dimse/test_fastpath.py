@@ -356,9 +356,11 @@ def test_uid_cache_never_admits_an_invalid_value() -> None:
 
 
 def test_uid_cache_is_bounded() -> None:
-    for i in range(P._KNOWN_UIDS_MAX + 10):
+    from dicomnet import uid as uid_mod  # the memo behind P._uid lives in is_valid_uid
+
+    for i in range(uid_mod._KNOWN_VALID_MAX + 10):
         P._uid("x", f"1.2.3.{i + 1}")
-    assert len(P._KNOWN_UIDS) <= P._KNOWN_UIDS_MAX
+    assert len(uid_mod._KNOWN_VALID) <= uid_mod._KNOWN_VALID_MAX
     assert P._uid("x", "1.2.3.1") == "1.2.3.1"
 
 

@@ -54,27 +54,15 @@ __all__ = [
 ]
 
 
-# UIDs already found valid (PS3.5 section 9.1): SOP class and transfer syntax UIDs recur in
-# every message, so the regular expression runs once per distinct UID. Bounded: emptied when
-# full (instance UIDs are mostly seen once, so an old one is rarely worth keeping).
-_KNOWN_UIDS: set[str] = set()
-_KNOWN_UIDS_MAX: Final = 4096
-
-
 def _uid(name: str, value: object) -> str:
-    if type(value) is str and value in _KNOWN_UIDS:
-        return value
+    # is_valid_uid remembers the UIDs it accepted (SOP class and transfer syntax UIDs recur in
+    # every message), so the regular expression runs about once per distinct UID.
     if not isinstance(value, str) or not is_valid_uid(value):
         raise DimseError(
             f"{name}: {value!r} is not a valid UID (PS3.5 9.1: digits and dots, "
             "no leading zeros in a component, at most 64 characters)"
         )
-    value = str(value)
-    known = _KNOWN_UIDS
-    if len(known) >= _KNOWN_UIDS_MAX:
-        known.clear()
-    known.add(value)
-    return value
+    return str(value)
 
 
 def _us(name: str, value: object) -> int:
