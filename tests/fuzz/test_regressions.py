@@ -74,24 +74,24 @@ def test_part10_group_length_inside_an_element() -> None:
 
 
 def test_part10_target_detects_a_lossy_reader(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The target must notice a reader that loses a byte of a valid file.
+    # The target must notice a payload reader that loses a byte of a valid file.
     from dicomnet.dimse.dataset import DataSource
 
-    original = DataSource.iter_chunks
+    original = DataSource.read
 
-    def lossy(self: DataSource, chunk_size: int) -> Iterator[memoryview | bytes]:
-        for chunk in original(self, chunk_size):
-            yield chunk[1:]
+    def lossy(self: DataSource) -> bytes:
+        return original(self)[1:]
 
-    monkeypatch.setattr(DataSource, "iter_chunks", lossy)
+    monkeypatch.setattr(DataSource, "read", lossy)
     valid = (
         b"\x00" * 128
         + b"DICM"
         + struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, len(_META))
         + _META
         + b"\x08\x00\x16\x00\x02\x00\x00\x00AB"
+        + b"\x08\x00\x18\x00\x02\x00\x00\x0012"  # the data set names its instance
     )
-    with pytest.raises(AssertionError, match="iter_chunks"):
+    with pytest.raises(AssertionError, match="file_source differs"):
         load("part10")(valid)
 
 
