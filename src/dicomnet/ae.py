@@ -204,10 +204,16 @@ class AE:
         scp_role: bool | None = None,
     ) -> PresentationContext:
         """Propose ``abstract_syntax`` with ``transfer_syntaxes`` (default: Explicit VR LE,
-        Implicit VR LE). The same abstract syntax may be proposed several times (e.g. one
-        context per compressed syntax). ``scu_role``/``scp_role`` add a role selection item."""
+        Implicit VR LE; with ``scp_role=True``, e.g. the storage contexts of a C-GET, every
+        syntax of :data:`~dicomnet.presentation.RECEIVE_TRANSFER_SYNTAXES`). The same abstract
+        syntax may be proposed several times (e.g. one context per compressed syntax).
+        ``scu_role``/``scp_role`` add a role selection item."""
         if len(self._requested) >= MAX_CONTEXTS:
             raise ValueError("at most 128 presentation contexts can be requested (PS3.8 9.3.2.2)")
+        if transfer_syntaxes is None and scp_role and isinstance(abstract_syntax, str):
+            from dicomnet.presentation import RECEIVE_TRANSFER_SYNTAXES
+
+            transfer_syntaxes = RECEIVE_TRANSFER_SYNTAXES
         cx = self._make(abstract_syntax, transfer_syntaxes, scu_role, scp_role)
         self._requested.append(cx)
         return cx

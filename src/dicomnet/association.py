@@ -210,6 +210,9 @@ class Association:
         self._scu_context_cache: tuple[
             object, dict[str | tuple[str, str], PresentationContext]
         ] = (None, {})
+        # accepted_syntaxes() answers: (the accepted_contexts list, {(abstract syntax, role):
+        # [transfer syntax, ...]})
+        self._syntax_cache: tuple[object, dict[tuple[str, str], list[str]]] = (None, {})
         self.is_established = False
         self.is_rejected = False
         self.is_aborted = False
@@ -422,6 +425,31 @@ class Association:
         if cache_key is not None:
             cache[cache_key] = found[0]
         return found[0]
+
+    def accepted_syntaxes(
+        self, abstract_syntax: str, role: Literal["scu", "scp"] = "scu"
+    ) -> list[str]:
+        """The transfer syntaxes accepted for ``abstract_syntax`` on contexts where we may play
+        ``role``, in context order, without repeats (empty when there is none)."""
+        cached_for, cache = self._syntax_cache
+        if cached_for is not self.accepted_contexts:
+            cache = {}
+            self._syntax_cache = (self.accepted_contexts, cache)
+        key = (abstract_syntax, role)
+        hit = cache.get(key)
+        if hit is None:
+            uid = uid_norm(str(abstract_syntax))
+            hit = list(
+                dict.fromkeys(
+                    cx.transfer_syntax
+                    for cx in self.accepted_contexts
+                    if cx.abstract_syntax == uid
+                    and cx.transfer_syntax
+                    and (cx.as_scu if role == "scu" else cx.as_scp)
+                )
+            )
+            cache[key] = hit
+        return hit
 
     @property
     def rejection_text(self) -> str | None:

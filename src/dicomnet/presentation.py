@@ -33,6 +33,7 @@ __all__ = [
     "EXPLICIT_VR_LITTLE_ENDIAN",
     "IMPLICIT_VR_LITTLE_ENDIAN",
     "QR_MODELS",
+    "RECEIVE_TRANSFER_SYNTAXES",
     "VERIFICATION",
     "PresentationContext",
     "build_context",
@@ -56,6 +57,18 @@ DEFAULT_TRANSFER_SYNTAXES: tuple[str, ...] = (
 peer supports (Implicit VR LE is the DICOM default, PS3.5 section 10.1). Big endian and deflate
 are left out on purpose: re-encoding into them is lossy or slow in pydicom; add them explicitly
 when wanted."""
+
+_J = "1.2.840.10008.1.2.4."
+RECEIVE_TRANSFER_SYNTAXES: tuple[str, ...] = (
+    EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    EXPLICIT_VR_BIG_ENDIAN,
+    _J + "50", _J + "51", _J + "57", _J + "70", _J + "80", _J + "81", _J + "90", _J + "91",
+    _J + "92", _J + "93", _J + "201", _J + "202", _J + "203", "1.2.840.10008.1.2.5",
+)  # fmt: skip
+"""Proposed when no transfer syntax is given for a context on which we take the SCP role
+(storage sub-operations of a C-GET, PS3.4 C.4.3): every image syntax a peer may have stored,
+uncompressed first, so whatever the peer holds can arrive as it is (DCMTK's ``+xa``); the
+video syntaxes are left out to keep ~120 such contexts within a reasonable A-ASSOCIATE-RQ."""
 
 VERIFICATION = "1.2.840.10008.1.1"
 

@@ -724,6 +724,10 @@ def decode_primitive(
     return msg, prim
 
 
+# Affected SOP Class/Instance UID: in responses, optional copies of the request's (PS3.7 9.3).
+_ECHOED_UIDS = frozenset({0x00000002, 0x00001000})
+
+
 def _decode(
     command_bytes: bytes | bytearray | memoryview,
     data_set: object | None,
@@ -762,6 +766,12 @@ def _decode(
             try:
                 value = validator(keyword, value)
             except DimseError as exc:
+                if not cls.IS_REQUEST and tag in _ECHOED_UIDS and tag not in cls.REQUIRED:
+                    # A response echoing a UID that breaks PS3.5 9.1 (an old file's SOP
+                    # Instance UID we sent as it was): the optional echo is dropped, the status
+                    # still reaches the requestor. Requests stay strict: their UIDs name files.
+                    del elements[tag]
+                    continue
                 raise InvalidCommandElementError(
                     f"{cls.__name__}: {exc}", message_class=cls, tag=tag, elements=elements
                 ) from None

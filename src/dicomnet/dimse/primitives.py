@@ -212,6 +212,13 @@ class DIMSEPrimitive:
             setter(self, name, get(name))
         return self
 
+    @classmethod
+    def from_checked(cls, params: Mapping[str, object]) -> Any:
+        """:meth:`_trusted` for callers outside this package: a primitive from values the
+        caller has checked itself (e.g. a sender's lenient check of the UIDs of the files it
+        sends), without the validators."""
+        return cls._trusted(params)
+
     def __setattr__(self, name: str, value: object) -> None:
         if name not in self._FIELD_SET:
             raise AttributeError(f"{type(self).__name__} has no parameter {name!r}")

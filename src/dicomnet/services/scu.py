@@ -30,16 +30,16 @@ When no response comes (DIMSE timeout) or the association dies, the operation's 
 **empty** ``Dataset``. A timed-out association is aborted: a late response would otherwise be
 taken for the answer to a later request.
 
-C-STORE payloads: a pydicom ``Dataset`` is encoded in the accepted transfer syntax; a Part 10
-file is sent from its own bytes (meta header skipped, no decoding) when a context was accepted
-with the file's transfer syntax, and decoded/re-encoded only when an uncompressed syntax must
-change; a :class:`~dicomnet.dimse.dataset.DataSource` is sent as it is.
+C-STORE payloads (:mod:`dicomnet.services.sending`): a Part 10 file is sent from its own bytes
+(meta header skipped, no decoding) when a context was accepted with its transfer syntax, and
+converted (:mod:`dicomnet.transcode`) into the best accepted syntax otherwise; a pydicom
+``Dataset`` is encoded in the best accepted syntax; a
+:class:`~dicomnet.dimse.dataset.DataSource` is sent as it is or converted the same way.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -48,10 +48,9 @@ from typing import TYPE_CHECKING, Any
 from dicomnet.association import (
     Association,
     AssociationNotEstablishedError,
-    NoPresentationContextError,
 )
 from dicomnet.dimse import primitives as P
-from dicomnet.dimse.dataset import DataSource, parse_file_meta, read_file_meta
+from dicomnet.dimse.dataset import DataSource
 from dicomnet.errors import DicomNetError, ProtocolError
 from dicomnet.presentation import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
@@ -670,122 +669,6 @@ def _echo(assoc: Association, msg_id: int | None) -> OperationHandle:
     return _start(assoc, prim, cx.context_id, msg_id)
 
 
-_WHOLE_FILE = 4 << 20
-
-
-def _file_source(path: str) -> tuple[DataSource, str, str]:
-    """(payload, SOP class, SOP instance) of a Part 10 file, read from its meta header
-    without pydicom (PS3.10 7.1: (0002,0002) and (0002,0003)); pydicom only as a fallback."""
-    try:
-        with open(path, "rb", buffering=0) as f:
-            size = os.fstat(f.fileno()).st_size
-            # A file of up to _WHOLE_FILE bytes is read whole, with one open and one read, and
-            # sent from memory; a larger one is streamed from disk in chunks.
-            whole = size <= _WHOLE_FILE
-            if whole:
-                head = f.read()
-                offset, values = parse_file_meta(head)  # PS3.10 7.1; DimseError if broken
-            else:
-                offset, values = read_file_meta(f, size)  # reads only the meta header
-    except OSError as exc:
-        raise DicomNetError(f"cannot read {path!r}: {exc}") from exc
-    ts = values.get(0x0010)
-    if whole:
-        src = DataSource.from_bytes(memoryview(head)[offset:], ts)
-    else:
-        src = DataSource(path=path, offset=offset, size=size - offset, transfer_syntax=ts)
-    meta = values if offset else {}
-    sop_class, sop_instance = meta.get(0x0002), meta.get(0x0003)
-    if not sop_class or not sop_instance:
-        from pydicom.filereader import dcmread
-
-        try:
-            ds = dcmread(
-                path, stop_before_pixels=True, specific_tags=[0x00080016, 0x00080018], force=True
-            )
-        except Exception as exc:
-            raise DicomNetError(f"cannot read {path!r} as a DICOM file: {exc}") from exc
-        sop_class = sop_class or ds.get("SOPClassUID")
-        sop_instance = sop_instance or ds.get("SOPInstanceUID")
-    if not sop_class or not sop_instance:
-        raise DicomNetError(f"{path!r} has no SOP Class/Instance UID")
-    return src, str(sop_class), str(sop_instance)
-
-
-def _pick_context(
-    assoc: Association, sop_class: str, ts: str | None
-) -> tuple[PresentationContext, bool]:
-    """(context, must_transcode) for sending a data set of ``sop_class`` encoded as ``ts``."""
-    if ts is not None:
-        try:
-            return assoc.find_context(sop_class, ts), False
-        except NoPresentationContextError:
-            if ts not in _NATIVE_LE:
-                raise
-    # uncompressed (or unknown) encoding: any accepted little endian uncompressed syntax
-    cx = assoc.find_context(sop_class, _NATIVE_LE if ts is not None else _NATIVE)
-    return cx, ts is not None
-
-
-def prepare_store(
-    assoc: Association,
-    dataset: Any,
-    sop_class_uid: str | None = None,
-    sop_instance_uid: str | None = None,
-) -> tuple[int, DataSource, str, str]:
-    """(context ID, payload, SOP class, SOP instance) for a C-STORE of ``dataset``."""
-    if isinstance(dataset, str | os.PathLike):
-        path = os.fspath(dataset)
-        src, sop_class, sop_instance = _file_source(path)
-        if src.transfer_syntax is None:
-            # no File Meta Information: the encoding is unknown, let pydicom work it out and
-            # re-encode (the raw bytes cannot be trusted to match the accepted syntax)
-            from pydicom import dcmread
-
-            try:
-                raw = dcmread(path, force=True)
-            except Exception as exc:
-                raise DicomNetError(f"cannot read {path!r} as a DICOM data set: {exc}") from exc
-            return prepare_store(assoc, raw, sop_class, sop_instance)
-        ts = None if src.transfer_syntax is None else uid_norm(src.transfer_syntax)
-        cx, transcode = _pick_context(assoc, sop_class, ts)
-        if transcode:
-            from pydicom import dcmread
-
-            ds = dcmread(path)
-            assert cx.transfer_syntax is not None
-            src = DataSource.from_dataset(ds, cx.transfer_syntax)
-    elif isinstance(dataset, DataSource):
-        src = dataset
-        if sop_class_uid is None or sop_instance_uid is None:
-            decoded = src.decode()
-            sop_class_uid = sop_class_uid or str(decoded.SOPClassUID)
-            sop_instance_uid = sop_instance_uid or str(decoded.SOPInstanceUID)
-        sop_class, sop_instance = sop_class_uid, sop_instance_uid
-        cx, transcode = _pick_context(assoc, sop_class, src.transfer_syntax)
-        if transcode:
-            assert cx.transfer_syntax is not None
-            src = DataSource.from_dataset(src.decode(), cx.transfer_syntax)
-    else:
-        ds = dataset
-        sop_class = str(sop_class_uid or ds.SOPClassUID)
-        sop_instance = str(sop_instance_uid or ds.SOPInstanceUID)
-        meta = getattr(ds, "file_meta", None)
-        meta_ts = meta.get("TransferSyntaxUID") if meta is not None else None
-        data_ts = None if meta_ts is None else uid_norm(str(meta_ts))
-        if data_ts is not None and data_ts not in _NATIVE:
-            cx = assoc.find_context(sop_class, data_ts)  # compressed: only as it is
-        else:
-            prefer = [t for t in (data_ts, *_NATIVE_LE) if t is not None]
-            if data_ts == EXPLICIT_VR_BIG_ENDIAN or data_ts is None:
-                prefer.append(EXPLICIT_VR_BIG_ENDIAN)
-            cx = assoc.find_context(sop_class, list(dict.fromkeys(prefer)))
-        assert cx.transfer_syntax is not None
-        src = DataSource.from_dataset(ds, cx.transfer_syntax)
-    assert cx.context_id is not None
-    return cx.context_id, src, sop_class, sop_instance
-
-
 def _store_rq(
     assoc: Association,
     dataset: Any,
@@ -794,21 +677,28 @@ def _store_rq(
     originator_id: int | None,
     sop_class_uid: str | None,
     sop_instance_uid: str | None,
-) -> tuple[P.C_STORE, int]:
-    context_id, src, sop_class, sop_instance = prepare_store(
-        assoc, dataset, sop_class_uid, sop_instance_uid
-    )
-    prim = P.C_STORE(
-        AffectedSOPClassUID=sop_class,
-        AffectedSOPInstanceUID=sop_instance,
-        Priority=priority,
-        DataSet=src,
-    )
+    preferred: Sequence[str] = (),
+) -> tuple[P.C_STORE, int, DataSource | None]:
+    """The C-STORE-RQ primitive, its context, and the converted payload to close once sent."""
+    from dicomnet.services.sending import prepare_store
+
+    ready = prepare_store(assoc, dataset, sop_class_uid, sop_instance_uid, preferred)
+    # The Affected UIDs come from the instance (sending.sendable_uid checked them): built
+    # without the strict PS3.5 9.1 validator, so old files with e.g. leading zeros still go.
+    params: dict[str, object] = {
+        "AffectedSOPClassUID": ready.sop_class,
+        "AffectedSOPInstanceUID": ready.sop_instance,
+        "Priority": priority,
+        "DataSet": ready.payload,
+    }
+    prim = P.C_STORE.from_checked(params)
+    if priority not in (0, 1, 2):
+        prim.Priority = priority  # validated: raises
     if originator_aet is not None:
         prim.MoveOriginatorApplicationEntityTitle = originator_aet
     if originator_id is not None:
         prim.MoveOriginatorMessageID = originator_id
-    return prim, context_id
+    return prim, ready.context_id, ready.payload if ready.owned else None
 
 
 def c_store(
@@ -841,12 +731,21 @@ def c_store_async(
     *,
     sop_class_uid: str | None = None,
     sop_instance_uid: str | None = None,
+    preferred: Sequence[str] = (),
 ) -> OperationHandle:
-    """Send a C-STORE-RQ and return its :class:`OperationHandle` without waiting."""
-    prim, context_id = _store_rq(
-        assoc, dataset, priority, originator_aet, originator_id, sop_class_uid, sop_instance_uid
-    )
-    return _start(assoc, prim, context_id, msg_id)
+    """Send a C-STORE-RQ and return its :class:`OperationHandle` without waiting.
+
+    ``preferred``: transfer syntaxes to convert uncompressed data into when the peer accepted
+    them (``storescu --propose-*``); otherwise the instance's own syntax wins."""
+    prim, context_id, converted = _store_rq(
+        assoc, dataset, priority, originator_aet, originator_id, sop_class_uid,
+        sop_instance_uid, preferred,
+    )  # fmt: skip
+    try:
+        return _start(assoc, prim, context_id, msg_id)
+    finally:
+        if converted is not None:
+            converted.close()  # sent (or failed): a conversion's spool file is deleted
 
 
 def store_many(
@@ -1391,11 +1290,15 @@ class AsyncAssociation:
         sop_instance_uid: str | None = None,
     ) -> Dataset:
         """C-STORE, as :meth:`Association.send_c_store`."""
-        prim, context_id = await self.loop.run_in_executor(
+        prim, context_id, converted = await self.loop.run_in_executor(
             None, _store_rq, self.assoc, dataset, priority, originator_aet, originator_id,
             sop_class_uid, sop_instance_uid,
         )  # fmt: skip
-        return status_dataset(await self._single(prim, context_id, msg_id))
+        try:
+            return status_dataset(await self._single(prim, context_id, msg_id))
+        finally:
+            if converted is not None:
+                converted.close()
 
     async def _query(
         self, prim: P.DIMSEPrimitive, identifier: Dataset, sop_class: str, msg_id: int | None
