@@ -9,14 +9,13 @@ from hypothesis import strategies as st
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
 from dicomnet.cli.storescu import (
-    FALLBACK,
     MAX_CONTEXTS,
-    Part10Info,
     contexts_for,
     iter_paths,
     plan,
     read_part10_info,
 )
+from dicomnet.transcode import InstanceFile
 from tests.cli.helpers import CT, MR, make_dataset, write_part10
 
 
@@ -42,13 +41,19 @@ def test_read_part10_info_rejects_non_dicom(tmp_path: Path) -> None:
     # DICM magic but garbage meta: not sendable
     (tmp_path / "bad").write_bytes(bytes(128) + b"DICM" + b"\x02\x00\x10\x00UI\xff\xff")
     assert read_part10_info(str(tmp_path / "bad")) is None
-    # meta without SOP class UID
-    ok = write_part10(make_dataset(), tmp_path / "ok.dcm")
+    # meta without SOP class UID: the data set's (0008,0016) is what is sent (PS3.4 B.2.1)
+    ds = make_dataset()
+    ok = write_part10(ds, tmp_path / "ok.dcm")
     data = bytearray(ok.read_bytes())
     i = data.index(b"\x02\x00\x02\x00UI")
     data[i + 2] = 0x09  # (0002,0009): not a known element, SOP class now missing
     (tmp_path / "nosop").write_bytes(bytes(data))
-    assert read_part10_info(str(tmp_path / "nosop")) is None
+    info = read_part10_info(str(tmp_path / "nosop"))
+    assert info is not None and info.sop_class_uid == ds.SOPClassUID
+    # neither the meta nor the data set has one: not sendable
+    del ds.SOPClassUID
+    ds.save_as(tmp_path / "nosop2", enforce_file_format=True)
+    assert read_part10_info(str(tmp_path / "nosop2")) is None
 
 
 def test_iter_paths(tmp_path: Path) -> None:
@@ -61,19 +66,29 @@ def test_iter_paths(tmp_path: Path) -> None:
     assert deep == [str(tmp_path / "d" / n) for n in ("a", "b", "sub/c")]
 
 
-def _info(sop: str, ts: str) -> Part10Info:
-    return Part10Info("/x", 1, sop, generate_uid(), ts, 0)
+def _info(sop: str, ts: str) -> InstanceFile:
+    return InstanceFile("/x", 1, 0, ts, sop, generate_uid(), True, ())
 
 
-def test_contexts_for() -> None:
+def test_contexts_for_one_context_per_syntax() -> None:
+    """Each syntax in a context of its own (so the peer can accept each separately): the
+    stored ones, then Explicit and Implicit VR Little Endian, without repeats."""
     jpeg = "1.2.840.10008.1.2.4.50"
-    assert contexts_for(CT, [jpeg, jpeg]) == [(CT, (jpeg,)), (CT, FALLBACK)]
+    assert contexts_for(CT, [jpeg, jpeg]) == [
+        (CT, (jpeg,)), (CT, (ExplicitVRLittleEndian,)), (CT, (ImplicitVRLittleEndian,))
+    ]
     assert contexts_for(CT, [ExplicitVRLittleEndian]) == [
         (CT, (ExplicitVRLittleEndian,)),
-        (CT, FALLBACK),
+        (CT, (ImplicitVRLittleEndian,)),
     ]
-    both = contexts_for(CT, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+    both = contexts_for(CT, [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
     assert sorted(both) == sorted([(CT, (ExplicitVRLittleEndian,)), (CT, (ImplicitVRLittleEndian,))])
+    # --propose-rle: RLE first; -xi: Implicit VR Little Endian only
+    rle = "1.2.840.10008.1.2.5"
+    assert contexts_for(CT, [jpeg], preferred=[rle])[:2] == [(CT, (rle,)), (CT, (jpeg,))]
+    assert contexts_for(CT, [], uncompressed=[ImplicitVRLittleEndian]) == [
+        (CT, (ImplicitVRLittleEndian,))
+    ]
 
 
 def test_plan_groups_and_splits_at_128_contexts() -> None:

@@ -194,25 +194,41 @@ def test_our_storescu_reencodes_for_an_implicit_only_peer(dcmtk_storescp: Any, t
         assert have.PatientName == want.PatientName and have.Rows == want.Rows
 
 
-def test_our_storescu_compressed_refused_is_a_failure(dcmtk_storescp: Any, tmp_path: Path) -> None:
-    """A JPEG file for a peer that takes uncompressed data only, and no decoder installed:
-    that file fails with a one-line reason, the others are still stored, exit status 1."""
+def test_our_storescu_converts_for_a_peer_that_refuses_compression(
+    dcmtk_storescp: Any, tmp_path: Path
+) -> None:
+    """A JPEG baseline file for a DCMTK storescp that accepts uncompressed data only: the file
+    is decompressed and arrives as an uncompressed instance with the same SOP Instance UID and
+    Lossy Image Compression 01 (PS3.3 C.7.6.1.1.5); a file whose JPEG data is corrupt fails
+    with a one-line reason, and the files after it are still stored (exit status 1)."""
     pytest.importorskip("numpy")
-    try:
-        import PIL  # noqa: F401
-        pytest.skip("a JPEG decoder is installed: the file would be decompressed and sent")
-    except ImportError:
-        pass
+    from dicomnet.transcode.syntax import decoder_available
+
+    if not decoder_available("1.2.840.10008.1.2.4.50"):
+        pytest.skip("no JPEG decoder installed (dicomnet[codecs])")
     srv = dcmtk_storescp(extra=["+xi"])
-    ok = make_files(tmp_path / "src", 1)[0]
+    ok = make_files(tmp_path / "src", 2)
     jpeg = get_testdata_file("SC_rgb_jpeg_dcmtk.dcm")
     assert isinstance(jpeg, str)
-    r = run_tool(["storescu", "127.0.0.1", str(srv.port), str(ok), jpeg])
-    assert r.returncode == 1
-    assert "1 stored" in r.stdout and "1 failed" in r.stdout
-    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1 and "1 of 2 object(s) failed" in errors[0]
-    assert len(dcm_files(srv.directory)) == 1
+    bad = dcmread(jpeg)
+    bad.SOPInstanceUID = generate_uid()
+    frag_start = bad.PixelData.index(b"\xff\xd8")  # SOI of the first frame
+    bad.PixelData = bad.PixelData[: frag_start + 40] + bytes(len(bad.PixelData) - frag_start - 40)
+    bad_path = tmp_path / "corrupt.dcm"
+    bad.save_as(bad_path)
+    r = run_tool(["storescu", "127.0.0.1", str(srv.port), str(ok[0]), jpeg, str(bad_path),
+                  str(ok[1])])  # fmt: skip
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "3 stored" in r.stdout and "1 failed" in r.stdout, r.stdout
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("E:")]
+    assert len(errors) == 1 and "corrupt.dcm" in errors[0], r.stderr
+    got = by_sop_uid(dcm_files(srv.directory))
+    assert len(got) == 3
+    received = dcmread(got[dcmread(jpeg).SOPInstanceUID])
+    assert received.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+    assert received.LossyImageCompression == "01"
+    assert received.PhotometricInterpretation == "RGB"
+    assert received.pixel_array.shape == dcmread(jpeg).pixel_array.shape
 
 
 def test_findscu_worklist_against_wlmscpfs(tmp_path: Path, servers: list[Any]) -> None:

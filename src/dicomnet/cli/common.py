@@ -149,11 +149,20 @@ def _terminal_columns() -> int:
 
 
 def tool_parser(
-    prog: str, description: str, *, scu: bool = True, default_aet: str | None = None
+    prog: str,
+    description: str,
+    *,
+    scu: bool = True,
+    default_aet: str | None = None,
+    prefix_chars: str = "-",
 ) -> argparse.ArgumentParser:
-    """A parser with the shared network, verbosity and TLS flags already added."""
+    """A parser with the shared network, verbosity and TLS flags already added
+    (``prefix_chars="-+"`` for tools with DCMTK's ``+x?`` style options)."""
     p = argparse.ArgumentParser(
-        prog=f"dicomnet {prog}", description=description, formatter_class=_HelpFormatter
+        prog=f"dicomnet {prog}",
+        description=description,
+        formatter_class=_HelpFormatter,
+        prefix_chars=prefix_chars,
     )
     net = p.add_argument_group("network")
     net.add_argument(

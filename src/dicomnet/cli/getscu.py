@@ -5,7 +5,10 @@ Theory of operation
 C-GET (PS3.4 C.4.3) brings the instances back over the same association as C-STORE
 sub-operations sent by the peer, so besides the GET SOP class of the chosen model we propose
 storage SOP classes (the most common first, up to the 128-context limit of PS3.8 section
-9.3.2.2) with SCP/SCU Role Selection asking to act as their SCP (PS3.7 D.3.3.4). Each received
+9.3.2.2) with SCP/SCU Role Selection asking to act as their SCP (PS3.7 D.3.3.4). Each proposes
+every transfer syntax (``+xa``, the default: uncompressed first, so a peer that takes the first
+acceptable one sends uncompressed data as it is and compressed data it cannot convert still
+arrives); ``+x=`` and the other ``+x?`` options narrow the list as in DCMTK's getscu. Each received
 object is written like storescp does (temp file, atomic rename, ``DIR/<SOPInstanceUID>.dcm``).
 Pending responses report the sub-operation counts; the final one decides the exit status:
 Success -> 0, anything else (B000 some failed, A7xx/A9xx/Cxxx, FE00) -> 1 with the counts.
@@ -33,10 +36,10 @@ from dicomnet.cli.common import (
     tool_parser,
 )
 from dicomnet.cli.findscu import MODELS, add_model_args, identifier_from_args
+from dicomnet.cli.syntaxes import add_accept_options, proposed_syntaxes
 
 LOG = logging.getLogger("dicomnet.cli.getscu")
 
-STORAGE_TS = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
 
 
 def counts_text(rsp: Any) -> str:
@@ -93,8 +96,9 @@ def _get(args: argparse.Namespace) -> int:
     ae = AE(ae_title=args.aet)
     configure_ae(ae, args)
     ae.add_requested_context(sop_class)
+    syntaxes = proposed_syntaxes(args.accept)
     for uid in storage_sop_classes()[:127]:
-        ae.add_requested_context(uid, STORAGE_TS, scu_role=False, scp_role=True)
+        ae.add_requested_context(uid, syntaxes, scu_role=False, scp_role=True)
     assoc = associate(
         ae, args, args.host, args.port, evt_handlers=[(evt.EVT_C_STORE, store.handle_store)]
     )
@@ -111,7 +115,7 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = tool_parser("getscu", "Retrieve DICOM objects with C-GET.")
+    p = tool_parser("getscu", "Retrieve DICOM objects with C-GET.", prefix_chars="-+")
     p.add_argument("host")
     p.add_argument("port", type=port_number)
     add_model_args(p, worklist=False)
@@ -119,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-od", "--output-directory", dest="output", default=".", metavar="DIR",
         help="where retrieved files go (default: the current directory)",
     )
+    add_accept_options(p, "incoming C-STORE sub-operations")
     return p
 
 

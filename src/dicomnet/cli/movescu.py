@@ -28,6 +28,7 @@ from dicomnet.cli.common import (
 )
 from dicomnet.cli.findscu import MODELS, add_model_args, identifier_from_args
 from dicomnet.cli.getscu import finish_retrieve, run_retrieve
+from dicomnet.cli.syntaxes import accepted_syntaxes, add_accept_options
 
 LOG = logging.getLogger("dicomnet.cli.movescu")
 
@@ -37,7 +38,7 @@ def _start_store_server(args: argparse.Namespace) -> tuple[Any, Any]:
     from dicomnet.archive.scp import DirectoryStore, storage_ae
 
     store = DirectoryStore(args.output)
-    ae = storage_ae(args.aet)
+    ae = storage_ae(args.aet, accepted_syntaxes(args.accept))
     configure_ae(ae, args)
     server = ae.start_server(
         (args.store_bind, args.store_port),
@@ -78,7 +79,7 @@ def _move(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = tool_parser("movescu", "Move DICOM objects to an AE with C-MOVE.")
+    p = tool_parser("movescu", "Move DICOM objects to an AE with C-MOVE.", prefix_chars="-+")
     p.add_argument("host")
     p.add_argument("port", type=port_number)
     add_model_args(p, worklist=False)
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-od", "--output-directory", dest="output", default=".", metavar="DIR",
         help="with --store-port: where received files go (default: the current directory)",
     )
+    add_accept_options(p, "incoming, with --store-port")
     return p
 
 

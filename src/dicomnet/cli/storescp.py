@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 Accepts Verification and every Storage SOP class (PS3.4 Table B.5-1) with every transfer
-syntax we know, uncompressed ones preferred. Each C-STORE data set is streamed, undecoded,
+syntax we know, uncompressed ones preferred (``+xa``, the default; ``+x=`` and the other ``+x?``
+options narrow that as in DCMTK's storescp, :mod:`dicomnet.cli.syntaxes`). Each C-STORE data set is streamed, undecoded,
 behind a PS3.10 file meta header into a temp file and renamed atomically to
 ``DIR/<SOPInstanceUID>.dcm`` (:class:`dicomnet.archive.scp.DirectoryStore`, which uses the
 archive's FileStore writer): a SOP Instance UID that is not a valid UID is refused with a
@@ -26,12 +27,14 @@ from dicomnet.cli.common import (
     setup_logging,
     tool_parser,
 )
+from dicomnet.cli.syntaxes import accepted_syntaxes, add_accept_options
 
 SERVER_MAX_PDU = 1 << 20  # the Maximum Length we announce unless -pdu is given
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = tool_parser("storescp", "Receive DICOM objects (C-STORE) into a directory.", scu=False)
+    p = tool_parser("storescp", "Receive DICOM objects (C-STORE) into a directory.", scu=False,
+                    prefix_chars="-+")  # fmt: skip
     p.add_argument("port", type=port_number)
     p.add_argument(
         "-od", "--output-directory", dest="output", default=".", metavar="DIR",
@@ -43,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="grant requestors an asynchronous operations window of up to N outstanding "
         "requests (PS3.7 D.3.3.3; default 1: none; 0: unlimited)",
     )
+    add_accept_options(p, "incoming")
     return p
 
 
@@ -51,7 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
     from dicomnet.archive.scp import DirectoryStore, part10_spool_prefix, storage_ae
 
     store = DirectoryStore(args.output)
-    ae = storage_ae(args.aet)
+    ae = storage_ae(args.aet, accepted_syntaxes(args.accept))
     if args.max_pdu is None:
         # receive big data sets in few PDUs: 1 MiB P-DATA-TF PDUs (PS3.8 D.1) cost less per
         # byte than the library's 256 KiB default (measured: 500 CT ~20% faster)
