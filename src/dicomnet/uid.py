@@ -409,5 +409,31 @@ STORAGE_SOP_CLASSES: Final[dict[str, str]] = {
     "ImplantTemplateGroupStorage": "1.2.840.10008.5.1.4.45.1",
 }
 
+# Retired storage SOP classes (PS3.6 Annex A, "Retired"): old modalities and files still carry
+# them (e.g. the 1994 Ultrasound Image Storage); storage SCPs accept them, SCUs never propose
+# them unless a file needs them.
+RETIRED_STORAGE_SOP_CLASSES: Final[dict[str, str]] = {
+    "StoredPrintStorage": "1.2.840.10008.5.1.1.27",
+    "HardcopyGrayscaleImageStorage": "1.2.840.10008.5.1.1.29",
+    "HardcopyColorImageStorage": "1.2.840.10008.5.1.1.30",
+    "StandaloneModalityLUTStorage": "1.2.840.10008.5.1.4.1.1.10",
+    "StandaloneVOILUTStorage": "1.2.840.10008.5.1.4.1.1.11",
+    "XRayAngiographicBiPlaneImageStorage": "1.2.840.10008.5.1.4.1.1.12.3",
+    "StandalonePETCurveStorage": "1.2.840.10008.5.1.4.1.1.129",
+    "UltrasoundMultiFrameImageStorageRetired": "1.2.840.10008.5.1.4.1.1.3",
+    "NuclearMedicineImageStorageRetired": "1.2.840.10008.5.1.4.1.1.5",
+    "UltrasoundImageStorageRetired": "1.2.840.10008.5.1.4.1.1.6",
+    "VLImageStorageTrial": "1.2.840.10008.5.1.4.1.1.77.1",
+    "VLMultiFrameImageStorageTrial": "1.2.840.10008.5.1.4.1.1.77.2",
+    "StandaloneOverlayStorage": "1.2.840.10008.5.1.4.1.1.8",
+    "TextSRStorageTrial": "1.2.840.10008.5.1.4.1.1.88.1",
+    "AudioSRStorageTrial": "1.2.840.10008.5.1.4.1.1.88.2",
+    "DetailSRStorageTrial": "1.2.840.10008.5.1.4.1.1.88.3",
+    "ComprehensiveSRStorageTrial": "1.2.840.10008.5.1.4.1.1.88.4",
+    "StandaloneCurveStorage": "1.2.840.10008.5.1.4.1.1.9",
+    "WaveformStorageTrial": "1.2.840.10008.5.1.4.1.1.9.1",
+    "RTBeamsDeliveryInstructionStorageTrial": "1.2.840.10008.5.1.4.34.1",
+}
+
 COMPRESSED_TRANSFER_SYNTAXES: Final[frozenset[str]] = TRANSFER_SYNTAXES - NATIVE_TRANSFER_SYNTAXES
 STORAGE_SOP_CLASS_UIDS: Final[frozenset[str]] = frozenset(STORAGE_SOP_CLASSES.values())

@@ -238,7 +238,15 @@ def test_move_destination_lookup(arc: Archive) -> None:
     ident = _ident(QueryRetrieveLevel="STUDY", StudyInstanceUID="2.25.3")
     out = list(arc.handle_move(FakeEvent(sop_class=STUDY_MOVE, identifier=ident,
                                          move_destination="DEST ")))
-    assert out[0] == ("127.0.0.1", 4242)
+    host, port, kwargs = out[0]
+    assert (host, port) == ("127.0.0.1", 4242)
+    # the sub-association proposes, per SOP class of the selected instances, its stored syntax
+    # and both uncompressed little endian syntaxes, each in a context of its own
+    contexts = kwargs["contexts"]
+    assert all(len(cx.transfer_syntaxes) == 1 for cx in contexts)
+    proposed = {(cx.abstract_syntax, cx.transfer_syntaxes[0]) for cx in contexts}
+    for sop_class in {cx.abstract_syntax for cx in contexts}:
+        assert {(sop_class, "1.2.840.10008.1.2.1"), (sop_class, "1.2.840.10008.1.2")} <= proposed
     assert out[1] == 10 and len(out) == 12
     unknown = list(arc.handle_move(FakeEvent(sop_class=STUDY_MOVE, identifier=ident,
                                              move_destination="NOBODY")))

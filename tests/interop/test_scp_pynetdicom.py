@@ -346,7 +346,10 @@ def test_get_without_scp_role_counts_failures(serve: Any) -> None:
     responses = list(assoc.send_c_get(query, P_GET))
     assoc.release()
     final, ident = responses[-1]
-    assert final.Status == 0xA702
+    # PS3.4 C.4.3.1.4: sub-operations complete, one or more failures (B000); the reason the
+    # requestor can act on is in the Error Comment (not A702: nothing ran out of resources)
+    assert final.Status == 0xB000
+    assert "SCP role" in final.ErrorComment and final.ErrorComment.startswith("3 failed")
     assert final.NumberOfFailedSuboperations == 3
     assert final.NumberOfCompletedSuboperations == 0
     assert sorted(ident.FailedSOPInstanceUIDList) == sorted(d.SOPInstanceUID for d in data)

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
     from dicomnet.ae import AE
-    from dicomnet.archive.index import ArchiveIndex
+    from dicomnet.archive.index import ArchiveIndex, RetrieveItem
     from dicomnet.events import Event
 
 __all__ = [
@@ -411,10 +411,10 @@ class Archive:
             if close is not None:
                 close()
 
-    def _retrieve_paths(self, event: Event) -> list[str]:
+    def _retrieve_items(self, event: Event) -> list[RetrieveItem]:
         model = model_of(getattr(event.request, "AffectedSOPClassUID", None))
         identifier = _find_identifier(event)
-        return [item.path for item in self.index.instances_for(None, identifier, model)]
+        return self.index.instances_for(None, identifier, model)
 
     def _retrieve(self, event: Event, paths: Sequence[str]) -> Iterator[Any]:
         yield len(paths)
@@ -425,18 +425,21 @@ class Archive:
             yield STATUS_PENDING, path
 
     def handle_get(self, event: Event) -> Iterator[Any]:
-        """EVT_C_GET: the count, then one path per instance (C-STORE on this association)."""
+        """EVT_C_GET: the count, then one path per instance (C-STORE on this association;
+        each converted if the requestor did not accept its transfer syntax)."""
         try:
-            paths = self._retrieve_paths(event)
+            items = self._retrieve_items(event)
         except QueryError as exc:
             LOG.warning("C-GET refused: %s", exc)
             yield 0
             yield _status(exc.status, str(exc)), None
             return
-        yield from self._retrieve(event, paths)
+        yield from self._retrieve(event, [item.path for item in items])
 
     def handle_move(self, event: Event) -> Iterator[Any]:
-        """EVT_C_MOVE: the destination, the count, then one path per instance."""
+        """EVT_C_MOVE: the destination (with the presentation contexts every selected
+        instance needs: its SOP class, its stored syntax and the uncompressed ones, each in a
+        context of its own), the count, then one path per instance."""
         dest = (event.move_destination or "").strip()
         addr = self.destinations.get(dest)
         if addr is None:
@@ -444,27 +447,43 @@ class Archive:
             yield None, None
             return
         try:
-            paths = self._retrieve_paths(event)
+            items = self._retrieve_items(event)
         except QueryError as exc:
             LOG.warning("C-MOVE refused: %s", exc)
             yield addr
             yield 0
             yield _status(exc.status, str(exc)), None
             return
-        yield addr
-        yield from self._retrieve(event, paths)
+        contexts = move_contexts(items)
+        yield (addr[0], addr[1], {"contexts": contexts} if contexts else {})
+        yield from self._retrieve(event, [item.path for item in items])
 
 
-def add_storage_contexts(ae: AE, *, scp_role: bool = False) -> None:
-    """Accept every storage SOP class with :func:`storage_transfer_syntaxes`.
+def move_contexts(items: Sequence[RetrieveItem]) -> list[Any]:
+    """The sub-association's presentation contexts for the instances of a C-MOVE (PS3.8
+    9.3.2.2: at most 128; :func:`dicomnet.transcode.select.context_plan`)."""
+    from dicomnet.presentation import build_context
+    from dicomnet.transcode.select import context_plan
+
+    pairs = [(item.sop_class_uid, item.transfer_syntax_uid or None) for item in items]
+    return [build_context(uid, list(ts)) for uid, ts in context_plan(pairs)]
+
+
+def add_storage_contexts(
+    ae: AE, *, scp_role: bool = False, transfer_syntaxes: Sequence[str] | None = None
+) -> None:
+    """Accept every storage SOP class, the retired ones included (old files still carry them),
+    with ``transfer_syntaxes`` (default: :func:`storage_transfer_syntaxes`, everything we
+    know, uncompressed first).
 
     ``scp_role``: also grant a requestor's role selection proposal (C-GET needs the peer to
     act as SCP of the storage classes on an association we accepted, PS3.7 D.3.3.4).
     """
     from dicomnet.presentation import storage_sop_classes
+    from dicomnet.uid import RETIRED_STORAGE_SOP_CLASSES
 
-    syntaxes = storage_transfer_syntaxes()
-    for uid in storage_sop_classes():
+    syntaxes = list(transfer_syntaxes) if transfer_syntaxes else storage_transfer_syntaxes()
+    for uid in [*storage_sop_classes(), *RETIRED_STORAGE_SOP_CLASSES.values()]:
         if scp_role:
             ae.add_supported_context(uid, syntaxes, scu_role=True, scp_role=True)
         else:
@@ -484,11 +503,12 @@ def archive_ae(ae_title: str = "DICOMNET") -> AE:
     return ae
 
 
-def storage_ae(ae_title: str) -> AE:
-    """An AE accepting Verification and every storage SOP class (storescp)."""
+def storage_ae(ae_title: str, transfer_syntaxes: Sequence[str] | None = None) -> AE:
+    """An AE accepting Verification and every storage SOP class (storescp, movescu's storage
+    SCP), with ``transfer_syntaxes`` (default: all we know, uncompressed first)."""
     from dicomnet.ae import AE
 
     ae = AE(ae_title=ae_title)
     ae.add_supported_context(VERIFICATION, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
-    add_storage_contexts(ae)
+    add_storage_contexts(ae, transfer_syntaxes=transfer_syntaxes)
     return ae

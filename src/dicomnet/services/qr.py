@@ -22,9 +22,12 @@ sub-operation counts as failed. After each sub-operation a pending C-GET-RSP rep
 Remaining/Completed/Failed/Warning counts (PS3.7 Table 9.3-10). The final response:
 
 * 0000 when every sub-operation succeeded;
-* B000 when some failed or gave a warning (PS3.4 Table C.4-3), with the Failed SOP Instance
-  UID List (0008,0058) in an identifier;
-* A702 when every sub-operation failed ("unable to perform sub-operations");
+* B000 when some (or all) failed or gave a warning (PS3.4 Table C.4-3 "Sub-operations
+  Complete - One or more Failures or Warnings"), with the Failed SOP Instance UID List
+  (0008,0058) in an identifier and an Error Comment naming the first failure's reason (no
+  accepted context, a conversion the codecs cannot do, the peer's failure status). A702 ("out
+  of resources") is not used for these: nothing ran out, and DCMTK's and Orthanc's answer of
+  A702 when all failed hides the reason the requestor needs;
 * FE00 after a cancel, with the counts and Remaining, plus the failed list if any;
 * the handler's own status when it yields a non-pending one (e.g. A701, or C-range);
 * C411 when the handler raises.
@@ -33,8 +36,13 @@ C-MOVE (PS3.4 C.4.2.2): the handler first yields the destination ``(host, port)`
 ``(host, port, associate_kwargs)``) for the Move Destination AE title, ``(None, None)`` when it
 does not know it (A801), then the count, then the items as for C-GET. The sub-operations go over
 a new association that this worker requests (blocking driver) with the called AE title = Move
-Destination, proposing a presentation context for each SOP class found in the first items
-(look-ahead, PS3.8 allows 128 contexts) plus common storage classes when more items follow;
+Destination, proposing for each SOP class found in the first items (look-ahead) one context
+per transfer syntax they are stored in plus Explicit and Implicit VR Little Endian, each
+separately (:func:`dicomnet.transcode.select.context_plan`, within the 128 contexts of PS3.8),
+plus common storage classes when more items follow (a handler that knows every instance's
+class and syntax passes ``contexts`` in the destination's associate arguments). Every
+sub-operation -- C-GET's too -- goes through the library's sender, which sends each instance
+as it is when its syntax was accepted and converts it otherwise;
 each C-STORE-RQ carries Move Originator AE Title and Message ID (PS3.7 Table 9.3-1). Failure to
 associate: A801 with an Error Comment. Exceptions: C511.
 """
@@ -74,7 +82,6 @@ PENDING = 0xFF00
 CANCEL = 0xFE00
 SUCCESS = 0x0000
 SUBOPS_WARNING = 0xB000  # PS3.4 Table C.4-2/C.4-3
-UNABLE_TO_PERFORM = 0xA702
 UNKNOWN_DESTINATION = 0xA801
 FIND_FAILURE = 0xC311
 GET_FAILURE = 0xC411
@@ -175,6 +182,7 @@ class _Retrieve:
         self.failed = 0
         self.warning = 0
         self.failed_uids: list[str] = []
+        self.first_failure: str | None = None
 
     @property
     def remaining(self) -> int:
@@ -194,7 +202,9 @@ class _Retrieve:
         rsp.NumberOfFailedSuboperations = min(self.failed, clamp)
         rsp.NumberOfWarningSuboperations = min(self.warning, clamp)
 
-    def record(self, code: int | None, sop_instance_uid: str | None) -> None:
+    def record(
+        self, code: int | None, sop_instance_uid: str | None, reason: str | None = None
+    ) -> None:
         cat = Category.FAILURE if code is None else category(code)
         if cat is Category.SUCCESS:
             self.completed += 1
@@ -204,6 +214,8 @@ class _Retrieve:
             self.failed += 1
             if sop_instance_uid:
                 self.failed_uids.append(sop_instance_uid)
+            if reason and self.first_failure is None:
+                self.first_failure = reason
 
     def send_pending(self) -> None:
         rsp = self.response()
@@ -214,12 +226,10 @@ class _Retrieve:
     def send_final(self, code: int | None = None, extras: dict[str, Any] | None = None) -> None:
         """The last response; ``code`` None: derive it from the counts."""
         if code is None:
-            if self.failed == 0 and self.warning == 0:
-                code = SUCCESS
-            elif self.completed == 0 and self.warning == 0:
-                code = UNABLE_TO_PERFORM
-            else:
-                code = SUBOPS_WARNING
+            code = SUCCESS if self.failed == 0 and self.warning == 0 else SUBOPS_WARNING
+        if self.failed and self.first_failure and not (extras and "ErrorComment" in extras):
+            extras = {**(extras or {}),
+                      "ErrorComment": f"{self.failed} failed: {self.first_failure}"}  # fmt: skip
         rsp = self.response()
         apply_status(rsp, code, extras)
         self._counts(rsp, remaining=(code == CANCEL))
@@ -247,33 +257,19 @@ def _store_status(result: Any) -> int | None:
 
 
 def _describe(payload: Any) -> tuple[str | None, str | None, str | None]:
-    """(SOP class UID, SOP instance UID, transfer syntax) of a Dataset or a Part 10 path."""
+    """(SOP class UID, SOP instance UID, transfer syntax) of a Dataset or a Part 10 path: of
+    the data set itself (PS3.4 B.2.1), read from the file's first bytes without a pydicom parse
+    (:func:`dicomnet.transcode.inspect_file`)."""
     if isinstance(payload, str | bytes) or hasattr(payload, "__fspath__"):
         import os
 
-        from dicomnet.dimse.dataset import read_file_meta
+        from dicomnet.transcode import inspect_file
 
-        # The File Meta Information names the SOP class and instance (PS3.10 7.1): one small
-        # read, not a pydicom parse of the data set, per sub-operation. Files without them
-        # (no meta header, or an incomplete one) are read with pydicom below.
         try:
-            with open(payload, "rb") as f:
-                _, values = read_file_meta(f, os.fstat(f.fileno()).st_size)
+            info = inspect_file(os.fsdecode(payload))
         except Exception:
-            values = {}
-        if values.get(0x0002) and values.get(0x0003) and values.get(0x0010):
-            return values[0x0002], values[0x0003], values[0x0010]
-        import pydicom
-
-        source = DataSource.from_file(payload)
-        ds = pydicom.dcmread(
-            payload, stop_before_pixels=True, specific_tags=["SOPClassUID", "SOPInstanceUID"]
-        )
-        return (
-            _opt(ds.get("SOPClassUID")),
-            _opt(ds.get("SOPInstanceUID")),
-            source.transfer_syntax,
-        )
+            return None, None, None
+        return info.sop_class_uid, info.sop_instance_uid, info.transfer_syntax
     meta = getattr(payload, "file_meta", None)
     ts = getattr(meta, "TransferSyntaxUID", None) if meta is not None else None
     return (
@@ -290,8 +286,9 @@ def _opt(value: Any) -> str | None:
 def _sub_operation(
     assoc: Any, payload: Any, originator: tuple[str, int] | None, retrieve: _Retrieve
 ) -> None:
-    """One C-STORE sub-operation; any error counts it as failed."""
+    """One C-STORE sub-operation; any error counts it as failed, with its reason."""
     uid: str | None = None
+    reason: str | None = None
     try:
         uid = _describe(payload)[1]
         kwargs: dict[str, Any] = {}
@@ -299,10 +296,32 @@ def _sub_operation(
             kwargs = {"originator_aet": originator[0], "originator_id": originator[1]}
         result = assoc.send_c_store(payload, **kwargs)
         code = _store_status(result)
+        if code is None:
+            reason = "no C-STORE response"
+        elif category(code) is Category.FAILURE:
+            reason = f"the destination answered 0x{code:04X}"
     except Exception as exc:
-        LOGGER.warning("%s sub-operation failed: %s", retrieve.cls.SERVICE, exc)
+        LOGGER.warning("%s sub-operation for %s failed: %s", retrieve.cls.SERVICE, uid, exc)
         code = None
-    retrieve.record(code, uid)
+        reason = short_reason(exc)
+    retrieve.record(code, uid, reason)
+
+
+def short_reason(exc: BaseException) -> str:
+    """The reason a sub-operation failed, short enough for an Error Comment (LO, 64 chars)."""
+    from dicomnet.association import NoPresentationContextError
+    from dicomnet.transcode import CODECS_HINT, ConversionError
+
+    text = str(exc)
+    if isinstance(exc, NoPresentationContextError):
+        if "SCP role" in text:
+            return "SOP class accepted without the SCP role"
+        return "no presentation context accepted for its SOP class"
+    if isinstance(exc, ConversionError):
+        if CODECS_HINT in text:
+            return "needs a codec: install dicomnet[codecs]"
+        return "conversion failed: " + text
+    return text or type(exc).__name__
 
 
 def _count(item: Any) -> int:
@@ -371,11 +390,13 @@ def _destination(item: Any) -> tuple[str | None, int | None, dict[str, Any]]:
 
 
 def _move_contexts(items: list[Any], more: bool) -> list[Any]:
-    """Presentation contexts for the sub-association: one per SOP class seen, with the item's
-    own transfer syntax first, then the uncompressed little endian ones."""
-    from dicomnet.presentation import DEFAULT_TRANSFER_SYNTAXES, build_context, storage_contexts
+    """Presentation contexts for the sub-association: per SOP class seen, one per stored
+    transfer syntax and one each for Explicit and Implicit VR Little Endian; common storage
+    classes fill the rest when more items follow."""
+    from dicomnet.presentation import build_context, storage_contexts
+    from dicomnet.transcode.select import context_plan
 
-    wanted: dict[str, list[str]] = {}
+    pairs: list[tuple[str, str | None]] = []
     for item in items:
         if not (isinstance(item, tuple) and len(item) == 2):
             continue
@@ -385,13 +406,11 @@ def _move_contexts(items: list[Any], more: bool) -> list[Any]:
             sop_class, _, ts = _describe(item[1])
         except Exception:
             continue
-        if sop_class is None:
-            continue
-        syntaxes = wanted.setdefault(sop_class, [])
-        for uid in ([ts] if ts else []) + list(DEFAULT_TRANSFER_SYNTAXES):
-            if uid not in syntaxes:
-                syntaxes.append(uid)
-    contexts = [build_context(uid, ts) for uid, ts in wanted.items()][:MAX_CONTEXTS]
+        if sop_class is not None:
+            pairs.append((sop_class, ts))
+    planned = context_plan(pairs, limit=MAX_CONTEXTS)
+    contexts = [build_context(uid, list(ts)) for uid, ts in planned]
+    wanted = {uid for uid, _ in planned}
     if more or not contexts:
         for cx in storage_contexts(limit=MAX_CONTEXTS):
             if len(contexts) >= MAX_CONTEXTS:
