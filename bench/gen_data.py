@@ -97,6 +97,27 @@ def generate(out: Path, kind: str, count: int) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix == ".dcm")
 
 
+def generate_compressed(out: Path, kind: str, source: list[Path], ts: str) -> list[Path]:
+    """``source`` re-encoded in the compressed syntax ``ts`` (pydicom's encoders: the
+    dicomnet[codecs] extra), as ``out/kind``; reused by later runs like :func:`generate`."""
+    from pydicom import dcmread
+
+    folder = out / kind
+    marker = folder / ".params.json"
+    params = {"kind": kind, "count": len(source), "ts": ts, "version": 1}
+    if marker.exists() and json.loads(marker.read_text()) == params:
+        return sorted(p for p in folder.iterdir() if p.suffix == ".dcm")
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in folder.glob("*.dcm"):
+        p.unlink()
+    for n, src in enumerate(source):
+        ds = dcmread(src)
+        ds.compress(ts, generate_instance_uid=False)
+        ds.save_as(folder / f"{n:06d}.dcm", enforce_file_format=True)
+    marker.write_text(json.dumps(params))
+    return sorted(p for p in folder.iterdir() if p.suffix == ".dcm")
+
+
 def ram_dir() -> Path:
     base = Path("/dev/shm") if os.path.isdir("/dev/shm") else Path("/tmp")
     path = base / "dicomnet-bench"

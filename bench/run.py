@@ -20,6 +20,10 @@ DCMTK storescu storing new CT into it against DCMTK storescu -> storescp +B, and
 getscu/movescu retrieving the 1000 CT from it against DCMTK dcmqrscp (configured in the run's
 temp dir). 6 runs 50 DCMTK storescu processes at once (100 distinct CT each) into a fresh
 archive, against DCMTK storescp +B --fork and against the same files over one association.
+8 sends the 1000 CT stored as JPEG-LS and as JPEG 2000 (lossless) to a DCMTK storescp that
+accepts uncompressed data only: dicomnet storescu converts on the way; DCMTK's storescu has no
+codecs in Debian's build, so its reference is dcmdjpls on every file plus storescu (there is
+no free DCMTK JPEG 2000 codec: 8b has no DCMTK variant).
 
 Whole-process variants time the client process from spawn to exit (start-up included);
 "in-process" variants report the time the client library measured itself, from association
@@ -48,7 +52,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from gen_data import generate, ram_dir  # noqa: E402
+from gen_data import generate, generate_compressed, ram_dir  # noqa: E402
 
 PY = sys.executable
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
@@ -258,6 +262,66 @@ def echo_variant(impl: str, n: int, assocs: bool, work: Path) -> Variant:
 
     label = f"{impl} ({'processes' if impl == 'DCMTK' and assocs else 'library'})"
     return Variant(impl, label, run)
+
+
+def decompress_variants(files: list[Path], work: Path, ts_name: str, dcmtk_tool: str | None,
+                        ) -> list[Variant]:  # fmt: skip
+    """Scenario 8: compressed CT to a storage SCP that accepts uncompressed syntaxes only
+    (DCMTK's default storescp). dicomnet storescu decompresses on the way; Debian's DCMTK
+    storescu has no codecs built in (it fails every such file), so the DCMTK reference is what
+    its user does: ``dcmdjpls``/``dcmdjpeg`` on every file, then storescu."""
+    listfile = work / f"list-{len(files)}-{files[0].parent.name}.txt"
+    listfile.write_text("\n".join(map(str, files)))
+
+    def ours(parallel: int) -> Callable[[], Result]:
+        def run() -> Result:
+            port = free_port()
+            outdir = Path(tempfile.mkdtemp(dir=work))
+            server = Server([dcmtk("storescp"), "+B", "-od", str(outdir), str(port)], port,
+                            DCMTK_ENV)  # fmt: skip
+            try:
+                argv = [*DN, "storescu", "127.0.0.1", str(port), "-q", *map(str, files)]
+                if parallel > 1:
+                    argv += ["--parallel", str(parallel)]
+                seconds, rss, _out, rc = run_client(argv)
+            finally:
+                srss = server.stop()
+            stored = count_dicom(outdir)
+            shutil.rmtree(outdir, ignore_errors=True)
+            ok = rc == 0 and stored == len(files)
+            return Result(seconds, rss, srss, ok, "" if ok else f"rc={rc} stored={stored}")
+        return run
+
+    def theirs() -> Result:
+        assert dcmtk_tool is not None
+        port = free_port()
+        outdir = Path(tempfile.mkdtemp(dir=work))
+        plain = Path(tempfile.mkdtemp(dir=work))
+        server = Server([dcmtk("storescp"), "+B", "-od", str(outdir), str(port)], port, DCMTK_ENV)
+        try:
+            t0 = time.perf_counter()
+            rc = 0
+            for f in files:
+                rc |= subprocess.call([dcmtk(dcmtk_tool), str(f), str(plain / f.name)],
+                                      env=DCMTK_ENV)
+            seconds_d = time.perf_counter() - t0
+            seconds, rss, _out, rc2 = run_client(
+                [dcmtk("storescu"), "-aec", "ANY-SCP", "127.0.0.1", str(port),
+                 *map(str, sorted(plain.iterdir()))], DCMTK_ENV)  # fmt: skip
+            seconds += seconds_d
+        finally:
+            srss = server.stop()
+        stored = count_dicom(outdir)
+        shutil.rmtree(outdir, ignore_errors=True)
+        shutil.rmtree(plain, ignore_errors=True)
+        ok = rc == 0 and rc2 == 0 and stored == len(files)
+        return Result(seconds, rss, srss, ok, "" if ok else f"rc={rc}/{rc2} stored={stored}")
+
+    vs = [Variant("dicomnet", f"dicomnet storescu ({ts_name} -> uncompressed)", ours(1)),
+          Variant("dicomnet", f"dicomnet storescu --parallel 2 ({ts_name})", ours(2))]
+    if dcmtk_tool is not None:
+        vs.append(Variant("DCMTK", f"DCMTK {dcmtk_tool} per file + storescu", theirs))
+    return vs
 
 
 def startup_variant(impl: str, work: Path, n: int = 10) -> Variant:
@@ -602,7 +666,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one tenth of the counts, 1 repetition")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--only", default="", help="comma-separated scenario numbers (1-7, s)")
+    ap.add_argument("--only", default="", help="comma-separated scenario numbers (1-8, s)")
     ap.add_argument("--with-1g", action="store_true", help="include the 1 GiB instance")
     ap.add_argument("--out", default="", help="also write the markdown table to this file")
     args = ap.parse_args()
@@ -700,6 +764,17 @@ def main() -> int:
             for v in vs[:2]:
                 v.impl = "dicomnet"  # mixed pairs are compared against the pure DCMTK pair
             out.append(run_scenario("7. Mixed peers, 1000 CT", vs, reps))
+        if want("8"):
+            ct = generate(data, "ct", 1000 // scale)
+            jls = generate_compressed(data, "ct-jls", ct, "1.2.840.10008.1.2.4.80")
+            out.append(run_scenario(
+                f"8a. {len(jls)} CT stored as JPEG-LS lossless -> storescp (uncompressed only)",
+                decompress_variants(jls, work, "JPEG-LS", "dcmdjpls"), reps))
+            j2k = generate_compressed(data, "ct-j2k", ct, "1.2.840.10008.1.2.4.90")
+            out.append(run_scenario(
+                f"8b. {len(j2k)} CT stored as JPEG 2000 lossless -> storescp (uncompressed only;"
+                " DCMTK has no JPEG 2000 codec)",
+                decompress_variants(j2k, work, "JPEG 2000", None), reps))
         if want("s"):
             vs = [startup_variant("dicomnet", work), startup_variant("DCMTK", work)]
             out.append(run_scenario("Start-up: one whole echoscu process (seconds each)", vs, reps))

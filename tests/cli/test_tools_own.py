@@ -68,6 +68,34 @@ def test_store_sizes_and_identity(storescp: Any, tmp_path: Path) -> None:
         srv.stop()
 
 
+def test_storescu_reports_every_file_and_goes_on(storescp: Any, tmp_path: Path) -> None:
+    """-v: one line per file with its status; a file that cannot be sent (here: no SOP Class
+    UID, and a truncated one) is reported with its reason, the files after it are sent, and
+    the summary counts every file given."""
+    srv = storescp(extra=["+x="])  # uncompressed syntaxes only
+    good = make_files(tmp_path / "src", 2)
+    broken = make_dataset()
+    del broken.SOPClassUID
+    nocls = tmp_path / "src" / "a-nocls.dcm"
+    broken.save_as(nocls, implicit_vr=False, little_endian=True)  # no meta, no SOP class
+    cut = tmp_path / "src" / "b-cut.dcm"
+    cut.write_bytes(good[0].read_bytes()[:-100])
+    (tmp_path / "src" / "c-notes.txt").write_text("not dicom")
+    r = run_tool(["storescu", "-v", "-r", "127.0.0.1", str(srv.port), str(tmp_path / "src")])
+    assert r.returncode == 1
+    assert "5 object(s)" in r.stdout and "2 stored" in r.stdout and "2 failed" in r.stdout
+    assert "1 skipped" in r.stdout
+    lines = r.stderr.splitlines()
+    for p in good:
+        assert any(ln.startswith("I: ") and str(p) in ln and "stored" in ln for ln in lines)
+    assert any(ln.startswith("E: ") and "a-nocls.dcm" in ln and "SOP Class UID" in ln
+               for ln in lines)  # fmt: skip
+    assert any(ln.startswith("E: ") and "b-cut.dcm" in ln and "ends inside" in ln
+               for ln in lines)  # fmt: skip
+    assert any(ln.startswith("W: ") and "c-notes.txt" in ln for ln in lines)
+    assert len(dcm_files(srv.directory)) == 2
+
+
 def test_storescp_duplicate_replaces(storescp: Any, tmp_path: Path) -> None:
     srv = storescp()
     uid = generate_uid()

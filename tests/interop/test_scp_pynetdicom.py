@@ -12,12 +12,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.importorskip("pynetdicom")
 
+from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 from pynetdicom import AE as PAE
@@ -607,3 +609,63 @@ def test_user_identity_handler(serve: Any) -> None:
     bad = scu(VERIFICATION).associate("127.0.0.1", server.address[1], ext_neg=[ident(b"mallory")])
     assert bad.is_rejected
     assert bad.acceptor.primitive.result == 1
+
+
+def test_pynetdicom_get_from_the_archive_converts(tmp_path: Path) -> None:
+    """A pynetdicom C-GET SCU that takes Explicit VR Little Endian only (issue 11): the archive
+    holds JPEG 2000, JPEG-LS, RLE and JPEG baseline instances and converts each one."""
+    import numpy as np
+    from pydicom.data import get_testdata_file
+
+    from dicomnet.archive.scp import Archive, archive_ae
+    from dicomnet.transcode.syntax import decoder_available
+
+    if not decoder_available("1.2.840.10008.1.2.4.90"):
+        pytest.skip("dicomnet[codecs] not installed")
+    names = ["MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_RLE.dcm",
+             "SC_rgb_jpeg_dcmtk.dcm"]  # fmt: skip
+    archive = Archive(tmp_path / "arc")
+    server = start_server(archive_ae(), ("127.0.0.1", 0), block=False, handlers=archive.handlers())
+    try:
+        from dicomnet.ae import AE as DNAE
+
+        sender = DNAE("LOADER")
+        for n in names:
+            ds = dcmread(get_testdata_file(n))
+            sender.add_requested_context(ds.SOPClassUID, [ds.file_meta.TransferSyntaxUID])
+        with sender.associate("127.0.0.1", server.address[1], ae_title="DICOMNET") as assoc:
+            for n in names:
+                assert assoc.send_c_store(get_testdata_file(n)).Status == 0
+        got: dict[str, Dataset] = {}
+
+        def on_store(event: Any) -> int:
+            got[event.dataset.SOPInstanceUID] = event.dataset
+            got[event.dataset.SOPInstanceUID].file_meta = event.file_meta
+            return 0
+
+        ae = PAE(ae_title="PYGET")
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 20
+        ae.add_requested_context("1.2.840.10008.5.1.4.1.2.2.3", TS)
+        roles = []
+        for uid in (MR, "1.2.840.10008.5.1.4.1.1.7"):
+            ae.add_requested_context(uid, [ExplicitVRLittleEndian])
+            roles.append(build_role(uid, scp_role=True))
+        studies = {str(dcmread(get_testdata_file(n)).StudyInstanceUID) for n in names}
+        assoc = ae.associate("127.0.0.1", server.address[1], ae_title="DICOMNET",
+                             ext_neg=roles, evt_handlers=[(pevt.EVT_C_STORE, on_store)])
+        assert assoc.is_established
+        for study in studies:
+            query = Dataset()
+            query.QueryRetrieveLevel = "STUDY"
+            query.StudyInstanceUID = study
+            final = list(assoc.send_c_get(query, "1.2.840.10008.5.1.4.1.2.2.3"))[-1][0]
+            assert final.Status == 0x0000
+        assoc.release()
+        for n in names:
+            ref = dcmread(get_testdata_file(n))
+            back = got[ref.SOPInstanceUID]
+            assert back.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian, n
+            assert np.array_equal(back.pixel_array, ref.pixel_array), n
+    finally:
+        server.shutdown()
+        archive.close()

