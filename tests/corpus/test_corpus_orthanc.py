@@ -58,7 +58,7 @@ def orthancs(tmp_path_factory: pytest.TempPathFactory, peers: Peers) -> Iterator
 
 def _stored(orthanc: Orthanc, into: Path) -> dict[str, Any]:
     into.mkdir(parents=True, exist_ok=True)
-    for uid, iid in orthanc.instances().items():
+    for iid in orthanc.instances().values():
         (into / f"{iid}.dcm").write_bytes(orthanc.file(iid))
     return stored_files(into)
 
