@@ -118,6 +118,29 @@ def generate_compressed(out: Path, kind: str, source: list[Path], ts: str) -> li
     return sorted(p for p in folder.iterdir() if p.suffix == ".dcm")
 
 
+def generate_big_endian(out: Path, source: Path) -> Path:
+    """``source`` (an uncompressed Explicit VR Little Endian file) re-encoded as Explicit VR
+    Big Endian by dicomnet's streaming converter: ``out/<name>-be.dcm``, reused when there."""
+    from dicomnet.archive.store import encode_file_meta
+    from dicomnet.dimse.dataset import DataSource
+    from dicomnet.transcode import convert, inspect_file
+
+    target = out / f"{source.parent.name}-be.dcm"
+    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    info = inspect_file(str(source))
+    src = DataSource(path=str(source), offset=info.dataset_offset,
+                     size=info.size - info.dataset_offset, transfer_syntax=info.transfer_syntax)
+    be = convert(src, "1.2.840.10008.1.2.2", spool_dir=str(out))
+    assert be.path is not None
+    with open(target, "wb") as f:
+        f.write(encode_file_meta(info.sop_class_uid, info.sop_instance_uid, "1.2.840.10008.1.2.2"))
+        for chunk in be.iter_chunks(1 << 20):
+            f.write(chunk)
+    be.close()
+    return target
+
+
 def ram_dir() -> Path:
     base = Path("/dev/shm") if os.path.isdir("/dev/shm") else Path("/tmp")
     path = base / "dicomnet-bench"

@@ -20,6 +20,8 @@ DCMTK storescu storing new CT into it against DCMTK storescu -> storescp +B, and
 getscu/movescu retrieving the 1000 CT from it against DCMTK dcmqrscp (configured in the run's
 temp dir). 6 runs 50 DCMTK storescu processes at once (100 distinct CT each) into a fresh
 archive, against DCMTK storescp +B --fork and against the same files over one association.
+3c (with --with-1g) sends the 1 GiB instance as Explicit VR Big Endian to a DCMTK storescp
+that accepts Implicit VR Little Endian only: both senders convert (peak RSS in the table).
 8 sends the 1000 CT stored as JPEG-LS and as JPEG 2000 (lossless) to a DCMTK storescp that
 accepts uncompressed data only: dicomnet storescu converts on the way; DCMTK's storescu has no
 codecs in Debian's build, so its reference is dcmdjpls on every file plus storescu (there is
@@ -52,7 +54,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from gen_data import generate, generate_compressed, ram_dir  # noqa: E402
+from gen_data import generate, generate_big_endian, generate_compressed, ram_dir  # noqa: E402
 
 PY = sys.executable
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
@@ -179,6 +181,8 @@ def scp_argv(impl: str, port: int, outdir: Path) -> tuple[list[str], dict[str, s
         return [PY, str(PEERS / "pynd.py"), "scp", str(port), str(outdir)], None
     if impl == "dicomnet":
         return [*DN, "storescp", str(port), "-od", str(outdir)], None
+    if impl == "DCMTK +xi":  # accepts Implicit VR Little Endian only: senders must convert
+        return [dcmtk("storescp"), "+B", "+xi", "-od", str(outdir), str(port)], DCMTK_ENV
     if impl == "dicomnet window":  # grants an asynchronous operations window (PS3.7 D.3.3.3)
         return [*DN, "storescp", str(port), "-od", str(outdir), "--max-ops", "16"], None
     raise ValueError(impl)
@@ -725,6 +729,11 @@ def main() -> int:
                 vs = [store_variant(i, s, huge, work, f"{i}") for i, s in
                       (("dicomnet", "dicomnet"), ("DCMTK", "DCMTK +B"))]
                 out.append(run_scenario("3b. C-STORE 1 x 1 GiB", vs, 1))
+                be = [generate_big_endian(data, huge[0])]
+                vs = [store_variant(i, "DCMTK +xi", be, work, f"{i} storescu") for i in
+                      ("dicomnet", "DCMTK")]
+                out.append(run_scenario("3c. 1 GiB Explicit VR Big Endian -> storescp +xi "
+                                        "(converted to Implicit VR Little Endian)", vs, 1))
         if want("4"):
             n = 5000 // scale
             vs = [echo_variant(i, n, False, work) for i in ("dicomnet", "DCMTK", "pynetdicom")]

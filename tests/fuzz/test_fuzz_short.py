@@ -49,6 +49,13 @@ class Run:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [
+                    # Started through a small launcher process: a process this one starts
+                    # records our peak RSS as its own at exec (vfork shares our memory map
+                    # until then), and libFuzzer compares that peak with -rss_limit_mb. The
+                    # launcher's own child starts from the launcher's small one.
+                    sys.executable,
+                    "-c",
+                    "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))",
                     sys.executable,
                     str(RUN),
                     target,
