@@ -94,7 +94,9 @@ def test_send_c_store_converts_for_an_uncompressed_only_peer(receivers: list[Rec
         ds = dcmread(pydicom_file("MR_small_jp2klossless.dcm"))
         ds.SOPInstanceUID = "1.2.3.4.5"
         assert assoc.send_c_store(ds).Status == 0x0000
-        raw = DataSource.from_dataset(dcmread(pydicom_file("SC_rgb_jpeg_dcmtk.dcm")), JPEG).read()
+        sc_ds = dcmread(pydicom_file("SC_rgb_jpeg_dcmtk.dcm"))
+        sc_ds.SOPInstanceUID = "1.2.3.4.6"  # the Affected SOP Instance UID must be the data set's
+        raw = DataSource.from_dataset(sc_ds, JPEG).read()
         src = DataSource.from_bytes(raw, JPEG)
         assert assoc.send_c_store(src, sop_class_uid=SC, sop_instance_uid="1.2.3.4.6").Status == 0
     assert {ts for ts, _ in rx.received.values()} == {ILE}

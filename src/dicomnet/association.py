@@ -236,6 +236,8 @@ class Association:
         prefix = ae.spool_prefix
         if prefix is not None:  # also read by the reassembler: (context_id, command) -> bytes
             self.spool_prefix = lambda ctx, command: prefix(self, ctx, command)
+        if getattr(ae, "check_received_datasets", True):
+            self.check_dataset = self._dataset_checker  # read by the reassembler
         self._handlers: dict[Any, list[tuple[Callable[..., Any], tuple[Any, ...]]]] = {}
         self._lock = threading.RLock()
         self._next_id = 0
@@ -425,6 +427,27 @@ class Association:
         if cache_key is not None:
             cache[cache_key] = found[0]
         return found[0]
+
+    def _dataset_checker(self, context_id: int, info: Any, elements: Any) -> Any:
+        """A checker for the data set of a received C-STORE-RQ (PS3.4 B.2.1: the data set must
+        be readable and be an instance of the context's SOP class); None for other messages."""
+        if info.command_field != 0x0001:
+            return None
+        from dicomnet.dimse.checker import DataSetChecker
+
+        cx = self.context_by_id(context_id)
+        elements = elements or {}
+
+        def uid(key: int) -> str | None:
+            value = elements.get(key)
+            return value.strip("\0 ") if isinstance(value, str) else None
+
+        return DataSetChecker(
+            cx.transfer_syntax if cx is not None else None,
+            sop_class=uid(0x0002),
+            sop_instance=uid(0x1000),
+            context_class=cx.abstract_syntax if cx is not None else None,
+        )
 
     def accepted_syntaxes(
         self, abstract_syntax: str, role: Literal["scu", "scp"] = "scu"

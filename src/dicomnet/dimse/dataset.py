@@ -202,6 +202,7 @@ class DataSource:
         "_kind",
         "_owned",
         "_size",
+        "check",
         "offset",
         "path",
         "transfer_syntax",
@@ -220,6 +221,9 @@ class DataSource:
         self.path = path
         self.offset = offset
         self.transfer_syntax = transfer_syntax
+        #: A received data set's check (:class:`~dicomnet.dimse.checker.DataSetChecker` after
+        #: ``finish()``: its ``problem`` says why it is not well-formed), or None.
+        self.check: Any = None
         self._owned = owned
         self._dataset: Dataset | None = None
         self._data: memoryview | None = None

@@ -338,9 +338,14 @@ class Reassembler:
     SCP can ``move_to`` the finished spool file into place); the returned source's ``offset``
     skips it.
     ``transfer_syntax_of``: optional ``context_id -> str`` to label the returned sources.
+    ``check_dataset``: optional ``(context_id, command_info, command_elements) -> checker``
+    called when a command with a data set is complete; the checker (a
+    :class:`~dicomnet.dimse.checker.DataSetChecker`, or None to skip) is fed every data set
+    fragment as it arrives, finished at the end and kept as the source's ``check``.
     """
 
     __slots__ = (
+        "_checker",
         "_cmd_elements",
         "_cmd_info",
         "_cmd_parts",
@@ -353,6 +358,7 @@ class Reassembler:
         "_failure",
         "_is_accepted",
         "_spool",
+        "check_dataset",
         "max_command_size",
         "max_message_size",
         "spool_dir",
@@ -371,6 +377,7 @@ class Reassembler:
         *,
         spool_prefix: Callable[[int, bytes], bytes] | None = None,
         transfer_syntax_of: Callable[[int], str | None] | None = None,
+        check_dataset: Callable[[int, CommandInfo, dict[int, object] | None], Any] | None = None,
     ) -> None:
         if callable(is_accepted):
             self._is_accepted: Callable[[int], bool] = is_accepted
@@ -383,6 +390,8 @@ class Reassembler:
         self.spool_dir = spool_dir
         self.spool_prefix = spool_prefix
         self.transfer_syntax_of = transfer_syntax_of
+        self.check_dataset = check_dataset
+        self._checker: Any = None
         self._context: int | None = None
         self._cmd_parts: list[memoryview | bytes] = []
         self._cmd_size = 0
@@ -430,6 +439,7 @@ class Reassembler:
         self._data_parts = []
         self._data_size = 0
         self._failure = None
+        self._checker = None
 
     close = reset
 
@@ -486,6 +496,8 @@ class Reassembler:
             self._command = command
             self._cmd_info = info
             self._cmd_elements = elements
+            if self.check_dataset is not None:
+                self._checker = self.check_dataset(ctx, info, elements)
             return None
         # Data set fragment (PS3.8 E.2: only after the command's last fragment).
         if self._command is None:
@@ -493,6 +505,8 @@ class Reassembler:
         total = self._data_size + n
         if total + len(self._command) > self.max_message_size:
             raise self._fail(f"message larger than {self.max_message_size} bytes", 6)
+        if self._checker is not None:
+            self._checker.feed(data)
         if self._failure is not None:
             pass  # a local write failure: drain the rest of the message, keep nothing
         elif self._spool is not None or total > self.spool_threshold:
@@ -529,6 +543,9 @@ class Reassembler:
             else:
                 source = DataSource.from_bytes(b"".join(parts), ts)
         self._data_parts = []
+        if self._checker is not None:
+            self._checker.finish()
+            source.check = self._checker
         elements = self._cmd_elements
         self.reset()
         self._done_elements = elements

@@ -14,6 +14,10 @@ data set does not match SOP class, Cxxx cannot understand).
 * The handler raises: C211H (in the "cannot understand" Cxxx range), logged.
 * The Affected SOP Instance UID was validated as a UID by the DIMSE layer (PS3.5 section 9.1)
   before we get here, so a handler may use it as a file name.
+* The data set was checked as it arrived (:mod:`dicomnet.dimse.checker`, unless
+  ``AE.check_received_datasets`` is off): a malformed one, or one that is not an instance of
+  the context's SOP class, is answered with Cxxx / A900 and an Error Comment without calling
+  the handler, and its bytes are discarded.
 
 After the handler returns, the received data source is closed: a spool file the handler did not
 take over is deleted. The response echoes Affected SOP Class/Instance UID (PS3.7 Table 9.3-2).
@@ -21,6 +25,7 @@ take over is deleted. The response echoes Affected SOP Class/Instance UID (PS3.7
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from dicomnet.dimse.primitives import C_STORE
@@ -33,7 +38,9 @@ from dicomnet.services.dispatch import (
     status_parts,
 )
 
-__all__ = ["HANDLER_FAILURE", "arun", "run"]
+__all__ = ["HANDLER_FAILURE", "arun", "refusal", "run"]
+
+LOGGER = logging.getLogger("dicomnet.services.storage")
 
 HANDLER_FAILURE = 0xC211
 
@@ -74,10 +81,27 @@ def _close_source(call: ServiceCall) -> None:
         close()
 
 
+def refusal(call: ServiceCall) -> C_STORE | None:
+    """The failure response for a data set the reassembler's check refused (a malformed data
+    set, or one that is not an instance of its context's SOP class: PS3.4 B.2.3), or None."""
+    check = getattr(getattr(call.request, "DataSet", None), "check", None)
+    problem = getattr(check, "problem", None)
+    if problem is None:
+        return None
+    LOGGER.warning("C-STORE %s refused: %s",
+                   getattr(call.request, "AffectedSOPInstanceUID", "?"), problem.text)  # fmt: skip
+    rsp = _response(call)
+    apply_status(rsp, problem.status, {"ErrorComment": problem.text})
+    return rsp
+
+
 def run(call: ServiceCall) -> None:
     """Answer one C-STORE-RQ (worker thread)."""
     try:
-        if call.handler is None:
+        refused = refusal(call)
+        if refused is not None:
+            rsp = refused
+        elif call.handler is None:
             rsp = _finish(call, NO_HANDLER_STATUS)
         else:
             try:
@@ -94,7 +118,12 @@ async def arun(call: ServiceCall) -> None:
     """Answer one C-STORE-RQ with a coroutine handler (event loop)."""
     try:
         try:
-            rsp = _finish(call, NO_HANDLER_STATUS if call.handler is None else await call.invoke())
+            refused = refusal(call)
+            if refused is not None:
+                rsp = refused
+            else:
+                rsp = _finish(call, NO_HANDLER_STATUS if call.handler is None
+                              else await call.invoke())  # fmt: skip
         except Exception as exc:
             rsp = _response(call)
             failure_from_exception(rsp, HANDLER_FAILURE, exc, "C-STORE")

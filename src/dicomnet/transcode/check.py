@@ -2,7 +2,8 @@
 
 Theory of operation
 -------------------
-Sending a file byte for byte is only safe when its bytes are a whole data set: a truncated file
+Sending a file byte for byte is only safe when its bytes are a whole, even data set: an odd
+value length (PS3.5 7.1.1) is refused by strict receivers, and a truncated file
 (a value length running past the end, an unterminated undefined-length sequence) or trailing
 bytes after the last element make the receiver fail in the middle of the message. DCMTK's
 storescp answers with an A-ABORT (and deletes whatever file of that name it had), so one broken
@@ -103,6 +104,10 @@ def _walk(src: _Bytes, pos: int, end: int | None, implicit: bool, order: str,
             inner = implicit or vr == b"UN"
             pos = _items(src, pos, inner, "<" if vr == b"UN" else order, depth + 1)
             continue
+        if length & 1:
+            # PS3.5 7.1.1: values are even; strict receivers (ours) refuse odd ones, so the
+            # data set is re-encoded with the value padded
+            raise _Problem(f"element ({group:04X},{elem:04X}) has an odd length {length}")
         pos += length
         if pos > limit:
             raise _Problem(
