@@ -52,15 +52,25 @@ import logging
 import socket
 import ssl
 import threading
+import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from dicomnet import events as evt
 from dicomnet.dimse import primitives as P
-from dicomnet.errors import DicomNetError
+from dicomnet.errors import DicomNetError, ProtocolError
+from dicomnet.monitor import (
+    AssociationInfo,
+    AssociationRecord,
+    Monitor,
+    OperationRecord,
+    clip,
+    notify,
+)
+from dicomnet.serverflow import ServiceFlow
 from dicomnet.services import nservices, qr, storage, verification
 from dicomnet.services.dispatch import NO_HANDLER_STATUS, ServiceCall, error_comment
 from dicomnet.transport.aio import AsyncDriver
@@ -75,7 +85,7 @@ from dicomnet.ul.events import (
     TransportClosed,
 )
 from dicomnet.ul.negotiation import RJ_LOCAL_LIMIT, AcceptorPolicy, negotiate
-from dicomnet.ul.pdu import AAssociateAC, AAssociateRQ, UserIdentityRQ
+from dicomnet.ul.pdu import AAssociateAC, AAssociateRJ, AAssociateRQ, UserIdentityRQ
 
 if TYPE_CHECKING:
     from dicomnet.ae import AE
@@ -102,9 +112,6 @@ AsyncServiceFn = Callable[[ServiceCall], Any]
 _SERVICES: dict[type[P.DIMSEPrimitive], tuple[evt.EventType, ServiceFn, AsyncServiceFn | None]] = {
     P.C_ECHO: (evt.EVT_C_ECHO, verification.run, verification.arun),
     P.C_STORE: (evt.EVT_C_STORE, storage.run, storage.arun),
-    P.C_FIND: (evt.EVT_C_FIND, qr.run_find, None),
-    P.C_GET: (evt.EVT_C_GET, qr.run_get, None),
-    P.C_MOVE: (evt.EVT_C_MOVE, qr.run_move, None),
     P.N_EVENT_REPORT: (evt.EVT_N_EVENT_REPORT, nservices.run, nservices.arun),
     P.N_GET: (evt.EVT_N_GET, nservices.run, nservices.arun),
     P.N_SET: (evt.EVT_N_SET, nservices.run, nservices.arun),
@@ -112,6 +119,18 @@ _SERVICES: dict[type[P.DIMSEPrimitive], tuple[evt.EventType, ServiceFn, AsyncSer
     P.N_CREATE: (evt.EVT_N_CREATE, nservices.run, nservices.arun),
     P.N_DELETE: (evt.EVT_N_DELETE, nservices.run, nservices.arun),
 }
+
+# the Q/R services: coroutines on the loop, paced by the peer (dicomnet.serverflow)
+FlowFn = Callable[[ServiceCall, ServiceFlow], Awaitable[None]]
+_FLOWS: dict[type[P.DIMSEPrimitive], tuple[evt.EventType, FlowFn]] = {
+    P.C_FIND: (evt.EVT_C_FIND, qr.find),
+    P.C_GET: (evt.EVT_C_GET, qr.get),
+    P.C_MOVE: (evt.EVT_C_MOVE, qr.move),
+}
+
+#: Transport write buffer limits of a served association (bytes): a peer that stops reading
+#: holds at most about this much of our memory before its sender waits (and then times out).
+SERVER_WRITE_LIMITS = (64 << 10, 16 << 10)
 
 _SERVERS: weakref.WeakSet[Server] = weakref.WeakSet()
 
@@ -167,6 +186,7 @@ class Server:
         self._all_closed: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._waiting = 0  # requests received, not yet being served (all associations)
         self._stopped = threading.Event()
         self._loop_done = threading.Event()  # set once an owned loop is closed
         self.address: tuple[str, int] = ("", 0)
@@ -276,7 +296,8 @@ class Server:
             max_pdata_length=ae.maximum_pdu_size, artim_timeout=ae.acse_timeout
         )
         acceptor = _Acceptor(self)
-        return AsyncDriver(conn, self.loop, acceptor, idle_timeout=ae.network_timeout)
+        return AsyncDriver(conn, self.loop, acceptor, idle_timeout=ae.network_timeout,
+                           write_limits=SERVER_WRITE_LIMITS)  # fmt: skip
 
     async def _close(self, abort: bool, timeout: float) -> None:
         if self._listener is not None:
@@ -313,6 +334,29 @@ class Server:
 
     def _established_count(self) -> int:
         return sum(1 for c in self._connections if c.established)
+
+    def _waiting_changed(self, delta: int) -> None:
+        """Requests received but not yet served, over all associations (for the monitors)."""
+        self._waiting = max(0, self._waiting + delta)
+        if delta:
+            self.monitor("pending_changed", self._waiting)
+
+    def _open_by(self, calling_ae: str) -> int:
+        """Established associations of ``calling_ae`` (for a per-peer limit)."""
+        return sum(1 for c in self._connections
+                   if c.established and c.record is not None
+                   and c.record.calling_ae == calling_ae)  # fmt: skip
+
+    @property
+    def monitors(self) -> list[Monitor]:
+        """The AE's monitors (audit trail, metrics...), told about associations and
+        operations (:mod:`dicomnet.monitor`)."""
+        return list(getattr(self.ae, "monitors", None) or ())
+
+    def monitor(self, method: str, *args: Any) -> None:
+        monitors = getattr(self.ae, "monitors", None)
+        if monitors:
+            notify(monitors, method, *args)
 
     def fire(self, event: evt.EventType, assoc: Any, **attrs: Any) -> None:
         """Call the notification handlers of ``event`` (errors are logged, never raised)."""
@@ -370,6 +414,18 @@ class _Acceptor:
         self.release_pending = False
         self.send_lock = threading.Lock()
         self.provider_send: Callable[[P.DIMSEPrimitive, int], None] = self._not_established
+        # what the AE's monitors are told (dicomnet.monitor): this association, its operations
+        self.record: AssociationRecord | None = None
+        self.ops: dict[int, OperationRecord] = {}
+        # our C-GET sub-operations' C-STORE-RQs awaiting their responses (Message ID -> future)
+        self.waiters: dict[int, asyncio.Future[P.DIMSEPrimitive]] = {}
+
+    def stalled(self, driver: AsyncDriver) -> None:
+        """The driver aborts us: the peer read nothing for the network timeout."""
+        if self.record is not None:
+            self.record.outcome = "stalled"
+        if self.record is not None:
+            self.server.monitor("stalled", self.record)
 
     @property
     def busy(self) -> bool:
@@ -402,8 +458,20 @@ class _Acceptor:
                 LOGGER.exception("DIMSE clean-up failed")
         for job in self.pending:
             _close_data(job.primitive)
+        self.server._waiting_changed(-len(self.pending))
         self.pending.clear()
+        waiters, self.waiters = self.waiters, {}
+        for fut in waiters.values():
+            if not fut.done():
+                fut.set_exception(ProtocolError("the association is gone", local=True))
+                fut.exception()  # retrieved: nobody may be waiting any more
         self.server._connection_closed(self)
+        record = self.record
+        if record is not None and record.ended is None:
+            record.ended = time.time()
+            if record.outcome in ("requested", "accepted"):
+                record.outcome = "closed"
+            self.server.monitor("association_ended", record)
         self.server.fire(evt.EVT_CONN_CLOSE, self.assoc, address=driver.peername)
 
     def handle_event(self, driver: AsyncDriver, event: object) -> None:
@@ -420,6 +488,8 @@ class _Acceptor:
             was = self.established
             self.established = False
             self._pass_to_assoc(event)
+            if self.record is not None and self.record.outcome == "accepted":
+                self.record.outcome = "aborted"
             if was:
                 self.server.fire(evt.EVT_ABORTED, self.assoc)
         elif kind is AssociationRejected:  # our provider refused it (AE-6, protocol version)
@@ -439,6 +509,8 @@ class _Acceptor:
         """Server-initiated A-ABORT (shutdown): EVT_ABORTED fires as for a peer's abort."""
         if self.established and self.assoc is not None:
             self.established = False
+            if self.record is not None:
+                self.record.outcome = "aborted"
             self.assoc.abort()  # A-ABORT through our driver, association flags set
             self.server.fire(evt.EVT_ABORTED, self.assoc)
         elif self.driver is not None:
@@ -491,6 +563,9 @@ class _Acceptor:
         assoc.requestor.ae_title = rq.calling_ae_title.strip()
         assoc.acceptor.ae_title = rq.called_ae_title.strip()
         server.fire(evt.EVT_REQUESTED, assoc, request=rq)
+        address, port = driver.peername or ("", 0)
+        self.record = AssociationRecord(address, port, assoc.requestor.ae_title,
+                                        assoc.acceptor.ae_title, driver.tls_subject)  # fmt: skip
         now = monotonic()
         limit = server.ae.maximum_associations
         if server._stopping or (limit and server._established_count() >= limit):
@@ -498,6 +573,19 @@ class _Acceptor:
             # local-limit-exceeded.
             self._reject(RJ_LOCAL_LIMIT, now)
             return
+        access = getattr(server.ae, "access", None)
+        if access is not None:
+            info = AssociationInfo(address, port, assoc.requestor.ae_title,
+                                   assoc.acceptor.ae_title, driver.tls_subject,
+                                   server._open_by(assoc.requestor.ae_title))  # fmt: skip
+            try:
+                refusal = access.admit(info)
+            except Exception:
+                LOGGER.exception("access policy failed: rejecting the association")
+                refusal = (1, 1, 1)  # rejected-permanent, service-user, no reason given
+            if refusal is not None:
+                self._reject(AAssociateRJ(*refusal), now)
+                return
         answer = negotiate(rq, self._policy())
         if not isinstance(answer, AAssociateAC):
             self._reject(answer, now)
@@ -514,15 +602,23 @@ class _Acceptor:
         performed = 1 if window is None else window.max_operations_invoked
         self.window = server.max_workers if performed == 0 else max(1, performed)
         self._wrap_send(assoc)
+        self.record.outcome = "accepted"
+        server.monitor("association_started", self.record)
         server.fire(evt.EVT_ACCEPTED, assoc)
 
     def _reject(self, rj: Any, now: float) -> None:
         assert self.driver is not None
         self.driver.conn.reject(rj, now)
+        record = self.record
         LOGGER.info(
-            "rejected association from %s: %d/%d/%d",
-            self.driver.peername, rj.result, rj.source, rj.reason,
+            "rejected association from %s (%s -> %s): %d/%d/%d", self.driver.peername,
+            clip(record.calling_ae) if record else "?", clip(record.called_ae) if record else "?",
+            rj.result, rj.source, rj.reason,
         )  # fmt: skip
+        if record is not None:
+            record.outcome = "rejected"
+            record.rejection = (rj.result, rj.source, rj.reason)
+            self.server.monitor("association_started", record)
         self.server.fire(evt.EVT_REJECTED, self.assoc, rejection=rj)
 
     def _wrap_send(self, assoc: Association) -> None:
@@ -545,7 +641,11 @@ class _Acceptor:
             with lock:
                 original(msg, context_id)
 
+        observe = self._observe if self.server.monitors else None
+
         def send_message(msg: Any, context_id: int) -> None:
+            if observe is not None:
+                observe(msg)
             if not driver.on_loop_thread:
                 locked(msg, context_id)
             elif lock.acquire(blocking=False):
@@ -560,6 +660,30 @@ class _Acceptor:
                     pass
 
         provider._send_message = send_message
+
+    def _observe(self, msg: Any) -> None:
+        """A response on its way out: counted into its operation's record; the final one
+        (not Pending) finishes the record (any thread; records are per request)."""
+        elements = msg.command_set.elements
+        status = elements.get(0x0900)
+        if status is None:
+            return  # a request of ours (C-GET sub-operation C-STORE): not an answer
+        mid = elements.get(0x0120)
+        record = self.ops.get(mid) if isinstance(mid, int) else None
+        if record is None:
+            return
+        if status in (0xFF00, 0xFF01):
+            record.matches += 1
+            return
+        record.status = _as_int(status)
+        comment = elements.get(0x0902)
+        record.comment = clip(comment) if comment else None
+        record.completed = _as_int(elements.get(0x1021))
+        record.failed = _as_int(elements.get(0x1022))
+        record.warning = _as_int(elements.get(0x1023))
+        record.duration = time.time() - record.started
+        self.ops.pop(record.message_id, None)
+        self.server.monitor("operation_finished", record)
 
     @staticmethod
     def _not_established(rsp: P.DIMSEPrimitive, context_id: int) -> None:
@@ -589,6 +713,10 @@ class _Acceptor:
             for item in requests:
                 queue.remove(item)  # identity matches first
                 self.pending.append(_Job(item[0], item[1]))
+            if requests:
+                self.server._waiting_changed(len(requests))
+            if self.waiters and len(queue) > 0:
+                self._route_responses(queue)
         cancels = provider.cancel_rq
         if cancels:
             known = self.active_ids | {job.message_id for job in self.pending}
@@ -600,9 +728,21 @@ class _Acceptor:
                     del cancels[mid]  # unknown or finished operation: ignored (PS3.7 9.3.2.3)
         self._pump()
 
+    def _route_responses(self, queue: Any) -> None:
+        """Hand the C-STORE-RSPs of our C-GET sub-operations to the flows awaiting them."""
+        for item in list(queue):
+            mid = getattr(item[1], "MessageIDBeingRespondedTo", None)
+            fut = self.waiters.get(mid) if isinstance(mid, int) else None
+            if fut is None:
+                continue
+            queue.remove(item)
+            if not fut.done():
+                fut.set_result(item[1])
+
     def _pump(self) -> None:
         while self.pending and self.running < self.window:
             job = self.pending.popleft()
+            self.server._waiting_changed(-1)
             self._start(job)
         self._maybe_release()
 
@@ -612,14 +752,31 @@ class _Acceptor:
         assert assoc is not None and server.loop is not None
         request = job.primitive
         spec = _SERVICES.get(type(request))
-        if spec is None:  # a request type we do not serve (cannot happen: all are listed)
+        flow_spec = _FLOWS.get(type(request)) if spec is None else None
+        if spec is not None:
+            event_type, run, arun = spec
+        elif flow_spec is not None:
+            event_type, run, arun = flow_spec[0], None, None
+        else:  # a request type we do not serve (cannot happen: all are listed)
             _close_data(request)
             return
-        event_type, run, arun = spec
         context = assoc.context_by_id(job.context_id)
+        if server.monitors and self.record is not None:
+            self.ops[job.message_id] = _operation_record(self.record, request, job.message_id)
+            server.monitor("operation_started", self.ops[job.message_id])
         if not _sop_class_matches(request, context):
             self._refuse(job, context)
             return
+        access = getattr(server.ae, "access", None)
+        if access is not None:
+            try:
+                refusal = access.permit(assoc, request)
+            except Exception:
+                LOGGER.exception("access policy failed: refusing the request")
+                refusal = (0x0124, "access policy failure")
+            if refusal is not None:
+                self._refuse(job, context, refusal)
+                return
         bound = server._handlers.get(event_type)
         handler, args = bound[0] if bound else (None, ())
         mid = job.message_id
@@ -642,6 +799,13 @@ class _Acceptor:
         )
         self.running += 1
         self.active_ids.add(mid)
+        if flow_spec is not None:
+            # Q/R: a coroutine on the loop, paced by the peer (dicomnet.serverflow)
+            task = server.loop.create_task(self._run_flow(flow_spec[1], call))
+            server._track(task)
+            task.add_done_callback(lambda _t: self._done(mid))
+            return
+        assert run is not None
         if inline_now:
             # The built-in default, or a handler marked with inline(): answered at once, on the
             # loop -- no thread hop (two cross-thread wake-ups per request), no task.
@@ -673,9 +837,10 @@ class _Acceptor:
             cancel_check=lambda: mid in cancelled,
         )
 
-    def _refuse(self, job: _Job, context: Any) -> None:
+    def _refuse(self, job: _Job, context: Any, refusal: tuple[int, str] | None = None) -> None:
         """Answer a request whose SOP class is not the context's abstract syntax with 0122H
-        (Refused: SOP Class not supported, PS3.7 Annex C.5.5) and nothing else."""
+        (Refused: SOP Class not supported, PS3.7 Annex C.5.5), or one the access policy
+        refused with its ``(status, comment)``, and nothing else."""
         _close_data(job.primitive)
         req = job.primitive
         rsp = type(req)()
@@ -683,10 +848,16 @@ class _Acceptor:
         for name in ("AffectedSOPClassUID", "AffectedSOPInstanceUID"):
             if name in rsp.FIELDS:
                 setattr(rsp, name, getattr(req, name, None))
-        rsp.Status = NO_HANDLER_STATUS
         abstract = getattr(context, "abstract_syntax", None)
-        rsp.ErrorComment = error_comment(f"SOP class does not match context {abstract}")
-        LOGGER.info("refused %s on context %d (%s)", req.SERVICE, job.context_id, abstract)
+        if refusal is None:
+            rsp.Status = NO_HANDLER_STATUS
+            rsp.ErrorComment = error_comment(f"SOP class does not match context {abstract}")
+            LOGGER.info("refused %s on context %d (%s)", req.SERVICE, job.context_id, abstract)
+        else:
+            rsp.Status, comment = refusal
+            rsp.ErrorComment = error_comment(comment)
+            LOGGER.info("refused %s from %s: %s", req.SERVICE,
+                        clip(self.record.calling_ae) if self.record else "?", comment)  # fmt: skip
         self._quiet(self._sender(job.context_id), rsp)
 
     def _sender(self, context_id: int) -> Callable[[P.DIMSEPrimitive], None]:
@@ -714,6 +885,28 @@ class _Acceptor:
             LOGGER.info("%s not answered: %s", call.event.event.name, exc)
         except Exception:
             LOGGER.exception("%s service failed", call.event.event.name)
+
+    async def _run_flow(self, service: FlowFn, call: ServiceCall) -> None:
+        assert self.driver is not None and self.server.loop is not None
+        flow = ServiceFlow(
+            loop=self.server.loop,
+            driver=self.driver,
+            assoc=call.assoc,
+            executor=self.server.executor,
+            send_lock=self.send_lock,
+            context_id=call.context_id,
+            waiters=self.waiters,
+            observe=self._observe if self.server.monitors else None,
+        )
+        name = type(call.request).SERVICE
+        try:
+            await service(call, flow)
+        except (DicomNetError, ConnectionError) as exc:  # the peer went away: expected
+            LOGGER.info("%s not answered: %s", name, exc)
+        except RuntimeError as exc:  # the handler pool is shut down: we are stopping
+            LOGGER.info("%s not answered: %s", name, exc)
+        except Exception:
+            LOGGER.exception("%s service failed", name)
 
     def _done_threadsafe(self, future: Future[None], mid: int) -> None:
         driver = self.driver
@@ -748,12 +941,54 @@ class _Acceptor:
             LOGGER.debug("release response refused: %s", exc)
             return
         driver.flush()
+        if self.record is not None and self.record.outcome == "accepted":
+            self.record.outcome = "released"
         if self.established:
             self.established = False
             self.server.fire(evt.EVT_RELEASED, self.assoc)
 
 
 _C_SERVICES = (P.C_ECHO, P.C_STORE, P.C_FIND, P.C_GET, P.C_MOVE)
+
+
+_OPERATION_NAMES = {
+    P.C_ECHO: "C-ECHO", P.C_STORE: "C-STORE", P.C_FIND: "C-FIND", P.C_GET: "C-GET",
+    P.C_MOVE: "C-MOVE", P.N_EVENT_REPORT: "N-EVENT-REPORT", P.N_GET: "N-GET", P.N_SET: "N-SET",
+    P.N_ACTION: "N-ACTION", P.N_CREATE: "N-CREATE", P.N_DELETE: "N-DELETE",
+}  # fmt: skip
+
+
+def _operation_record(assoc_record: AssociationRecord, request: P.DIMSEPrimitive,
+                      message_id: int) -> OperationRecord:  # fmt: skip
+    """The record of a request about to be served: what it is and what it is about."""
+    sop_class = getattr(request, "AffectedSOPClassUID", None) or getattr(
+        request, "RequestedSOPClassUID", None)
+    sop_instance = getattr(request, "AffectedSOPInstanceUID", None) or getattr(
+        request, "RequestedSOPInstanceUID", None)
+    record = OperationRecord(assoc_record, _OPERATION_NAMES.get(type(request), request.SERVICE),
+                             message_id, sop_class, sop_instance)  # fmt: skip
+    data = getattr(request, "DataSet", None)
+    if data is not None:  # C-STORE: its size and study, from the reassembly's check
+        record.bytes = int(getattr(data, "size", 0) or 0)
+        check = getattr(data, "check", None)
+        record.study = getattr(check, "study_uid", None)
+    identifier = getattr(request, "Identifier", None)
+    if identifier is not None:  # C-FIND/GET/MOVE: the study asked for, when named
+        record.study = _identifier_study(identifier)
+    return record
+
+
+def _as_int(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _identifier_study(identifier: Any) -> str | None:
+    try:
+        ds = identifier.decode()
+    except Exception:
+        return None
+    value = ds.get("StudyInstanceUID")
+    return clip(str(value)) if value else None
 
 
 def _sop_class_matches(primitive: P.DIMSEPrimitive, context: Any) -> bool:

@@ -73,7 +73,7 @@ Received commands that are wrong
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from dicomnet.dimse.commands import decode_command
@@ -156,7 +156,8 @@ class DIMSEServiceProvider:
     Optional association attributes used when present: ``transfer_syntax_of(context_id) ->
     str | None`` (labels received data sets and encodes pydicom ``Dataset`` payloads given to
     :meth:`send_msg`), ``spool_threshold``, ``max_message_size``, ``spool_dir`` (reassembly
-    limits) and ``spool_prefix`` (see :class:`~dicomnet.dimse.fragment.Reassembler`).
+    limits), ``spool_prefix`` and ``check_dataset`` (see
+    :class:`~dicomnet.dimse.fragment.Reassembler`).
     """
 
     def __init__(self, assoc: AssociationLike) -> None:
@@ -180,6 +181,7 @@ class DIMSEServiceProvider:
             spool_dir=getattr(assoc, "spool_dir", None),
             spool_prefix=getattr(assoc, "spool_prefix", None),
             transfer_syntax_of=ts_of,
+            check_dataset=getattr(assoc, "check_dataset", None),
         )
 
     # -- properties of the founding API ------------------------------------------------------
@@ -362,6 +364,25 @@ class DIMSEServiceProvider:
         """Encode ``primitive`` as its DIMSE message and send it on ``context_id``."""
         msg = message_from_primitive(primitive)
         self._send_message(msg, context_id)
+
+    def message_pdus(
+        self, primitive: DIMSEPrimitive, context_id: int
+    ) -> tuple[DIMSEMessage, Iterator[list[Any]]]:
+        """``primitive``'s message and its P-DATA-TF PDUs on ``context_id`` (lists of buffers,
+        produced lazily, a file-backed data set read one PDU at a time), *not sent*: for a
+        sender that paces them itself (the server's event-loop services write them as the
+        peer reads). The same encoding as :meth:`send_msg`."""
+        msg = message_from_primitive(primitive)
+        msg.context_id = context_id
+        data = msg.data_set
+        if data is not None and type(data) is not DataSource:
+            msg.data_set = self._as_source(data, context_id)
+        if self.on_send_dimse_message is not None:
+            self.on_send_dimse_message(msg)
+        command = msg.encode_command()
+        source = msg.data_set
+        assert source is None or isinstance(source, DataSource)
+        return msg, fragment(context_id, command, source, int(self._assoc.peer_max_pdata_length))
 
     def _send_message(self, msg: DIMSEMessage, context_id: int) -> None:
         msg.context_id = context_id

@@ -2,24 +2,31 @@
 
 Theory of operation
 -------------------
-All three run in a worker thread of the server's handler pool, because they send many
-responses and (C-GET, C-MOVE) whole sub-operations while the event loop keeps reading the
-association — that is how a C-CANCEL-RQ (PS3.7 section 9.3.2.3) becomes visible through
-``event.is_cancelled`` in the middle of the work. Handlers are generators (or async
-generators, driven on the loop one item at a time).
+The three services run as coroutines on the server's event loop, driven by a :class:`Flow`
+that the server gives them: blocking work -- the handler's generator, sub-operation
+preparation (file reads, conversions), a C-MOVE sub-association -- runs in the handler pool
+through ``flow.run``, one bounded step at a time; responses are written by ``flow.write`` only
+when the peer has read what came before (``flow.write`` waits for the transport to drain). So a
+peer that stops reading holds no pool thread and at most one batch of responses in memory, and
+after the network timeout it is aborted (PS3.8 9.3.8 A-ABORT). That is the back-pressure: the
+handler produces as fast as the peer reads, never faster. A C-CANCEL-RQ (PS3.7 9.3.2.3) is seen
+between steps through ``call.is_cancelled``. Handlers are generators (or async generators,
+stepped on the loop).
 
 C-FIND (PS3.4 C.4.1.2, K.4.1.2): the handler yields ``(status, identifier)``. Each Pending
 (FF00/FF01) item becomes a pending C-FIND-RSP with the identifier encoded in the context's
-transfer syntax; a non-pending status ends the operation with that status; the end of the
-generator ends it with Success. A cancel seen between items ends it with FE00 (no identifier).
-Exceptions: C311 (PS3.4 Table C.4-1: Cxxx unable to process).
+transfer syntax; items are pulled and encoded in the pool in batches of :data:`FIND_BATCH`
+(one thread hop and one socket write per batch); a non-pending status ends the operation with
+that status; the end of the generator ends it with Success. A cancel seen between items ends
+it with FE00 (no identifier). Exceptions: C311 (PS3.4 Table C.4-1: Cxxx unable to process).
 
 C-GET (PS3.4 C.4.3.2): the handler first yields the number of sub-operations, then
 ``(status, dataset_or_path)``. Each Pending item is one C-STORE sub-operation on *the same
-association* — the requestor must have taken the SCP role for that storage SOP class (role
-selection, PS3.7 D.3.3.4); if it did not, the association's C-STORE fails and the
-sub-operation counts as failed. After each sub-operation a pending C-GET-RSP reports the
-Remaining/Completed/Failed/Warning counts (PS3.7 Table 9.3-10). The final response:
+association* (``flow.store``) -- the requestor must have taken the SCP role for that storage
+SOP class (role selection, PS3.7 D.3.3.4). Every sub-operation goes through the library's
+sender, which sends each instance as it is when its syntax was accepted and converts it
+otherwise (:mod:`dicomnet.services.sending`). After each sub-operation a pending C-GET-RSP
+reports the Remaining/Completed/Failed/Warning counts (PS3.7 Table 9.3-10). The final response:
 
 * 0000 when every sub-operation succeeded;
 * B000 when some (or all) failed or gave a warning (PS3.4 Table C.4-3 "Sub-operations
@@ -35,24 +42,23 @@ Remaining/Completed/Failed/Warning counts (PS3.7 Table 9.3-10). The final respon
 C-MOVE (PS3.4 C.4.2.2): the handler first yields the destination ``(host, port)`` (or
 ``(host, port, associate_kwargs)``) for the Move Destination AE title, ``(None, None)`` when it
 does not know it (A801), then the count, then the items as for C-GET. The sub-operations go over
-a new association that this worker requests (blocking driver) with the called AE title = Move
+a new association requested in the pool (blocking driver) with the called AE title = Move
 Destination, proposing for each SOP class found in the first items (look-ahead) one context
 per transfer syntax they are stored in plus Explicit and Implicit VR Little Endian, each
 separately (:func:`dicomnet.transcode.select.context_plan`, within the 128 contexts of PS3.8),
 plus common storage classes when more items follow (a handler that knows every instance's
-class and syntax passes ``contexts`` in the destination's associate arguments). Every
-sub-operation -- C-GET's too -- goes through the library's sender, which sends each instance
-as it is when its syntax was accepted and converts it otherwise;
-each C-STORE-RQ carries Move Originator AE Title and Message ID (PS3.7 Table 9.3-1). Failure to
-associate: A801 with an Error Comment. Exceptions: C511.
+class and syntax passes ``contexts`` in the destination's associate arguments); each
+sub-operation runs in the pool and each C-STORE-RQ carries Move Originator AE Title and Message
+ID (PS3.7 Table 9.3-1). Failure to associate: A801 with an Error Comment. Exceptions: C511.
 """
 
 from __future__ import annotations
 
-import contextlib
+import inspect
 import logging
-from collections.abc import Iterator
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Protocol, TypeVar
 
 from dicomnet.dimse import primitives as P
 from dicomnet.dimse.dataset import DataSource
@@ -63,17 +69,19 @@ from dicomnet.services.dispatch import (
     apply_status,
     error_comment,
     failure_from_exception,
-    iter_results,
     status_parts,
 )
 
 __all__ = [
+    "FIND_BATCH",
     "FIND_FAILURE",
     "GET_FAILURE",
     "MOVE_FAILURE",
-    "run_find",
-    "run_get",
-    "run_move",
+    "Flow",
+    "find",
+    "get",
+    "move",
+    "short_reason",
 ]
 
 LOGGER = logging.getLogger("dicomnet.services.qr")
@@ -88,6 +96,117 @@ GET_FAILURE = 0xC411
 MOVE_FAILURE = 0xC511
 LOOKAHEAD = 64  # C-MOVE items read before the sub-association is requested
 MAX_CONTEXTS = 128  # PS3.8 section 9.3.2.2
+#: C-FIND matches pulled from the handler and encoded per pool step (and per socket write)...
+FIND_BATCH = 64
+#: ... or fewer, when the handler took this long (seconds) to produce them: a slow handler's
+#: matches are still seen as they come (and can be cancelled).
+FIND_BATCH_SECONDS = 0.005
+
+T = TypeVar("T")
+_DONE = object()
+
+
+class Flow(Protocol):
+    """What a Q/R service needs from the server (see the module docstring)."""
+
+    def encode(self, rsp: P.DIMSEPrimitive) -> Any:
+        """A response encoded into its PDUs, ready for :meth:`write` (any thread)."""
+
+    async def write(self, encoded: list[Any]) -> None:
+        """Write encoded responses once the peer has read what came before."""
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the handler pool."""
+
+    async def store(self, payload: Any) -> int | None:
+        """One C-STORE sub-operation on this association: the response's status (None: no
+        response in time); raises when the request cannot be made (no context, no codec)."""
+
+
+# --- handler items ---------------------------------------------------------------------------
+
+
+class _Items:
+    """The handler's items, whatever it returned: a generator stepped in the pool, an async
+    generator stepped on the loop, or a plain iterable."""
+
+    def __init__(self, call: ServiceCall, flow: Flow) -> None:
+        self.call = call
+        self.flow = flow
+        self._sync: Iterator[Any] | None = None
+        self._async: Any = None
+
+    async def start(self) -> None:
+        produced = await self.flow.run(self.call.invoke)
+        if inspect.isawaitable(produced):
+            produced = await produced
+        if inspect.isasyncgen(produced):
+            self._async = produced
+        else:
+            self._sync = iter(()) if produced is None else iter(produced)
+
+    async def next(self) -> Any:
+        """The next item, or ``_DONE``."""
+        if self._async is not None:
+            try:
+                return await self._async.__anext__()
+            except StopAsyncIteration:
+                return _DONE
+        assert self._sync is not None
+        return await self.flow.run(next, self._sync, _DONE)
+
+    async def batch(self, convert: Callable[[Any], tuple[Any, bool]], n: int) -> list[Any]:
+        """Up to ``n`` converted items (``convert(item) -> (value, stop)``), stopping after a
+        ``stop`` one, at the end (``_DONE`` appended) or on a cancel."""
+        if self._async is not None:
+            out: list[Any] = []
+            until = time.monotonic() + FIND_BATCH_SECONDS
+            while len(out) < n and (not out or time.monotonic() < until):
+                # the handler is resumed before the cancel is looked at: it may see it itself
+                item = await self.next()
+                if item is _DONE:
+                    out.append(_DONE)
+                    break
+                value, stop = convert(item)
+                out.append(value)
+                if stop or self.call.is_cancelled:
+                    break
+            return out
+        assert self._sync is not None
+        return await self.flow.run(_pull, self._sync, convert, n, self.call)
+
+    async def close(self) -> None:
+        try:
+            if self._async is not None:
+                await self._async.aclose()
+            elif self._sync is not None and hasattr(self._sync, "close"):
+                await self.flow.run(self._sync.close)
+        except Exception as exc:  # a generator misbehaving in its finally
+            LOGGER.warning("closing a handler generator failed: %s", exc)
+
+
+def _pull(it: Iterator[Any], convert: Callable[[Any], tuple[Any, bool]], n: int,
+          call: ServiceCall) -> list[Any]:  # fmt: skip
+    """Pool thread: up to ``n`` converted items of a sync generator (see :meth:`_Items.batch`)."""
+    out: list[Any] = []
+    until = time.monotonic() + FIND_BATCH_SECONDS
+    while len(out) < n and (not out or time.monotonic() < until):
+        # the handler is resumed before the cancel is looked at: it may see it itself
+        item = next(it, _DONE)
+        if item is _DONE:
+            out.append(_DONE)
+            break
+        value, stop = convert(item)
+        out.append(value)
+        if stop or call.is_cancelled:
+            break
+    return out
+
+
+def _pair(item: Any, what: str) -> tuple[Any, Any]:
+    if not isinstance(item, tuple) or len(item) != 2:
+        raise TypeError(f"a {what} handler yields (status, dataset) pairs, not {item!r}")
+    return item[0], item[1]
 
 
 # --- C-FIND -----------------------------------------------------------------------------------
@@ -106,66 +225,52 @@ def _encoded(call: ServiceCall, dataset: Any) -> DataSource:
     return DataSource.from_dataset(dataset, call.transfer_syntax)
 
 
-def _pair(item: Any, what: str) -> tuple[Any, Any]:
-    if not isinstance(item, tuple) or len(item) != 2:
-        raise TypeError(f"a {what} handler yields (status, dataset) pairs, not {item!r}")
-    return item[0], item[1]
-
-
-def run_find(call: ServiceCall) -> None:
-    """Answer one C-FIND-RQ (Q/R or worklist), worker thread."""
-    if call.handler is None:
-        rsp = _find_rsp(call)
-        apply_status(rsp, NO_HANDLER_STATUS)
-        call.send(rsp)
-        return
+async def find(call: ServiceCall, flow: Flow) -> None:
+    """Answer one C-FIND-RQ (Q/R or worklist) on the event loop."""
     final = _find_rsp(call)
-    results = iter_results(call)
-    try:
-        with _batched(call):
-            _send_matches(call, results, final)
-    except Exception as exc:
-        final = _find_rsp(call)
-        failure_from_exception(final, FIND_FAILURE, exc, "C-FIND")
-    finally:
-        _close(results)
-    call.send(final)
+    if call.handler is None:
+        apply_status(final, NO_HANDLER_STATUS)
+        await flow.write([flow.encode(final)])
+        return
+    items = _Items(call, flow)
 
-
-def _batched(call: ServiceCall) -> contextlib.AbstractContextManager[None]:
-    """The driver's :meth:`~dicomnet.transport.aio.AsyncDriver.hold`: a stream of pending
-    responses wakes the event loop once per batch, not once per response."""
-    hold = getattr(getattr(call.assoc, "dul", None), "hold", None)
-    return hold() if hold is not None else contextlib.nullcontext()
-
-
-def _send_matches(call: ServiceCall, results: Iterator[Any], final: P.C_FIND) -> None:
-    """Send one pending C-FIND-RSP per match; set ``final``'s status (PS3.4 C.4.1.3)."""
-    for item in results:
-        if call.is_cancelled:
-            apply_status(final, CANCEL)
-            break
+    def convert(item: Any) -> tuple[Any, bool]:
+        """Pool thread (or loop for async generators): an item -> its encoded pending
+        response, or the final status (stop)."""
         status, identifier = _pair(item, "C-FIND")
         code, extras = status_parts(status)
         if category(code) is not Category.PENDING:
             apply_status(final, code, extras)
-            break
+            return None, True
         rsp = _find_rsp(call)
         apply_status(rsp, code, extras)
         if identifier is not None:
             rsp.Identifier = _encoded(call, identifier)
-        call.send(rsp)
-    else:
-        apply_status(final, CANCEL if call.is_cancelled else SUCCESS)
+        return flow.encode(rsp), False
 
-
-def _close(results: Iterator[Any]) -> None:
-    close = getattr(results, "close", None)
-    if close is not None:
-        try:
-            close()
-        except Exception as exc:  # a generator misbehaving in its finally
-            LOGGER.warning("closing a handler generator failed: %s", exc)
+    try:
+        await items.start()
+        while True:
+            batch = await items.batch(convert, FIND_BATCH)
+            pending = [b for b in batch if b is not None and b is not _DONE]
+            if pending:
+                await flow.write(pending)
+            if call.is_cancelled:
+                apply_status(final, CANCEL)
+                break
+            if not batch or batch[-1] is _DONE:
+                apply_status(final, SUCCESS)
+                break
+            if batch[-1] is None:  # a final status from the handler
+                break
+    except Exception as exc:
+        if _association_gone(exc):
+            raise  # the peer went away (or stalled): nobody to answer
+        final = _find_rsp(call)
+        failure_from_exception(final, FIND_FAILURE, exc, "C-FIND")
+    finally:
+        await items.close()
+    await flow.write([flow.encode(final)])
 
 
 # --- retrieve (C-GET, C-MOVE) -------------------------------------------------------------------
@@ -174,9 +279,11 @@ def _close(results: Iterator[Any]) -> None:
 class _Retrieve:
     """Sub-operation bookkeeping shared by C-GET and C-MOVE (PS3.7 Table 9.3-10 / 9.3-8)."""
 
-    def __init__(self, call: ServiceCall, cls: type[P.C_GET] | type[P.C_MOVE]) -> None:
+    def __init__(self, call: ServiceCall, cls: type[P.C_GET] | type[P.C_MOVE],
+                 flow: Flow) -> None:  # fmt: skip
         self.call = call
         self.cls = cls
+        self.flow = flow
         self.total = 0
         self.completed = 0
         self.failed = 0
@@ -217,13 +324,14 @@ class _Retrieve:
             if reason and self.first_failure is None:
                 self.first_failure = reason
 
-    def send_pending(self) -> None:
+    async def send_pending(self) -> None:
         rsp = self.response()
         apply_status(rsp, PENDING)
         self._counts(rsp, remaining=True)
-        self.call.send(rsp)
+        await self.flow.write([self.flow.encode(rsp)])
 
-    def send_final(self, code: int | None = None, extras: dict[str, Any] | None = None) -> None:
+    async def send_final(self, code: int | None = None,
+                         extras: dict[str, Any] | None = None) -> None:  # fmt: skip
         """The last response; ``code`` None: derive it from the counts."""
         if code is None:
             code = SUCCESS if self.failed == 0 and self.warning == 0 else SUBOPS_WARNING
@@ -239,11 +347,11 @@ class _Retrieve:
             ident = Dataset()
             ident.FailedSOPInstanceUIDList = list(self.failed_uids)
             rsp.Identifier = DataSource.from_dataset(ident, self.call.transfer_syntax)
-        self.call.send(rsp)
+        await self.flow.write([await self.flow.run(self.flow.encode, rsp)])
 
-    def send_failure(self, code: int, exc: BaseException) -> None:
-        self.send_final(code, {"ErrorComment": f"{type(exc).__name__}: {exc}"})
+    async def send_failure(self, code: int, exc: BaseException) -> None:
         LOGGER.error("%s handler failed: %s", self.cls.SERVICE, exc, exc_info=exc)
+        await self.send_final(code, {"ErrorComment": f"{type(exc).__name__}: {exc}"})
 
 
 def _store_status(result: Any) -> int | None:
@@ -283,30 +391,6 @@ def _opt(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _sub_operation(
-    assoc: Any, payload: Any, originator: tuple[str, int] | None, retrieve: _Retrieve
-) -> None:
-    """One C-STORE sub-operation; any error counts it as failed, with its reason."""
-    uid: str | None = None
-    reason: str | None = None
-    try:
-        uid = _describe(payload)[1]
-        kwargs: dict[str, Any] = {}
-        if originator is not None:
-            kwargs = {"originator_aet": originator[0], "originator_id": originator[1]}
-        result = assoc.send_c_store(payload, **kwargs)
-        code = _store_status(result)
-        if code is None:
-            reason = "no C-STORE response"
-        elif category(code) is Category.FAILURE:
-            reason = f"the destination answered 0x{code:04X}"
-    except Exception as exc:
-        LOGGER.warning("%s sub-operation for %s failed: %s", retrieve.cls.SERVICE, uid, exc)
-        code = None
-        reason = short_reason(exc)
-    retrieve.record(code, uid, reason)
-
-
 def short_reason(exc: BaseException) -> str:
     """The reason a sub-operation failed, short enough for an Error Comment (LO, 64 chars)."""
     from dicomnet.association import NoPresentationContextError
@@ -330,50 +414,76 @@ def _count(item: Any) -> int:
     return int(item)
 
 
-def run_get(call: ServiceCall) -> None:
-    """Answer one C-GET-RQ (worker thread)."""
-    retrieve = _Retrieve(call, P.C_GET)
-    if call.handler is None:
-        retrieve.send_final(NO_HANDLER_STATUS)
-        return
-    results = iter_results(call)
-    try:
-        retrieve.total = _count(next(results))
-        with _batched(call):  # each Pending goes out with the next sub-operation's request
-            _retrieve_loop(call, results, retrieve, call.assoc, None)
-    except Exception as exc:
-        retrieve.send_failure(GET_FAILURE, exc)
-    finally:
-        _close(results)
-
-
-def _retrieve_loop(
+async def _retrieve_loop(
     call: ServiceCall,
-    results: Iterator[Any],
+    items: _Items,
     retrieve: _Retrieve,
-    target: Any,
-    originator: tuple[str, int] | None,
+    sub_operation: Callable[[Any], Awaitable[tuple[int | None, str | None]]],
+    head: list[Any] | None = None,
 ) -> None:
-    """Run the sub-operations and send pending + final responses."""
-    for item in results:
+    """Run the sub-operations (``head`` first, then the handler's items) and send pending +
+    final responses."""
+    pending = list(head or [])
+    while True:
+        # the handler is resumed before the cancel is looked at: it may see it itself
+        item = pending.pop(0) if pending else await items.next()
         if call.is_cancelled:
-            retrieve.send_final(CANCEL)
+            await retrieve.send_final(CANCEL)
             return
+        if item is _DONE:
+            break
         status, payload = _pair(item, retrieve.cls.SERVICE)
         code, extras = status_parts(status)
         cat = category(code)
         if cat is Category.CANCEL:
-            retrieve.send_final(CANCEL)
+            await retrieve.send_final(CANCEL)
             return
         if cat is not Category.PENDING:
-            retrieve.send_final(code, extras)
+            await retrieve.send_final(code, extras)
             return
-        _sub_operation(target, payload, originator, retrieve)
+        uid = (await retrieve.flow.run(_describe, payload))[1]
+        result, reason = await sub_operation(payload)
+        retrieve.record(result, uid, reason)
         if call.is_cancelled:
-            retrieve.send_final(CANCEL)
+            await retrieve.send_final(CANCEL)
             return
-        retrieve.send_pending()
-    retrieve.send_final(CANCEL if call.is_cancelled else None)
+        await retrieve.send_pending()
+    await retrieve.send_final(CANCEL if call.is_cancelled else None)
+
+
+async def get(call: ServiceCall, flow: Flow) -> None:
+    """Answer one C-GET-RQ on the event loop."""
+    retrieve = _Retrieve(call, P.C_GET, flow)
+    if call.handler is None:
+        await retrieve.send_final(NO_HANDLER_STATUS)
+        return
+    items = _Items(call, flow)
+    try:
+        await items.start()
+        retrieve.total = _count(await items.next())
+
+        async def sub_operation(payload: Any) -> tuple[int | None, str | None]:
+            try:
+                return _outcome(await flow.store(payload))
+            except Exception as exc:
+                if _association_gone(exc):
+                    raise
+                LOGGER.warning("C-GET sub-operation failed: %s", exc)
+                return None, short_reason(exc)
+
+        await _retrieve_loop(call, items, retrieve, sub_operation)
+    except Exception as exc:
+        if _association_gone(exc):
+            raise
+        await retrieve.send_failure(GET_FAILURE, exc)
+    finally:
+        await items.close()
+
+
+def _association_gone(exc: BaseException) -> bool:
+    from dicomnet.errors import ProtocolError
+
+    return isinstance(exc, ProtocolError) and bool(getattr(exc, "local", False))
 
 
 # --- C-MOVE --------------------------------------------------------------------------------------
@@ -420,62 +530,80 @@ def _move_contexts(items: list[Any], more: bool) -> list[Any]:
     return contexts
 
 
-def run_move(call: ServiceCall) -> None:
-    """Answer one C-MOVE-RQ (worker thread)."""
-    retrieve = _Retrieve(call, P.C_MOVE)
+def _outcome(code: int | None) -> tuple[int | None, str | None]:
+    """A sub-operation's (status, failure reason) from the C-STORE-RSP status."""
+    if code is None:
+        return None, "no C-STORE response"
+    if category(code) is Category.FAILURE:
+        return code, f"the destination answered 0x{code:04X}"
+    return code, None
+
+
+def _move_store(sub: Any, payload: Any, originator: tuple[str, int]) -> tuple[int | None,
+                                                                               str | None]:
+    """Pool thread: one C-STORE sub-operation over the C-MOVE sub-association."""
+    try:
+        result = sub.send_c_store(payload, originator_aet=originator[0],
+                                  originator_id=originator[1])  # fmt: skip
+    except Exception as exc:
+        LOGGER.warning("C-MOVE sub-operation failed: %s", exc)
+        return None, short_reason(exc)
+    return _outcome(_store_status(result))
+
+
+async def move(call: ServiceCall, flow: Flow) -> None:
+    """Answer one C-MOVE-RQ on the event loop (sub-operations in the pool)."""
+    retrieve = _Retrieve(call, P.C_MOVE, flow)
     if call.handler is None:
-        retrieve.send_final(NO_HANDLER_STATUS)
+        await retrieve.send_final(NO_HANDLER_STATUS)
         return
-    results = iter_results(call)
+    items = _Items(call, flow)
     sub = None
     try:
-        host, port, assoc_kwargs = _destination(next(results))
+        await items.start()
+        host, port, assoc_kwargs = _destination(await items.next())
         if host is None or port is None:
-            retrieve.send_final(
-                UNKNOWN_DESTINATION,
-                {"ErrorComment": error_comment(f"unknown destination {call.event.move_destination}")},
-            )
+            text = f"unknown destination {call.event.move_destination}"
+            await retrieve.send_final(UNKNOWN_DESTINATION, {"ErrorComment": error_comment(text)})
             return
-        retrieve.total = _count(next(results))
+        retrieve.total = _count(await items.next())
         head: list[Any] = []
         more = True
-        for item in results:
-            head.append(item)
-            if len(head) >= LOOKAHEAD:
+        while len(head) < LOOKAHEAD:
+            item = await items.next()
+            if item is _DONE:
+                more = False
                 break
-        else:
-            more = False
+            head.append(item)
         if call.is_cancelled:
-            retrieve.send_final(CANCEL)
+            await retrieve.send_final(CANCEL)
             return
+        if "contexts" not in assoc_kwargs:
+            assoc_kwargs["contexts"] = await flow.run(_move_contexts, head, more)
         ae = call.assoc.ae
-        assoc_kwargs.setdefault("contexts", _move_contexts(head, more))
-        sub = ae.associate(
-            host, port, ae_title=call.event.move_destination or "ANY-SCP", **assoc_kwargs
-        )
+        dest_aet = call.event.move_destination or "ANY-SCP"
+        sub = await flow.run(lambda: ae.associate(host, port, ae_title=dest_aet, **assoc_kwargs))
         if not getattr(sub, "is_established", False):
             reason = getattr(sub, "failure_reason", None) or getattr(sub, "rejection_text", None)
-            retrieve.send_final(
-                UNKNOWN_DESTINATION,
-                {"ErrorComment": error_comment(f"cannot associate with destination: {reason}")},
-            )
+            text = f"cannot associate with destination: {reason}"
+            await retrieve.send_final(UNKNOWN_DESTINATION, {"ErrorComment": error_comment(text)})
             return
         requestor = getattr(call.assoc, "requestor", None)
         originator_aet = str(getattr(requestor, "ae_title", "") or "").strip() or "UNKNOWN"
         originator = (originator_aet, int(getattr(call.request, "MessageID", 0) or 0))
-        with _batched(call):  # Pendings share loop wake-ups (at most ~5 ms late, in order)
-            _retrieve_loop(call, _chain(head, results), retrieve, sub, originator)
+
+        async def sub_operation(payload: Any) -> tuple[int | None, str | None]:
+            return await flow.run(_move_store, sub, payload, originator)
+
+        await _retrieve_loop(call, items, retrieve, sub_operation, head)
     except Exception as exc:
-        retrieve.send_failure(MOVE_FAILURE, exc)
+        if _association_gone(exc):
+            raise
+        await retrieve.send_failure(MOVE_FAILURE, exc)
     finally:
-        _close(results)
+        await items.close()
         if sub is not None and getattr(sub, "is_established", False):
             try:
-                sub.release()
+                await flow.run(sub.release)
             except Exception as exc:  # pragma: no cover - best effort
                 LOGGER.info("releasing the C-MOVE sub-association failed: %s", exc)
-
-
-def _chain(head: list[Any], rest: Iterator[Any]) -> Iterator[Any]:
-    yield from head
-    yield from rest

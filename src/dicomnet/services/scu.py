@@ -110,6 +110,7 @@ __all__ = [
     "pump",
     "request_association",
     "store_many",
+    "store_request",
 ]
 
 LOGGER = logging.getLogger("dicomnet.scu")
@@ -618,6 +619,11 @@ def answer_request(assoc: Association, context_id: int, prim: P.DIMSEPrimitive) 
         code = 0x0000
     elif kind is P.C_STORE and cx is not None and not cx.as_scp:
         code = 0x0124  # Refused: not authorized -- no SCP role for this SOP class (PS3.7 C.5.6)
+    elif kind is P.C_STORE and _check_problem(prim) is not None:
+        # malformed, or not an instance of its context's SOP class (PS3.4 B.2.3)
+        problem = _check_problem(prim)
+        code, extras = problem.status, {"ErrorComment": problem.text}
+        LOGGER.warning("C-STORE sub-operation refused: %s", problem.text)
     elif handlers and kind in (P.C_FIND, P.C_GET, P.C_MOVE):
         code = NO_HANDLER_STATUS  # generator services are not served on an SCU association
     elif handlers:
@@ -645,6 +651,11 @@ def answer_request(assoc: Association, context_id: int, prim: P.DIMSEPrimitive) 
     return rsp
 
 
+def _check_problem(prim: P.DIMSEPrimitive) -> Any:
+    """The problem the reassembly's check found in a received C-STORE data set, or None."""
+    return getattr(getattr(getattr(prim, "DataSet", None), "check", None), "problem", None)
+
+
 # --- C-ECHO, C-STORE ------------------------------------------------------------------------------
 
 
@@ -669,17 +680,18 @@ def _echo(assoc: Association, msg_id: int | None) -> OperationHandle:
     return _start(assoc, prim, cx.context_id, msg_id)
 
 
-def _store_rq(
+def store_request(
     assoc: Association,
     dataset: Any,
-    priority: int,
-    originator_aet: str | None,
-    originator_id: int | None,
-    sop_class_uid: str | None,
-    sop_instance_uid: str | None,
+    priority: int = 2,
+    originator_aet: str | None = None,
+    originator_id: int | None = None,
+    sop_class_uid: str | None = None,
+    sop_instance_uid: str | None = None,
     preferred: Sequence[str] = (),
 ) -> tuple[P.C_STORE, int, DataSource | None]:
-    """The C-STORE-RQ primitive, its context, and the converted payload to close once sent."""
+    """The C-STORE-RQ primitive (no Message ID yet), its context, and the converted payload to
+    close once sent; the payload is converted when its syntax was not accepted (any thread)."""
     from dicomnet.services.sending import prepare_store
 
     ready = prepare_store(assoc, dataset, sop_class_uid, sop_instance_uid, preferred)
@@ -737,7 +749,7 @@ def c_store_async(
 
     ``preferred``: transfer syntaxes to convert uncompressed data into when the peer accepted
     them (``storescu --propose-*``); otherwise the instance's own syntax wins."""
-    prim, context_id, converted = _store_rq(
+    prim, context_id, converted = store_request(
         assoc, dataset, priority, originator_aet, originator_id, sop_class_uid,
         sop_instance_uid, preferred,
     )  # fmt: skip
@@ -1291,7 +1303,7 @@ class AsyncAssociation:
     ) -> Dataset:
         """C-STORE, as :meth:`Association.send_c_store`."""
         prim, context_id, converted = await self.loop.run_in_executor(
-            None, _store_rq, self.assoc, dataset, priority, originator_aet, originator_id,
+            None, store_request, self.assoc, dataset, priority, originator_aet, originator_id,
             sop_class_uid, sop_instance_uid,
         )  # fmt: skip
         try:

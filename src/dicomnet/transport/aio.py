@@ -57,6 +57,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -110,15 +111,19 @@ class AsyncDriver(asyncio.BufferedProtocol):
         *,
         idle_timeout: float | None = None,
         clock: Callable[[], float] = monotonic,
+        write_limits: tuple[int, int] = (WRITE_HIGH_WATER, WRITE_LOW_WATER),
     ) -> None:
         self.conn = conn
         self.loop = loop
         self.owner = owner
         self.idle_timeout = idle_timeout
+        self.write_limits = write_limits
         self.clock = clock
         self.transport: asyncio.Transport | None = None
         self.peername: tuple[str, int] | None = None
         self.sockname: tuple[str, int] | None = None
+        #: the TLS client certificate's subject ("CN=...,O=..."), None without one
+        self.tls_subject: str | None = None
         self._loop_thread: int | None = None
         self._cond = threading.Condition(threading.Lock())
         self._activity = 0  # PDU batches processed; guarded by _cond
@@ -126,6 +131,9 @@ class AsyncDriver(asyncio.BufferedProtocol):
         self._alive = False
         self._closed = False
         self._paused = False
+        self._paused_since = 0.0  # when the transport last paused writing
+        self._ack_seen: tuple[int, float] | None = None  # (bytes acked, since when)
+        self._writable: list[asyncio.Future[None]] = []  # loop coroutines waiting to write
         self._in_flight = 0
         self._scheduled_seq = 0
         self._written_seq = 0
@@ -156,7 +164,8 @@ class AsyncDriver(asyncio.BufferedProtocol):
                 pass
         self.peername = _addr(transport.get_extra_info("peername"))
         self.sockname = _addr(transport.get_extra_info("sockname"))
-        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER, low=WRITE_LOW_WATER)
+        self.tls_subject = _subject(transport.get_extra_info("peercert"))
+        transport.set_write_buffer_limits(high=self.write_limits[0], low=self.write_limits[1])
         with self._cond:
             self._alive = True
         self._last_io = self.clock()
@@ -200,6 +209,7 @@ class AsyncDriver(asyncio.BufferedProtocol):
             self._alive = False
             self._activity += 1
             self._cond.notify_all()
+        self._wake_writers(ProtocolError("the association is gone", local=True))
         try:
             self.owner.connection_lost(self)
         finally:
@@ -208,11 +218,97 @@ class AsyncDriver(asyncio.BufferedProtocol):
     def pause_writing(self) -> None:
         with self._cond:
             self._paused = True
+            self._paused_since = self.clock()
 
     def resume_writing(self) -> None:
         with self._cond:
             self._paused = False
             self._cond.notify_all()
+        self._wake_writers()
+
+    def _wake_writers(self, exc: BaseException | None = None) -> None:
+        waiters, self._writable = self._writable, []
+        for fut in waiters:
+            if not fut.done():
+                if exc is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(exc)
+
+    async def writable(self, timeout: float | None = None) -> None:
+        """Loop thread: return once the peer has read enough for more to be written (the
+        transport is below its low-water mark). A peer that reads nothing for ``timeout``
+        seconds (default: the idle timeout) stalls the association: A-ABORT, and
+        :class:`~dicomnet.errors.ProtocolError` here."""
+        if not self._alive:
+            raise ProtocolError("the association is gone", local=True)
+        if not self._paused:
+            return
+        fut: asyncio.Future[None] = self.loop.create_future()
+        self._writable.append(fut)
+        limit = self.idle_timeout if timeout is None else timeout
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), limit)
+        except TimeoutError:
+            self.stall_abort()
+            raise ProtocolError("the peer stopped reading", local=True) from None
+
+    def stall_abort(self) -> None:
+        """The peer read nothing while we had data for it, for longer than allowed: A-ABORT
+        (source 2, service provider), close, and tell the owner (``stalled``)."""
+        if self._closed or not self._alive:
+            return
+        LOGGER.info("%s read nothing for %s s while data waited: aborting", self.peername,
+                    self.idle_timeout)  # fmt: skip
+        stalled = getattr(self.owner, "stalled", None)
+        if stalled is not None:
+            try:
+                stalled(self)
+            except Exception:  # pragma: no cover - the owner's bookkeeping
+                LOGGER.exception("stall notification failed")
+        try:
+            self.conn.abort(source=2, reason=0)
+        except DicomNetError:
+            pass
+        else:
+            self._drain_events()
+            self.flush()
+        self._close_transport()
+        self._wake_writers(ProtocolError("the peer stopped reading", local=True))
+        with self._cond:
+            self._alive = False
+            self._cond.notify_all()
+        try:
+            self.owner.handle_event(self, Aborted(source=2, reason=0, local=True))
+        except Exception:  # pragma: no cover - the owner's bookkeeping
+            LOGGER.exception("abort notification failed")
+
+    def _peer_stopped_reading(self, now: float) -> bool:
+        """Bytes we sent wait in the kernel (unacknowledged) and the peer has acknowledged
+        none for the idle timeout (Linux: SIOCOUTQ and TCP_INFO's bytes_acked; elsewhere
+        never True). Sampled by the timer: a stall is seen within two idle timeouts."""
+        probe = _tcp_progress(self.transport)
+        if probe is None or probe[0] == 0:
+            self._ack_seen = None
+            return False
+        acked = probe[1]
+        seen = self._ack_seen
+        if seen is None or acked != seen[0]:
+            self._ack_seen = (acked, now)
+            return False
+        return self.idle_timeout is not None and now - seen[1] >= self.idle_timeout
+
+    def write_pdus(self, pdus: Iterable[Sequence[bytes | memoryview]]) -> None:
+        """Loop thread: write several PDUs with one flush (they are queued behind PDUs a
+        worker queued, if any, to keep the order)."""
+        self._draining, was = True, self._draining
+        try:
+            for chunks in pdus:
+                self.send_pdata_chunks(chunks)
+        finally:
+            self._draining = was
+        if not was:
+            self.flush()
 
     # --- internal, loop thread ---------------------------------------------------------------
     def _after_io(self) -> None:
@@ -323,8 +419,21 @@ class AsyncDriver(asyncio.BufferedProtocol):
         deadline = self.conn.next_deadline()
         if deadline is not None and now >= deadline:
             self.conn.handle_timer(now)  # ARTIM expiry: PS3.8 Table 9-10 AA-2
+        elif (
+            self._paused
+            and self.idle_timeout is not None
+            and now >= self._paused_since + self.idle_timeout
+            and self._alive
+        ):
+            # busy or not: we have data for the peer and it reads nothing
+            self.stall_abort()
         elif getattr(self.owner, "busy", False):
-            self._last_io = now  # a request is being served: silence is expected, not idle
+            if self._peer_stopped_reading(now):
+                # our bytes sit unacknowledged in the kernel (a C-GET's C-STORE written whole,
+                # its response awaited): the peer reads nothing, busy or not
+                self.stall_abort()
+            else:
+                self._last_io = now  # a request is being served: silence is expected
         elif (
             self.idle_timeout is not None
             and now >= self._last_io + self.idle_timeout
@@ -391,7 +500,16 @@ class AsyncDriver(asyncio.BufferedProtocol):
         with self._cond:
             while self._alive and (self._paused or self._in_flight > MAX_IN_FLIGHT):
                 self._ring_locked()  # a held batch must not wait behind us
-                self._cond.wait()
+                if self.idle_timeout is None or not self._paused:
+                    self._cond.wait()
+                    continue
+                # a send has a deadline: the peer reading nothing for the idle timeout
+                # stalls the association (aborted on the loop), this worker gives up
+                remaining = self._paused_since + self.idle_timeout - self.clock()
+                if remaining <= 0:
+                    self._run_on_loop_threadsafe(self.stall_abort)
+                    raise ProtocolError("the peer stopped reading", local=True)
+                self._cond.wait(remaining)
             if not self._alive:
                 raise ProtocolError("the association is gone", local=True)
             seq = self._enqueue(chunks, size)
@@ -599,6 +717,44 @@ class AsyncDriver(asyncio.BufferedProtocol):
 
     def close(self) -> None:
         self._run_on_loop(self._close_transport)
+
+
+def _tcp_progress(transport: asyncio.BaseTransport | None) -> tuple[int, int] | None:
+    """(bytes in the kernel's send queue, bytes the peer acknowledged so far) of a TCP
+    transport on Linux (SIOCOUTQ; struct tcp_info's tcpi_bytes_acked at offset 120, Linux
+    4.1+); None when not available."""
+    if transport is None:
+        return None
+    sock = transport.get_extra_info("socket")
+    tcp_info = getattr(socket, "TCP_INFO", None)
+    if sock is None or tcp_info is None:
+        return None
+    try:
+        import fcntl
+        import termios
+
+        queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+        info = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 232)
+    except (OSError, AttributeError, ImportError):
+        return None
+    if len(info) < 128:
+        return None
+    return int(queued), struct.unpack_from("<Q", info, 120)[0]
+
+
+def _subject(cert: object) -> str | None:
+    """A TLS peer certificate's subject as "CN=...,O=..." (RFC 4514 order: most specific
+    first), None without a (verified) certificate."""
+    if not isinstance(cert, dict):
+        return None
+    rdns = cert.get("subject") or ()
+    parts = [f"{k}={v}" for rdn in reversed(rdns) for k, v in rdn]
+    names = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+             "countryName": "C", "stateOrProvinceName": "ST", "localityName": "L"}  # fmt: skip
+    for long, short in names.items():
+        parts = [p.replace(f"{long}=", f"{short}=", 1) if p.startswith(f"{long}=") else p
+                 for p in parts]  # fmt: skip
+    return ",".join(parts) or None
 
 
 def _addr(value: Any) -> tuple[str, int] | None:

@@ -1,0 +1,194 @@
+"""How the server runs one Query/Retrieve request on its event loop: :class:`ServiceFlow`.
+
+Theory of operation
+-------------------
+:mod:`dicomnet.services.qr` answers C-FIND, C-GET and C-MOVE as coroutines on the server's
+event loop and asks a *flow* for four things (the :class:`dicomnet.services.qr.Flow` protocol):
+
+* ``encode(rsp)`` -- a response primitive as its P-DATA-TF PDUs (PS3.8 9.3.5), built by the
+  DIMSE provider's encoder (:meth:`~dicomnet.dimse.provider.DIMSEServiceProvider.message_pdus`)
+  but not sent. Encoding a batch of identifiers happens in the handler pool, with the handler's
+  own step, so the loop only writes.
+* ``write(encoded)`` -- waits until the transport has drained below its low-water mark (the
+  peer has read what came before, :meth:`~dicomnet.transport.aio.AsyncDriver.writable`), then
+  writes the batch under the association's send lock (one DIMSE message at a time: PS3.8
+  9.3.5 never interleaves the fragments of two messages). A peer that reads nothing for the
+  network timeout is aborted there: the coroutine gets a local ProtocolError and ends.
+* ``run(fn, *args)`` -- one bounded step of blocking work in the handler pool. A flow has at
+  most one step in the pool at a time, so an association holds at most as many pool threads as
+  its asynchronous operations window, and never one while it waits for its peer.
+* ``store(payload)`` -- one C-STORE sub-operation of a C-GET on this association (PS3.4
+  C.4.3.3): the request is prepared in the pool (the converting sender,
+  :func:`dicomnet.services.scu.store_request`), its PDUs read from the file in pieces of
+  :data:`STORE_BATCH_BYTES` in the pool and written as the peer reads, and the C-STORE-RSP is
+  awaited as a future the acceptor resolves when it arrives (``waiters``: Message ID Being
+  Responded To -> future), within the DIMSE timeout (or, without one, the network timeout);
+  no answer in time aborts the association, as a requestor does.
+
+The send lock is a ``threading.Lock`` because handler-pool threads (one-shot services, user
+handlers) send with it too. The loop never blocks on it: when it is taken, the flow waits for
+it in the loop's default executor instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+from dicomnet.dimse import primitives as P
+from dicomnet.dimse.messages import DIMSEMessage
+from dicomnet.errors import ProtocolError
+from dicomnet.transport.aio import AsyncDriver
+
+__all__ = ["STORE_BATCH_BYTES", "Encoded", "ServiceFlow"]
+
+LOGGER = logging.getLogger("dicomnet.server")
+
+#: Bytes of a C-GET sub-operation's data set read from disk per pool step (and written per
+#: socket write, once the peer has read the previous piece).
+STORE_BATCH_BYTES = 256 << 10
+
+T = TypeVar("T")
+Encoded = tuple[DIMSEMessage, list[Any]]
+Chunks = list[Any]
+
+
+def _take(pdus: Iterator[Chunks], limit: int) -> list[Chunks]:
+    """Pool thread: the next PDUs of a message, up to ``limit`` bytes (at least one)."""
+    out: list[Chunks] = []
+    size = 0
+    for chunks in pdus:
+        out.append(chunks)
+        size += sum(len(c) for c in chunks)
+        if size >= limit:
+            break
+    return out
+
+
+class ServiceFlow:
+    """The flow of one Q/R request on one association (loop thread; see the module docstring).
+
+    ``observe`` is called with each response message just before it is written (the server's
+    monitors count matches and record the final status); ``waiters`` is shared with the
+    acceptor, which resolves a future when the response to one of our sub-operations comes.
+    """
+
+    def __init__(
+        self,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        driver: AsyncDriver,
+        assoc: Any,
+        executor: Executor,
+        send_lock: threading.Lock,
+        context_id: int,
+        waiters: dict[int, asyncio.Future[P.DIMSEPrimitive]],
+        observe: Callable[[DIMSEMessage], None] | None = None,
+    ) -> None:
+        self.loop = loop
+        self.driver = driver
+        self.assoc = assoc
+        self.provider = assoc.dimse
+        self.executor = executor
+        self.send_lock = send_lock
+        self.context_id = context_id
+        self.waiters = waiters
+        self.observe = observe
+
+    # --- the qr.Flow protocol ------------------------------------------------------------------
+    def encode(self, rsp: P.DIMSEPrimitive) -> Encoded:
+        """``rsp`` as (message, PDUs); any thread (the data set is encoded here)."""
+        msg, pdus = self.provider.message_pdus(rsp, self.context_id)
+        return msg, list(pdus)
+
+    async def write(self, encoded: list[Encoded]) -> None:
+        """Write responses once the peer has read what came before (aborts a stalled peer)."""
+        await self.driver.writable()
+        await self._lock()
+        try:
+            for msg, pdus in encoded:
+                if self.observe is not None:
+                    self.observe(msg)
+                self.driver.write_pdus(pdus)
+        finally:
+            self.send_lock.release()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in the handler pool."""
+        return await self.loop.run_in_executor(self.executor, fn, *args)
+
+    async def store(self, payload: Any) -> int | None:
+        """One C-STORE sub-operation on this association: the response's status, None when
+        none came within the DIMSE timeout. Raises what preparing the request raised (no
+        accepted context, a conversion the codecs cannot do) and ProtocolError when the
+        association is gone."""
+        from dicomnet.services.scu import store_request
+
+        def prepare() -> tuple[int, Any, Iterator[Chunks], list[Chunks]]:
+            prim, context_id, converted = store_request(self.assoc, payload)
+            mid = prim.MessageID = self._message_id()
+            _, pdus = self.provider.message_pdus(prim, context_id)
+            try:
+                first = _take(pdus, STORE_BATCH_BYTES)
+            except BaseException:
+                if converted is not None:
+                    converted.close()
+                raise
+            return mid, converted, pdus, first
+
+        mid, converted, pdus, batch = await self.run(prepare)
+        fut: asyncio.Future[P.DIMSEPrimitive] = self.loop.create_future()
+        self.waiters[mid] = fut
+        try:
+            await self._lock()
+            try:
+                while batch:
+                    await self.driver.writable()
+                    self.driver.write_pdus(batch)
+                    batch = await self.run(_take, pdus, STORE_BATCH_BYTES)
+            finally:
+                self.send_lock.release()
+            # the DIMSE timeout, or else the network timeout: a peer silent that long while we
+            # wait for its answer is gone (PS3.7 9.1.1: every C-STORE-RQ gets a response)
+            timeout = getattr(self.assoc, "dimse_timeout", None) or self.driver.idle_timeout
+            try:
+                rsp = await asyncio.wait_for(asyncio.shield(fut), timeout)
+            except TimeoutError:
+                LOGGER.warning("no C-STORE response from %s within %s s: aborting",
+                               self.driver.peername, timeout)  # fmt: skip
+                self.driver.abort()
+                raise ProtocolError(f"no C-STORE response within {timeout} s",
+                                    local=True) from None  # fmt: skip
+            status = getattr(rsp, "Status", None)
+            return None if status is None else int(status)
+        finally:
+            self.waiters.pop(mid, None)
+            if converted is not None:
+                with contextlib.suppress(Exception):
+                    converted.close()
+
+    # --- internals ------------------------------------------------------------------------------
+    def _message_id(self) -> int:
+        for _ in range(65535):
+            mid = int(self.assoc.next_message_id())
+            if mid not in self.waiters:
+                return mid
+        raise ProtocolError("no free Message ID", local=True)
+
+    async def _lock(self) -> None:
+        """Take the send lock without blocking the loop."""
+        lock = self.send_lock
+        if lock.acquire(blocking=False):
+            return
+        fut = self.loop.run_in_executor(None, lock.acquire)
+        try:
+            await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            # the thread will still get the lock: give it back as soon as it does
+            fut.add_done_callback(lambda _f: lock.release())
+            raise
