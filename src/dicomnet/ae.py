@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import ssl
 
     from dicomnet.association import Association
+    from dicomnet.monitor import AccessPolicy, Monitor
     from dicomnet.services.scu import AsyncAssociation
 
 __all__ = [
@@ -114,6 +115,13 @@ class AE:
         # each spool file (a storage SCP gives the Part 10 header of the C-STORE being received,
         # so the finished spool file is renamed into place instead of copied); b"" for none
         self.spool_prefix: Callable[[Any, int, bytes], bytes] | None = None
+        # every received C-STORE data set is checked as it arrives (dicomnet.dimse.checker):
+        # a malformed one is answered with its failure status before any handler sees it
+        self.check_received_datasets = True
+        # a server's access rules (dicomnet.monitor.AccessPolicy: who may associate, and do
+        # what) and the monitors it tells about associations and operations (audit, metrics)
+        self.access: AccessPolicy | None = None
+        self.monitors: list[Monitor] = []
 
     # --- identity -------------------------------------------------------------------------
     @property

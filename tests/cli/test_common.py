@@ -135,11 +135,11 @@ def test_tls_echo_store_and_plaintext_refused(qrscp: Any, tmp_path: Path) -> Non
     cert, key = _openssl_cert(tmp_path)
     srv = qrscp(extra=["--tls", "--tls-cert", str(cert), "--tls-key", str(key)])
     tls = ["--tls", "--tls-ca", str(cert)]
-    r = run_tool(["echoscu", "127.0.0.1", str(srv.port), *tls])
+    r = run_tool(["echoscu", "127.0.0.1", str(srv.port), "-aec", "DICOMNET", *tls])
     assert r.returncode == 0, r.stderr
     ds = make_dataset()
     f = write_part10(ds, tmp_path / "x.dcm")
-    r = run_tool(["storescu", "127.0.0.1", str(srv.port), *tls, str(f)])
+    r = run_tool(["storescu", "127.0.0.1", str(srv.port), "-aec", "DICOMNET", *tls, str(f)])
     assert r.returncode == 0, r.stderr
     # a client that does not trust the certificate, and a plaintext client: both refused
     r = run_tool(["echoscu", "127.0.0.1", str(srv.port), "--tls", "-ta", "5"])

@@ -110,16 +110,16 @@ def test_findscu_cancel_ours_and_dcmtk(qrscp: Any, tmp_path: Path) -> None:
     with a few hundred, a fast server can finish before the cancel is read.)"""
     srv = qrscp()
     files = make_files(tmp_path / "src", 2000, rows=2, columns=2)
-    r = run_tool(["storescu", "127.0.0.1", str(srv.port), str(tmp_path / "src")])
+    r = run_tool(["storescu", "127.0.0.1", str(srv.port), "-aec", "DICOMNET", str(tmp_path / "src")])
     assert r.returncode == 0, r.stderr
     first = dcmread(files[0])
     keys = ["-k", "QueryRetrieveLevel=IMAGE", "-k", f"StudyInstanceUID={first.StudyInstanceUID}",
             "-k", f"SeriesInstanceUID={first.SeriesInstanceUID}", "-k", "SOPInstanceUID"]
-    r = dcmtk("findscu", "-v", "--cancel", "2", "-S", *keys, "127.0.0.1", str(srv.port))
+    r = dcmtk("findscu", "-v", "--cancel", "2", "-S", "-aec", "DICOMNET", *keys, "127.0.0.1", str(srv.port))
     assert r.returncode == 0, r.stderr
     assert "Received Final Find Response (Cancel" in r.stderr
     assert r.stderr.count("Find Response:") < 2000
-    r = run_tool(["findscu", "127.0.0.1", str(srv.port), "-S", "--cancel", "2", "-v", *keys])
+    r = run_tool(["findscu", "127.0.0.1", str(srv.port), "-aec", "DICOMNET", "-S", "--cancel", "2", "-v", *keys])
     assert r.returncode == 0, r.stderr
     assert 2 <= r.stdout.count("Match ") < 2000
     assert "0xFE00" in r.stderr

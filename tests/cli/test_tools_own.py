@@ -164,7 +164,7 @@ def test_findscu_text_and_json(loaded_archive: Any) -> None:
 def test_findscu_failure_status(loaded_archive: Any) -> None:
     srv = loaded_archive[0]
     # PATIENT level does not exist in the Study Root model: failure status A900
-    r = run_tool(["findscu", "127.0.0.1", str(srv.port), "-S", "-k", "QueryRetrieveLevel=PATIENT"])
+    r = run_tool(["findscu", "127.0.0.1", str(srv.port), "-aec", "DICOMNET", "-S", "-k", "QueryRetrieveLevel=PATIENT"])
     assert r.returncode == 1
     assert "0xA900" in _one_line_error(r.stderr)
 
@@ -198,7 +198,7 @@ def test_movescu_to_itself(loaded_archive: Any, tmp_path: Path) -> None:
 
 def test_movescu_unknown_destination(loaded_archive: Any) -> None:
     srv, _files, study, _ = loaded_archive
-    r = run_tool(["movescu", "127.0.0.1", str(srv.port), "-S", "-aem", "NOBODY",
+    r = run_tool(["movescu", "127.0.0.1", str(srv.port), "-aec", "DICOMNET", "-S", "-aem", "NOBODY",
                   "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}"])
     assert r.returncode == 1
     assert "0xA801" in _one_line_error(r.stderr)
@@ -207,7 +207,7 @@ def test_movescu_unknown_destination(loaded_archive: Any) -> None:
 def test_explicit_and_implicit_kept(loaded_archive: Any, tmp_path: Path) -> None:
     """The archive stores what it receives in the negotiated syntax; findscu sees both studies."""
     srv = loaded_archive[0]
-    r = run_tool(["findscu", "127.0.0.1", str(srv.port), "-S", "-k", "QueryRetrieveLevel=SERIES",
+    r = run_tool(["findscu", "127.0.0.1", str(srv.port), "-aec", "DICOMNET", "-S", "-k", "QueryRetrieveLevel=SERIES",
                   "-k", f"StudyInstanceUID={loaded_archive[2]}", "-k", "Modality=CT",
                   "-k", "NumberOfSeriesRelatedInstances="])
     assert r.returncode == 0, r.stderr
@@ -251,7 +251,7 @@ def test_qrscp_db_option_persists_across_restart(qrscp: Any, tmp_path: Path) -> 
     db.parent.mkdir()
     srv = qrscp(extra=["--db", str(db)])
     files = make_files(tmp_path / "src", 2, patient_id="KEEP")
-    assert run_tool(["storescu", "127.0.0.1", str(srv.port), str(tmp_path / "src")]).returncode == 0
+    assert run_tool(["storescu", "127.0.0.1", str(srv.port), "-aec", "DICOMNET", str(tmp_path / "src")]).returncode == 0
     assert srv.stop() == 0
     assert db.is_file() and not (srv.directory / "index.sqlite").exists()
     # same storage and index, new process: the objects are still found and retrievable
@@ -261,7 +261,7 @@ def test_qrscp_db_option_persists_across_restart(qrscp: Any, tmp_path: Path) -> 
     again = Server(port, srv.directory, proc, "DICOMNET")
     try:
         read_banner(proc)
-        r = run_tool(["findscu", "127.0.0.1", str(port), "-P", "-k", "QueryRetrieveLevel=IMAGE",
+        r = run_tool(["findscu", "127.0.0.1", str(port), "-aec", "DICOMNET", "-P", "-k", "QueryRetrieveLevel=IMAGE",
                       "-k", "PatientID=KEEP", "-k", f"StudyInstanceUID={dcmread(files[0]).StudyInstanceUID}",
                       "-k", f"SeriesInstanceUID={dcmread(files[0]).SeriesInstanceUID}", "-k", "SOPInstanceUID="])
         assert r.returncode == 0, r.stderr
@@ -277,15 +277,15 @@ def test_qrscp_concurrent_stores_and_queries(qrscp: Any, tmp_path: Path) -> None
     for i in range(3):
         make_files(tmp_path / f"s{i}", 15, patient_id=f"CONC{i}", rows=4, columns=4)
         dirs.append(tmp_path / f"s{i}")
-    senders = [start_tool(["storescu", "127.0.0.1", str(srv.port), "-q", str(d)]) for d in dirs]
-    finds = [run_tool(["findscu", "127.0.0.1", str(srv.port), "-P", "-k",
+    senders = [start_tool(["storescu", "127.0.0.1", str(srv.port), "-aec", "DICOMNET", "-q", str(d)]) for d in dirs]
+    finds = [run_tool(["findscu", "127.0.0.1", str(srv.port), "-aec", "DICOMNET", "-P", "-k",
                        "QueryRetrieveLevel=PATIENT", "-k", "PatientID=CONC*"]) for _ in range(3)]
     for p in senders:
         assert p.wait(timeout=60) == 0, p.stdout.read() if p.stdout else ""
         if p.stdout:
             p.stdout.close()
     assert all(f.returncode == 0 for f in finds), [f.stderr for f in finds]
-    r = run_tool(["findscu", "127.0.0.1", str(srv.port), "-P", "--json", "-k",
+    r = run_tool(["findscu", "127.0.0.1", str(srv.port), "-aec", "DICOMNET", "-P", "--json", "-k",
                   "QueryRetrieveLevel=PATIENT", "-k", "PatientID=CONC*",
                   "-k", "NumberOfPatientRelatedInstances="])
     assert r.returncode == 0, r.stderr

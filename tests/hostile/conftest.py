@@ -37,7 +37,10 @@ ServerFactory = Callable[..., ServerProcess]
 
 def server_args(tool: str, root: Path, extra: list[str] | None = None) -> list[str]:
     storage = root / "storage"
-    where = ["--storage", str(storage)] if tool == "qrscp" else ["-od", str(storage)]
+    # the archive's AE title is the one every client here calls (the harness's and DCMTK's
+    # default called AE title): these tests are about bytes, not about who may call
+    where = (["--storage", str(storage), "-aet", "ANY-SCP"] if tool == "qrscp"
+             else ["-od", str(storage)])  # fmt: skip
     return where + FAST_TIMEOUTS + (extra or [])
 
 

@@ -65,7 +65,7 @@ def _archive(tmp_path: Path, storage: Path | None = None, *extra: str) -> Server
     return ServerProcess(
         "qrscp",
         tmp_path,
-        ["--storage", str(storage), "-ta", "3", "-tn", "20", *extra],
+        ["--storage", str(storage), "-aet", "ANY-SCP", "-ta", "3", "-tn", "20", *extra],
         env={"TMPDIR": str(spool)},
     )
 

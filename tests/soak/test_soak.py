@@ -224,7 +224,7 @@ def run_soak(tmp_path: Path, cycles: int, report: SoakReport) -> None:
     server = ServerProcess(
         "qrscp",
         tmp_path,
-        ["--storage", str(storage), "-ta", "5", "-tn", "20", "--max-associations", "20"],
+        ["--storage", str(storage), "-aet", "ANY-SCP", "-ta", "5", "-tn", "20", "--max-associations", "20"],
         env={"TMPDIR": str(spool)},
     )
     server.start()

@@ -14,7 +14,10 @@ never block the writer nor each other; writes are serialised by a process-wide l
 in-process writers never meet SQLITE_BUSY) and each instance is one short ``BEGIN IMMEDIATE``
 transaction.  Durability: ``synchronous=NORMAL`` by default - a committed row survives a crash
 of the process (the WAL is in the page cache), and a power loss can only lose the last few
-transactions, never corrupt the database; ``durable=True`` switches to ``synchronous=FULL``.
+transactions, never corrupt the database; ``durable=True`` switches to ``synchronous=FULL``
+(the WAL is fsynced at every commit). The ``integrity`` table keeps, per instance stored with
+it, a quick checksum of its file and the time it was stored, for the start-up check after a
+crash.
 
 Storing is cheap because the indexed attributes are taken from the first bytes of the received
 data set by :func:`scan_instance_fields` (element headers walked with ``struct``, only the
@@ -52,6 +55,7 @@ import os
 import sqlite3
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -88,6 +92,7 @@ __all__ = [
     "InstanceFields",
     "QueryError",
     "RetrieveItem",
+    "RetrieveSet",
     "fields_from_dataset",
     "read_instance_fields",
     "scan_instance_fields",
@@ -97,6 +102,9 @@ _A900 = STATUS_IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
 #: Most key values one query may bind (below SQLite's 32766 variables): larger identifiers are
 #: refused with 0xC000 rather than split.
 MAX_PARAMETERS = 30000
+#: Rows read per SQL statement while a query or retrieve is answered (keyset paging): a peer
+#: reading its results slowly holds one page in memory, not its whole result.
+PAGE_ROWS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +319,34 @@ class RetrieveItem(NamedTuple):
     transfer_syntax_uid: str
 
 
+class RetrieveSet:
+    """The instances a C-GET / C-MOVE selected (:meth:`ArchiveIndex.retrieve_set`): counted
+    and described by SQL, iterated page by page (any thread)."""
+
+    _FROM_WHERE = "SELECT {cols} FROM " + (
+        "instance i JOIN series se ON i.series_fk = se.pk "
+        "JOIN study st ON se.study_fk = st.pk JOIN patient p ON st.patient_fk = p.pk"
+    )
+
+    def __init__(self, index: ArchiveIndex, where: list[str], params: list[object]) -> None:
+        self.index = index
+        self.where = where
+        self.params = params
+        self.count: int = int(index.select(self._FROM_WHERE.format(cols="COUNT(*)"), where,
+                                           params)[0][0])  # fmt: skip
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """The distinct (SOP class UID, stored transfer syntax UID) of the instances."""
+        sql = self._FROM_WHERE.format(cols="DISTINCT i.sop_class_uid, i.transfer_syntax")
+        return [(str(a), str(b or "")) for a, b in self.index.select(sql, self.where, self.params)]
+
+    def __iter__(self) -> Iterator[RetrieveItem]:
+        cols = "i.sop_class_uid, i.sop_uid, i.path, i.transfer_syntax, i.pk"
+        head = self._FROM_WHERE.format(cols=cols)
+        for row in self.index.pages(head, self.where, self.params, "i.pk"):
+            yield RetrieveItem(row[0], row[1], row[2], row[3])
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS patient (
     pk INTEGER PRIMARY KEY,
@@ -363,6 +399,12 @@ CREATE TABLE IF NOT EXISTS instance (
 );
 CREATE INDEX IF NOT EXISTS instance_series_ix ON instance(series_fk);
 CREATE INDEX IF NOT EXISTS instance_class_ix ON instance(sop_class_uid);
+CREATE TABLE IF NOT EXISTS integrity (
+    sop_uid TEXT PRIMARY KEY,
+    checksum TEXT NOT NULL,
+    stored_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS integrity_time_ix ON integrity(stored_at);
 """
 
 _UPSERT_PATIENT = """
@@ -569,26 +611,41 @@ class ArchiveIndex:
         path: str,
         transfer_syntax: str,
         size: int,
+        checksum: str | None = None,
     ) -> str | None:
         """Index one stored instance (upsert: a duplicate SOP Instance UID replaces the earlier
         one).  Returns the path of the replaced instance, or None if it was new."""
-        return self.add_instances([(ds_or_fields, path, transfer_syntax, size)])[0]
+        return self.add_instances([(ds_or_fields, path, transfer_syntax, size)], [checksum])[0]
 
     def add_instances(
-        self, items: Iterable[tuple[Dataset | InstanceFields, str, str, int]]
+        self,
+        items: Iterable[tuple[Dataset | InstanceFields, str, str, int]],
+        checksums: Iterable[str | None] | None = None,
     ) -> list[str | None]:
-        """:meth:`add_instance` for many, in one transaction."""
+        """:meth:`add_instance` for many, in one transaction. ``checksums``: the files'
+        :func:`~dicomnet.archive.store.quick_hash`, kept (with the time) for the start-up
+        check after a crash."""
         rows = [
             (f if isinstance(f, InstanceFields) else fields_from_dataset(f), p, ts, n)
             for f, p, ts, n in items
         ]
+        sums = list(checksums) if checksums is not None else [None] * len(rows)
         conn = self._conn()
         replaced: list[str | None] = []
+        now = time.time()
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for fields, path, ts, size in rows:
+                for (fields, path, ts, size), checksum in zip(rows, sums, strict=True):
                     replaced.append(self._upsert(conn, fields, path, ts, size))
+                    if checksum:
+                        conn.execute(
+                            "INSERT OR REPLACE INTO integrity VALUES (?, ?, ?)",
+                            (fields.sop_instance_uid, checksum, now),
+                        )
+                    else:
+                        conn.execute("DELETE FROM integrity WHERE sop_uid = ?",
+                                     (fields.sop_instance_uid,))  # fmt: skip
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -681,6 +738,7 @@ class ArchiveIndex:
                     "DELETE FROM instance WHERE sop_uid = ? RETURNING series_fk, path",
                     (sop_instance_uid,),
                 ).fetchone()
+                conn.execute("DELETE FROM integrity WHERE sop_uid = ?", (sop_instance_uid,))
                 if row is not None:
                     _prune_series(conn, row[0])
                 conn.execute("COMMIT")
@@ -705,6 +763,24 @@ class ArchiveIndex:
             .fetchone()
         )
         return None if row is None else RetrieveItem(*row)
+
+    def iter_stored(self) -> Iterator[tuple[str, str, int, str | None, float]]:
+        """(SOP Instance UID, path, size, checksum or None, time stored or 0) of every
+        instance, for the start-up check."""
+        rows = self._conn().execute(
+            "SELECT i.sop_uid, i.path, i.size, g.checksum, g.stored_at FROM instance i "
+            "LEFT JOIN integrity g ON g.sop_uid = i.sop_uid"
+        ).fetchall()
+        for uid, path, size, checksum, stored_at in rows:
+            yield str(uid), str(path), int(size), checksum, float(stored_at or 0.0)
+
+    def pragma(self, name: str) -> Any:
+        """The value of SQLite's ``PRAGMA name`` on this thread's connection (diagnostics:
+        e.g. ``synchronous`` is 2 (FULL) for a durable index)."""
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"not a pragma name: {name!r}")
+        row = self._conn().execute(f"PRAGMA {name}").fetchone()
+        return None if row is None else row[0]
 
     def iter_paths(self) -> Iterator[tuple[str, str]]:
         """(SOP Instance UID, path) of every indexed instance (a snapshot)."""
@@ -819,16 +895,30 @@ class ArchiveIndex:
             select.append(_REPRESENTATIVE_PATH[lvl])
             path_col = len(select) - 1
 
-        sql = f"SELECT {', '.join(select)} FROM {_FROM[lvl]}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY {alias}.pk"
-        rows = self._fetch(sql, params)
+        rows = self.pages(f"SELECT {', '.join(select)}, {alias}.pk FROM {_FROM[lvl]}", where,
+                           params, f"{alias}.pk")  # fmt: skip
         # Instance Availability (0008,0056), when asked: everything stored here is ONLINE.
         availability = _TAG_AVAILABILITY in identifier
         return self._responses(
             rows, lvl, outputs, extras, path_col, retrieve_ae_title, availability
         )
+
+    def retrieve_set(
+        self,
+        level: Level | str | None,
+        identifier: Dataset,
+        model: Model | str = Model.STUDY_ROOT,
+    ) -> RetrieveSet:
+        """:meth:`instances_for` without the list: the number of instances, their (SOP class,
+        transfer syntax) pairs and the instances themselves, read page by page as they are
+        iterated (a slow reader holds one page, not the whole study). Same errors."""
+        try:
+            where, params = self._retrieve_where(level, identifier, model)
+            return RetrieveSet(self, where, params)
+        except QueryError:
+            raise
+        except Exception as exc:  # trust boundary, as in query()
+            raise QueryError(f"invalid identifier: {exc}", STATUS_UNABLE_TO_PROCESS) from exc
 
     def _instances_for(
         self,
@@ -837,6 +927,20 @@ class ArchiveIndex:
         model: Model | str = Model.STUDY_ROOT,
     ) -> list[RetrieveItem]:
         """C-GET / C-MOVE: the instances selected by the unique keys of ``identifier``."""
+        where, params = self._retrieve_where(level, identifier, model)
+        sql = (
+            "SELECT i.sop_class_uid, i.sop_uid, i.path, i.transfer_syntax FROM "
+            + _FROM[Level.IMAGE]
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY i.pk"
+        return [RetrieveItem(*row) for row in self._fetch(sql, params)]
+
+    def _retrieve_where(
+        self, level: Level | str | None, identifier: Dataset, model: Model | str
+    ) -> tuple[list[str], list[object]]:
+        """The WHERE conditions selecting a retrieve's instances (unique keys only)."""
         lvl, mdl = self._level_model(level, identifier, model)
         self._check_hierarchy(lvl, mdl, identifier, retrieve=True)
         where: list[str] = []
@@ -852,14 +956,30 @@ class ArchiveIndex:
             if cond is not None:
                 where.append(cond[0])
                 params.extend(cond[1])
-        sql = (
-            "SELECT i.sop_class_uid, i.sop_uid, i.path, i.transfer_syntax FROM "
-            + _FROM[Level.IMAGE]
-        )
+        return where, params
+
+    def select(self, sql: str, where: list[str], params: list[object]) -> list[Any]:
+        """The rows of ``sql`` (a SELECT ... FROM) with ``where`` AND-ed (QueryError on a
+        database error)."""
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY i.pk"
-        return [RetrieveItem(*row) for row in self._fetch(sql, params)]
+        return self._fetch(sql, params)
+
+    def pages(self, head: str, where: list[str], params: list[object], key: str) -> Iterator[Any]:
+        """The rows of ``head`` (SELECT ..., key FROM ...) with ``where``, in ``key`` order,
+        :data:`PAGE_ROWS` per statement (keyset paging: ``key > last``). The first page is read
+        now (errors raise here); the others as the iterator is consumed."""
+        cond = " AND ".join([*where, f"{key} > ?"])
+        sql = f"{head} WHERE {cond} ORDER BY {key} LIMIT {PAGE_ROWS}"
+        first = self._fetch(sql, [*params, 0])  # INTEGER PRIMARY KEYs start at 1
+        return self._more_pages(sql, params, first)
+
+    def _more_pages(self, sql: str, params: list[object], page: list[Any]) -> Iterator[Any]:
+        while page:
+            yield from page
+            if len(page) < PAGE_ROWS:
+                return
+            page = self._fetch(sql, [*params, page[-1][-1]])
 
     def _fetch(self, sql: str, params: list[object]) -> list[Any]:
         if len(params) > MAX_PARAMETERS:
@@ -933,7 +1053,7 @@ class ArchiveIndex:
 
     @staticmethod
     def _responses(
-        rows: list[Any],
+        rows: Iterable[Any],
         lvl: Level,
         outputs: list[_Output],
         extras: list[_Extra],

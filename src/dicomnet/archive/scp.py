@@ -40,7 +40,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from dicomnet.archive.models import (
@@ -51,12 +51,13 @@ from dicomnet.archive.models import (
     StorageFullError,
 )
 from dicomnet.archive.store import FileStore, encode_file_meta, validate_uid
+from dicomnet.monitor import clip
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
     from dicomnet.ae import AE
-    from dicomnet.archive.index import ArchiveIndex, RetrieveItem
+    from dicomnet.archive.index import ArchiveIndex, RetrieveItem, RetrieveSet
     from dicomnet.events import Event
 
 __all__ = [
@@ -206,7 +207,7 @@ def store_received(
         validate_uid(sop_instance, "SOP Instance UID")
         validate_uid(sop_class, "SOP Class UID")
     except InvalidUIDError as exc:
-        LOG.warning("C-STORE refused: %s", exc)
+        LOG.warning("C-STORE refused: %s", clip(exc))
         return _status(STATUS_INVALID_UID, "invalid SOP Instance/Class UID")
     if source is None or not ts:
         return _status(STATUS_INVALID_UID, "no data set")
@@ -223,24 +224,24 @@ def store_received(
         if not adopted:
             write(sop_class, sop_instance, str(ts), source.iter_chunks(CHUNK), calling_ae)
     except StorageFullError as exc:
-        LOG.error("C-STORE %s: %s", sop_instance, exc)
+        LOG.error("C-STORE %s: %s", clip(sop_instance), clip(exc))
         return _status(STATUS_OUT_OF_RESOURCES, "storage full")
     except InvalidUIDError as exc:
-        LOG.warning("C-STORE %s refused: %s", sop_instance, exc)
+        LOG.warning("C-STORE %s refused: %s", clip(sop_instance), clip(exc))
         return _status(STATUS_INVALID_UID, str(exc))
     except ArchiveError as exc:
-        LOG.error("C-STORE %s: %s", sop_instance, exc)
+        LOG.error("C-STORE %s: %s", clip(sop_instance), clip(exc))
         text = str(exc)
         if "differs" in text or "does not match" in text:
             return _status(STATUS_MISMATCH, text)
         return _status(STATUS_PROCESSING_FAILURE, text)
     except OSError as exc:
-        LOG.error("C-STORE %s: %s", sop_instance, exc)
+        LOG.error("C-STORE %s: %s", clip(sop_instance), clip(exc))
         return _status(STATUS_PROCESSING_FAILURE, f"I/O error: {exc.strerror or exc}")
     except Exception as exc:  # a data set the index cannot read, etc.
-        LOG.error("C-STORE %s: %s", sop_instance, exc)
+        LOG.error("C-STORE %s: %s", clip(sop_instance), clip(exc))
         return _status(STATUS_UNABLE_TO_PROCESS, f"cannot understand: {exc}")
-    LOG.info("stored %s", sop_instance)
+    LOG.info("stored %s", clip(sop_instance))
     return STATUS_SUCCESS
 
 
@@ -317,33 +318,65 @@ class Archive:
         destinations: Mapping[str, tuple[str, int]] | None = None,
         ae_title: str = "DICOMNET",
         recover: bool = True,
+        durability: str = "fast",
+        owner: bool | None = None,
     ) -> None:
+        """``durability``: "safe" fsyncs every file and new directory before the success
+        response and runs SQLite with ``synchronous=FULL`` (what ``qrscp`` does by default);
+        "fast" relies on the page cache (a committed object survives a crash of the process,
+        not a power loss). ``owner`` (default: ``recover``): this process owns the storage
+        folder -- it takes the folder's lock (a second owner is refused with
+        :class:`~dicomnet.archive.ownership.StorageInUseError`), runs the start-up check, and
+        writes the clean-shutdown marker when closed."""
         from dicomnet.archive.index import ArchiveIndex
+        from dicomnet.archive.ownership import ShutdownMarker, StorageLock
 
-        self.files = FileStore(storage)
+        if durability not in ("fast", "safe"):
+            raise ValueError(f"durability must be 'fast' or 'safe', not {durability!r}")
+        self.durability = durability
+        safe = durability == "safe"
+        self.files = FileStore(storage, fsync=safe)
+        self.owner = recover if owner is None else owner
+        self._lock = StorageLock(self.files.root) if self.owner else None
+        self._marker = ShutdownMarker(self.files.root)
         db_path = os.fspath(db) if db is not None else os.path.join(self.files.root, "index.sqlite")
-        self.index: ArchiveIndex = ArchiveIndex(db_path)
+        try:
+            self.index: ArchiveIndex = ArchiveIndex(db_path, durable=safe)
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
         self.db_path = db_path
         self.destinations = {k.strip(): v for k, v in (destinations or {}).items()}
         self.ae_title = ae_title
         if recover:
-            report = self.files.recover(self.index)
+            clean = self._marker.take() if self.owner else False
+            report = self.files.recover(self.index, full=not clean,
+                                        since=self._marker.last_clean())  # fmt: skip
             if not report.clean:
                 LOG.warning(
                     "recovery: %d temp file(s) removed, %d missing file(s) unindexed, "
-                    "%d file(s) re-indexed, %d unreadable",
+                    "%d file(s) re-indexed, %d unreadable, %d quarantined",
                     len(report.temp_files_removed),
                     len(report.missing_files),
                     len(report.reindexed),
                     len(report.unreadable),
+                    len(report.quarantined),
                 )
+        elif self.owner:
+            self._marker.take()  # from now on a crash must be noticed
 
-    def close(self) -> None:
+    def close(self, *, clean: bool = True) -> None:
+        """Close the index; the owner then records a clean stop (``clean``) and gives the
+        folder up."""
         close = getattr(self.index, "close", None)
         if close is not None:
             close()
-
-    # --- handlers ----------------------------------------------------------------------------
+        if self._lock is not None:
+            if clean:
+                self._marker.write()
+            self._lock.release()
+            self._lock = None
 
     def handlers(self) -> list[tuple[Any, Callable[..., Any]]]:
         from dicomnet import events as evt
@@ -394,7 +427,7 @@ class Archive:
             identifier = _find_identifier(event)
             matches = self.index.query(None, identifier, model, retrieve_ae_title=self.ae_title)
         except QueryError as exc:
-            LOG.warning("C-FIND refused: %s", exc)
+            LOG.warning("C-FIND refused: %s", clip(exc))
             yield _status(exc.status, str(exc)), None
             return
         try:
@@ -404,25 +437,29 @@ class Archive:
                     return
                 yield STATUS_PENDING, match
         except QueryError as exc:
-            LOG.warning("C-FIND failed: %s", exc)
+            LOG.warning("C-FIND failed: %s", clip(exc))
             yield _status(exc.status, str(exc)), None
         finally:
             close = getattr(matches, "close", None)
             if close is not None:
                 close()
 
-    def _retrieve_items(self, event: Event) -> list[RetrieveItem]:
+    def _retrieve_items(self, event: Event) -> RetrieveSet:
         model = model_of(getattr(event.request, "AffectedSOPClassUID", None))
         identifier = _find_identifier(event)
-        return self.index.instances_for(None, identifier, model)
+        return self.index.retrieve_set(None, identifier, model)
 
-    def _retrieve(self, event: Event, paths: Sequence[str]) -> Iterator[Any]:
-        yield len(paths)
-        for path in paths:
-            if event.is_cancelled:
-                yield STATUS_CANCEL, None
-                return
-            yield STATUS_PENDING, path
+    def _retrieve(self, event: Event, items: RetrieveSet) -> Iterator[Any]:
+        yield items.count
+        try:
+            for item in items:  # page by page, as the sub-operations go
+                if event.is_cancelled:
+                    yield STATUS_CANCEL, None
+                    return
+                yield STATUS_PENDING, item.path
+        except QueryError as exc:
+            LOG.warning("retrieve failed: %s", clip(exc))
+            yield _status(exc.status, str(exc)), None
 
     def handle_get(self, event: Event) -> Iterator[Any]:
         """EVT_C_GET: the count, then one path per instance (C-STORE on this association;
@@ -430,11 +467,11 @@ class Archive:
         try:
             items = self._retrieve_items(event)
         except QueryError as exc:
-            LOG.warning("C-GET refused: %s", exc)
+            LOG.warning("C-GET refused: %s", clip(exc))
             yield 0
             yield _status(exc.status, str(exc)), None
             return
-        yield from self._retrieve(event, [item.path for item in items])
+        yield from self._retrieve(event, items)
 
     def handle_move(self, event: Event) -> Iterator[Any]:
         """EVT_C_MOVE: the destination (with the presentation contexts every selected
@@ -443,29 +480,36 @@ class Archive:
         dest = (event.move_destination or "").strip()
         addr = self.destinations.get(dest)
         if addr is None:
-            LOG.warning("C-MOVE to unknown destination %r", dest)
+            LOG.warning("C-MOVE to unknown destination %r", clip(dest))
             yield None, None
             return
         try:
             items = self._retrieve_items(event)
         except QueryError as exc:
-            LOG.warning("C-MOVE refused: %s", exc)
+            LOG.warning("C-MOVE refused: %s", clip(exc))
             yield addr
             yield 0
             yield _status(exc.status, str(exc)), None
             return
-        contexts = move_contexts(items)
+        contexts = move_contexts(items.pairs())
         yield (addr[0], addr[1], {"contexts": contexts} if contexts else {})
-        yield from self._retrieve(event, [item.path for item in items])
+        yield from self._retrieve(event, items)
 
 
-def move_contexts(items: Sequence[RetrieveItem]) -> list[Any]:
-    """The sub-association's presentation contexts for the instances of a C-MOVE (PS3.8
-    9.3.2.2: at most 128; :func:`dicomnet.transcode.select.context_plan`)."""
+def move_contexts(items: Iterable[RetrieveItem | tuple[str, str]]) -> list[Any]:
+    """The sub-association's presentation contexts for the instances of a C-MOVE, given as
+    RetrieveItems or (SOP class, transfer syntax) pairs (PS3.8 9.3.2.2: at most 128;
+    :func:`dicomnet.transcode.select.context_plan`)."""
+    from dicomnet.archive.index import RetrieveItem
     from dicomnet.presentation import build_context
     from dicomnet.transcode.select import context_plan
 
-    pairs = [(item.sop_class_uid, item.transfer_syntax_uid or None) for item in items]
+    pairs: list[tuple[str, str | None]] = []
+    for item in items:
+        if isinstance(item, RetrieveItem):
+            pairs.append((item.sop_class_uid, item.transfer_syntax_uid or None))
+        else:
+            pairs.append((item[0], item[1] or None))
     return [build_context(uid, list(ts)) for uid, ts in context_plan(pairs)]
 
 

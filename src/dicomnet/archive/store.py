@@ -36,6 +36,7 @@ from __future__ import annotations
 import errno
 import functools
 import itertools
+import logging
 import os
 import secrets
 import struct
@@ -49,6 +50,8 @@ from dicomnet.uid import is_valid_uid
 
 if TYPE_CHECKING:
     from dicomnet.archive.index import ArchiveIndex, InstanceFields
+
+_LOG = logging.getLogger("dicomnet.archive.store")
 
 __all__ = [
     "IMPLEMENTATION_CLASS_UID",
@@ -69,6 +72,7 @@ IMPLEMENTATION_CLASS_UID = "2.25.324426449324199678008054897579396792863"
 IMPLEMENTATION_VERSION_NAME = "DICOMNET_010"
 
 _TMP_DIR = ".tmp"
+_QUARANTINE = ".quarantine"
 _SUFFIX = ".dcm"
 _SCAN_BYTES = 64 * 1024  # indexed attributes are looked for in the first bytes of a data set
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -162,6 +166,30 @@ def _meta_parts(
 
 
 # --- writing ------------------------------------------------------------------------------------
+
+
+def _fsync_dir(directory: str) -> None:
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def quick_hash(fd: int, size: int) -> str:
+    """A cheap fingerprint of a stored file: BLAKE2b of its size, its first and last 16 KiB and
+    one 4 KiB block per MiB in between -- what a power cut damages (a truncated or zero-filled
+    tail, lost blocks) changes it, for a few reads per file."""
+    import hashlib
+
+    h = hashlib.blake2b(size.to_bytes(8, "little"), digest_size=16)
+    edge = 16 << 10
+    h.update(os.pread(fd, edge, 0))
+    for offset in range(1 << 20, max(size - edge, 0), 1 << 20):
+        h.update(os.pread(fd, 4096, offset))
+    if size > edge:
+        h.update(os.pread(fd, edge, max(size - edge, edge)))
+    return h.hexdigest()
 
 
 def _raise_os(exc: OSError, action: str) -> None:
@@ -268,11 +296,13 @@ class RecoveryReport:
     missing_files: list[str] = field(default_factory=list)  # SOP Instance UIDs dropped
     reindexed: list[str] = field(default_factory=list)  # paths added to the index
     unreadable: list[str] = field(default_factory=list)  # .dcm files that could not be read
+    quarantined: list[str] = field(default_factory=list)  # damaged files moved aside
 
     @property
     def clean(self) -> bool:
         return not (
             self.temp_files_removed or self.missing_files or self.reindexed or self.unreadable
+            or self.quarantined
         )
 
 
@@ -307,7 +337,7 @@ class FileStore:
         if directory in self._dirs:
             return
         try:
-            os.makedirs(directory, exist_ok=True)
+            self._make_dirs(directory)
         except OSError as exc:
             _raise_os(exc, f"creating {directory}")
         real = os.path.realpath(directory)
@@ -316,11 +346,28 @@ class FileStore:
         with self._dir_lock:
             self._dirs.add(directory)
 
+    def _make_dirs(self, directory: str) -> None:
+        """Create ``directory`` and its missing parents below root; with fsync, each new
+        directory's entry is made durable in its parent (a file renamed into a directory whose
+        own entry was lost would be lost with it)."""
+        missing: list[str] = []
+        d = directory
+        while d != self.root and not os.path.isdir(d):
+            missing.append(d)
+            d = os.path.dirname(d)
+        for d in reversed(missing):
+            try:
+                os.mkdir(d)
+            except FileExistsError:
+                continue
+            if self.fsync:
+                _fsync_dir(os.path.dirname(d))
+
     # --- writing -------------------------------------------------------------------------------
 
     def begin_write(self) -> PendingFile:
         """A new, empty temp file in ``root/.tmp`` to stream an object into."""
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         for _ in range(8):
             # unique per process and call without a getrandom() per file; O_EXCL still guards
             name = f"{self._tmp_tag}-{os.getpid()}-{next(self._tmp_count)}.part"
@@ -352,11 +399,7 @@ class FileStore:
             pending._close(self.fsync)
             os.replace(pending.path, final_path)
             if self.fsync:
-                dfd = os.open(directory, os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
+                _fsync_dir(directory)
         except OSError as exc:
             pending.discard()
             _raise_os(exc, f"committing {final_path}")
@@ -521,8 +564,15 @@ class FileStore:
             pending.discard()
             raise
         size = pending.size
+        checksum = None
+        if self.fsync:  # durable mode: a fingerprint for the check after a power loss
+            try:
+                checksum = quick_hash(pending._fd, size)
+            except OSError as exc:
+                pending.discard()
+                _raise_os(exc, f"reading {pending.path}")
         self.commit(pending, final)
-        old = index.add_instance(fields, final, transfer_syntax_uid, size)
+        old = index.add_instance(fields, final, transfer_syntax_uid, size, checksum)
         if old is not None and old != final:
             self.remove_file(old)
         return StoredInstance(
@@ -541,8 +591,15 @@ class FileStore:
 
     # --- start-up check ------------------------------------------------------------------------
 
-    def recover(self, index: ArchiveIndex) -> RecoveryReport:
-        """Bring files and index back in step after a crash (see the module docstring)."""
+    def recover(self, index: ArchiveIndex, *, full: bool = True,
+                since: float = 0.0) -> RecoveryReport:  # fmt: skip
+        """Bring files and index back in step after a crash (see the module docstring).
+
+        ``full`` False (the last stop was clean): only the temp folder is emptied. Otherwise
+        every indexed file must exist with its indexed size, those stored since ``since`` (the
+        last clean stop) must still match their checksum, and files the index does not know
+        are indexed when whole; a file that fails is moved to ``root/.quarantine`` and dropped
+        from the index, one log line each."""
         from dicomnet.archive.index import read_instance_fields
 
         report = RecoveryReport()
@@ -558,19 +615,26 @@ class FileStore:
                 report.temp_files_removed.append(path)
             except OSError:
                 pass
+        if not full:
+            return report
 
         known: set[str] = set()
-        for sop_uid, path in index.iter_paths():
-            if os.path.isfile(path):
+        for sop_uid, path, size, checksum, stored_at in index.iter_stored():
+            problem = _integrity_problem(path, size, checksum if stored_at >= since else None)
+            if problem is None:
                 known.add(os.path.realpath(path))
-            else:
+            elif problem == "missing":
                 index.remove_instance(sop_uid)
                 report.missing_files.append(sop_uid)
+            else:
+                index.remove_instance(sop_uid)
+                self._quarantine(path, problem, report)
 
         found: list[tuple[InstanceFields, str, str, int]] = []
+        sums: list[str | None] = []
         for dirpath, dirnames, filenames in os.walk(self.root):
-            if dirpath == self.root and _TMP_DIR in dirnames:
-                dirnames.remove(_TMP_DIR)
+            if dirpath == self.root:
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # ours: .tmp, .quarantine...
             for name in filenames:
                 if not name.endswith(_SUFFIX):
                     continue
@@ -584,8 +648,76 @@ class FileStore:
                 except Exception:
                     report.unreadable.append(path)
                     continue
+                problem = _whole_file_problem(path, ts)
+                if problem is not None:
+                    self._quarantine(path, problem, report)
+                    continue
                 found.append((fields, path, ts, size))
+                sums.append(_checksum_of(path, size) if self.fsync else None)
         if found:
-            index.add_instances(found)
+            index.add_instances(found, sums)
             report.reindexed.extend(p for _, p, _, _ in found)
         return report
+
+    def _quarantine(self, path: str, problem: str, report: RecoveryReport) -> None:
+        """Move a damaged file out of the archive into ``root/.quarantine`` (kept for a person
+        to look at, never served)."""
+        target_dir = os.path.join(self.root, _QUARANTINE)
+        os.makedirs(target_dir, exist_ok=True)
+        target = os.path.join(target_dir, f"{os.path.basename(path)}.{secrets.token_hex(4)}")
+        try:
+            os.replace(path, target)
+        except OSError as exc:
+            _LOG.error("recovery: cannot quarantine %s (%s): %s", path, problem, exc)
+            return
+        _LOG.warning("recovery: %s quarantined to %s: %s", path, target, problem)
+        report.quarantined.append(path)
+
+
+def _integrity_problem(path: str, size: int, checksum: str | None) -> str | None:
+    """None when the indexed file is as it was stored; "missing", or what is wrong."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    try:
+        actual = os.fstat(fd).st_size
+        if actual != size:
+            return f"{actual} bytes, {size} were stored"
+        if checksum and quick_hash(fd, size) != checksum:
+            return "its content changed since it was stored (checksum)"
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    finally:
+        os.close(fd)
+    return None
+
+
+def _whole_file_problem(path: str, ts: str) -> str | None:
+    """What keeps a Part 10 file found on disk from being served whole (truncated...)."""
+    from dicomnet.dimse.dataset import read_file_meta
+    from dicomnet.transcode.check import structure_problem
+
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            offset, _values = read_file_meta(f, size)
+    except Exception as exc:
+        return f"unreadable: {exc}"
+    if ts in ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95"):
+        return None  # deflated: not walked here
+    return structure_problem(None, ts == "1.2.840.10008.1.2", ts != "1.2.840.10008.1.2.2",
+                             path=path, offset=offset, size=size - offset)  # fmt: skip
+
+
+def _checksum_of(path: str, size: int) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return quick_hash(fd, size)
+    finally:
+        os.close(fd)

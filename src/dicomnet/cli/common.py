@@ -216,8 +216,25 @@ def tool_parser(
     return p
 
 
+#: Longest log message written (characters): whatever a peer sends, a line stays bounded.
+MAX_LOG_MESSAGE = 2048
+
+
+class _BoundedFormatter(logging.Formatter):
+    """A formatter whose messages are cut at :data:`MAX_LOG_MESSAGE` characters, with a
+    marker saying how much was cut (client values are clipped at the source too; this is the
+    backstop for any that are not)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)
+        if len(text) > MAX_LOG_MESSAGE:
+            text = f"{text[:MAX_LOG_MESSAGE]}...[+{len(text) - MAX_LOG_MESSAGE}]"
+        return text
+
+
 def setup_logging(args: argparse.Namespace) -> None:
-    """-d: DEBUG, -v: INFO, -q: ERROR, default WARNING; one line per record on stderr."""
+    """-d: DEBUG, -v: INFO, -q: ERROR, default WARNING; one line per record on stderr, each
+    message at most :data:`MAX_LOG_MESSAGE` characters."""
     level = logging.WARNING
     if getattr(args, "debug", False):
         level = logging.DEBUG
@@ -226,7 +243,7 @@ def setup_logging(args: argparse.Namespace) -> None:
     elif getattr(args, "quiet", False):
         level = logging.ERROR
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname).1s: %(message)s"))
+    handler.setFormatter(_BoundedFormatter("%(levelname).1s: %(message)s"))
     root = logging.getLogger("dicomnet")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -260,6 +277,9 @@ def server_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     ctx.load_cert_chain(args.tls_cert, args.tls_key)
     if args.tls_ca:
         ctx.load_verify_locations(args.tls_ca)
+        # a CA to verify clients with: ask for their certificate (its subject identifies the
+        # peer to the access rules); verified when given, required with the flag below
+        ctx.verify_mode = ssl.CERT_OPTIONAL
     if getattr(args, "tls_require_client_cert", False):
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx

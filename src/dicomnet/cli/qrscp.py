@@ -10,11 +10,19 @@ Study Root, PATIENT/STUDY/SERIES/IMAGE), C-GET and C-MOVE (destinations from
 ``--destination AET=HOST:PORT``, repeatable). Prints where it listens, then serves many
 associations at once until SIGINT/SIGTERM.
 
+Durability (``--durability``): ``safe`` (the default) fsyncs each stored file and every new
+directory and runs the index with ``synchronous=FULL`` before answering Success; ``fast``
+trusts the page cache. The storage folder has one owner: a second qrscp on it is refused (lock
+file). A clean stop leaves a marker so that the next start skips walking every file; after a
+crash or power cut the start-up check verifies sizes and, for what was written since the last
+clean stop, checksums, and moves damaged files to ``.quarantine``.
+
 ``--workers N`` (N > 1, Linux) serves from N processes: after the recovery the parent binds N
 listening sockets to the same port with ``SO_REUSEPORT`` (the kernel spreads new connections
 over them), forks one worker per socket and waits for SIGINT/SIGTERM, which it passes on. Each
 worker runs its own event loop and handler pool on the shared file store and SQLite index (WAL:
-cross-process writers queue on SQLite's lock, each instance being one short transaction). Many
+cross-process writers queue on SQLite's lock, each instance being one short transaction); a
+worker dies with the parent (``PR_SET_PDEATHSIG``), and the folder stays locked while any runs. Many
 concurrent associations then get more than one process's share of the CPUs, as DCMTK's
 ``storescp --fork`` does; ``--max-associations`` applies per worker.
 """
@@ -27,6 +35,7 @@ import os
 import signal
 import socket
 import sys
+from typing import Any
 
 from dicomnet.cli.common import (
     ExitCode,
@@ -52,8 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
         scu=False,
         default_aet="DICOMNET",
     )
+    p.add_argument("--config", metavar="FILE",
+                   help="settings and known peers (TOML; see dicomnet.cli.qrscp_config); "
+                   "options given on the command line win")  # fmt: skip
     p.add_argument("--port", type=port_number, default=11112, help="default: %(default)s")
-    p.add_argument("--bind", default="0.0.0.0", metavar="ADDR", help="default: %(default)s")
+    p.add_argument(
+        "--bind", default="127.0.0.1", metavar="ADDR",
+        help="listen address (default: %(default)s, this host only; any other address needs "
+        "known peers in --config, or --allow-any)",
+    )
     p.add_argument("--storage", default="archive", metavar="DIR", help="default: ./%(default)s")
     p.add_argument("--db", default=None, metavar="PATH", help="default: DIR/index.sqlite")
     p.add_argument(
@@ -70,8 +86,42 @@ def build_parser() -> argparse.ArgumentParser:
         "requests (PS3.7 D.3.3.3; default 1: none; 0: unlimited)",
     )
     p.add_argument(
-        "--max-associations", type=int, default=64, metavar="N",
+        "--max-associations", type=int, default=256, metavar="N",
         help="refuse associations beyond N at once (default: %(default)s)",
+    )
+    p.add_argument(
+        "--durability", choices=("safe", "fast"), default="safe",
+        help="safe (default): every stored file and new directory is fsynced and the index "
+        "commit is synchronous before the success response -- nothing acknowledged is lost to "
+        "a power cut; fast: the page cache is trusted (a crash of the process loses nothing, a "
+        "power cut may)",
+    )
+    access = p.add_argument_group("access")
+    access.add_argument(
+        "--allow-any", action="store_true",
+        help="admit callers that match no [[peer]] of --config (they may do everything)",
+    )
+    access.add_argument(
+        "--no-called-aet-check", action="store_true",
+        help="accept any called AE title (default: only ours, -aet, as dcmqrscp)",
+    )
+    access.add_argument(
+        "--max-associations-per-peer", type=int, default=None, metavar="N",
+        help="refuse a calling AE title's associations beyond N at once (2/3/2)",
+    )
+    audit = p.add_argument_group("audit and metrics")
+    audit.add_argument(
+        "--audit-log", default=None, metavar="FILE",
+        help="JSON lines, one per association and operation (default: STORAGE/audit.jsonl; "
+        "'none': off)",
+    )
+    audit.add_argument(
+        "--audit-syslog", default=None, metavar="URL",
+        help="also send DICOM audit messages (PS3.15 A.5) to udp|tcp|tls://HOST:PORT",
+    )
+    audit.add_argument(
+        "--metrics", default=None, metavar="ADDR:PORT",
+        help="serve Prometheus metrics on http://ADDR:PORT/metrics (prometheus-client)",
     )
     p.add_argument(
         "--workers", type=int, default=1, metavar="N",
@@ -82,44 +132,84 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from dicomnet.archive.ownership import StorageInUseError, die_with_parent
     from dicomnet.archive.scp import Archive
 
     if args.workers < 1:
         fail("--workers must be at least 1", ExitCode.USAGE)
-    if args.workers == 1:
-        return _serve_one(args, None, recover=True)
-    if not hasattr(socket, "SO_REUSEPORT") or not hasattr(os, "fork"):
-        fail("--workers needs SO_REUSEPORT and fork (Linux)", ExitCode.USAGE)
-    # Recovery once, in the parent, before any worker serves.
-    Archive(args.storage, args.db, ae_title=args.aet).close()
-    socks = _reuseport_sockets(args.bind, args.port, args.workers)
-    bound = socks[0].getsockname()
-    stop = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
-    children: set[int] = set()
+    _raise_fd_limit()
     try:
-        for i, sock in enumerate(socks):
-            pid = os.fork()
-            if pid == 0:  # the worker: serve on its own socket until SIGINT/SIGTERM
-                code = 1
-                try:
-                    for other in socks:
-                        if other is not sock:
-                            other.close()
-                    args.quiet = args.quiet or i > 0  # one banner (worker 0's)
-                    code = _serve_one(args, sock, recover=False)
-                except BaseException:  # pragma: no cover - reported by the worker's logging
-                    LOG.exception("qrscp worker %d failed", i)
-                finally:
-                    os._exit(code)
-            children.add(pid)
-        for sock in socks:
-            sock.close()  # the workers hold their own copies
-        if not args.quiet:
-            print(f"qrscp: {args.workers} workers on {bound[0]}:{bound[1]}", flush=True)
-        return _supervise(children, stop)
+        if args.workers == 1:
+            return _serve_one(args, None, owner=True)
+        if not hasattr(socket, "SO_REUSEPORT") or not hasattr(os, "fork"):
+            fail("--workers needs SO_REUSEPORT and fork (Linux)", ExitCode.USAGE)
+        # The parent owns the folder (lock, start-up check, clean-stop marker) for as long as
+        # any worker runs; the workers inherit the lock and die with the parent.
+        archive = Archive(args.storage, args.db, ae_title=args.aet, durability=args.durability)
+    except StorageInUseError as exc:
+        fail(str(exc), ExitCode.FAILURE)
+    archive.index.close()  # no SQLite connection crosses the fork
+    clean = False
+    summed = None
+    if args.metrics:  # the workers count, the parent serves their sum (after the forks)
+        from dicomnet.archive.metrics import WorkerMetrics
+
+        summed = WorkerMetrics(os.path.join(archive.files.root, ".metrics"))
+    try:
+        socks = _reuseport_sockets(args.bind, args.port, args.workers)
+        bound = socks[0].getsockname()
+        stop = {signal.SIGINT, signal.SIGTERM, signal.SIGCHLD}
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+        children: set[int] = set()
+        parent = os.getpid()
+        try:
+            for i, sock in enumerate(socks):
+                pid = os.fork()
+                if pid == 0:  # the worker: serve on its own socket until SIGINT/SIGTERM
+                    code = 1
+                    try:
+                        die_with_parent(parent)
+                        for other in socks:
+                            if other is not sock:
+                                other.close()
+                        args.quiet = args.quiet or i > 0  # one banner (worker 0's)
+                        code = _serve_one(args, sock, owner=False)
+                    except BaseException:  # pragma: no cover - reported by its logging
+                        LOG.exception("qrscp worker %d failed", i)
+                    finally:
+                        os._exit(code)
+                children.add(pid)
+            for sock in socks:
+                sock.close()  # the workers hold their own copies
+            if summed is not None:
+                _serve_metrics(summed, args.metrics)
+            if not args.quiet:
+                print(f"qrscp: {args.workers} workers on {bound[0]}:{bound[1]}", flush=True)
+            code = _supervise(children, stop)
+            clean = code == ExitCode.OK
+            return code
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        if summed is not None:
+            summed.close()
+        archive.close(clean=clean)
+
+
+def _raise_fd_limit() -> None:
+    """Each association is a socket: allow as many open files as the hard limit does (the
+    usual soft limit of 1024 would cap --max-associations below what the operator asked)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1 << 16 if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError) as exc:  # pragma: no cover - a container's policy
+            LOG.info("open-file limit stays %d: %s", soft, exc)
 
 
 def _reuseport_sockets(host: str, port: int, n: int) -> list[socket.socket]:
@@ -180,13 +270,22 @@ def _signal_all(children: set[int], sig: signal.Signals) -> None:
             pass
 
 
-def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, recover: bool) -> int:
+def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: bool) -> int:
+    from dicomnet.archive.ownership import StorageInUseError
     from dicomnet.archive.scp import Archive, archive_ae, part10_spool_prefix
 
-    destinations = {aet: (host, port) for aet, host, port in args.destination}
-    archive = Archive(
-        args.storage, args.db, destinations=destinations, ae_title=args.aet, recover=recover
-    )
+    destinations: dict[str, tuple[str, int]] = {}
+    for peer in getattr(args, "peers", []):  # [[peer]] with a port: also a C-MOVE destination
+        if peer.destination is not None:
+            destinations[peer.ae_title] = peer.destination
+    destinations.update({aet: (host, port) for aet, host, port in args.destination})
+    try:
+        archive = Archive(
+            args.storage, args.db, destinations=destinations, ae_title=args.aet,
+            recover=owner, owner=owner, durability=args.durability,
+        )  # fmt: skip
+    except StorageInUseError as exc:
+        fail(str(exc), ExitCode.FAILURE)
     try:
         ae = archive_ae(args.aet)
         if args.max_pdu is None:
@@ -199,6 +298,9 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, recover:
         ae.maximum_operations_performed = max(0, args.max_ops)
         if args.max_associations is not None:
             ae.maximum_associations = args.max_associations
+        ae.access = _access_policy(args)
+        audit, metrics = _monitors(args, archive, owner)
+        ae.monitors = [m for m in (audit, metrics) if m is not None]
 
         def banner(addr: tuple[str, int]) -> str:
             lines = [
@@ -210,21 +312,105 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, recover:
             return "\n".join(lines)
 
         extra = {} if sock is None else {"sock": sock}
-        serve_until_signal(
-            ae,
-            (args.bind, args.port),
-            archive.handlers(),
-            server_ssl_context(args),
-            banner,
-            quiet=args.quiet,
-            **extra,
-        )
+        if audit is not None:
+            audit.application(started=True)
+        try:
+            serve_until_signal(
+                ae,
+                (args.bind, args.port),
+                archive.handlers(),
+                server_ssl_context(args),
+                banner,
+                quiet=args.quiet,
+                **extra,
+            )
+        finally:
+            if audit is not None:
+                audit.application(started=False)
+                audit.close()
+            if metrics is not None:
+                metrics.close()
     finally:
         archive.close()
     return ExitCode.OK
 
 
+def _access_policy(args: argparse.Namespace) -> Any:
+    """Who may connect and do what (:mod:`dicomnet.archive.access`): the peers of --config;
+    with none, anyone on a loopback-only archive (the embedded default) or with --allow-any,
+    and nobody else: an archive listening beyond this host must say whom it serves."""
+    import ipaddress
+
+    from dicomnet.archive.access import PeerPolicy
+
+    peers = list(getattr(args, "peers", []))
+    try:
+        loopback = ipaddress.ip_address(args.bind).is_loopback
+    except ValueError:
+        loopback = args.bind == "localhost"
+    if not peers and not args.allow_any and not loopback:
+        fail(f"qrscp listens on {args.bind}: name the peers it serves ([[peer]] in --config) "
+             "or give --allow-any", ExitCode.USAGE)  # fmt: skip
+    return PeerPolicy(args.aet, peers, check_called=not args.no_called_aet_check,
+                      allow_any=args.allow_any or not peers,
+                      max_per_ae=args.max_associations_per_peer)  # fmt: skip
+
+
+def _monitors(args: argparse.Namespace, archive: Any, owner: bool) -> tuple[Any, Any]:
+    """(audit trail, metrics) as the options ask; the audit log is on by default."""
+    from dicomnet.archive.audit import AuditTrail, SyslogSender
+
+    audit = None
+    path = args.audit_log
+    if path is None:
+        path = os.path.join(archive.files.root, "audit.jsonl")
+    if path != "none" or args.audit_syslog:
+        try:
+            syslog = SyslogSender(args.audit_syslog) if args.audit_syslog else None
+            audit = AuditTrail(None if path == "none" else path, syslog=syslog,
+                               ae_title=args.aet)  # fmt: skip
+        except (OSError, ValueError) as exc:
+            fail(f"audit: {exc}", ExitCode.USAGE)
+    metrics = None
+    if args.metrics:
+        from dicomnet.archive.metrics import Metrics
+
+        try:
+            metrics = Metrics()
+        except RuntimeError as exc:
+            fail(f"--metrics {args.metrics}: {exc}", ExitCode.USAGE)
+        if owner:  # one process: it serves its own (workers: the parent serves their sum)
+            _serve_metrics(metrics, args.metrics)
+    return audit, metrics
+
+
+def _serve_metrics(metrics: Any, where: str) -> None:
+    host, _, port = where.rpartition(":")
+    try:
+        bound = metrics.serve(host or "127.0.0.1", int(port))
+    except (RuntimeError, OSError, ValueError) as exc:
+        fail(f"--metrics {where}: {exc}", ExitCode.USAGE)
+    LOG.info("metrics on http://%s:%d/metrics", *bound)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line, on top of ``--config``'s settings when one is given."""
+    from dicomnet.cli.qrscp_config import load
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.peers = []
+    if args.config:
+        try:
+            config_argv, peers = load(args.config, parser)
+        except ValueError as exc:
+            parser.error(str(exc))
+        args = parser.parse_args(config_argv + argv)
+        args.peers = peers
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    args = parse(sys.argv[1:] if argv is None else argv)
     setup_logging(args)
     return run(lambda: _serve(args))
