@@ -28,6 +28,8 @@ import logging
 import time
 from typing import Any
 
+from dicomnet.dimse import primitives as P
+
 __all__ = [
     "MAX_VALUE",
     "AccessPolicy",
@@ -36,6 +38,8 @@ __all__ = [
     "Monitor",
     "OperationRecord",
     "clip",
+    "notify",
+    "operation_record",
 ]
 
 LOGGER = logging.getLogger("dicomnet.monitor")
@@ -146,6 +150,46 @@ class Monitor:
 
     def stalled(self, record: AssociationRecord) -> None:
         """An association was aborted because the peer read nothing for too long."""
+
+
+_OPERATION_NAMES = {
+    P.C_ECHO: "C-ECHO", P.C_STORE: "C-STORE", P.C_FIND: "C-FIND", P.C_GET: "C-GET",
+    P.C_MOVE: "C-MOVE", P.N_EVENT_REPORT: "N-EVENT-REPORT", P.N_GET: "N-GET", P.N_SET: "N-SET",
+    P.N_ACTION: "N-ACTION", P.N_CREATE: "N-CREATE", P.N_DELETE: "N-DELETE",
+}  # fmt: skip
+
+
+def operation_record(assoc_record: AssociationRecord, request: P.DIMSEPrimitive,
+                     message_id: int) -> OperationRecord:  # fmt: skip
+    """The record of a request about to be served: what it is and what it is about."""
+    sop_class = getattr(request, "AffectedSOPClassUID", None) or getattr(
+        request, "RequestedSOPClassUID", None)
+    sop_instance = getattr(request, "AffectedSOPInstanceUID", None) or getattr(
+        request, "RequestedSOPInstanceUID", None)
+    record = OperationRecord(assoc_record, _OPERATION_NAMES.get(type(request), request.SERVICE),
+                             message_id, sop_class, sop_instance)  # fmt: skip
+    data = getattr(request, "DataSet", None)
+    if data is not None:  # C-STORE: its size and study, from the reassembly's check
+        record.bytes = int(getattr(data, "size", 0) or 0)
+        check = getattr(data, "check", None)
+        record.study = getattr(check, "study_uid", None)
+    identifier = getattr(request, "Identifier", None)
+    if identifier is not None:  # C-FIND/GET/MOVE: the study asked for, when named
+        record.study = _identifier_study(identifier)
+    return record
+
+
+def _as_int(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _identifier_study(identifier: Any) -> str | None:
+    try:
+        ds = identifier.decode()
+    except Exception:
+        return None
+    value = ds.get("StudyInstanceUID")
+    return clip(str(value)) if value else None
 
 
 def notify(monitors: list[Monitor], method: str, *args: Any) -> None:
