@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: dicomnet vs DCMTK vs pynetdicom, in one run, over loopback.
 
-    bench/run [--quick] [--reps N] [--only 1,2,4] [--with-1g] [--out FILE]
+    bench/run [--quick] [--reps N] [--only 1,2,4,9] [--with-1g] [--out FILE]
 
 Theory of operation
 -------------------
@@ -25,7 +25,10 @@ that accepts Implicit VR Little Endian only: both senders convert (peak RSS in t
 8 sends the 1000 CT stored as JPEG-LS and as JPEG 2000 (lossless) to a DCMTK storescp that
 accepts uncompressed data only: dicomnet storescu converts on the way; DCMTK's storescu has no
 codecs in Debian's build, so its reference is dcmdjpls on every file plus storescu (there is
-no free DCMTK JPEG 2000 codec: 8b has no DCMTK variant).
+no free DCMTK JPEG 2000 codec: 8b has no DCMTK variant). 9 stores the 1000 CT into an empty
+qrscp with --durability safe (fsync of every file and new directory, SQLite synchronous=FULL)
+and fast, in tmpfs and on disk (/var/tmp), next to DCMTK storescp +B (which never fsyncs), and
+prints the safe/fast ratio.
 
 Whole-process variants time the client process from spawn to exit (start-up included);
 "in-process" variants report the time the client library measured itself, from association
@@ -233,6 +236,42 @@ def store_variant(impl: str, scp_impl: str, files: list[Path], work: Path, label
         return Result(seconds, rss, srss, ok, "" if ok else f"rc={rc} stored={stored}")
 
     return Variant(impl, label, run)
+
+
+def durability_variants(files: list[Path], where: Path) -> list[Variant]:
+    """Scenario 9: DCMTK storescu into an empty dicomnet qrscp, --durability safe and fast,
+    and into DCMTK storescp +B (which never fsyncs), with the storage in ``where``."""
+
+    def ours(mode: str) -> Callable[[], Result]:
+        def run() -> Result:
+            storage = Path(tempfile.mkdtemp(dir=where, prefix=f"dur-{mode}-"))
+            port = free_port()
+            argv = [*qrscp_argv(port, storage), "--durability", mode]
+            server = Server(argv, port)
+            try:
+                seconds, rss, _out, rc = run_client(
+                    [dcmtk("storescu"), "-aec", "DICOMNET", "127.0.0.1", str(port),
+                     *map(str, files)], DCMTK_ENV)
+            finally:
+                srss = server.stop()
+            stored = count_dicom(storage)
+            shutil.rmtree(storage, ignore_errors=True)
+            ok = rc == 0 and stored == len(files)
+            return Result(seconds, rss, srss, ok, "" if ok else f"rc={rc} stored={stored}")
+
+        return run
+
+    return [Variant("dicomnet", "DCMTK storescu -> dicomnet qrscp --durability safe", ours("safe")),
+            Variant("dicomnet", "DCMTK storescu -> dicomnet qrscp --durability fast", ours("fast")),
+            store_variant("DCMTK", "DCMTK +B", files, where, "DCMTK storescu -> storescp +B")]
+
+
+def safe_fast_note(variants: list[Variant]) -> str:
+    med = {v.label: statistics.median(r.seconds for r in v.results) for v in variants if v.results}
+    safe, fast = (med.get(v.label) for v in variants[:2])
+    if not safe or not fast:
+        return ""
+    return f"safe / fast = {safe / fast:.2f}\n"
 
 
 def echo_variant(impl: str, n: int, assocs: bool, work: Path) -> Variant:
@@ -670,7 +709,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one tenth of the counts, 1 repetition")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--only", default="", help="comma-separated scenario numbers (1-8, s)")
+    ap.add_argument("--only", default="", help="comma-separated scenario numbers (1-9, s)")
     ap.add_argument("--with-1g", action="store_true", help="include the 1 GiB instance")
     ap.add_argument("--out", default="", help="also write the markdown table to this file")
     args = ap.parse_args()
@@ -784,6 +823,18 @@ def main() -> int:
                 f"8b. {len(j2k)} CT stored as JPEG 2000 lossless -> storescp (uncompressed only;"
                 " DCMTK has no JPEG 2000 codec)",
                 decompress_variants(j2k, work, "JPEG 2000", None), reps))
+        if want("9"):
+            ct = generate(data, "ct", 1000 // scale)
+            disk = Path(tempfile.mkdtemp(prefix="dicomnet-bench-disk-", dir="/var/tmp"))
+            try:
+                for place, where in (("tmpfs", work), ("disk (/var/tmp)", disk)):
+                    vs = durability_variants(ct, where)
+                    out.append(run_scenario(
+                        f"9. C-STORE {len(ct)} CT into an empty archive, {place}: durability",
+                        vs, reps, warmup=True))
+                    out.append(safe_fast_note(vs))
+            finally:
+                shutil.rmtree(disk, ignore_errors=True)
         if want("s"):
             vs = [startup_variant("dicomnet", work), startup_variant("DCMTK", work)]
             out.append(run_scenario("Start-up: one whole echoscu process (seconds each)", vs, reps))

@@ -37,6 +37,7 @@ from tests.hostile.harness import (
     echo_rq,
     store_rq,
     uid,
+    wait_until,
 )
 from tests.hostile.malformed import (
     CONTEXTS,
@@ -209,3 +210,26 @@ def test_same_cases_against_dcmtk_storescp(dcmtk_storescp: tuple[int, Path], nam
         except (AssertionError, PeerClosed):  # an A-ABORT instead of a response
             got = "abort"
     assert got == DCMTK[name], f"DCMTK storescp now answers {got!r} to {name!r}"
+
+
+def test_client_values_in_logs_are_clipped(archive: ServerProcess) -> None:
+    """A C-FIND whose Query/Retrieve Level is 30,000 characters: refused (A900), and the log
+    line that names it stays short, with a marker where it was cut."""
+    from pydicom.dataset import Dataset
+
+    from tests.hostile.harness import CTX_FIND, encode_implicit, find_rq
+
+    ident = Dataset()
+    ident.QueryRetrieveLevel = "X" * 30000
+    ident.StudyInstanceUID = ""
+    before = len(archive.stderr_text())
+    with Peer(archive.port) as peer:
+        peer.associate()
+        peer.send_message(CTX_FIND, find_rq(1), encode_implicit(ident))
+        assert peer.read_message().status == 0xA900
+        peer.release()
+    assert wait_until(lambda: len(archive.stderr_text()) > before, 5.0)
+    new = archive.stderr_text()[before:].splitlines()
+    refused = [line for line in new if "C-FIND refused" in line]
+    assert refused and all(len(line) < 512 for line in new), new
+    assert "...[+" in refused[0]

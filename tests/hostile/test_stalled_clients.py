@@ -248,7 +248,10 @@ def test_stalled_clients_do_not_take_the_archive_down(
                 sock.close()
     # and it still serves as before
     assert max(_timed_operations(server.port).values()) < 1.0
-    assert "Traceback" not in server.stderr_text()
+    # peers that went away or were aborted are not errors (no "E:" line, no traceback)
+    log = server.stderr_text()
+    assert "Traceback" not in log
+    assert not [line for line in log.splitlines() if line.startswith("E:")], log[-2000:]
 
 
 def test_find_results_are_produced_as_the_peer_reads() -> None:
