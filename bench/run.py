@@ -399,10 +399,13 @@ def series_uids(path: Path) -> tuple[str, str]:
 
 
 def count_dicom(folder: Path) -> int:
-    """Part 10 files below ``folder`` (archive index and temp files excluded)."""
+    """Part 10 files below ``folder`` (the archive's index, audit log and dot-files -- temp
+    folder, lock, clean-stop marker -- excluded)."""
     n = 0
     for p in folder.rglob("*"):
-        if p.is_file() and ".tmp" not in p.parts and not p.name.startswith("index.sqlite"):
+        rel = p.relative_to(folder).parts
+        if (p.is_file() and not any(part.startswith(".") for part in rel)
+                and not p.name.startswith("index.sqlite") and p.name != "audit.jsonl"):
             n += 1
     return n
 
