@@ -536,10 +536,10 @@ def find_variants(arc: ArchiveFixture, work: Path) -> list[Variant]:
 
 
 def archive_store_variants(arc: ArchiveFixture, files: list[Path], work: Path) -> list[Variant]:
-    def ours() -> Result:
+    def ours(*extra: str) -> Result:
         storage = arc.clone()
         port = free_port()
-        server = Server(qrscp_argv(port, storage), port)
+        server = Server([*qrscp_argv(port, storage), *extra], port)
         try:
             seconds, rss, _out, rc = run_client(
                 [dcmtk("storescu"), "-aec", "DICOMNET", "127.0.0.1", str(port),
@@ -552,6 +552,8 @@ def archive_store_variants(arc: ArchiveFixture, files: list[Path], work: Path) -
         return Result(seconds, rss, srss, ok, "" if ok else f"rc={rc} stored={stored}")
 
     return [Variant("dicomnet", f"DCMTK storescu -> dicomnet qrscp ({arc.count} held)", ours),
+            Variant("dicomnet", f"DCMTK storescu -> dicomnet qrscp --durability fast "
+                    f"({arc.count} held)", lambda: ours("--durability", "fast")),
             store_variant("DCMTK", "DCMTK +B", files, work, "DCMTK storescu -> storescp +B")]
 
 

@@ -45,29 +45,51 @@ from dicomnet.dimse.messages import DIMSEMessage
 from dicomnet.errors import ProtocolError
 from dicomnet.transport.aio import AsyncDriver
 
-__all__ = ["STORE_BATCH_BYTES", "Encoded", "ServiceFlow"]
+__all__ = ["STORE_BATCH_BYTES", "Encoded", "PreparedStore", "ServiceFlow"]
 
 LOGGER = logging.getLogger("dicomnet.server")
 
 #: Bytes of a C-GET sub-operation's data set read from disk per pool step (and written per
 #: socket write, once the peer has read the previous piece).
-STORE_BATCH_BYTES = 256 << 10
+STORE_BATCH_BYTES = 512 << 10
 
 T = TypeVar("T")
 Encoded = tuple[DIMSEMessage, list[Any]]
 Chunks = list[Any]
 
 
-def _take(pdus: Iterator[Chunks], limit: int) -> list[Chunks]:
-    """Pool thread: the next PDUs of a message, up to ``limit`` bytes (at least one)."""
+def _take(pdus: Iterator[Chunks], limit: int) -> tuple[list[Chunks], bool]:
+    """Pool thread: the next PDUs of a message, up to ``limit`` bytes (at least one), and
+    whether they are the last."""
     out: list[Chunks] = []
     size = 0
     for chunks in pdus:
         out.append(chunks)
         size += sum(len(c) for c in chunks)
         if size >= limit:
-            break
-    return out
+            return out, False
+    return out, True
+
+
+class PreparedStore:
+    """A C-GET sub-operation's C-STORE-RQ, ready to be written (:meth:`ServiceFlow.send_store`)."""
+
+    __slots__ = ("converted", "done", "first", "message_id", "pdus", "sop_instance_uid")
+
+    def __init__(self, message_id: int, sop_instance_uid: str, converted: Any,
+                 pdus: Iterator[Chunks], first: list[Chunks], done: bool) -> None:  # fmt: skip
+        self.message_id = message_id
+        self.sop_instance_uid = sop_instance_uid
+        self.converted = converted  # a converted payload to close once sent, or None
+        self.pdus = pdus
+        self.first = first
+        self.done = done
+
+    def close(self) -> None:
+        converted, self.converted = self.converted, None
+        if converted is not None:
+            with contextlib.suppress(Exception):
+                converted.close()
 
 
 class ServiceFlow:
@@ -106,6 +128,24 @@ class ServiceFlow:
         msg, pdus = self.provider.message_pdus(rsp, self.context_id)
         return msg, list(pdus)
 
+    def repeated(self, rsp: P.DIMSEPrimitive) -> Callable[[Any], Encoded]:
+        """An encoder for responses like ``rsp`` that differ only in their data set (a
+        DataSource or pydicom Dataset): the command set is encoded once (any thread)."""
+        from dicomnet.dimse.dataset import DataSource
+
+        fast = self.provider.repeated_pdus(rsp, self.context_id)
+        ts = str(self.assoc.context_by_id(self.context_id).transfer_syntax)
+
+        def encode(data: Any) -> Encoded:
+            source = data if isinstance(data, DataSource) else DataSource.from_dataset(data, ts)
+            if fast is not None:
+                msg, pdus = fast(source)
+                return msg, pdus
+            rsp.Identifier = source
+            return self.encode(rsp)
+
+        return encode
+
     async def write(self, encoded: list[Encoded]) -> None:
         """Write responses once the peer has read what came before (aborts a stalled peer)."""
         await self.driver.writable()
@@ -123,34 +163,48 @@ class ServiceFlow:
         return await self.loop.run_in_executor(self.executor, fn, *args)
 
     async def store(self, payload: Any) -> int | None:
-        """One C-STORE sub-operation on this association: the response's status, None when
-        none came within the DIMSE timeout. Raises what preparing the request raised (no
-        accepted context, a conversion the codecs cannot do) and ProtocolError when the
-        association is gone."""
+        """One C-STORE sub-operation on this association: the response's status. Raises what
+        preparing the request raised (no accepted context, a conversion the codecs cannot
+        do) and ProtocolError when the association is gone."""
+        return await self.send_store(await self.run(self.prepare_store, payload), [])
+
+    def prepare_store(self, payload: Any) -> PreparedStore:
+        """Pool thread: the C-STORE-RQ for ``payload`` (converted when its syntax was not
+        accepted), its Message ID and its first PDUs, read from the file."""
         from dicomnet.services.scu import store_request
 
-        def prepare() -> tuple[int, Any, Iterator[Chunks], list[Chunks]]:
-            prim, context_id, converted = store_request(self.assoc, payload)
-            mid = prim.MessageID = self._message_id()
-            _, pdus = self.provider.message_pdus(prim, context_id)
-            try:
-                first = _take(pdus, STORE_BATCH_BYTES)
-            except BaseException:
-                if converted is not None:
-                    converted.close()
-                raise
-            return mid, converted, pdus, first
+        prim, context_id, converted = store_request(self.assoc, payload)
+        mid = prim.MessageID = self._message_id()
+        _, pdus = self.provider.message_pdus(prim, context_id)
+        try:
+            first, done = _take(pdus, STORE_BATCH_BYTES)
+        except BaseException:
+            if converted is not None:
+                converted.close()
+            raise
+        return PreparedStore(mid, str(prim.AffectedSOPInstanceUID), converted, pdus, first, done)
 
-        mid, converted, pdus, batch = await self.run(prepare)
+    async def send_store(self, prepared: PreparedStore, before: list[Encoded]) -> int | None:
+        """Loop: write ``before`` (encoded responses) and the prepared request as the peer
+        reads, then await the C-STORE-RSP: its status."""
+        mid = prepared.message_id
         fut: asyncio.Future[P.DIMSEPrimitive] = self.loop.create_future()
         self.waiters[mid] = fut
         try:
+            batch, done = prepared.first, prepared.done
+            await self.driver.writable()
             await self._lock()
             try:
-                while batch:
-                    await self.driver.writable()
+                for msg, pdus in before:
+                    if self.observe is not None:
+                        self.observe(msg)
+                    self.driver.write_pdus(pdus)
+                while True:
                     self.driver.write_pdus(batch)
-                    batch = await self.run(_take, pdus, STORE_BATCH_BYTES)
+                    if done:
+                        break
+                    batch, done = await self.run(_take, prepared.pdus, STORE_BATCH_BYTES)
+                    await self.driver.writable()
             finally:
                 self.send_lock.release()
             # the DIMSE timeout, or else the network timeout: a peer silent that long while we
@@ -168,9 +222,7 @@ class ServiceFlow:
             return None if status is None else int(status)
         finally:
             self.waiters.pop(mid, None)
-            if converted is not None:
-                with contextlib.suppress(Exception):
-                    converted.close()
+            prepared.close()
 
     # --- internals ------------------------------------------------------------------------------
     def _message_id(self) -> int:

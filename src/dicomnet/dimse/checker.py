@@ -64,6 +64,9 @@ _MAX_CAPTURE = 128
 
 # frame kinds
 _DATASET, _SEQUENCE, _FRAGMENTS = 0, 1, 2
+_IMPLICIT_HEADER = struct.Struct("<HHI")
+_EXPLICIT_HEADER = struct.Struct("<HH2sH")
+_U32 = struct.Struct("<I")
 
 
 class Problem:
@@ -160,6 +163,11 @@ class DataSetChecker:
         """The next bytes of the data set (any split); never raises."""
         if self._problem is not None or not data:
             return
+        n = len(data)
+        if self._skip >= n and not self._capture_tag and self._inflater is None:
+            self._skip -= n  # inside a value (Pixel Data, mostly): nothing to look at
+            self._pos += n
+            return
         try:
             if self._inflater is not None:
                 self._feed_deflated(data)
@@ -216,6 +224,11 @@ class DataSetChecker:
                 self._element(memoryview(carry), need, view, i)
                 continue
             self._close_frames()
+            if len(self._stack) == 1 and self._stack[0].little:
+                j = self._walk_top(view, i, n)
+                if j != i:
+                    i = j
+                    continue
             avail = n - i
             need = self._header_size(view[i : i + 8]) if avail >= 6 else 8
             if avail < need:
@@ -225,6 +238,53 @@ class DataSetChecker:
             self._pos += need
             self._element(view[i : i + need], need, view, i + need)
             i += need
+
+    def _walk_top(self, view: memoryview, i: int, n: int) -> int:
+        """The common case, quickly: the elements of a little endian data set's top level that
+        are plain values (captured ones and native Pixel Data included; a sequence, an item,
+        an undefined length, a split header or anything wrong stops it and goes through
+        :meth:`_element`); returns where it stopped."""
+        implicit = self._stack[0].implicit
+        pos = self._pos
+        capture = _CAPTURE
+        values = self._values
+        long_vrs = _LONG
+        vrs = _VRS
+        while n - i >= 12:
+            if implicit:
+                group, elem, length = _IMPLICIT_HEADER.unpack_from(view, i)
+                hsize = 8
+                vr = b""
+            else:
+                group, elem, vr, length = _EXPLICIT_HEADER.unpack_from(view, i)
+                if vr in long_vrs:
+                    length = _U32.unpack_from(view, i + 8)[0]
+                    hsize = 12
+                elif vr in vrs:
+                    hsize = 8
+                else:
+                    break
+            tag = group << 16 | elem
+            if group == 0xFFFE or length == _UNDEFINED or length & 1 or vr == b"SQ":
+                break
+            wanted = capture.get(tag)
+            if wanted is not None:
+                if (vr and vr != wanted) or length > _MAX_CAPTURE or length > n - i - hsize:
+                    break
+                values[tag] = bytes(view[i + hsize : i + hsize + length])
+            elif tag == _PIXEL_DATA:
+                self._pixel = (length, False)
+            i += hsize
+            pos += hsize
+            if length > n - i:  # the value goes on in the next fragments
+                self._skip = length - (n - i)
+                pos += n - i
+                i = n
+                break
+            i += length
+            pos += length
+        self._pos = pos
+        return i
 
     def _header_size(self, head: bytes | memoryview) -> int:
         """8 or 12: the size of the element header starting with ``head`` (>= 6 bytes known

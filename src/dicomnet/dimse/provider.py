@@ -384,6 +384,26 @@ class DIMSEServiceProvider:
         assert source is None or isinstance(source, DataSource)
         return msg, fragment(context_id, command, source, int(self._assoc.peer_max_pdata_length))
 
+    def repeated_pdus(
+        self, primitive: DIMSEPrimitive, context_id: int
+    ) -> Callable[[DataSource], tuple[DIMSEMessage, list[list[Any]]]] | None:
+        """For many responses that differ only in their data set (the pending C-FIND responses
+        of one request): a function ``data -> (message, PDUs)`` that reuses ``primitive``'s
+        command set, encoded once (it must announce a data set). None when every message must
+        be built on its own (an ``on_send_dimse_message`` hook is set)."""
+        if self.on_send_dimse_message is not None:
+            return None
+        msg = message_from_primitive(primitive)
+        msg.context_id = context_id
+        msg.data_set = DataSource.from_bytes(b"", None)  # "a data set follows"
+        command = msg.encode_command()
+        max_pdata = int(self._assoc.peer_max_pdata_length)
+
+        def pdus(data: DataSource) -> tuple[DIMSEMessage, list[list[Any]]]:
+            return msg, list(fragment(context_id, command, data, max_pdata))
+
+        return pdus
+
     def _send_message(self, msg: DIMSEMessage, context_id: int) -> None:
         msg.context_id = context_id
         data = msg.data_set

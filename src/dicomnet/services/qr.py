@@ -112,6 +112,9 @@ class Flow(Protocol):
     def encode(self, rsp: P.DIMSEPrimitive) -> Any:
         """A response encoded into its PDUs, ready for :meth:`write` (any thread)."""
 
+    def repeated(self, rsp: P.DIMSEPrimitive) -> Callable[[Any], Any]:
+        """An encoder of responses like ``rsp`` that differ only in their data set."""
+
     async def write(self, encoded: list[Any]) -> None:
         """Write encoded responses once the peer has read what came before."""
 
@@ -121,6 +124,14 @@ class Flow(Protocol):
     async def store(self, payload: Any) -> int | None:
         """One C-STORE sub-operation on this association: the response's status (None: no
         response in time); raises when the request cannot be made (no context, no codec)."""
+
+    def prepare_store(self, payload: Any) -> Any:
+        """Pool thread: :meth:`store`'s blocking half (the request, converted if need be, and
+        its first PDUs read); raises as :meth:`store` does. Has ``sop_instance_uid``."""
+
+    async def send_store(self, prepared: Any, before: list[Any]) -> int | None:
+        """Loop: :meth:`store`'s other half -- write ``before`` (encoded responses) and the
+        request, await the response; its status."""
 
 
 # --- handler items ---------------------------------------------------------------------------
@@ -154,6 +165,14 @@ class _Items:
                 return _DONE
         assert self._sync is not None
         return await self.flow.run(next, self._sync, _DONE)
+
+    async def next_step(self, prepare: Callable[[Any], Any]) -> _Step:
+        """The next item and, in the same pool step, what ``prepare`` makes of its payload
+        (a sub-operation made ready to go)."""
+        if self._async is not None:
+            return await self.flow.run(_make_step, await self.next(), prepare)
+        assert self._sync is not None
+        return await self.flow.run(_next_step, self._sync, prepare)
 
     async def batch(self, convert: Callable[[Any], tuple[Any, bool]], n: int) -> list[Any]:
         """Up to ``n`` converted items (``convert(item) -> (value, stop)``), stopping after a
@@ -203,6 +222,41 @@ def _pull(it: Iterator[Any], convert: Callable[[Any], tuple[Any, bool]], n: int,
     return out
 
 
+class _Step:
+    """A handler item of C-GET/C-MOVE and its sub-operation, prepared in the pool."""
+
+    __slots__ = ("error", "item", "prepared", "uid")
+
+    def __init__(self, item: Any) -> None:
+        self.item = item
+        self.prepared: Any = None
+        self.error: BaseException | None = None
+        self.uid: str | None = None
+
+
+def _next_step(it: Iterator[Any], prepare: Callable[[Any], Any]) -> _Step:
+    return _make_step(next(it, _DONE), prepare)
+
+
+def _make_step(item: Any, prepare: Callable[[Any], Any]) -> _Step:
+    """Pool thread: ``prepare`` the payload of a Pending item (anything else is left for the
+    loop to interpret); a failure is kept, with the instance's UID for the failed list."""
+    step = _Step(item)
+    if item is _DONE or not (isinstance(item, tuple) and len(item) == 2):
+        return step
+    try:
+        if category(status_parts(item[0])[0]) is not Category.PENDING:
+            return step
+    except Exception:
+        return step  # the loop reports the bad status
+    try:
+        step.prepared = prepare(item[1])
+    except Exception as exc:
+        step.error = exc
+        step.uid = _describe(item[1])[1]
+    return step
+
+
 def _pair(item: Any, what: str) -> tuple[Any, Any]:
     if not isinstance(item, tuple) or len(item) != 2:
         raise TypeError(f"a {what} handler yields (status, dataset) pairs, not {item!r}")
@@ -233,11 +287,17 @@ async def find(call: ServiceCall, flow: Flow) -> None:
         await flow.write([flow.encode(final)])
         return
     items = _Items(call, flow)
+    plain = _find_rsp(call)  # the usual pending response: FF00 and an identifier
+    apply_status(plain, PENDING)
+    plain.Identifier = DataSource.from_bytes(b"", call.transfer_syntax)
+    encode_pending = flow.repeated(plain)
 
     def convert(item: Any) -> tuple[Any, bool]:
         """Pool thread (or loop for async generators): an item -> its encoded pending
         response, or the final status (stop)."""
         status, identifier = _pair(item, "C-FIND")
+        if status == PENDING and identifier is not None and type(status) is int:
+            return encode_pending(identifier), False  # command set encoded once per request
         code, extras = status_parts(status)
         if category(code) is not Category.PENDING:
             apply_status(final, code, extras)
@@ -324,15 +384,16 @@ class _Retrieve:
             if reason and self.first_failure is None:
                 self.first_failure = reason
 
-    async def send_pending(self) -> None:
+    def encode_pending(self) -> Any:
+        """A pending response with the counts so far (written with what comes next)."""
         rsp = self.response()
         apply_status(rsp, PENDING)
         self._counts(rsp, remaining=True)
-        await self.flow.write([self.flow.encode(rsp)])
+        return self.flow.encode(rsp)
 
-    async def send_final(self, code: int | None = None,
-                         extras: dict[str, Any] | None = None) -> None:  # fmt: skip
-        """The last response; ``code`` None: derive it from the counts."""
+    async def send_final(self, code: int | None = None, extras: dict[str, Any] | None = None,
+                         before: list[Any] | None = None) -> None:  # fmt: skip
+        """The last response (after ``before``); ``code`` None: derive it from the counts."""
         if code is None:
             code = SUCCESS if self.failed == 0 and self.warning == 0 else SUBOPS_WARNING
         if self.failed and self.first_failure and not (extras and "ErrorComment" in extras):
@@ -347,7 +408,7 @@ class _Retrieve:
             ident = Dataset()
             ident.FailedSOPInstanceUIDList = list(self.failed_uids)
             rsp.Identifier = DataSource.from_dataset(ident, self.call.transfer_syntax)
-        await self.flow.write([await self.flow.run(self.flow.encode, rsp)])
+        await self.flow.write([*(before or ()), await self.flow.run(self.flow.encode, rsp)])
 
     async def send_failure(self, code: int, exc: BaseException) -> None:
         LOGGER.error("%s handler failed: %s", self.cls.SERVICE, exc, exc_info=exc)
@@ -414,41 +475,75 @@ def _count(item: Any) -> int:
     return int(item)
 
 
+Finish = Callable[[Any, list[Any]], Awaitable[tuple[int | None, str | None, str | None]]]
+
+
 async def _retrieve_loop(
     call: ServiceCall,
     items: _Items,
     retrieve: _Retrieve,
-    sub_operation: Callable[[Any], Awaitable[tuple[int | None, str | None]]],
+    prepare: Callable[[Any], Any],
+    finish: Finish,
     head: list[Any] | None = None,
+    *,
+    bundle: bool = False,
 ) -> None:
     """Run the sub-operations (``head`` first, then the handler's items) and send pending +
-    final responses."""
-    pending = list(head or [])
+    final responses. Each item is pulled and its sub-operation prepared in one pool step
+    (``prepare``); ``finish(prepared, before)`` completes it on the loop, writing ``before``
+    first, and returns (status, failure reason, UID). ``bundle``: a pending response goes
+    out with the next sub-operation's request (C-GET: one write instead of two); otherwise
+    at once (C-MOVE: the sub-operations go elsewhere)."""
+    head = list(head or [])
+    before: list[Any] = []
+    flow = retrieve.flow
     while True:
         # the handler is resumed before the cancel is looked at: it may see it itself
-        item = pending.pop(0) if pending else await items.next()
+        if head:
+            step = await flow.run(_make_step, head.pop(0), prepare)
+        else:
+            step = await items.next_step(prepare)
         if call.is_cancelled:
-            await retrieve.send_final(CANCEL)
+            _discard(step)
+            await retrieve.send_final(CANCEL, before=before)
             return
-        if item is _DONE:
+        if step.item is _DONE:
             break
-        status, payload = _pair(item, retrieve.cls.SERVICE)
+        status, _payload = _pair(step.item, retrieve.cls.SERVICE)
         code, extras = status_parts(status)
         cat = category(code)
         if cat is Category.CANCEL:
-            await retrieve.send_final(CANCEL)
+            await retrieve.send_final(CANCEL, before=before)
             return
         if cat is not Category.PENDING:
-            await retrieve.send_final(code, extras)
+            await retrieve.send_final(code, extras, before)
             return
-        uid = (await retrieve.flow.run(_describe, payload))[1]
-        result, reason = await sub_operation(payload)
+        result: int | None
+        reason: str | None
+        uid: str | None
+        if step.error is not None:
+            if _association_gone(step.error):
+                raise step.error
+            LOGGER.warning("%s sub-operation failed: %s", retrieve.cls.SERVICE, step.error)
+            result, reason, uid = None, short_reason(step.error), step.uid
+        else:
+            result, reason, uid = await finish(step.prepared, before)
+            before = []
         retrieve.record(result, uid, reason)
         if call.is_cancelled:
-            await retrieve.send_final(CANCEL)
+            await retrieve.send_final(CANCEL, before=before)
             return
-        await retrieve.send_pending()
-    await retrieve.send_final(CANCEL if call.is_cancelled else None)
+        before.append(retrieve.encode_pending())
+        if not bundle:
+            await flow.write(before)
+            before = []
+    await retrieve.send_final(CANCEL if call.is_cancelled else None, before=before)
+
+
+def _discard(step: _Step) -> None:
+    close = getattr(step.prepared, "close", None)
+    if close is not None:
+        close()
 
 
 async def get(call: ServiceCall, flow: Flow) -> None:
@@ -462,16 +557,19 @@ async def get(call: ServiceCall, flow: Flow) -> None:
         await items.start()
         retrieve.total = _count(await items.next())
 
-        async def sub_operation(payload: Any) -> tuple[int | None, str | None]:
+        async def finish(prepared: Any, before: list[Any]) -> tuple[int | None, str | None,
+                                                                   str | None]:  # fmt: skip
+            uid = prepared.sop_instance_uid
             try:
-                return _outcome(await flow.store(payload))
+                code, reason = _outcome(await flow.send_store(prepared, before))
             except Exception as exc:
                 if _association_gone(exc):
                     raise
                 LOGGER.warning("C-GET sub-operation failed: %s", exc)
-                return None, short_reason(exc)
+                return None, short_reason(exc), uid
+            return code, reason, uid
 
-        await _retrieve_loop(call, items, retrieve, sub_operation)
+        await _retrieve_loop(call, items, retrieve, flow.prepare_store, finish, bundle=True)
     except Exception as exc:
         if _association_gone(exc):
             raise
@@ -539,16 +637,18 @@ def _outcome(code: int | None) -> tuple[int | None, str | None]:
     return code, None
 
 
-def _move_store(sub: Any, payload: Any, originator: tuple[str, int]) -> tuple[int | None,
-                                                                               str | None]:
-    """Pool thread: one C-STORE sub-operation over the C-MOVE sub-association."""
+def _move_store(sub: Any, payload: Any, originator: tuple[str, int]) -> tuple[
+        int | None, str | None, str | None]:  # fmt: skip
+    """Pool thread: one C-STORE sub-operation over the C-MOVE sub-association: (status,
+    failure reason, the instance's UID when it failed)."""
     try:
         result = sub.send_c_store(payload, originator_aet=originator[0],
                                   originator_id=originator[1])  # fmt: skip
     except Exception as exc:
         LOGGER.warning("C-MOVE sub-operation failed: %s", exc)
-        return None, short_reason(exc)
-    return _outcome(_store_status(result))
+        return None, short_reason(exc), _describe(payload)[1]
+    code, reason = _outcome(_store_status(result))
+    return code, reason, (_describe(payload)[1] if reason else None)
 
 
 async def move(call: ServiceCall, flow: Flow) -> None:
@@ -592,10 +692,16 @@ async def move(call: ServiceCall, flow: Flow) -> None:
         originator_aet = str(getattr(requestor, "ae_title", "") or "").strip() or "UNKNOWN"
         originator = (originator_aet, int(getattr(call.request, "MessageID", 0) or 0))
 
-        async def sub_operation(payload: Any) -> tuple[int | None, str | None]:
-            return await flow.run(_move_store, sub, payload, originator)
+        def prepare(payload: Any) -> tuple[int | None, str | None, str | None]:
+            return _move_store(sub, payload, originator)  # the whole sub-operation
 
-        await _retrieve_loop(call, items, retrieve, sub_operation, head)
+        async def finish(done: tuple[int | None, str | None, str | None],
+                         before: list[Any]) -> tuple[int | None, str | None, str | None]:  # fmt: skip
+            if before:
+                await flow.write(before)
+            return done
+
+        await _retrieve_loop(call, items, retrieve, prepare, finish, head)
     except Exception as exc:
         if _association_gone(exc):
             raise
