@@ -75,7 +75,13 @@ from dicomnet.ul.events import (
     TransportClosed,
 )
 from dicomnet.ul.negotiation import RJ_LOCAL_LIMIT, AcceptorPolicy, negotiate
-from dicomnet.ul.pdu import AAssociateAC, AAssociateRJ, AAssociateRQ, UserIdentityRQ
+from dicomnet.ul.pdu import (
+    AAssociateAC,
+    AAssociateRJ,
+    AAssociateRQ,
+    SOPClassExtendedNegotiation,
+    UserIdentityRQ,
+)
 
 if TYPE_CHECKING:
     from dicomnet.association import Association
@@ -243,16 +249,22 @@ class Acceptor:
             self.driver.abort()
 
     # --- negotiation (PS3.8 7.1, PS3.7 Annex D) ---------------------------------------------------
-    def _policy(self) -> AcceptorPolicy:
+    def _policy(self, rq: AAssociateRQ) -> AcceptorPolicy:
         ae = self.server.ae
         roles = {
             cx.abstract_syntax: (cx.scu_role is not False, cx.scp_role is not False)
             for cx in ae.supported_contexts
         }
+        supported = ae.supported_map()
+        promiscuous = getattr(ae, "promiscuous_syntaxes", None)
+        if promiscuous:  # anything else proposed: taken as a storage SOP class of its own
+            for pc in rq.presentation_contexts:
+                supported.setdefault(pc.abstract_syntax.rstrip("\0 "), list(promiscuous))
         user_identity = self._user_identity if self.server.get_handlers(evt.EVT_USER_ID) else None
+        extended = self._extended if self.server.get_handlers(evt.EVT_SOP_EXTENDED) else None
         return AcceptorPolicy(
             ae_title=ae.ae_title,
-            supported=ae.supported_map(),
+            supported=supported,
             require_called_ae_title=bool(ae.require_called_aet),
             allowed_calling_ae_titles=list(ae.require_calling_aet) or None,
             roles=roles,
@@ -261,6 +273,7 @@ class Acceptor:
             implementation_class_uid=ae.implementation_class_uid,
             implementation_version_name=ae.implementation_version_name,
             user_identity=user_identity,
+            extended_negotiation=extended,
         )
 
     def _user_identity(self, item: UserIdentityRQ) -> tuple[bool, bytes | None]:
@@ -282,6 +295,22 @@ class Acceptor:
             LOGGER.exception("EVT_USER_ID handler failed: rejecting the association")
             return False, None
         return bool(accepted), response
+
+    def _extended(self, item: SOPClassExtendedNegotiation) -> bytes | None:
+        """EVT_SOP_EXTENDED: the handler gets ``app_info`` ({SOP class UID: the requestor's
+        service-class application information}) and returns {UID: our answer} (a missing UID,
+        or None: no 56H item in the AC for it, PS3.7 D.3.3.5)."""
+        fn, args = self.server.get_handlers(evt.EVT_SOP_EXTENDED)[0]
+        uid = item.sop_class_uid
+        try:
+            answers = fn(evt.Event(self.assoc, evt.EVT_SOP_EXTENDED,
+                                   app_info={uid: item.service_class_application_information}),
+                         *args)  # fmt: skip
+        except Exception:
+            LOGGER.exception("EVT_SOP_EXTENDED handler failed: no extended negotiation answer")
+            return None
+        answer = (answers or {}).get(uid)
+        return None if answer is None else bytes(answer)
 
     def _on_request(self, rq: AAssociateRQ) -> None:
         server, driver, assoc = self.server, self.driver, self.assoc
@@ -312,7 +341,7 @@ class Acceptor:
             if refusal is not None:
                 self._reject(AAssociateRJ(*refusal), now)
                 return
-        answer = negotiate(rq, self._policy())
+        answer = negotiate(rq, self._policy(rq))
         if not isinstance(answer, AAssociateAC):
             self._reject(answer, now)
             return

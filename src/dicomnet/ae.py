@@ -122,6 +122,9 @@ class AE:
         # what) and the monitors it tells about associations and operations (audit, metrics)
         self.access: AccessPolicy | None = None
         self.monitors: list[Monitor] = []
+        # accept any abstract syntax proposed that we do not list, with these transfer
+        # syntaxes (storescp/qrscp --promiscuous: unknown and private storage SOP classes)
+        self.promiscuous_syntaxes: list[str] | None = None
 
     # --- identity -------------------------------------------------------------------------
     @property

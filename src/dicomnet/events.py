@@ -5,7 +5,7 @@ Theory of operation
 An application binds handlers to event types: ``handlers=[(EVT_C_STORE, on_store), ...]``
 (a mapping is accepted too). There are two kinds of event type:
 
-* *intervention* events (``EVT_C_*``, ``EVT_N_*``, ``EVT_USER_ID``): the handler's return value
+* *intervention* events (``EVT_C_*``, ``EVT_N_*``, ``EVT_USER_ID``, ``EVT_SOP_EXTENDED``): the handler's return value
   *is* the answer that goes back to the peer (a status, a ``(status, dataset)`` pair, or a
   generator of them for C-FIND/C-GET/C-MOVE). One handler per intervention event; when none is
   bound the service uses its documented default (C-ECHO answers Success, everything else a
@@ -58,6 +58,7 @@ __all__ = [
     "EVT_REJECTED",
     "EVT_RELEASED",
     "EVT_REQUESTED",
+    "EVT_SOP_EXTENDED",
     "EVT_USER_ID",
     "Binding",
     "Event",
@@ -106,6 +107,9 @@ EVT_ABORTED = EventType("EVT_ABORTED", "association aborted", False)
 
 # Intervention events: requests the peer makes of us.
 EVT_USER_ID = EventType("EVT_USER_ID", "user identity negotiation (PS3.7 D.3.3.7)", True)
+EVT_SOP_EXTENDED = EventType(
+    "EVT_SOP_EXTENDED", "SOP class extended negotiation (PS3.7 D.3.3.5)", True
+)
 EVT_C_ECHO = EventType("EVT_C_ECHO", "C-ECHO-RQ received", True)
 EVT_C_STORE = EventType("EVT_C_STORE", "C-STORE-RQ received", True)
 EVT_C_FIND = EventType("EVT_C_FIND", "C-FIND-RQ received", True)

@@ -157,17 +157,28 @@ def test_store_disk_full_gives_a700_and_no_partial_file(
         a.close()
 
 
-def test_duplicate_replaces(arc: Archive) -> None:
+def test_duplicate_keeps_the_first_unless_overwrite(arc: Archive) -> None:
+    """A second C-STORE of a stored SOP Instance UID (e.g. a truncated copy that still parses)
+    does not replace the first: Success, the first file kept (as Orthanc's default); with
+    ``overwrite`` it replaces it."""
     ds, ts = next(all_datasets())
     before = arc.index.instance_count()
+    first = arc.index.get_instance(ds.SOPInstanceUID)
+    assert first is not None
+    original = Path(first.path).read_bytes()
     ds.StudyDescription = "REPLACED"
     ev = FakeEvent(sop_class=ds.SOPClassUID, sop_instance=ds.SOPInstanceUID,
                    data=encode(ds, ts), ts=ts)
     assert arc.handle_store(ev) == 0
     assert arc.index.instance_count() == before
     item = arc.index.get_instance(ds.SOPInstanceUID)
+    assert item is not None and Path(item.path).read_bytes() == original
+    arc.overwrite = True
+    assert arc.handle_store(ev) == 0
+    item = arc.index.get_instance(ds.SOPInstanceUID)
     assert item is not None
     assert dcmread(item.path).StudyDescription == "REPLACED"
+    assert arc.index.instance_count() == before
 
 
 def test_directory_store_flat_names_and_replace(tmp_path: Path) -> None:
@@ -204,9 +215,15 @@ def test_find_patient_root_patient_level(arc: Archive) -> None:
 
 def test_find_bad_level_is_a_failure_not_an_exception(arc: Archive) -> None:
     ident = _ident(QueryRetrieveLevel="PATIENT", PatientID="")  # no PATIENT level in Study Root
+    arc.strict_hierarchical = True  # (by default that query is answered, as Orthanc does)
     out = list(arc.handle_find(FakeEvent(sop_class=STUDY_FIND, identifier=ident)))
     assert len(out) == 1
     assert _code(out[0][0]) == 0xA900 and out[0][1] is None
+    arc.strict_hierarchical = False
+    assert len(list(arc.handle_find(FakeEvent(sop_class=STUDY_FIND, identifier=ident)))) == 3
+    frame = _ident(QueryRetrieveLevel="FRAME", PatientID="")
+    out = list(arc.handle_find(FakeEvent(sop_class=STUDY_FIND, identifier=frame)))
+    assert len(out) == 1 and _code(out[0][0]) == 0xA900
     out = list(arc.handle_find(FakeEvent(sop_class="1.2.3", identifier=ident)))
     assert _code(out[0][0]) >= 0xA000
 
@@ -254,11 +271,21 @@ def test_move_destination_lookup(arc: Archive) -> None:
 
 
 def test_move_without_unique_key_fails_cleanly(arc: Archive) -> None:
-    ident = _ident(QueryRetrieveLevel="SERIES", StudyInstanceUID="2.25.3")  # no series UID
+    ident = _ident(QueryRetrieveLevel="SERIES", PatientID="")  # no UID selects anything
     out = list(arc.handle_move(FakeEvent(sop_class=STUDY_MOVE, identifier=ident,
                                          move_destination="DEST")))
     assert out[0] == ("127.0.0.1", 4242) and out[1] == 0
     assert _code(out[2][0]) >= 0xA000
+    # a study UID alone at SERIES level: the whole study (relational retrieval, C.4.2.2.2),
+    # unless strict
+    ident = _ident(QueryRetrieveLevel="SERIES", StudyInstanceUID="2.25.3")
+    out = list(arc.handle_move(FakeEvent(sop_class=STUDY_MOVE, identifier=ident,
+                                         move_destination="DEST")))
+    assert out[1] > 0 and len(out) == out[1] + 2
+    arc.strict_hierarchical = True
+    out = list(arc.handle_move(FakeEvent(sop_class=STUDY_MOVE, identifier=ident,
+                                         move_destination="DEST")))
+    assert out[1] == 0 and _code(out[2][0]) == 0xA900
 
 
 def test_recovery_on_start(tmp_path: Path) -> None:

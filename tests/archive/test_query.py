@@ -231,8 +231,14 @@ def test_character_set_echoed_and_encodable(archive: Archive) -> None:
     results = run(archive, "PATIENT", "PATIENT", {"PatientName": "", "PatientID": "PID003"})
     assert len(results) == 1
     r = results[0]
-    assert r.SpecificCharacterSet == "ISO_IR 100"
+    # stored in Latin-1; the query named no character set: answered in UTF-8, which needs
+    # no escape sequences and can say anything (PS3.4 C.4.1.1.3.2 lets the SCP choose)
+    assert r.SpecificCharacterSet == "ISO_IR 192"
     assert str(r.PatientName) == "Müller^Jörg"
+    latin = run(archive, "PATIENT", "PATIENT", {"PatientName": "", "PatientID": "PID003",
+                                                 "SpecificCharacterSet": "ISO_IR 100"})[0]
+    assert latin.SpecificCharacterSet == "ISO_IR 100"  # asked in Latin-1: answered in it
+    r = latin
     buf = DicomBytesIO()
     buf.is_little_endian = True
     buf.is_implicit_VR = True
@@ -272,9 +278,20 @@ def test_image_level_return_values(archive: Archive) -> None:
 def test_hierarchical_key_rules(
     archive: Archive, model: str, level: str, keys: dict[str, Any], status: int
 ) -> None:
+    """Strict (qrscp --strict-hierarchical, no relational queries negotiated): PS3.4
+    C.4.1.2.1's rules; by default only the malformed ones fail (relational search answers
+    the others, C.4.1.3.2)."""
+    from dicomnet.archive.query import QueryOptions
+
     with pytest.raises(QueryError) as info:
-        archive.index.query(level, identifier(level, keys), model)
+        archive.index.query(level, identifier(level, keys), model,
+                            options=QueryOptions(strict=True))  # fmt: skip
     assert info.value.status == status
+    if status == 0xC000 or level == "FOO":
+        with pytest.raises(QueryError):
+            archive.index.query(level, identifier(level, keys), model)
+    else:
+        list(archive.index.query(level, identifier(level, keys), model))
 
 
 def test_level_read_from_identifier(archive: Archive) -> None:
@@ -323,9 +340,16 @@ def test_instances_for(
 def test_instances_for_refuses(
     archive: Archive, model: str, level: str, keys: dict[str, Any]
 ) -> None:
+    """Strict retrieves refuse all of these; relational retrieval (the default) answers a
+    series by its UID alone (C.4.2.2.2) and a PATIENT level in Study Root by Patient ID."""
     with pytest.raises(QueryError) as info:
-        archive.index.instances_for(level, identifier(level, keys), model)
+        archive.index.instances_for(level, identifier(level, keys), model, strict=True)
     assert info.value.status == 0xA900
+    if "SeriesInstanceUID" in keys or (level == "PATIENT" and model == "STUDY"):
+        assert archive.index.instances_for(level, identifier(level, keys), model)
+    else:
+        with pytest.raises(QueryError):
+            archive.index.instances_for(level, identifier(level, keys), model)
 
 
 def test_archive_size(archive: Archive) -> None:

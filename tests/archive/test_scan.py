@@ -95,7 +95,10 @@ def test_store_falls_back_to_pydicom(tmp_path: Path) -> None:
     q.PatientName = "иванов*"
     results = list(index.query("PATIENT", q, "PATIENT"))
     assert [str(r.PatientName) for r in results] == ["Иванов^Иван"]
-    assert results[0].SpecificCharacterSet == "ISO_IR 144"
+    # no character set in the query: the response says UTF-8 (PS3.4 C.4.1.1.3.2)
+    assert results[0].SpecificCharacterSet == "ISO_IR 192"
+    q.SpecificCharacterSet = "ISO_IR 144"  # asked in Cyrillic: answered in Cyrillic
+    assert next(iter(index.query("PATIENT", q, "PATIENT"))).SpecificCharacterSet == "ISO_IR 144"
     assert stored.path.endswith("2.25.1.1.1.dcm")
     index.close()
 

@@ -316,7 +316,16 @@ def test_duplicate_moved_to_other_study_deletes_old_file_and_empty_parents(
     q.StudyInstanceUID = "2.25.3"
     series = {r.SeriesInstanceUID for r in index.query("SERIES", q, "STUDY")}
     assert series == {"2.25.3.1", "2.25.2.2"}
-    # Move the only study of PID003 to PID001: the patient disappears.
+    # Storing the only study of PID003 under PID001 is a conflict (study of another patient):
+    # refused by default, nothing changes; accepted, the instances move and PID003 is gone.
+    from dicomnet.archive.index import StudyConflictError
+
+    ds = make_dataset("2.25.4.1", 1)
+    ds.PatientID = "PID001"
+    with pytest.raises(StudyConflictError):
+        store.store(index, ds.SOPClassUID, ds.SOPInstanceUID, IMPLICIT, [encode(ds, IMPLICIT)])
+    assert index.instance_count() == N_INSTANCES
+    index.study_conflict = "accept"
     for series_uid, count in (("2.25.4.1", 5), ("2.25.4.2", 10)):
         for n in range(1, count + 1):
             ds = make_dataset(series_uid, n)

@@ -20,6 +20,7 @@ SAMPLES: dict[str, object] = {
     "network_timeout": 5, "port": 104, "destination": ["VIEWER=10.0.0.7:104"], "max_ops": 4,
     "max_associations": 10, "durability": "fast", "max_associations_per_peer": 3,
     "workers": 2, "metrics": "127.0.0.1:9100", "audit_syslog": "udp://127.0.0.1:514",
+    "study_conflict": "accept",
 }  # fmt: skip
 
 

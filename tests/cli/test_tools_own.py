@@ -163,8 +163,8 @@ def test_findscu_text_and_json(loaded_archive: Any) -> None:
 
 def test_findscu_failure_status(loaded_archive: Any) -> None:
     srv = loaded_archive[0]
-    # PATIENT level does not exist in the Study Root model: failure status A900
-    r = run_tool(["findscu", "127.0.0.1", str(srv.port), "-aec", "DICOMNET", "-S", "-k", "QueryRetrieveLevel=PATIENT"])
+    # FRAME is no C-FIND level: failure status A900
+    r = run_tool(["findscu", "127.0.0.1", str(srv.port), "-aec", "DICOMNET", "-S", "-k", "QueryRetrieveLevel=FRAME"])
     assert r.returncode == 1
     assert "0xA900" in _one_line_error(r.stderr)
 

@@ -46,7 +46,10 @@ from dicomnet.archive.models import STATUS_UNABLE_TO_PROCESS, QueryError
 __all__ = [
     "WILDCARD_VRS",
     "Condition",
+    "combine_datetime",
+    "combined_range",
     "fold_pn",
+    "fuzzy_pn",
     "glob_escape",
     "glob_match",
     "key_values",
@@ -54,6 +57,7 @@ __all__ = [
     "normalize_time",
     "python_matcher",
     "sql_condition",
+    "utc_offset_minutes",
 ]
 
 #: VRs where ``*`` and ``?`` are wildcards (PS3.4 C.2.2.2.4).
@@ -94,6 +98,62 @@ def fold_pn(name: str) -> str:
     return "=".join(groups).rstrip("=")
 
 
+def fuzzy_pn(name: str) -> str:
+    """A PN folded for fuzzy semantic matching (PS3.4 C.2.2.2.1.1, an extended-negotiation
+    option): compatibility-decomposed (NFKD), combining marks (accents) dropped, then folded as
+    :func:`fold_pn` -- so "Müller" and "MULLER" match, "Zoë" and "zoe"."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", name)
+    return fold_pn("".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
+def combine_datetime(date_norm: str, time_norm: str) -> str:
+    """A study's date and time as one ``YYYYMMDDHHMMSS.ffffff`` value for combined date-time
+    matching (PS3.4 C.2.2.2.5.4); midnight when it has no time, ``''`` without a date."""
+    if not date_norm:
+        return ""
+    return date_norm + (time_norm or "000000.000000")
+
+
+def combined_range(
+    date_key: str, time_key: str, shift_minutes: int = 0
+) -> tuple[str | None, str | None] | None:
+    """The (low, high) ``YYYYMMDDHHMMSS.ffffff`` bounds of a Date key and a Time key matched
+    as one DT (PS3.4 C.2.2.2.5.4: "20060705-20060707" with "1000-1800" is one period from the
+    5th 10:00 to the 7th 18:00), shifted by ``shift_minutes`` (timezone query adjustment);
+    None when they cannot be combined (a list of values, or only one of the two given)."""
+    import datetime as dt
+
+    if not date_key or "\\" in date_key or "\\" in time_key:
+        return None
+    d_low, d_high = _range_bounds("DA", date_key)
+    if time_key:
+        t_low, t_high = _range_bounds("TM", time_key)
+    else:
+        t_low, t_high = None, None
+    low = None if d_low is None else d_low + (t_low or "000000.000000")
+    high = None if d_high is None else d_high + (t_high or "235959.999999")
+
+    def shift(value: str | None) -> str | None:
+        if value is None or not shift_minutes:
+            return value
+        stamp = dt.datetime.strptime(value[:14], "%Y%m%d%H%M%S") + dt.timedelta(
+            minutes=shift_minutes)
+        return stamp.strftime("%Y%m%d%H%M%S") + value[14:]
+
+    return shift(low), shift(high)
+
+
+def utc_offset_minutes(value: str) -> int | None:
+    """Timezone Offset From UTC (0008,0201), ``+HHMM``/``-HHMM``, in minutes; None if invalid."""
+    v = value.strip()
+    if len(v) != 5 or v[0] not in "+-" or not v[1:].isdigit():
+        return None
+    minutes = int(v[1:3]) * 60 + int(v[3:5])
+    return -minutes if v[0] == "-" else minutes
+
+
 def glob_escape(pattern: str) -> str:
     """A DICOM wildcard pattern as an SQLite GLOB pattern (``*``/``?`` kept, ``[`` escaped)."""
     return pattern.replace("[", "[[]")
@@ -112,7 +172,9 @@ def _is_universal_wildcard(v: str) -> bool:
 
 def normalize_date(value: str) -> str:
     """A DA value as ``YYYYMMDD`` (the ACR-NEMA ``YYYY.MM.DD`` form accepted), or ``''``."""
-    v = value.strip().replace(".", "")
+    v = value.strip()
+    if len(v) == 10 and v[4] == "." and v[7] == ".":
+        v = v.replace(".", "")
     if not _DA_RE.match(v) or not ("01" <= v[4:6] <= "12" and "01" <= v[6:8] <= "31"):
         return ""
     return v

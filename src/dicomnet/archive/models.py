@@ -87,10 +87,14 @@ class Level(enum.IntEnum):
 
 
 class Model(enum.Enum):
-    """Query/Retrieve information models (PS3.4 C.6.1 / C.6.2)."""
+    """Query/Retrieve information models: Patient Root and Study Root (PS3.4 C.6.1 / C.6.2),
+    the retired Patient/Study Only (PS3.4-2004 C.6.3) and Composite Instance Root (retrieve
+    only, PS3.4 Annex Y)."""
 
     PATIENT_ROOT = "PATIENT"
     STUDY_ROOT = "STUDY"
+    PATIENT_STUDY_ONLY = "PATIENT_STUDY_ONLY"
+    COMPOSITE = "COMPOSITE"
 
 
 def parse_level(level: Level | str) -> Level:
@@ -115,9 +119,14 @@ def parse_model(model: Model | str) -> Model:
 
 
 def levels_of(model: Model) -> tuple[Level, ...]:
-    """The levels of a model, top down (PS3.4 C.6.1.1 / C.6.2.1)."""
+    """The levels of a model, top down (PS3.4 C.6.1.1 / C.6.2.1; Composite Instance Root:
+    IMAGE only here, its FRAME level is not offered)."""
     if model is Model.PATIENT_ROOT:
         return (Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE)
+    if model is Model.PATIENT_STUDY_ONLY:
+        return (Level.PATIENT, Level.STUDY)
+    if model is Model.COMPOSITE:
+        return (Level.IMAGE,)
     return (Level.STUDY, Level.SERIES, Level.IMAGE)
 
 
@@ -139,10 +148,26 @@ class Attribute:
     match_column: str | None = None
     integer: bool = False
     aggregate: str | None = None
+    #: PN: the column of case- and accent-folded values (fuzzy semantic matching)
+    fuzzy_column: str | None = None
 
     @property
     def matched_by(self) -> str | None:
         return self.match_column or self.column
+
+    def at(self, level: Level) -> Attribute:
+        """This attribute as a query at ``level`` sees it: a patient attribute in a STUDY,
+        SERIES or IMAGE query is the study's own copy (``st.`` columns: what that study was
+        stored with, PS3.4 C.6.2.1.2), the patient row's only at PATIENT level."""
+        if self.level is not Level.PATIENT or level is Level.PATIENT or self.column is None:
+            return self
+        return Attribute(self.keyword, self.tag, self.vr, self.level, _st(self.column),
+                         _st(self.match_column), self.integer, self.aggregate,
+                         _st(self.fuzzy_column))  # fmt: skip
+
+
+def _st(column: str | None) -> str | None:
+    return None if column is None else "st." + column.split(".", 1)[1]
 
 
 def _a(
@@ -154,8 +179,10 @@ def _a(
     match_column: str | None = None,
     integer: bool = False,
     aggregate: str | None = None,
+    fuzzy_column: str | None = None,
 ) -> Attribute:
-    return Attribute(keyword, tag, vr, level, column, match_column, integer, aggregate)
+    return Attribute(keyword, tag, vr, level, column, match_column, integer, aggregate,
+                     fuzzy_column)  # fmt: skip
 
 
 _P, _ST, _SE, _I = Level.PATIENT, Level.STUDY, Level.SERIES, Level.IMAGE
@@ -188,9 +215,11 @@ ATTRIBUTES: Mapping[str, Attribute] = {
     a.keyword: a
     for a in (
         # Patient level, PS3.4 Table C.6-1 (Study Root: study-level keys, Table C.6-5).
-        _a("PatientName", 0x00100010, "PN", _P, "p.patient_name", "p.patient_name_fold"),
+        _a("PatientName", 0x00100010, "PN", _P, "p.patient_name", "p.patient_name_fold",
+           fuzzy_column="p.patient_name_fuzzy"),
         _a("PatientID", 0x00100020, "LO", _P, "p.patient_id"),
-        _a("PatientBirthDate", 0x00100030, "DA", _P, "p.birth_date"),
+        _a("IssuerOfPatientID", 0x00100021, "LO", _P, "p.issuer"),
+        _a("PatientBirthDate", 0x00100030, "DA", _P, "p.birth_date", "p.birth_date_norm"),
         _a("PatientSex", 0x00100040, "CS", _P, "p.sex"),
         _a("NumberOfPatientRelatedStudies", 0x00201200, "IS", _P, None, aggregate=_PAT_STUDIES),
         _a("NumberOfPatientRelatedSeries", 0x00201202, "IS", _P, None, aggregate=_PAT_SERIES),
@@ -204,7 +233,7 @@ ATTRIBUTES: Mapping[str, Attribute] = {
         ),
         # Study level, PS3.4 Table C.6-2 / C.6-5.
         _a("StudyInstanceUID", 0x0020000D, "UI", _ST, "st.study_uid"),
-        _a("StudyDate", 0x00080020, "DA", _ST, "st.study_date"),
+        _a("StudyDate", 0x00080020, "DA", _ST, "st.study_date", "st.study_date_norm"),
         _a("StudyTime", 0x00080030, "TM", _ST, "st.study_time", "st.study_time_norm"),
         _a("AccessionNumber", 0x00080050, "SH", _ST, "st.accession_number"),
         _a("StudyID", 0x00200010, "SH", _ST, "st.study_id"),
@@ -216,7 +245,9 @@ ATTRIBUTES: Mapping[str, Attribute] = {
             _ST,
             "st.referring_physician",
             "st.referring_physician_fold",
+            fuzzy_column="st.referring_physician_fuzzy",
         ),
+        _a("TimezoneOffsetFromUTC", 0x00080201, "SH", _ST, "st.timezone"),
         _a("ModalitiesInStudy", 0x00080061, "CS", _ST, None, aggregate=_STUDY_MODALITIES),
         _a("SOPClassesInStudy", 0x00080062, "UI", _ST, None, aggregate=_STUDY_SOP_CLASSES),
         _a("NumberOfStudyRelatedSeries", 0x00201206, "IS", _ST, None, aggregate=_STUDY_SERIES),

@@ -39,18 +39,27 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dicomnet.archive.models import (
-    ArchiveError,
-    InvalidUIDError,
-    Model,
-    QueryError,
-    StorageFullError,
+from dicomnet.archive import nonpatient
+from dicomnet.archive.models import Model, QueryError
+from dicomnet.archive.query import QueryOptions
+from dicomnet.archive.receive import (
+    CHUNK,
+    STATUS_INVALID_UID,
+    STATUS_MISMATCH,
+    STATUS_OUT_OF_RESOURCES,
+    STATUS_PROCESSING_FAILURE,
+    STATUS_SUCCESS,
+    STATUS_UNABLE_TO_PROCESS,
+    AlreadyStored,
+    DirectoryStore,
+    part10_spool_prefix,
+    status,
+    store_received,
 )
-from dicomnet.archive.store import FileStore, encode_file_meta, validate_uid
+from dicomnet.archive.store import FileStore
 from dicomnet.monitor import clip
 
 if TYPE_CHECKING:
@@ -61,36 +70,36 @@ if TYPE_CHECKING:
     from dicomnet.events import Event
 
 __all__ = [
+    "CHUNK",
+    "QR_CLASSES",
     "STATUS_CANCEL",
     "STATUS_INVALID_UID",
     "STATUS_MISMATCH",
     "STATUS_OUT_OF_RESOURCES",
     "STATUS_PENDING",
     "STATUS_PROCESSING_FAILURE",
+    "STATUS_UNABLE_TO_PROCESS",
     "Archive",
     "DirectoryStore",
     "archive_ae",
     "model_of",
+    "part10_spool_prefix",
+    "query_options",
     "storage_transfer_syntaxes",
     "store_received",
 ]
 
 LOG = logging.getLogger("dicomnet.archive.scp")
 
-STATUS_SUCCESS = 0x0000
 STATUS_PENDING = 0xFF00
 STATUS_CANCEL = 0xFE00
-STATUS_OUT_OF_RESOURCES = 0xA700  # PS3.4 Table B.2-1 Refused: Out of Resources
-STATUS_MISMATCH = 0xA900  # PS3.4 Table B.2-1 Error: Data Set does not match SOP Class
-STATUS_INVALID_UID = 0xC010  # PS3.4 Table B.2-1 Error: Cannot understand (Cxxx)
-STATUS_PROCESSING_FAILURE = 0x0110  # PS3.7 Annex C: Processing failure
-STATUS_FIND_OUT_OF_RESOURCES = 0xA700  # PS3.4 Table C.4-1
-STATUS_UNABLE_TO_PROCESS = 0xC000  # PS3.4 Table C.4-1 / C.4-2 / C.4-3 (Cxxx)
 STATUS_UNKNOWN_DESTINATION = 0xA801  # PS3.4 Table C.4-2 Move Destination unknown
 
-CHUNK = 1 << 20  # bytes per write when streaming a received data set to disk
-
 _QR = "1.2.840.10008.5.1.4.1.2."
+#: The Q/R SOP classes the archive serves: UID -> (information model, operation). The
+#: Hanging Protocol and Color Palette FIND classes are answered by
+#: :mod:`dicomnet.archive.nonpatient`; their MOVE/GET classes retrieve by SOP Instance UID
+#: as Composite Instance Root does (PS3.4 Annex U, X, Y).
 QR_CLASSES: Mapping[str, tuple[Model, str]] = {
     _QR + "1.1": (Model.PATIENT_ROOT, "find"),
     _QR + "1.2": (Model.PATIENT_ROOT, "move"),
@@ -98,8 +107,21 @@ QR_CLASSES: Mapping[str, tuple[Model, str]] = {
     _QR + "2.1": (Model.STUDY_ROOT, "find"),
     _QR + "2.2": (Model.STUDY_ROOT, "move"),
     _QR + "2.3": (Model.STUDY_ROOT, "get"),
+    _QR + "3.1": (Model.PATIENT_STUDY_ONLY, "find"),  # retired (PS3.4-2004)
+    _QR + "3.2": (Model.PATIENT_STUDY_ONLY, "move"),
+    _QR + "3.3": (Model.PATIENT_STUDY_ONLY, "get"),
+    _QR + "4.2": (Model.COMPOSITE, "move"),  # Composite Instance Root Retrieve (Annex Y)
+    _QR + "4.3": (Model.COMPOSITE, "get"),
+    **{uid: (Model.COMPOSITE, "find") for uid in nonpatient.MODELS},
+    **{uid: (Model.COMPOSITE, op) for uid, op in nonpatient.NONPATIENT_RETRIEVE.items()},
 }
 VERIFICATION = "1.2.840.10008.1.1"
+# PS3.4 C.5.1.1 / C.5.2.1: FIND answers relational queries, combined date-time matching,
+# fuzzy semantic person name matching, timezone adjustment (not Enhanced Multi-Frame
+# conversion); MOVE/GET relational retrieval. Worklist-style models (K.5.1, Annex U/X):
+# bytes 1-2 are 1, fuzzy and timezone as offered.
+_FIND_SUPPORT = b"\x01\x01\x01\x01\x00"
+_RETRIEVE_SUPPORT = b"\x01\x00"
 
 
 def model_of(sop_class_uid: str | None) -> Model:
@@ -108,6 +130,50 @@ def model_of(sop_class_uid: str | None) -> Model:
     if entry is None:
         raise QueryError(f"unsupported query/retrieve SOP class {sop_class_uid!r}")
     return entry[0]
+
+
+def extended_answer(sop_class_uid: str, offered: bytes) -> bytes | None:
+    """Our answer to a requestor's SOP class extended negotiation for a Q/R class (PS3.7
+    D.3.3.5, PS3.4 C.5.1.1 / C.5.2.1 / C.5.3.1): each offered option we support echoed as 1,
+    others 0, as many bytes as were offered; None for classes we do not negotiate."""
+    entry = QR_CLASSES.get(sop_class_uid)
+    if entry is None or not offered:
+        return None
+    model, op = entry
+    if op == "find":
+        support = b"\x01\x01\x01\x01" if model is Model.COMPOSITE else _FIND_SUPPORT
+    elif model is Model.COMPOSITE:
+        support = b"\x00\x00"  # Annex Y: byte 1 unused, no multi-frame conversion
+    else:
+        support = _RETRIEVE_SUPPORT
+    answer = bytes(1 if i < len(support) and support[i] and offered[i] else 0
+                   for i in range(len(offered)))  # fmt: skip
+    if op == "find" and model is Model.COMPOSITE:  # K.5.1: bytes 1 and 2 are always 1
+        answer = b"\x01\x01"[: len(offered)] + answer[2:]
+    return answer
+
+
+def negotiated(assoc: Any, sop_class_uid: str) -> bytes:
+    """The service-class application information we answered for ``sop_class_uid`` on this
+    association (b"" when none was negotiated)."""
+    for item in getattr(getattr(assoc, "acceptor", None), "extended_negotiation", None) or ():
+        if getattr(item, "sop_class_uid", None) == sop_class_uid:
+            return bytes(getattr(item, "service_class_application_information", b"") or b"")
+    return b""
+
+
+def query_options(assoc: Any, sop_class_uid: str, *, strict: bool,
+                  retrieve_ae_title: str | None) -> QueryOptions:  # fmt: skip
+    """The matching options of a C-FIND on this association (what extended negotiation
+    agreed; ``strict``: hierarchical rules unless relational queries were agreed)."""
+    info = negotiated(assoc, sop_class_uid)
+
+    def flag(i: int) -> bool:
+        return len(info) > i and info[i] == 1
+
+    return QueryOptions(strict=strict and not flag(0), combined_datetime=flag(1),
+                        fuzzy_names=flag(2), timezone_adjust=flag(3),
+                        retrieve_ae_title=retrieve_ae_title)  # fmt: skip
 
 
 def storage_transfer_syntaxes() -> list[str]:
@@ -123,181 +189,6 @@ def storage_transfer_syntaxes() -> list[str]:
     ]
     rest = sorted(ts for ts in TRANSFER_SYNTAXES if ts not in first)
     return first + rest
-
-
-def _status(code: int, comment: str | None = None) -> Any:
-    """A status Dataset with an Error Comment (LO, 64 chars at most) when there is one."""
-    if not comment:
-        return code
-    from pydicom.dataset import Dataset
-
-    ds = Dataset()
-    ds.Status = code
-    ds.ErrorComment = comment.replace("\\", "/")[:64]
-    return ds
-
-
-def _request_uids(event: Event) -> tuple[str, str]:
-    req = event.request
-    sop_class = str(getattr(req, "AffectedSOPClassUID", "") or "").rstrip("\0 ")
-    sop_instance = str(getattr(req, "AffectedSOPInstanceUID", "") or "").rstrip("\0 ")
-    return sop_class, sop_instance
-
-
-def _calling_ae(assoc: Any) -> str | None:
-    """The requestor's AE title (the Source AE Title of the stored file), or None."""
-    title = getattr(getattr(assoc, "requestor", None), "ae_title", None)
-    return str(title).strip() if title else None
-
-
-def part10_spool_prefix(assoc: Any, context_id: int, command: bytes) -> bytes:
-    """``AE.spool_prefix`` for storage SCPs: the Part 10 header (PS3.10 7.1) that
-    :func:`store_received` will give the C-STORE data set being spooled, or b"" (not a
-    C-STORE-RQ, or anything unusual: the data set is then copied behind its header as usual).
-
-    With it a large received data set is written once, straight behind its future header, and
-    the finished spool file is renamed into place (``FileStore.adopt``) -- no second copy.
-    """
-    try:
-        from dicomnet.dimse.commands import decode_command
-
-        elements = decode_command(command)
-        if elements.get(0x0100) != 0x0001:  # CommandField: C-STORE-RQ (PS3.7 9.3.1.1)
-            return b""
-        sop_class = str(elements.get(0x0002) or "").rstrip("\0 ")
-        sop_instance = str(elements.get(0x1000) or "").rstrip("\0 ")
-        validate_uid(sop_class, "SOP Class UID")
-        validate_uid(sop_instance, "SOP Instance UID")
-        ts = getattr(assoc.context_by_id(context_id), "transfer_syntax", None)
-        if not ts:
-            return b""
-        return encode_file_meta(
-            sop_class, sop_instance, str(ts), source_ae_title=_calling_ae(assoc)
-        )
-    except Exception:  # never disturb reassembly: no prefix, the ordinary copy path
-        return b""
-
-
-def _spooled_meta(source: Any) -> tuple[str, int] | None:
-    """(spool path, header length) of a spool file written behind a Part 10 header."""
-    path = getattr(source, "path", None)
-    offset = getattr(source, "offset", 0)
-    if path is None or not offset or not getattr(source, "owned", False):
-        return None
-    return str(path), int(offset)
-
-
-def store_received(
-    event: Event,
-    write: Callable[[str, str, str, Iterator[bytes | memoryview], str | None], object],
-    adopt: Callable[[str, str, str, str, bytes], bool] | None = None,
-) -> Any:
-    """The common C-STORE handler body: validate, stream ``event.data_source`` through
-    ``write(sop_class, sop_instance, transfer_syntax, chunks, calling_ae)`` and map every
-    failure to its status (see the module docstring).
-
-    A data set spooled behind exactly the header we would write (:func:`part10_spool_prefix`)
-    is offered first to ``adopt(sop_class, sop_instance, ts, spool_path, header)``, which
-    renames it into place and returns True (False: not adoptable, ``write`` copies it).
-    """
-    sop_class, sop_instance = _request_uids(event)
-    source = event.data_source
-    ts = getattr(event.context, "transfer_syntax", None)
-    try:
-        validate_uid(sop_instance, "SOP Instance UID")
-        validate_uid(sop_class, "SOP Class UID")
-    except InvalidUIDError as exc:
-        LOG.warning("C-STORE refused: %s", clip(exc))
-        return _status(STATUS_INVALID_UID, "invalid SOP Instance/Class UID")
-    if source is None or not ts:
-        return _status(STATUS_INVALID_UID, "no data set")
-    calling_ae = _calling_ae(event.assoc)
-    try:
-        spooled = _spooled_meta(source)
-        adopted = False
-        if spooled is not None and adopt is not None:
-            meta = encode_file_meta(sop_class, sop_instance, str(ts), source_ae_title=calling_ae)
-            if len(meta) == spooled[1]:
-                adopted = adopt(sop_class, sop_instance, str(ts), spooled[0], meta)
-                if adopted:
-                    source.detach()  # the file now belongs to the store
-        if not adopted:
-            write(sop_class, sop_instance, str(ts), source.iter_chunks(CHUNK), calling_ae)
-    except StorageFullError as exc:
-        LOG.error("C-STORE %s: %s", clip(sop_instance), clip(exc))
-        return _status(STATUS_OUT_OF_RESOURCES, "storage full")
-    except InvalidUIDError as exc:
-        LOG.warning("C-STORE %s refused: %s", clip(sop_instance), clip(exc))
-        return _status(STATUS_INVALID_UID, str(exc))
-    except ArchiveError as exc:
-        LOG.error("C-STORE %s: %s", clip(sop_instance), clip(exc))
-        text = str(exc)
-        if "differs" in text or "does not match" in text:
-            return _status(STATUS_MISMATCH, text)
-        return _status(STATUS_PROCESSING_FAILURE, text)
-    except OSError as exc:
-        LOG.error("C-STORE %s: %s", clip(sop_instance), clip(exc))
-        return _status(STATUS_PROCESSING_FAILURE, f"I/O error: {exc.strerror or exc}")
-    except Exception as exc:  # a data set the index cannot read, etc.
-        LOG.error("C-STORE %s: %s", clip(sop_instance), clip(exc))
-        return _status(STATUS_UNABLE_TO_PROCESS, f"cannot understand: {exc}")
-    LOG.info("stored %s", clip(sop_instance))
-    return STATUS_SUCCESS
-
-
-class DirectoryStore:
-    """Received objects as ``<dir>/<SOPInstanceUID>.dcm`` (storescp, getscu, movescu).
-
-    Uses FileStore's Part 10 writer (temp file in ``<dir>/.tmp`` + atomic rename); a duplicate
-    SOP Instance UID replaces the earlier file.
-    """
-
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.files = FileStore(directory)
-        self.directory = self.files.root
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def path_for(self, sop_instance_uid: str) -> str:
-        validate_uid(sop_instance_uid, "SOP Instance UID")
-        return os.path.join(self.directory, sop_instance_uid + ".dcm")
-
-    def write(
-        self,
-        sop_class: str,
-        sop_instance: str,
-        ts: str,
-        chunks: Iterator[bytes | memoryview],
-        calling_ae: str | None,
-    ) -> str:
-        final = self.path_for(sop_instance)
-        pending = self.files.begin_write()
-        try:
-            self.files.write_part10(
-                pending, sop_class, sop_instance, ts, chunks, source_ae_title=calling_ae
-            )
-        except BaseException:
-            pending.discard()
-            raise
-        self.files.commit(pending, final)
-        with self._lock:
-            self.count += 1
-        return final
-
-    def adopt(self, sop_class: str, sop_instance: str, ts: str, path: str, meta: bytes) -> bool:
-        """Rename a spool file already holding ``meta`` + data set into place (no copy)."""
-        final = self.path_for(sop_instance)
-        pending = self.files.adopt(path, meta)
-        if pending is None:
-            return False
-        self.files.commit(pending, final)
-        with self._lock:
-            self.count += 1
-        return True
-
-    def handle_store(self, event: Event) -> Any:
-        """EVT_C_STORE handler."""
-        return store_received(event, self.write, self.adopt)
 
 
 def _find_identifier(event: Event) -> Dataset:
@@ -320,6 +211,9 @@ class Archive:
         recover: bool = True,
         durability: str = "fast",
         owner: bool | None = None,
+        study_conflict: str = "reject",
+        overwrite: bool = False,
+        strict_hierarchical: bool = False,
     ) -> None:
         """``durability``: "safe" fsyncs every file and new directory before the success
         response and runs SQLite with ``synchronous=FULL`` (what ``qrscp`` does by default);
@@ -327,7 +221,12 @@ class Archive:
         not a power loss). ``owner`` (default: ``recover``): this process owns the storage
         folder -- it takes the folder's lock (a second owner is refused with
         :class:`~dicomnet.archive.ownership.StorageInUseError`), runs the start-up check, and
-        writes the clean-shutdown marker when closed."""
+        writes the clean-shutdown marker when closed. ``study_conflict``: a study arriving
+        under a second patient identity is refused (A778, "reject") or kept beside the first
+        ("accept"). ``overwrite``: a second C-STORE of a stored SOP Instance UID replaces it
+        (default: the first copy is kept and the second answered Success, as Orthanc does).
+        ``strict_hierarchical``: queries and retrieves of a peer that did not negotiate
+        relational ones follow the hierarchical rules (A900 otherwise)."""
         from dicomnet.archive.index import ArchiveIndex
         from dicomnet.archive.ownership import ShutdownMarker, StorageLock
 
@@ -341,7 +240,15 @@ class Archive:
         self._marker = ShutdownMarker(self.files.root)
         db_path = os.fspath(db) if db is not None else os.path.join(self.files.root, "index.sqlite")
         try:
-            self.index: ArchiveIndex = ArchiveIndex(db_path, durable=safe)
+            self.index: ArchiveIndex = ArchiveIndex(db_path, durable=safe,
+                                                    study_conflict=study_conflict)  # fmt: skip
+            if self.index.upgraded_from == 1:
+                LOG.warning("index %s upgraded to schema version 2 (patients by Patient ID "
+                            "and Issuer, per-study patient attributes)", db_path)  # fmt: skip
+            moved = self.index.rebase(self.files.root) if self.owner else 0
+            if moved:
+                LOG.warning("index: %d path(s) rebased to %s (the storage folder moved)",
+                            moved, self.files.root)  # fmt: skip
         except BaseException:
             if self._lock is not None:
                 self._lock.release()
@@ -349,6 +256,8 @@ class Archive:
         self.db_path = db_path
         self.destinations = {k.strip(): v for k, v in (destinations or {}).items()}
         self.ae_title = ae_title
+        self.overwrite = overwrite
+        self.strict_hierarchical = strict_hierarchical
         if recover:
             clean = self._marker.take() if self.owner else False
             report = self.files.recover(self.index, full=not clean,
@@ -392,10 +301,20 @@ class Archive:
             (evt.EVT_C_FIND, self.handle_find),
             (evt.EVT_C_GET, self.handle_get),
             (evt.EVT_C_MOVE, self.handle_move),
+            (evt.EVT_SOP_EXTENDED, self.handle_extended),
         ]
 
     def handle_echo(self, event: Event) -> int:
         return STATUS_SUCCESS
+
+    def handle_extended(self, event: Event) -> dict[str, bytes]:
+        """EVT_SOP_EXTENDED: what the Q/R classes agree to (:func:`extended_answer`)."""
+        out: dict[str, bytes] = {}
+        for uid, offered in event.app_info.items():
+            answer = extended_answer(uid, bytes(offered or b""))
+            if answer is not None:
+                out[uid] = answer
+        return out
 
     def _write(
         self,
@@ -405,11 +324,17 @@ class Archive:
         chunks: Iterator[bytes | memoryview],
         calling_ae: str | None,
     ) -> object:
+        self._keep_first(sop_instance)
         return self.files.store(
             self.index, sop_class, sop_instance, ts, chunks, source_ae_title=calling_ae
         )
 
+    def _keep_first(self, sop_instance: str) -> None:
+        if not self.overwrite and self.index.get_instance(sop_instance) is not None:
+            raise AlreadyStored(sop_instance)
+
     def _adopt(self, sop_class: str, sop_instance: str, ts: str, path: str, meta: bytes) -> bool:
+        self._keep_first(sop_instance)
         pending = self.files.adopt(path, meta)
         if pending is None:
             return False
@@ -423,12 +348,19 @@ class Archive:
     def handle_find(self, event: Event) -> Iterator[tuple[int, Any]]:
         """EVT_C_FIND: one Pending response per match; FE00 on cancel."""
         try:
-            model = model_of(getattr(event.request, "AffectedSOPClassUID", None))
+            sop_class = str(getattr(event.request, "AffectedSOPClassUID", "") or "")
+            model = model_of(sop_class)
             identifier = _find_identifier(event)
-            matches = self.index.query(None, identifier, model, retrieve_ae_title=self.ae_title)
+            matches: Iterator[Any]
+            if sop_class in nonpatient.MODELS:
+                matches = nonpatient.find(self.index, sop_class, identifier)
+            else:
+                options = query_options(event.assoc, sop_class, strict=self.strict_hierarchical,
+                                        retrieve_ae_title=self.ae_title)  # fmt: skip
+                matches = self.index.query(None, identifier, model, options=options)
         except QueryError as exc:
             LOG.warning("C-FIND refused: %s", clip(exc))
-            yield _status(exc.status, str(exc)), None
+            yield status(exc.status, str(exc)), None
             return
         try:
             for match in matches:
@@ -438,16 +370,19 @@ class Archive:
                 yield STATUS_PENDING, match
         except QueryError as exc:
             LOG.warning("C-FIND failed: %s", clip(exc))
-            yield _status(exc.status, str(exc)), None
+            yield status(exc.status, str(exc)), None
         finally:
             close = getattr(matches, "close", None)
             if close is not None:
                 close()
 
     def _retrieve_items(self, event: Event) -> RetrieveSet:
-        model = model_of(getattr(event.request, "AffectedSOPClassUID", None))
+        sop_class = str(getattr(event.request, "AffectedSOPClassUID", "") or "")
+        model = model_of(sop_class)
         identifier = _find_identifier(event)
-        return self.index.retrieve_set(None, identifier, model)
+        relational = negotiated(event.assoc, sop_class)[:1] == b"\x01"
+        return self.index.retrieve_set(None, identifier, model,
+                                       strict=self.strict_hierarchical and not relational)  # fmt: skip
 
     def _retrieve(self, event: Event, items: RetrieveSet) -> Iterator[Any]:
         yield items.count
@@ -459,7 +394,7 @@ class Archive:
                 yield STATUS_PENDING, item.path
         except QueryError as exc:
             LOG.warning("retrieve failed: %s", clip(exc))
-            yield _status(exc.status, str(exc)), None
+            yield status(exc.status, str(exc)), None
 
     def handle_get(self, event: Event) -> Iterator[Any]:
         """EVT_C_GET: the count, then one path per instance (C-STORE on this association;
@@ -469,7 +404,7 @@ class Archive:
         except QueryError as exc:
             LOG.warning("C-GET refused: %s", clip(exc))
             yield 0
-            yield _status(exc.status, str(exc)), None
+            yield status(exc.status, str(exc)), None
             return
         yield from self._retrieve(event, items)
 
@@ -489,7 +424,7 @@ class Archive:
             LOG.warning("C-MOVE refused: %s", clip(exc))
             yield addr
             yield 0
-            yield _status(exc.status, str(exc)), None
+            yield status(exc.status, str(exc)), None
             return
         contexts = move_contexts(items.pairs())
         yield (addr[0], addr[1], {"contexts": contexts} if contexts else {})

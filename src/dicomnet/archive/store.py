@@ -74,6 +74,8 @@ IMPLEMENTATION_VERSION_NAME = "DICOMNET_010"
 _TMP_DIR = ".tmp"
 _QUARANTINE = ".quarantine"
 _SUFFIX = ".dcm"
+#: Where objects outside the patient hierarchy go (no Study Instance UID has letters).
+NONPATIENT_DIR = "_nonpatient"
 _SCAN_BYTES = 64 * 1024  # indexed attributes are looked for in the first bytes of a data set
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -333,6 +335,21 @@ class FileStore:
             raise InvalidUIDError(f"path escapes the archive root: {path!r}")
         return path
 
+    def path_of(self, fields: InstanceFields) -> str:
+        """The final path of an instance described by ``fields``: under its study and series,
+        or, for an object outside the patient hierarchy (no Study Instance UID),
+        ``_nonpatient/<SOP Class UID>/`` (:mod:`dicomnet.archive.nonpatient`)."""
+        if fields.in_patient_hierarchy:
+            return self.path_for(fields.study_instance_uid, fields.series_instance_uid,
+                                 fields.sop_instance_uid)  # fmt: skip
+        validate_uid(fields.sop_class_uid, "SOP Class UID")
+        validate_uid(fields.sop_instance_uid, "SOP Instance UID")
+        path = os.path.join(self.root, NONPATIENT_DIR, fields.sop_class_uid,
+                            fields.sop_instance_uid + _SUFFIX)  # fmt: skip
+        if not os.path.normpath(path).startswith(self._root_prefix):  # defence in depth
+            raise InvalidUIDError(f"path escapes the archive root: {path!r}")
+        return path
+
     def _ensure_dir(self, directory: str) -> None:
         if directory in self._dirs:
             return
@@ -557,9 +574,8 @@ class FileStore:
                 raise ArchiveError(
                     "SOP Instance UID of the data set differs from the affected SOP Instance UID"
                 )
-            final = self.path_for(
-                fields.study_instance_uid, fields.series_instance_uid, sop_instance_uid
-            )
+            final = self.path_of(fields)
+            index.check_conflict(fields)  # before the file is put in place
         except BaseException:
             pending.discard()
             raise
@@ -655,8 +671,20 @@ class FileStore:
                 found.append((fields, path, ts, size))
                 sums.append(_checksum_of(path, size) if self.fsync else None)
         if found:
-            index.add_instances(found, sums)
-            report.reindexed.extend(p for _, p, _, _ in found)
+            from dicomnet.archive.index import StudyConflictError
+
+            try:
+                index.add_instances(found, sums)
+                report.reindexed.extend(p for _, p, _, _ in found)
+            except StudyConflictError:  # one by one, to index all the others
+                for item, checksum in zip(found, sums, strict=True):
+                    try:
+                        index.add_instance(*item, checksum)
+                    except StudyConflictError as exc:
+                        _LOG.warning("recovery: %s not indexed: %s", item[1], exc)
+                        report.unreadable.append(item[1])
+                        continue
+                    report.reindexed.append(item[1])
         return report
 
     def _quarantine(self, path: str, problem: str, report: RecoveryReport) -> None:

@@ -96,6 +96,26 @@ def build_parser() -> argparse.ArgumentParser:
         "a power cut; fast: the page cache is trusted (a crash of the process loses nothing, a "
         "power cut may)",
     )
+    data = p.add_argument_group("what is stored and how it is found")
+    data.add_argument(
+        "--overwrite", action="store_true",
+        help="a second C-STORE of a stored SOP Instance UID replaces it (default: the first "
+        "copy is kept, the second answered Success and logged)",
+    )
+    data.add_argument(
+        "--study-conflict", choices=("reject", "accept"), default="reject",
+        help="a study arriving under a second patient (Patient ID + Issuer): reject: refused "
+        "with A778 (default); accept: kept beside the first",
+    )
+    data.add_argument(
+        "--promiscuous", action="store_true",
+        help="also accept unknown and private storage SOP classes (as storescp -pm)",
+    )
+    data.add_argument(
+        "--strict-hierarchical", action="store_true",
+        help="answer only hierarchical queries and retrieves (PS3.4 C.4.1.2.1) unless the "
+        "peer negotiated relational ones; A900 otherwise (default: relational shapes answered)",
+    )
     access = p.add_argument_group("access")
     access.add_argument(
         "--allow-any", action="store_true",
@@ -145,7 +165,8 @@ def _serve(args: argparse.Namespace) -> int:
             fail("--workers needs SO_REUSEPORT and fork (Linux)", ExitCode.USAGE)
         # The parent owns the folder (lock, start-up check, clean-stop marker) for as long as
         # any worker runs; the workers inherit the lock and die with the parent.
-        archive = Archive(args.storage, args.db, ae_title=args.aet, durability=args.durability)
+        archive = Archive(args.storage, args.db, ae_title=args.aet, durability=args.durability,
+                          study_conflict=args.study_conflict)  # fmt: skip
     except StorageInUseError as exc:
         fail(str(exc), ExitCode.FAILURE)
     archive.index.close()  # no SQLite connection crosses the fork
@@ -283,6 +304,8 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: b
         archive = Archive(
             args.storage, args.db, destinations=destinations, ae_title=args.aet,
             recover=owner, owner=owner, durability=args.durability,
+            study_conflict=args.study_conflict, overwrite=args.overwrite,
+            strict_hierarchical=args.strict_hierarchical,
         )  # fmt: skip
     except StorageInUseError as exc:
         fail(str(exc), ExitCode.FAILURE)
@@ -299,6 +322,10 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: b
         if args.max_associations is not None:
             ae.maximum_associations = args.max_associations
         ae.access = _access_policy(args)
+        if args.promiscuous:
+            from dicomnet.archive.scp import storage_transfer_syntaxes
+
+            ae.promiscuous_syntaxes = storage_transfer_syntaxes()
         audit, metrics = _monitors(args, archive, owner)
         ae.monitors = [m for m in (audit, metrics) if m is not None]
 

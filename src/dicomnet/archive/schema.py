@@ -1,0 +1,245 @@
+"""The archive index's SQLite schema, and its upgrade from earlier releases.
+
+Theory of operation
+-------------------
+Version 2 (this release) models what PS3.3 and PS3.4 say a patient and a study are:
+
+* ``patient``: one row per patient *identity*, Patient ID with its Issuer of Patient ID
+  (PS3.3 C.7.1.1: a Patient ID is unique only within its issuer). Its name, birth date and sex
+  are those of the latest instance stored for that identity; PATIENT-level queries match them.
+* ``study``: one row per study of a patient identity, keyed by (Study Instance UID, patient).
+  Each study keeps the patient attributes *it* arrived with (``patient_name``, ``birth_date``...
+  copied per study): a STUDY-level query on a patient name finds the studies stored under that
+  name even when a later study of the same Patient ID carried another spelling -- which is what
+  the Study Root model's study-level patient keys mean (PS3.4 C.6.2.1.2). A Study Instance UID
+  arriving under a second patient identity is a conflict the archive rejects by default, or
+  keeps as a second study row when told to (``study_conflict='accept'``).
+* ``series`` (keyed by Series Instance UID within its study row) and ``instance`` (SOP Instance
+  UID, unique), as before, with the checksum and store time of each file for the start-up
+  check after a crash (formerly a separate ``integrity`` table).
+* ``other``: objects outside the patient hierarchy (no Study Instance UID: Hanging Protocols,
+  Color Palettes...), with the keys their own Q/R models match on.
+
+Matching columns sit next to the values they match: ``*_fold`` (case-folded person names),
+``*_fuzzy`` (case- and accent-folded, for fuzzy semantic matching of person names), ``*_norm``
+(dates as YYYYMMDD whatever the stored form, e.g. ACR-NEMA's ``1997.04.24``; times as
+HHMMSS.ffffff), ``study_datetime`` (date and time together, for combined date-time matching).
+The stored value itself is returned as it is.
+
+``meta`` holds ``schema`` (the version). :func:`prepare` creates a new index or upgrades an
+old one in one transaction: version 1 (patients by Patient ID alone, one study row per Study
+Instance UID, ``integrity`` apart, no matching columns for dates) is rebuilt row by row into
+version 2 from its own columns. Per-study patient attributes a version 1 index did not keep
+are taken from the patient row (the best it knows); the start-up walk after the upgrade is not
+needed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+__all__ = ["SCHEMA_VERSION", "prepare"]
+
+SCHEMA_VERSION = 2
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS patient (
+    pk INTEGER PRIMARY KEY,
+    patient_id TEXT NOT NULL,
+    issuer TEXT NOT NULL DEFAULT '',
+    patient_name TEXT NOT NULL DEFAULT '',
+    patient_name_fold TEXT NOT NULL DEFAULT '',
+    patient_name_fuzzy TEXT NOT NULL DEFAULT '',
+    birth_date TEXT NOT NULL DEFAULT '',
+    birth_date_norm TEXT NOT NULL DEFAULT '',
+    sex TEXT NOT NULL DEFAULT '',
+    charset TEXT NOT NULL DEFAULT '',
+    UNIQUE (patient_id, issuer)
+);
+CREATE INDEX IF NOT EXISTS patient_name_ix ON patient(patient_name_fold);
+CREATE TABLE IF NOT EXISTS study (
+    pk INTEGER PRIMARY KEY,
+    patient_fk INTEGER NOT NULL REFERENCES patient(pk),
+    study_uid TEXT NOT NULL,
+    patient_id TEXT NOT NULL DEFAULT '',
+    issuer TEXT NOT NULL DEFAULT '',
+    patient_name TEXT NOT NULL DEFAULT '',
+    patient_name_fold TEXT NOT NULL DEFAULT '',
+    patient_name_fuzzy TEXT NOT NULL DEFAULT '',
+    birth_date TEXT NOT NULL DEFAULT '',
+    birth_date_norm TEXT NOT NULL DEFAULT '',
+    sex TEXT NOT NULL DEFAULT '',
+    study_date TEXT NOT NULL DEFAULT '',
+    study_date_norm TEXT NOT NULL DEFAULT '',
+    study_time TEXT NOT NULL DEFAULT '',
+    study_time_norm TEXT NOT NULL DEFAULT '',
+    study_datetime TEXT NOT NULL DEFAULT '',
+    timezone TEXT NOT NULL DEFAULT '',
+    accession_number TEXT NOT NULL DEFAULT '',
+    study_id TEXT NOT NULL DEFAULT '',
+    study_description TEXT NOT NULL DEFAULT '',
+    referring_physician TEXT NOT NULL DEFAULT '',
+    referring_physician_fold TEXT NOT NULL DEFAULT '',
+    referring_physician_fuzzy TEXT NOT NULL DEFAULT '',
+    charset TEXT NOT NULL DEFAULT '',
+    UNIQUE (study_uid, patient_fk)
+);
+CREATE INDEX IF NOT EXISTS study_patient_ix ON study(patient_fk);
+CREATE INDEX IF NOT EXISTS study_date_ix ON study(study_date_norm);
+CREATE INDEX IF NOT EXISTS study_accession_ix ON study(accession_number);
+CREATE INDEX IF NOT EXISTS study_pid_ix ON study(patient_id);
+CREATE INDEX IF NOT EXISTS study_pname_ix ON study(patient_name_fold);
+CREATE TABLE IF NOT EXISTS series (
+    pk INTEGER PRIMARY KEY,
+    study_fk INTEGER NOT NULL REFERENCES study(pk),
+    series_uid TEXT NOT NULL,
+    modality TEXT NOT NULL DEFAULT '',
+    series_number INTEGER,
+    series_description TEXT NOT NULL DEFAULT '',
+    charset TEXT NOT NULL DEFAULT '',
+    UNIQUE (series_uid, study_fk)
+);
+CREATE INDEX IF NOT EXISTS series_study_ix ON series(study_fk);
+CREATE INDEX IF NOT EXISTS series_modality_ix ON series(modality);
+CREATE TABLE IF NOT EXISTS instance (
+    pk INTEGER PRIMARY KEY,
+    series_fk INTEGER NOT NULL REFERENCES series(pk),
+    sop_uid TEXT NOT NULL UNIQUE,
+    sop_class_uid TEXT NOT NULL DEFAULT '',
+    instance_number INTEGER,
+    path TEXT NOT NULL,
+    transfer_syntax TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL DEFAULT 0,
+    charset TEXT NOT NULL DEFAULT '',
+    checksum TEXT,
+    stored_at REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS instance_series_ix ON instance(series_fk);
+CREATE INDEX IF NOT EXISTS instance_class_ix ON instance(sop_class_uid);
+CREATE TABLE IF NOT EXISTS other (
+    pk INTEGER PRIMARY KEY,
+    sop_uid TEXT NOT NULL UNIQUE,
+    sop_class_uid TEXT NOT NULL DEFAULT '',
+    label TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    creator TEXT NOT NULL DEFAULT '',
+    creator_fold TEXT NOT NULL DEFAULT '',
+    created TEXT NOT NULL DEFAULT '',
+    created_norm TEXT NOT NULL DEFAULT '',
+    level TEXT NOT NULL DEFAULT '',
+    path TEXT NOT NULL,
+    transfer_syntax TEXT NOT NULL DEFAULT '',
+    size INTEGER NOT NULL DEFAULT 0,
+    charset TEXT NOT NULL DEFAULT '',
+    checksum TEXT,
+    stored_at REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS other_class_ix ON other(sop_class_uid);
+"""
+
+Normalizers = dict[str, Callable[..., str]]
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def version(conn: sqlite3.Connection) -> int:
+    """The schema version of an index: 0 (empty), 1 (no ``meta``) or what ``meta`` says."""
+    tables = _tables(conn)
+    if "meta" in tables:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is not None:
+            return int(row[0])
+    return 1 if "instance" in tables else 0
+
+
+def prepare(conn: sqlite3.Connection, normalize: Normalizers) -> int:
+    """Create the schema, or upgrade an older one in place (one transaction); returns the
+    version found. ``normalize``: the matching-column functions (``pn_fold``, ``pn_fuzzy``,
+    ``date``, ``time``, ``datetime``) of :mod:`dicomnet.archive.matching`."""
+    found = version(conn)
+    if found > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(
+            f"the index has schema version {found}, newer than this dicomnet ({SCHEMA_VERSION})"
+        )
+    if found == SCHEMA_VERSION:
+        return found
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if found == 1:
+            _upgrade_from_1(conn, normalize)
+        else:
+            _create(conn)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return found
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    for statement in DDL.strip().split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _upgrade_from_1(conn: sqlite3.Connection, n: Normalizers) -> None:
+    """Version 1 -> 2: the old tables are renamed, the new ones created, and every row copied
+    with the new columns computed (patients keep their Patient ID with an empty issuer)."""
+    for table in ("patient", "study", "series", "instance"):
+        conn.execute(f"ALTER TABLE {table} RENAME TO v1_{table}")
+    for index in [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")]:  # fmt: skip
+        conn.execute(f"DROP INDEX IF EXISTS {index}")
+    _create(conn)
+    pn_fold, pn_fuzzy, date, time_, datetime_ = (
+        n["pn_fold"], n["pn_fuzzy"], n["date"], n["time"], n["datetime"])
+    for pk, pid, name, birth, sex, cs in conn.execute(
+            "SELECT pk, patient_id, patient_name, birth_date, sex, charset FROM v1_patient"
+    ).fetchall():  # fmt: skip
+        conn.execute(
+            "INSERT INTO patient (pk, patient_id, issuer, patient_name, patient_name_fold, "
+            "patient_name_fuzzy, birth_date, birth_date_norm, sex, charset) "
+            "VALUES (?, ?, '', ?, ?, ?, ?, ?, ?, ?)",
+            (pk, pid, name, pn_fold(name), pn_fuzzy(name), birth, date(birth), sex, cs),
+        )
+    rows = conn.execute(
+        "SELECT s.pk, s.patient_fk, s.study_uid, s.study_date, s.study_time, "
+        "s.accession_number, s.study_id, s.study_description, s.referring_physician, s.charset, "
+        "p.patient_id, p.patient_name, p.birth_date, p.sex "
+        "FROM v1_study s JOIN v1_patient p ON s.patient_fk = p.pk"
+    ).fetchall()
+    for (pk, pfk, uid, sdate, stime, acc, sid, desc, ref, cs, pid, name, birth, sex) in rows:
+        conn.execute(
+            "INSERT INTO study (pk, patient_fk, study_uid, patient_id, issuer, patient_name, "
+            "patient_name_fold, patient_name_fuzzy, birth_date, birth_date_norm, sex, study_date, "
+            "study_date_norm, study_time, study_time_norm, study_datetime, accession_number, "
+            "study_id, study_description, referring_physician, referring_physician_fold, "
+            "referring_physician_fuzzy, charset) "
+            "VALUES (?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (pk, pfk, uid, pid, name, pn_fold(name), pn_fuzzy(name), birth, date(birth), sex,
+             sdate, date(sdate), stime, time_(stime), datetime_(date(sdate), time_(stime)), acc,
+             sid, desc, ref, pn_fold(ref), pn_fuzzy(ref), cs),
+        )  # fmt: skip
+    conn.execute(
+        "INSERT INTO series (pk, study_fk, series_uid, modality, series_number, "
+        "series_description, charset) SELECT pk, study_fk, series_uid, modality, "
+        "series_number, series_description, charset FROM v1_series"
+    )
+    has_integrity = "integrity" in _tables(conn)
+    conn.execute(
+        "INSERT INTO instance (pk, series_fk, sop_uid, sop_class_uid, instance_number, path, "
+        "transfer_syntax, size, charset, checksum, stored_at) "
+        "SELECT i.pk, i.series_fk, i.sop_uid, i.sop_class_uid, i.instance_number, i.path, "
+        "i.transfer_syntax, i.size, i.charset, "
+        + ("g.checksum, COALESCE(g.stored_at, 0) FROM v1_instance i LEFT JOIN integrity g "
+           "ON g.sop_uid = i.sop_uid" if has_integrity else "NULL, 0 FROM v1_instance i")
+    )  # fmt: skip
+    for table in ("instance", "series", "study", "patient"):
+        conn.execute(f"DROP TABLE v1_{table}")
+    if has_integrity:
+        conn.execute("DROP TABLE integrity")
