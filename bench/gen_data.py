@@ -29,13 +29,14 @@ def _base(sop_class: str, study: str, series: str, n: int) -> Dataset:
     ds.SOPInstanceUID = generate_uid()
     ds.StudyInstanceUID = study
     ds.SeriesInstanceUID = series
-    ds.PatientName = f"BENCH^PATIENT{n % 10}"
-    ds.PatientID = f"BENCH{n % 10:04d}"
+    # one patient per study (an archive refuses a study arriving under another patient)
+    ds.PatientName = "BENCH^PATIENT"
+    ds.PatientID = "BENCH" + study[-6:]
     ds.PatientBirthDate = "19700101"
     ds.PatientSex = "O"
     ds.StudyDate = "20260101"
     ds.StudyTime = "120000"
-    ds.AccessionNumber = f"ACC{n % 10}"
+    ds.AccessionNumber = "ACC" + study[-6:]
     ds.StudyID = "1"
     ds.Modality = "CT" if sop_class == CTImageStorage else "OT"
     ds.SeriesNumber = 1
@@ -68,7 +69,7 @@ def generate(out: Path, kind: str, count: int) -> list[Path]:
     """Create (or reuse) ``count`` instances of ``kind`` in ``out/kind``; return their paths."""
     folder = out / kind
     marker = folder / ".params.json"
-    params = {"kind": kind, "count": count, "version": 1}
+    params = {"kind": kind, "count": count, "version": 2}
     if marker.exists() and json.loads(marker.read_text()) == params:
         return sorted(p for p in folder.iterdir() if p.suffix == ".dcm")
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,7 +105,7 @@ def generate_compressed(out: Path, kind: str, source: list[Path], ts: str) -> li
 
     folder = out / kind
     marker = folder / ".params.json"
-    params = {"kind": kind, "count": len(source), "ts": ts, "version": 1}
+    params = {"kind": kind, "count": len(source), "ts": ts, "version": 2}
     if marker.exists() and json.loads(marker.read_text()) == params:
         return sorted(p for p in folder.iterdir() if p.suffix == ".dcm")
     folder.mkdir(parents=True, exist_ok=True)

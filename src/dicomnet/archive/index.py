@@ -407,6 +407,39 @@ class ArchiveIndex:
                 raise
         return changed
 
+    def refill_study_patients(self, read: Any) -> int:
+        """After an upgrade from a version 1 index (which kept one set of patient attributes
+        per Patient ID): give each study the patient attributes of its own latest instance,
+        ``read(path) -> InstanceFields`` (a file that cannot be read keeps what the upgrade
+        gave). Returns how many studies changed."""
+        conn = self._conn()
+        rows = conn.execute(
+            "SELECT st.pk, (SELECT x.path FROM instance x JOIN series y ON x.series_fk = y.pk "
+            "WHERE y.study_fk = st.pk ORDER BY x.pk DESC LIMIT 1) FROM study st"
+        ).fetchall()
+        updates = []
+        for pk, path in rows:
+            try:
+                f = read(path)
+            except Exception:
+                continue
+            updates.append((f.patient_name, matching.fold_pn(f.patient_name),
+                            matching.fuzzy_pn(f.patient_name), f.patient_birth_date,
+                            matching.normalize_date(f.patient_birth_date), f.patient_sex,
+                            f.issuer_of_patient_id, f.timezone_offset, pk))  # fmt: skip
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "UPDATE study SET patient_name = ?, patient_name_fold = ?, "
+                    "patient_name_fuzzy = ?, birth_date = ?, birth_date_norm = ?, sex = ?, "
+                    "issuer = ?, timezone = ? WHERE pk = ?", updates)  # fmt: skip
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return len(updates)
+
     # --- simple reads ------------------------------------------------------------------------------
 
     def instance_count(self) -> int:

@@ -473,10 +473,13 @@ def _text_values(ds: Dataset) -> Iterator[str]:
             yield from (str(v) for v in value if isinstance(v, str | PersonName))
 
 
-def set_charset(ds: Dataset, request: list[str], codec: str | None) -> None:
+def set_charset(ds: Dataset, request: list[str], codec: str | None,
+                texts: list[str] | None = None) -> None:  # fmt: skip
     """Say which character set the response is in (PS3.4 C.4.1.1.3.2): the request's when
-    every value can be written in it, otherwise ISO_IR 192 (UTF-8)."""
-    texts = [t for t in _text_values(ds) if not t.isascii()]
+    every value can be written in it, otherwise ISO_IR 192 (UTF-8). ``texts``: the non-ASCII
+    values when the caller knows them (else every text value of ``ds`` is looked at)."""
+    if texts is None:
+        texts = [t for t in _text_values(ds) if not t.isascii()]
     if not texts:
         term: Any = request if len(request) > 1 else (request[0] if request else None)
     elif codec is not None and all(_encodes(t, codec) for t in texts):
@@ -535,13 +538,16 @@ def _responses(rows: Iterable[Any], lvl: Level, outputs: list[_Output], extras: 
             d[out.tag] = DataElement(
                 out.tag, out.vr, value, already_converted=True, validation_mode=ignore
             )
+        texts: list[str] | None = [v for v in row if type(v) is str and not v.isascii()]
         for extra in extras:
             elem = None if stored is None else stored.get(extra.tag)
             if elem is not None:
                 d[extra.tag] = returned_element(elem, extra)
+                texts = None  # values from the file: look at the whole response
             else:
                 d[extra.tag] = DataElement(extra.tag, extra.vr, None, validation_mode=ignore)
-        set_charset(ds, request_charset, codec)
+        if texts or texts is None or request_charset:
+            set_charset(ds, request_charset, codec, texts)
         yield ds
 
 

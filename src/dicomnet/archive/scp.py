@@ -249,6 +249,10 @@ class Archive:
             if moved:
                 LOG.warning("index: %d path(s) rebased to %s (the storage folder moved)",
                             moved, self.files.root)  # fmt: skip
+            if self.index.upgraded_from == 1:
+                from dicomnet.archive.fields import read_instance_fields
+
+                self.index.refill_study_patients(lambda path: read_instance_fields(path)[0])
         except BaseException:
             if self._lock is not None:
                 self._lock.release()

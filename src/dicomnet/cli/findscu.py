@@ -20,7 +20,7 @@ import argparse
 import json
 import logging
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from dicomnet.cli.common import (
     ExitCode,
@@ -47,20 +47,46 @@ _QR = "1.2.840.10008.5.1.4.1.2."
 MODELS = {
     "P": {"find": _QR + "1.1", "move": _QR + "1.2", "get": _QR + "1.3"},
     "S": {"find": _QR + "2.1", "move": _QR + "2.2", "get": _QR + "2.3"},
+    "O": {"find": _QR + "3.1", "move": _QR + "3.2", "get": _QR + "3.3"},
+    "C": {"move": _QR + "4.2", "get": _QR + "4.3"},
     "W": {"find": "1.2.840.10008.5.1.4.31"},
 }
-DEFAULT_LEVEL = {"P": "PATIENT", "S": "STUDY"}
+DEFAULT_LEVEL = {"P": "PATIENT", "S": "STUDY", "O": "PATIENT", "C": "IMAGE"}
 
 
 def add_model_args(p: argparse.ArgumentParser, *, worklist: bool) -> None:
+    """The information model (-P, -S, -O; -W for C-FIND, -C for C-GET/C-MOVE), the ``-k``
+    keys, and the extended negotiation flags (PS3.4 C.5)."""
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument(
         "-P", "--patient", dest="model", action="store_const", const="P", help="Patient Root"
     )
     g.add_argument("-S", "--study", dest="model", action="store_const", const="S", help="Study Root")
+    g.add_argument("-O", "--psonly", dest="model", action="store_const", const="O",
+                   help="Patient/Study Only (retired)")  # fmt: skip
     if worklist:
         g.add_argument(
             "-W", "--worklist", dest="model", action="store_const", const="W", help="Worklist"
+        )
+    else:
+        g.add_argument("-C", "--composite", dest="model", action="store_const", const="C",
+                       help="Composite Instance Root (by SOP Instance UID)")  # fmt: skip
+    neg = p.add_argument_group("extended negotiation (PS3.4 C.5)")
+    neg.add_argument(
+        "--relational", action="store_true",
+        help="propose relational " + ("queries" if worklist else "retrieval"),
+    )
+    if worklist:
+        neg.add_argument("--combine-datetime", action="store_true",
+                         help="propose combined date-time matching")  # fmt: skip
+        neg.add_argument("--fuzzy-names", action="store_true",
+                         help="propose fuzzy semantic matching of person names")  # fmt: skip
+        neg.add_argument("--timezone-adjust", action="store_true",
+                         help="propose timezone query adjustment")  # fmt: skip
+        p.add_argument(
+            "--charset", default=None, metavar="TERM",
+            help="Specific Character Set of the keys (e.g. 'ISO_IR 100'; default: ISO_IR 192 "
+            "when a value is not ASCII)",
         )
     p.add_argument(
         "-k",
@@ -74,10 +100,25 @@ def add_model_args(p: argparse.ArgumentParser, *, worklist: bool) -> None:
     )
 
 
+def extended_negotiation(args: argparse.Namespace, sop_class: str) -> list[Any]:
+    """The 56H sub-item the flags ask for (none without flags): for C-FIND relational
+    queries, combined date-time, fuzzy names, timezone adjustment (PS3.4 C.5.1.1); for
+    C-GET/C-MOVE relational retrieval (C.5.2.1)."""
+    from dicomnet.ul.pdu import SOPClassExtendedNegotiation
+
+    flags = [getattr(args, name, False) for name in
+             ("relational", "combine_datetime", "fuzzy_names", "timezone_adjust")]  # fmt: skip
+    if not any(flags):
+        return []
+    last = max(i for i, f in enumerate(flags) if f)
+    info = bytes(int(bool(f)) for f in flags[: last + 1])
+    return [SOPClassExtendedNegotiation(sop_class, info)]
+
+
 def identifier_from_args(args: argparse.Namespace) -> Dataset:
-    """The query identifier of ``-k`` keys, with the default level for -P / -S."""
+    """The query identifier of ``-k`` keys, with the default level for the model."""
     try:
-        ds = build_identifier(args.keys)
+        ds = build_identifier(args.keys, charset=getattr(args, "charset", None))
     except KeyError_ as exc:
         raise ToolError(str(exc), ExitCode.USAGE) from None
     if args.model in DEFAULT_LEVEL and "QueryRetrieveLevel" not in ds:
@@ -139,13 +180,16 @@ def _find(args: argparse.Namespace) -> int:
     from dicomnet.ae import AE
 
     identifier = identifier_from_args(args)
+    if "find" not in MODELS[args.model]:
+        raise ToolError("this model has no C-FIND", ExitCode.USAGE)
     sop_class = MODELS[args.model]["find"]
     ae = AE(ae_title=args.aet)
     configure_ae(ae, args)
     ae.add_requested_context(sop_class)
     LOG.debug("identifier:\n%s", "\n".join(format_dataset(identifier)))
     printer = MatchPrinter(sys.stdout, args.json)
-    assoc = associate(ae, args, args.host, args.port)
+    assoc = associate(ae, args, args.host, args.port,
+                      ext_neg=extended_negotiation(args, sop_class))  # fmt: skip
     final = -1
     final_rsp: object = None
     cancelled = False

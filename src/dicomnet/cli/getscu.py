@@ -35,7 +35,12 @@ from dicomnet.cli.common import (
     status_of,
     tool_parser,
 )
-from dicomnet.cli.findscu import MODELS, add_model_args, identifier_from_args
+from dicomnet.cli.findscu import (
+    MODELS,
+    add_model_args,
+    extended_negotiation,
+    identifier_from_args,
+)
 from dicomnet.cli.syntaxes import add_accept_options, proposed_syntaxes
 
 LOG = logging.getLogger("dicomnet.cli.getscu")
@@ -100,7 +105,8 @@ def _get(args: argparse.Namespace) -> int:
     for uid in storage_sop_classes()[:127]:
         ae.add_requested_context(uid, syntaxes, scu_role=False, scp_role=True)
     assoc = associate(
-        ae, args, args.host, args.port, evt_handlers=[(evt.EVT_C_STORE, store.handle_store)]
+        ae, args, args.host, args.port, evt_handlers=[(evt.EVT_C_STORE, store.handle_store)],
+        ext_neg=extended_negotiation(args, sop_class),
     )
     try:
         final, code = run_retrieve(assoc, assoc.send_c_get(identifier, sop_class), "C-GET",

@@ -180,11 +180,23 @@ def apply_key(ds: Dataset, key: KeySpec, spec: str = "") -> None:
             current.add_new(tag, vr, value)
 
 
-def build_identifier(specs: Iterable[str], base: Dataset | None = None) -> Dataset:
-    """A query identifier built from ``-k`` specifications, applied in order (later wins)."""
+def build_identifier(specs: Iterable[str], base: Dataset | None = None,
+                     charset: str | None = None) -> Dataset:  # fmt: skip
+    """A query identifier built from ``-k`` specifications, applied in order (later wins).
+
+    ``charset``: its Specific Character Set (0008,0005); without one, ISO_IR 192 (UTF-8) is
+    set when a value is not plain ASCII (PS3.4 C.4.1.1.3.1: the request must say which
+    character set its values are in -- without it they would go out in the default
+    repertoire, as "?", itself a wildcard)."""
     from pydicom.dataset import Dataset as _Dataset
+
+    from dicomnet.dimse.textenc import needs_character_set
 
     ds = _Dataset() if base is None else base
     for spec in specs:
         apply_key(ds, parse_key(spec), spec)
+    if charset:
+        ds.SpecificCharacterSet = charset
+    elif "SpecificCharacterSet" not in ds and needs_character_set(ds):
+        ds.SpecificCharacterSet = "ISO_IR 192"
     return ds

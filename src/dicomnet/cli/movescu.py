@@ -26,7 +26,12 @@ from dicomnet.cli.common import (
     setup_logging,
     tool_parser,
 )
-from dicomnet.cli.findscu import MODELS, add_model_args, identifier_from_args
+from dicomnet.cli.findscu import (
+    MODELS,
+    add_model_args,
+    extended_negotiation,
+    identifier_from_args,
+)
 from dicomnet.cli.getscu import finish_retrieve, run_retrieve
 from dicomnet.cli.syntaxes import accepted_syntaxes, add_accept_options
 
@@ -61,7 +66,8 @@ def _move(args: argparse.Namespace) -> int:
     ae.add_requested_context(sop_class)
     server, store = _start_store_server(args) if args.store_port is not None else (None, None)
     try:
-        assoc = associate(ae, args, args.host, args.port)
+        assoc = associate(ae, args, args.host, args.port,
+                          ext_neg=extended_negotiation(args, sop_class))  # fmt: skip
         try:
             responses = assoc.send_c_move(identifier, dest, sop_class)
             final, code = run_retrieve(assoc, responses, "C-MOVE", args.quiet)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-__all__ = ["encode_flat_text"]
+__all__ = ["encode_flat_text", "needs_character_set", "with_character_set"]
 
 _IMPLICIT_HEADER = struct.Struct("<HHL")
 _EXPLICIT_SHORT = struct.Struct("<HH2sH")
@@ -142,3 +142,33 @@ def encode_flat_text(dataset: Dataset, implicit: bool) -> bytes | None:
             append(_EXPLICIT_SHORT.pack(tag >> 16, tag & 0xFFFF, _VR_BYTES[vr], length))
         append(raw)
     return b"".join(out)
+
+
+def needs_character_set(dataset: Dataset) -> bool:
+    """Whether a text value of ``dataset`` (or of its sequence items) is not plain ASCII, so
+    that the data set must name a Specific Character Set (PS3.5 6.1.2.3)."""
+    for elem in dataset:
+        value = elem.value
+        if elem.VR == "SQ":
+            if any(needs_character_set(item) for item in value or ()):
+                return True
+            continue
+        values = value if isinstance(value, list | tuple) else [value]
+        for v in values:
+            text = _text_of(v) if v is not None else None
+            if text is None and v is not None:
+                text = str(v)
+            if text is not None and not text.isascii():
+                return True
+    return False
+
+
+def with_character_set(dataset: Dataset) -> Dataset:
+    """``dataset`` itself when it names a Specific Character Set or is plain ASCII; else a
+    shallow copy saying ISO_IR 192 (UTF-8), so that its values are sent as they are instead of
+    being replaced by "?" (PS3.5 6.1.2.5.3: the default repertoire is ASCII)."""
+    if "SpecificCharacterSet" in dataset or not needs_character_set(dataset):
+        return dataset
+    copy = dataset.copy()
+    copy.SpecificCharacterSet = "ISO_IR 192"
+    return copy

@@ -51,6 +51,7 @@ from dicomnet.association import (
 )
 from dicomnet.dimse import primitives as P
 from dicomnet.dimse.dataset import DataSource
+from dicomnet.dimse.textenc import with_character_set
 from dicomnet.errors import DicomNetError, ProtocolError
 from dicomnet.presentation import (
     DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
@@ -804,7 +805,7 @@ def _query(
     cx = assoc.find_context(sop_class)
     assert cx.context_id is not None and cx.transfer_syntax is not None
     prim.AffectedSOPClassUID = sop_class
-    prim.Identifier = DataSource.from_dataset(identifier, cx.transfer_syntax)
+    prim.Identifier = DataSource.from_dataset(with_character_set(identifier), cx.transfer_syntax)
     handle = _start(assoc, prim, cx.context_id, msg_id)
     while True:
         rsp = handle.wait_response()
@@ -1318,7 +1319,7 @@ class AsyncAssociation:
         cx = self.assoc.find_context(sop_class)
         assert cx.context_id is not None and cx.transfer_syntax is not None
         prim.AffectedSOPClassUID = sop_class
-        prim.Identifier = DataSource.from_dataset(identifier, cx.transfer_syntax)
+        prim.Identifier = DataSource.from_dataset(with_character_set(identifier), cx.transfer_syntax)
         async for rsp in self._operation(prim, cx.context_id, msg_id):
             if rsp is None:
                 yield status_dataset(None), None
