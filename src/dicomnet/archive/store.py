@@ -42,7 +42,7 @@ import secrets
 import struct
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dicomnet.archive.models import ArchiveError, InvalidUIDError, StorageFullError
@@ -50,6 +50,7 @@ from dicomnet.uid import is_valid_uid
 
 if TYPE_CHECKING:
     from dicomnet.archive.index import ArchiveIndex, InstanceFields
+    from dicomnet.archive.recovery import RecoveryReport
 
 _LOG = logging.getLogger("dicomnet.archive.store")
 
@@ -60,7 +61,6 @@ __all__ = [
     "FileStore",
     "InvalidUIDError",
     "PendingFile",
-    "RecoveryReport",
     "StorageFullError",
     "StoredInstance",
     "encode_file_meta",
@@ -288,24 +288,6 @@ class StoredInstance:
     transfer_syntax_uid: str
     size: int
     replaced: bool
-
-
-@dataclass(slots=True)
-class RecoveryReport:
-    """What :meth:`FileStore.recover` found and did."""
-
-    temp_files_removed: list[str] = field(default_factory=list)
-    missing_files: list[str] = field(default_factory=list)  # SOP Instance UIDs dropped
-    reindexed: list[str] = field(default_factory=list)  # paths added to the index
-    unreadable: list[str] = field(default_factory=list)  # .dcm files that could not be read
-    quarantined: list[str] = field(default_factory=list)  # damaged files moved aside
-
-    @property
-    def clean(self) -> bool:
-        return not (
-            self.temp_files_removed or self.missing_files or self.reindexed or self.unreadable
-            or self.quarantined
-        )
 
 
 class FileStore:
@@ -609,143 +591,13 @@ class FileStore:
 
     def recover(self, index: ArchiveIndex, *, full: bool = True,
                 since: float = 0.0) -> RecoveryReport:  # fmt: skip
-        """Bring files and index back in step after a crash (see the module docstring).
+        """Bring files and index back in step after a crash:
+        :func:`dicomnet.archive.recovery.recover`."""
+        from dicomnet.archive.recovery import recover
 
-        ``full`` False (the last stop was clean): only the temp folder is emptied. Otherwise
-        every indexed file must exist with its indexed size, those stored since ``since`` (the
-        last clean stop) must still match their checksum, and files the index does not know
-        are indexed when whole; a file that fails is moved to ``root/.quarantine`` and dropped
-        from the index, one log line each."""
-        from dicomnet.archive.index import read_instance_fields
+        return recover(self, index, full=full, since=since)
 
-        report = RecoveryReport()
-        try:
-            leftovers = os.listdir(self.tmp_dir)
-        except FileNotFoundError:
-            os.makedirs(self.tmp_dir, exist_ok=True)
-            leftovers = []
-        for name in leftovers:
-            path = os.path.join(self.tmp_dir, name)
-            try:
-                os.unlink(path)
-                report.temp_files_removed.append(path)
-            except OSError:
-                pass
-        if not full:
-            return report
+    def quarantine_dir(self) -> str:
+        """Where damaged files are moved (kept for a person to look at, never served)."""
+        return os.path.join(self.root, _QUARANTINE)
 
-        known: set[str] = set()
-        for sop_uid, path, size, checksum, stored_at in index.iter_stored():
-            problem = _integrity_problem(path, size, checksum if stored_at >= since else None)
-            if problem is None:
-                known.add(os.path.realpath(path))
-            elif problem == "missing":
-                index.remove_instance(sop_uid)
-                report.missing_files.append(sop_uid)
-            else:
-                index.remove_instance(sop_uid)
-                self._quarantine(path, problem, report)
-
-        found: list[tuple[InstanceFields, str, str, int]] = []
-        sums: list[str | None] = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            if dirpath == self.root:
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]  # ours: .tmp, .quarantine...
-            for name in filenames:
-                if not name.endswith(_SUFFIX):
-                    continue
-                path = os.path.join(dirpath, name)
-                if os.path.realpath(path) in known:
-                    continue
-                try:
-                    fields, ts = read_instance_fields(path)
-                    validate_uid(fields.sop_instance_uid)
-                    size = os.path.getsize(path)
-                except Exception:
-                    report.unreadable.append(path)
-                    continue
-                problem = _whole_file_problem(path, ts)
-                if problem is not None:
-                    self._quarantine(path, problem, report)
-                    continue
-                found.append((fields, path, ts, size))
-                sums.append(_checksum_of(path, size) if self.fsync else None)
-        if found:
-            from dicomnet.archive.index import StudyConflictError
-
-            try:
-                index.add_instances(found, sums)
-                report.reindexed.extend(p for _, p, _, _ in found)
-            except StudyConflictError:  # one by one, to index all the others
-                for item, checksum in zip(found, sums, strict=True):
-                    try:
-                        index.add_instance(*item, checksum)
-                    except StudyConflictError as exc:
-                        _LOG.warning("recovery: %s not indexed: %s", item[1], exc)
-                        report.unreadable.append(item[1])
-                        continue
-                    report.reindexed.append(item[1])
-        return report
-
-    def _quarantine(self, path: str, problem: str, report: RecoveryReport) -> None:
-        """Move a damaged file out of the archive into ``root/.quarantine`` (kept for a person
-        to look at, never served)."""
-        target_dir = os.path.join(self.root, _QUARANTINE)
-        os.makedirs(target_dir, exist_ok=True)
-        target = os.path.join(target_dir, f"{os.path.basename(path)}.{secrets.token_hex(4)}")
-        try:
-            os.replace(path, target)
-        except OSError as exc:
-            _LOG.error("recovery: cannot quarantine %s (%s): %s", path, problem, exc)
-            return
-        _LOG.warning("recovery: %s quarantined to %s: %s", path, target, problem)
-        report.quarantined.append(path)
-
-
-def _integrity_problem(path: str, size: int, checksum: str | None) -> str | None:
-    """None when the indexed file is as it was stored; "missing", or what is wrong."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return "missing"
-    except OSError as exc:
-        return f"unreadable: {exc.strerror or exc}"
-    try:
-        actual = os.fstat(fd).st_size
-        if actual != size:
-            return f"{actual} bytes, {size} were stored"
-        if checksum and quick_hash(fd, size) != checksum:
-            return "its content changed since it was stored (checksum)"
-    except OSError as exc:
-        return f"unreadable: {exc.strerror or exc}"
-    finally:
-        os.close(fd)
-    return None
-
-
-def _whole_file_problem(path: str, ts: str) -> str | None:
-    """What keeps a Part 10 file found on disk from being served whole (truncated...)."""
-    from dicomnet.dimse.dataset import read_file_meta
-    from dicomnet.transcode.check import structure_problem
-
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            offset, _values = read_file_meta(f, size)
-    except Exception as exc:
-        return f"unreadable: {exc}"
-    if ts in ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95"):
-        return None  # deflated: not walked here
-    return structure_problem(None, ts == "1.2.840.10008.1.2", ts != "1.2.840.10008.1.2.2",
-                             path=path, offset=offset, size=size - offset)  # fmt: skip
-
-
-def _checksum_of(path: str, size: int) -> str | None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        return quick_hash(fd, size)
-    finally:
-        os.close(fd)
