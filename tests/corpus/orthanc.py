@@ -60,8 +60,12 @@ class Orthanc:
         self.log = open(tmp / "orthanc.log", "wb")  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen([ORTHANC, str(cfg)], stdout=self.log,
                                      stderr=subprocess.STDOUT, env=env(), cwd=tmp)  # fmt: skip
-        wait_port(self.port, self.proc, timeout=30)
-        wait_port(self.http_port, self.proc, timeout=30)
+        try:
+            wait_port(self.port, self.proc, timeout=30)
+            wait_port(self.http_port, self.proc, timeout=30)
+        except BaseException:  # started but never listening: do not leave it running
+            self.stop()
+            raise
 
     def rest(self, method: str, path: str, body: bytes | None = None,
              timeout: float = 300) -> Any:  # fmt: skip
