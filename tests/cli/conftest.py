@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,14 +34,25 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        if self.proc.stdout is not None and not self.proc.stdout.closed:
+        drain = _DRAINS.pop(self.proc.pid, None)
+        if drain is not None:
+            drain[0].join(timeout=10)
+            self.output.append(b"".join(drain[1]).decode(errors="replace"))
+        elif self.proc.stdout is not None and not self.proc.stdout.closed:
             self.output.append(self.proc.stdout.read().decode(errors="replace"))
+        if self.proc.stdout is not None:
             self.proc.stdout.close()
         return int(self.proc.returncode)
 
 
+# pid -> (thread reading the server's output after its banner, the lines read)
+_DRAINS: dict[int, tuple[threading.Thread, list[bytes]]] = {}
+
+
 def read_banner(proc: subprocess.Popen[bytes], marker: bytes = b"listening on") -> bytes:
-    """Block until the server prints its 'listening on' line (it prints after binding)."""
+    """Block until the server prints its 'listening on' line (it prints after binding); then
+    keep reading its output in a thread, so that a server that logs a lot never blocks on a
+    full pipe (Server.stop collects it)."""
     assert proc.stdout is not None
     seen = b""
     while True:
@@ -48,7 +61,15 @@ def read_banner(proc: subprocess.Popen[bytes], marker: bytes = b"listening on") 
             raise RuntimeError(f"server exited early ({proc.wait()}): {seen.decode(errors='replace')}")
         seen += line
         if marker in line:
+            lines: list[bytes] = []
+            thread = threading.Thread(target=_drain, args=(proc.stdout, lines), daemon=True)
+            thread.start()
+            _DRAINS[proc.pid] = (thread, lines)
             return seen
+
+
+def _drain(stream: Any, lines: list[bytes]) -> None:
+    lines.extend(iter(stream.readline, b""))
 
 
 @pytest.fixture

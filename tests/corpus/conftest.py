@@ -35,10 +35,12 @@ class Peers:
         wait_port(port, proc)
         return server
 
-    def qrscp(self, destinations: dict[str, int], port: int | None = None) -> Server:
+    def qrscp(self, destinations: dict[str, int], port: int | None = None,
+              extra: tuple[str, ...] = ()) -> Server:  # fmt: skip
         port = port or free_port()
         storage = self.tmp / f"archive-{port}"
-        args = ["qrscp", "--port", str(port), "--bind", "127.0.0.1", "--storage", str(storage)]
+        args = ["qrscp", "--port", str(port), "--bind", "127.0.0.1", "--storage", str(storage),
+                *extra]  # fmt: skip
         for aet, dest in destinations.items():
             args += ["--destination", f"{aet}=127.0.0.1:{dest}"]
         proc = start_tool(args)

@@ -267,10 +267,21 @@ def refused_by_design(path: Path) -> str | None:
     if not is_valid_uid(str(ds.SOPInstanceUID)):
         # PS3.5 9.1: a UID is digits and dots; the archive never lets one become a path
         return "SOP Instance UID is not a UID (PS3.5 9.1)"
-    if not ds.get("StudyInstanceUID"):
+    if not ds.get("StudyInstanceUID") and not nonpatient(path):
         # PS3.3 C.7.2.1: Study Instance UID is Type 1 in every patient-based composite IOD
-        # (objects outside the patient model are issue 13's)
+        # (objects outside the patient model -- palettes, hanging protocols -- are stored)
         return "no Study Instance UID (Type 1, PS3.3 C.7.2.1)"
     return None
+
+
+def nonpatient(path: Path) -> bool:
+    """Whether the file is an object outside the patient hierarchy (the archive stores it
+    under ``_nonpatient`` and retrieves it by SOP Instance UID, not by study)."""
+    from dicomnet.archive.fields import read_instance_fields
+
+    try:
+        return not read_instance_fields(path)[0].in_patient_hierarchy
+    except Exception:
+        return False
 
 

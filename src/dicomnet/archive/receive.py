@@ -173,7 +173,7 @@ def store_received(
     except AlreadyStored:
         # the first copy stays (qrscp --overwrite replaces it): a truncated or edited file with
         # the same UID never silently replaces an intact one (PS3.4 B.2.2 leaves it to us)
-        LOG.warning("C-STORE %s: already stored, this copy is not kept", clip(sop_instance))
+        LOG.info("C-STORE %s: already stored, this copy is not kept", clip(sop_instance))
         return STATUS_SUCCESS
     except StudyConflictError as exc:
         LOG.warning("C-STORE %s refused: %s", clip(sop_instance), clip(exc))
