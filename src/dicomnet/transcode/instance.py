@@ -171,25 +171,25 @@ def inspect_file(path: str) -> InstanceFile:
                 offset, meta = parse_file_meta(head)
             except DicomNetError as exc2:
                 raise UnsendableFile(f"bad File Meta Information: {exc2}") from exc2
-        if offset and offset + _SCAN > len(head) and len(head) < size:
+        if meta.get(0x0002) == _DICOMDIR:
+            raise UnsendableFile("a DICOMDIR (media directory), not an instance", skip=True)
+        warnings: list[str] = []
+        has_meta = offset > 0
+        ts = meta.get(0x0010) if has_meta else None
+        if not ts:
+            guessed = guess_syntax(memoryview(head)[offset:])
+            if guessed is None:
+                if has_meta:
+                    raise UnsendableFile("no Transfer Syntax UID in the File Meta Information")
+                raise UnsendableFile("not a DICOM file", skip=True)
+            ts = guessed
+            what = "no File Meta Information" if not has_meta else "no (0002,0010) in its meta"
+            warnings.append(f"{what}: sent as {ts} (inferred from the data set)")
+        found = scan_uids(memoryview(head)[offset:], ts)
+        if (_SOP_CLASS not in found or _SOP_INSTANCE not in found) and len(head) < size:
+            # the UIDs lie beyond the first read (a long header): look further, up to _SCAN
             head += f.read(min(size, offset + _SCAN) - len(head))
-        elif not offset and len(head) < min(size, _SCAN):
-            head += f.read(min(size, _SCAN) - len(head))
-    if meta.get(0x0002) == _DICOMDIR:
-        raise UnsendableFile("a DICOMDIR (media directory), not an instance", skip=True)
-    warnings: list[str] = []
-    has_meta = offset > 0
-    ts = meta.get(0x0010) if has_meta else None
-    if not ts:
-        guessed = guess_syntax(memoryview(head)[offset:])
-        if guessed is None:
-            if has_meta:
-                raise UnsendableFile("no Transfer Syntax UID in the File Meta Information")
-            raise UnsendableFile("not a DICOM file", skip=True)
-        ts = guessed
-        what = "no File Meta Information" if not has_meta else "no (0002,0010) in its meta"
-        warnings.append(f"{what}: sent as {ts} (inferred from the data set)")
-    found = scan_uids(memoryview(head)[offset:], ts)
+            found = scan_uids(memoryview(head)[offset:], ts)
     if (_SOP_CLASS not in found or _SOP_INSTANCE not in found) and len(head) < size:
         # the UIDs lie beyond the bytes read (or behind something the walker does not know):
         # pydicom reads the file (a file read to its end without them simply has none)
