@@ -21,6 +21,7 @@ import enum
 from typing import Final
 
 __all__ = [
+    "PENDING_STATUSES",
     "SERVICE_STATUS",
     "STATUS",
     "Category",
@@ -66,11 +67,34 @@ class Status(enum.IntEnum):
     UNRECOGNIZED_OPERATION = 0x0211
     MISTYPED_ARGUMENT = 0x0212
     RESOURCE_LIMITATION = 0x0213
+    OPTIONAL_ATTRIBUTES_NOT_SUPPORTED = 0x0001
+    # PS3.4 Table B.2-1 (Storage)
     OUT_OF_RESOURCES = 0xA700
+    DATA_SET_DOES_NOT_MATCH = 0xA900
+    COERCION_OF_ELEMENTS = 0xB000
+    ELEMENTS_DISCARDED = 0xB006
+    DATA_SET_MISMATCH_WARNING = 0xB007
     CANNOT_UNDERSTAND = 0xC000
+    INVALID_UID = 0xC010
+    STORE_HANDLER_FAILURE = 0xC211
+    # PS3.4 Tables C.4-1..C.4-3 (Query/Retrieve)
+    OUT_OF_RESOURCES_MATCHES = 0xA701
+    OUT_OF_RESOURCES_SUBOPERATIONS = 0xA702
+    MOVE_DESTINATION_UNKNOWN = 0xA801
+    SUBOPERATIONS_WARNING = 0xB000  # an alias of COERCION_OF_ELEMENTS: one code, two tables
+    FIND_FAILURE = 0xC311
+    GET_FAILURE = 0xC411
+    MOVE_FAILURE = 0xC511
+    # a stored study that names another patient (Table B.2-1 A7xx range, the code dcm4chee
+    # answers for it)
+    STUDY_CONFLICT = 0xA778
     CANCEL = 0xFE00
     PENDING = 0xFF00
     PENDING_WARNING = 0xFF01
+
+
+PENDING_STATUSES: Final = frozenset((Status.PENDING, Status.PENDING_WARNING))
+"""The Pending codes (PS3.7 C.2): more responses follow."""
 
 
 _S, _W, _F, _C, _P = (
