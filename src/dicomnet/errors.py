@@ -13,10 +13,12 @@ the layer that catches it can answer the peer without re-deriving the reaction.
 from __future__ import annotations
 
 __all__ = [
+    "AssociationNotEstablishedError",
     "AssociationRejectedError",
     "DicomNetError",
     "DimseError",
     "NegotiationError",
+    "NoPresentationContextError",
     "PDUDecodeError",
     "ProtocolError",
     "TimeoutError_",
@@ -73,3 +75,21 @@ class DimseError(DicomNetError):
 
 class TimeoutError_(DicomNetError, TimeoutError):
     """A DIMSE, ACSE (ARTIM) or network timeout expired."""
+
+
+class AssociationNotEstablishedError(DicomNetError, RuntimeError):
+    """An operation was invoked on an association that is not (or no longer) established."""
+
+
+class NoPresentationContextError(DicomNetError, ValueError):
+    """No accepted presentation context fits the requested operation (SOP class, transfer
+    syntax and role). A ``ValueError`` too, as pynetdicom users expect.
+
+    ``role_refused`` is True when contexts for the SOP class were accepted, but none with the
+    role the operation needs (role selection, PS3.7 D.3.3.4): e.g. a C-GET requestor that
+    proposed a storage class without the SCP role cannot receive C-STOREs of it.
+    """
+
+    def __init__(self, message: str, *, role_refused: bool = False) -> None:
+        super().__init__(message)
+        self.role_refused = role_refused

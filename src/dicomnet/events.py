@@ -1,38 +1,48 @@
-"""Server-side events: the ``EVT_*`` constants and the :class:`Event` handed to handlers.
+"""Events: the ``EVT_*`` constants, the :class:`Event` handed to handlers, handler bindings.
 
 Theory of operation
 -------------------
 An application binds handlers to event types: ``handlers=[(EVT_C_STORE, on_store), ...]``
 (a mapping is accepted too). There are two kinds of event type:
 
-* *intervention* events (``EVT_C_*``, ``EVT_N_*``, ``EVT_USER_ID``, ``EVT_SOP_EXTENDED``): the handler's return value
-  *is* the answer that goes back to the peer (a status, a ``(status, dataset)`` pair, or a
-  generator of them for C-FIND/C-GET/C-MOVE). One handler per intervention event; when none is
-  bound the service uses its documented default (C-ECHO answers Success, everything else a
-  failure status — see :mod:`dicomnet.services.dispatch`).
-* *notification* events (association and connection life cycle): any number of handlers, return
-  values ignored, exceptions logged and swallowed.
+* *intervention* events (``EVT_C_*``, ``EVT_N_*``, ``EVT_USER_ID``, ``EVT_SOP_EXTENDED``): the
+  handler's return value *is* the answer that goes back to the peer (a status, a ``(status,
+  dataset)`` pair, or a generator of them for C-FIND/C-GET/C-MOVE). One handler per
+  intervention event; when none is bound the service uses its documented default (C-ECHO
+  answers Success, everything else a failure status — see :mod:`dicomnet.services.dispatch`).
+* *notification* events (association and connection life cycle): any number of handlers,
+  return values ignored, exceptions logged and swallowed.
+
+:class:`Handlers` holds the bindings of a server or of one association.
 
 Each call receives one :class:`Event`. Decoding is lazy: ``event.dataset`` decodes the received
-data set (a :class:`~dicomnet.dimse.dataset.DataSource`) with the transfer syntax accepted for
-the message's presentation context (PS3.7 section 6.3.1: the data set is encoded in the
-context's transfer syntax), once, on first access. A storage handler that only wants the bytes
-uses ``event.data_source`` (possibly a spooled temporary file) and ``event.file_meta`` to write a
-Part 10 file (PS3.10 section 7.1) without ever building a ``Dataset``.
+data set with the transfer syntax accepted for the message's presentation context (PS3.7
+section 6.3.1: the data set is encoded in the context's transfer syntax), once, on first
+access. A storage handler that only wants the bytes uses ``event.data_source`` (possibly a
+spooled temporary file) and ``event.file_meta`` to write a Part 10 file (PS3.10 section 7.1)
+without ever building a ``Dataset``.
 
-``event.is_cancelled`` turns True as soon as the event loop has read a C-CANCEL-RQ whose
+``event.is_cancelled`` turns True as soon as the association has read a C-CANCEL-RQ whose
 Message ID Being Responded To equals this request's Message ID (PS3.7 section 9.3.2.3): the
 server keeps reading the association while handlers run, so a long C-FIND/C-GET/C-MOVE
 generator can check it between yields.
+
+``Event`` is generic in the association it comes from (``Event[Association]``); this module
+only needs the little of it that :class:`EventAssociation` names, so it imports nothing of the
+association layer.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from dicomnet._record import Record
+from dicomnet.dimse.primitives import DIMSEPrimitive
+from dicomnet.presentation import PresentationContext
+from dicomnet.settings import IMPLEMENTATION_CLASS_UID, Settings
+from dicomnet.ul.pdu import AAssociateRJ, AAssociateRQ
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -62,20 +72,15 @@ __all__ = [
     "EVT_USER_ID",
     "Binding",
     "Event",
+    "EventAssociation",
     "EventType",
     "HandlerMap",
+    "HandlerSpec",
+    "Handlers",
     "normalize_handlers",
 ]
 
 LOGGER = logging.getLogger("dicomnet.events")
-
-
-
-def _default_uid() -> str:
-    """Our Implementation Class UID (PS3.7 D.3.3.2) when the AE does not give one."""
-    from dicomnet.ae import IMPLEMENTATION_CLASS_UID
-
-    return IMPLEMENTATION_CLASS_UID
 
 
 class EventType(Record):
@@ -122,12 +127,20 @@ EVT_N_ACTION = EventType("EVT_N_ACTION", "N-ACTION-RQ received", True)
 EVT_N_CREATE = EventType("EVT_N_CREATE", "N-CREATE-RQ received", True)
 EVT_N_DELETE = EventType("EVT_N_DELETE", "N-DELETE-RQ received", True)
 
-Handler = Callable[..., Any]
-Binding = tuple[Handler, tuple[Any, ...]]
+# A handler is called as handler(event, *extra_args); what it returns depends on the event
+# (a status, (status, dataset), a generator of them, or a coroutine of any of these), so its
+# result type is open.
+Handler = Callable[..., object]
+Binding = tuple[Handler, tuple[object, ...]]
 HandlerMap = dict[EventType, list[Binding]]
+HandlerSpec = (
+    Sequence[tuple[EventType, Handler] | tuple[EventType, Handler, Sequence[object]]]
+    | Mapping[EventType, Handler]
+)
+"""How an application gives handlers: ``[(EVT_X, fn), (EVT_Y, fn, [args])]`` or a mapping."""
 
 
-def normalize_handlers(handlers: Any) -> HandlerMap:
+def normalize_handlers(handlers: HandlerSpec | None) -> HandlerMap:
     """``[(EVT_X, fn), (EVT_Y, fn, [extra args]), ...]`` or ``{EVT_X: fn}`` ->
     ``{EVT_X: [(fn, extra_args), ...]}``. The handler is called as ``fn(event, *extra_args)``.
 
@@ -136,7 +149,7 @@ def normalize_handlers(handlers: Any) -> HandlerMap:
     result: HandlerMap = {}
     if handlers is None:
         return result
-    items: Iterable[Any] = handlers.items() if isinstance(handlers, Mapping) else handlers
+    items: Iterable[object] = handlers.items() if isinstance(handlers, Mapping) else handlers
     for item in items:
         if not isinstance(item, tuple | list) or len(item) not in (2, 3):
             raise ValueError(f"a handler binding is (event, handler[, args]), not {item!r}")
@@ -150,30 +163,102 @@ def normalize_handlers(handlers: Any) -> HandlerMap:
     return result
 
 
-class Event:
-    """What a handler receives. Cheap to build: nothing is decoded until asked for."""
+class Handlers:
+    """The handler bindings of a server or an association.
+
+    Binding a second handler to an intervention event replaces the first; a notification
+    event keeps every handler once. Reads take a snapshot, so handlers may be rebound while
+    events are being dispatched on other threads.
+    """
+
+    __slots__ = ("_bound",)
+
+    def __init__(self, spec: HandlerSpec | None = None) -> None:
+        self._bound: HandlerMap = normalize_handlers(spec)
+
+    def bind(self, event: EventType, handler: Handler, args: Iterable[object] = ()) -> None:
+        bound = list(self._bound.get(event, ()))
+        if event.intervention:
+            bound.clear()
+        bound = [b for b in bound if b[0] != handler]
+        bound.append((handler, tuple(args)))
+        self._bound[event] = bound
+
+    def unbind(self, event: EventType, handler: Handler) -> None:
+        self._bound[event] = [b for b in self._bound.get(event, ()) if b[0] != handler]
+
+    def get(self, event: EventType) -> list[Binding]:
+        """The ``(handler, extra args)`` bindings of ``event`` (a copy)."""
+        return list(self._bound.get(event, ()))
+
+    def first(self, event: EventType) -> Binding | None:
+        """The handler of an intervention event, or None."""
+        bound = self._bound.get(event)
+        return bound[0] if bound else None
+
+    def __bool__(self) -> bool:
+        return any(self._bound.values())
+
+
+class EventAssociation(Protocol):
+    """What an :class:`Event` reads of its association (for ``file_meta``)."""
+
+    @property
+    def ae(self) -> Settings: ...
+
+    @property
+    def calling_ae_title(self) -> str: ...
+
+
+A = TypeVar("A", bound="EventAssociation | None")
+
+
+class Event(Generic[A]):
+    """What a handler receives. Cheap to build: nothing is decoded until asked for.
+
+    Besides the request (``request``, ``context``), some events carry their own details:
+    ``address`` (EVT_CONN_OPEN/CLOSE: the peer's (host, port)), ``rejection`` (EVT_REJECTED:
+    the A-ASSOCIATE-RJ), ``association_request`` (EVT_REQUESTED: the A-ASSOCIATE-RQ),
+    ``user_id_type``/``primary_field``/``secondary_field``/``positive_response_requested``
+    (EVT_USER_ID, PS3.7 D.3.3.7) and ``app_info`` (EVT_SOP_EXTENDED: {SOP class UID: the
+    requestor's service-class application information}, PS3.7 D.3.3.5).
+    """
 
     __slots__ = (
-        "_attrs",
         "_cancel_check",
         "_dataset",
         "_file_meta",
+        "address",
+        "app_info",
         "assoc",
+        "association_request",
         "context",
         "event",
+        "positive_response_requested",
+        "primary_field",
+        "rejection",
         "request",
+        "secondary_field",
         "timestamp",
+        "user_id_type",
     )
 
     def __init__(
         self,
-        assoc: Any,
+        assoc: A,
         event: EventType,
         *,
-        context: Any = None,
-        request: Any = None,
+        context: PresentationContext | None = None,
+        request: DIMSEPrimitive | None = None,
         cancel_check: Callable[[], bool] | None = None,
-        **attrs: Any,
+        address: tuple[str, int] | None = None,
+        rejection: AAssociateRJ | None = None,
+        association_request: AAssociateRQ | None = None,
+        user_id_type: int | None = None,
+        primary_field: bytes | None = None,
+        secondary_field: bytes | None = None,
+        positive_response_requested: bool = False,
+        app_info: dict[str, bytes] | None = None,
     ) -> None:
         self.assoc = assoc
         self.event = event
@@ -183,15 +268,14 @@ class Event:
         self._cancel_check = cancel_check
         self._dataset: Dataset | None = None
         self._file_meta: FileMetaDataset | None = None
-        self._attrs = attrs
-
-    def __getattr__(self, name: str) -> Any:
-        # Extra event-specific attributes (e.g. EVT_USER_ID's primary_field); __slots__ attrs
-        # never reach here.
-        try:
-            return self._attrs[name]
-        except KeyError:
-            raise AttributeError(name) from None
+        self.address = address
+        self.rejection = rejection
+        self.association_request = association_request
+        self.user_id_type = user_id_type
+        self.primary_field = primary_field
+        self.secondary_field = secondary_field
+        self.positive_response_requested = positive_response_requested
+        self.app_info = app_info
 
     def __repr__(self) -> str:
         return f"<Event {self.event.name} message_id={self.message_id}>"
@@ -199,7 +283,7 @@ class Event:
     # --- request parameters -------------------------------------------------------------
     @property
     def message_id(self) -> int | None:
-        return getattr(self.request, "MessageID", None)
+        return None if self.request is None else self.request.MessageID
 
     @property
     def is_cancelled(self) -> bool:
@@ -207,9 +291,9 @@ class Event:
         return self._cancel_check is not None and self._cancel_check()
 
     @property
-    def data_source(self) -> Any:
-        """The raw received data set (:class:`~dicomnet.dimse.dataset.DataSource`) or None."""
-        return _request_data(self.request)
+    def data_source(self) -> object:
+        """The raw received data set (a :class:`~dicomnet.datasource.DataSource`) or None."""
+        return None if self.request is None else self.request.payload
 
     @property
     def dataset(self) -> Dataset:
@@ -220,10 +304,10 @@ class Event:
         none.
         """
         if self._dataset is None:
-            source = _request_data(self.request)
+            source = None if self.request is None else self.request.payload
             if source is None:
                 raise ValueError(f"the {self.event.name} request has no data set")
-            ts = getattr(self.context, "transfer_syntax", None)
+            ts = None if self.context is None else self.context.transfer_syntax
             if ts is None:
                 raise ValueError("no transfer syntax known for this presentation context")
             self._dataset = source.decode(ts)
@@ -236,17 +320,23 @@ class Event:
     action_information = dataset
     event_information = dataset
 
+    def _parameter(self, keyword: str) -> object:
+        request = self.request
+        return None if request is None or keyword not in request.FIELDS else getattr(request, keyword)
+
     @property
     def action_type(self) -> int | None:
-        return getattr(self.request, "ActionTypeID", None)
+        value = self._parameter("ActionTypeID")
+        return value if isinstance(value, int) else None
 
     @property
     def event_type(self) -> int | None:
-        return getattr(self.request, "EventTypeID", None)
+        value = self._parameter("EventTypeID")
+        return value if isinstance(value, int) else None
 
     @property
     def move_destination(self) -> str | None:
-        value = getattr(self.request, "MoveDestination", None)
+        value = self._parameter("MoveDestination")
         if isinstance(value, bytes):
             value = value.decode("ascii", "replace")
         return value.strip() if isinstance(value, str) else None
@@ -255,22 +345,24 @@ class Event:
     def file_meta(self) -> FileMetaDataset:
         """File Meta Information (PS3.10 section 7.1) for a received C-STORE data set."""
         if self._file_meta is None:
+            # lazy: pydicom costs ~150 ms of start-up that clients never need
             from pydicom.dataset import FileMetaDataset
 
             meta = FileMetaDataset()
-            m: Any = meta  # pydicom types the UID elements as UID; we assign str
-            m.MediaStorageSOPClassUID = getattr(self.request, "AffectedSOPClassUID", None)
-            m.MediaStorageSOPInstanceUID = getattr(self.request, "AffectedSOPInstanceUID", None)
-            m.TransferSyntaxUID = getattr(self.context, "transfer_syntax", None)
-            ae = getattr(self.assoc, "ae", None)
-            m.ImplementationClassUID = getattr(ae, "implementation_class_uid", None) or _default_uid()
-            version = getattr(ae, "implementation_version_name", None)
+            request, assoc = self.request, self.assoc
+            meta.MediaStorageSOPClassUID = None if request is None else request.AffectedSOPClassUID
+            meta.MediaStorageSOPInstanceUID = self._parameter("AffectedSOPInstanceUID")
+            meta.TransferSyntaxUID = None if self.context is None else self.context.transfer_syntax
+            settings = None if assoc is None else assoc.ae
+            meta.ImplementationClassUID = (
+                None if settings is None else settings.implementation_class_uid
+            ) or IMPLEMENTATION_CLASS_UID
+            version = None if settings is None else settings.implementation_version_name
             if version:
-                m.ImplementationVersionName = version
-            requestor = getattr(self.assoc, "requestor", None)
-            calling = getattr(requestor, "ae_title", None)
+                meta.ImplementationVersionName = version
+            calling = None if assoc is None else assoc.calling_ae_title
             if calling:
-                meta.SourceApplicationEntityTitle = str(calling).strip()
+                meta.SourceApplicationEntityTitle = calling
             self._file_meta = meta
         return self._file_meta
 
@@ -283,20 +375,8 @@ def _now() -> datetime:
     clients (``dicomnet echoscu``) import this module but never build an Event."""
     global _datetime_now
     if _datetime_now is None:
+        # lazy: datetime is on no client's start-up path (tests/test_startup.py)
         from datetime import datetime
 
         _datetime_now = datetime.now
     return _datetime_now()
-
-
-def _request_data(request: Any) -> Any:
-    """The data set a request primitive carries, whatever the service calls it (PS3.7 9.1/10.1:
-    DataSet, Identifier, EventInformation, ModificationList, ActionInformation, AttributeList).
-    """
-    if request is None:
-        return None
-    for name in getattr(request, "DATASET_FIELDS", ("DataSet",)):
-        value = getattr(request, name, None)
-        if value is not None:
-            return value
-    return None

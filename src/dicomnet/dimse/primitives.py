@@ -248,7 +248,24 @@ class DIMSEPrimitive:
     @property
     def is_response(self) -> bool:
         """True when the primitive carries response parameters (Status is set)."""
-        return getattr(self, "Status", None) is not None
+        return self.Status is not None
+
+    @property
+    def payload(self) -> Any:
+        """The data set this primitive carries, whatever its service calls it (DataSet,
+        Identifier, EventInformation, AttributeList, ...; PS3.7 9.1/10.1), or None."""
+        for name in self.DATASET_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                return value
+        return None
+
+    def close_payloads(self) -> None:
+        """Close every data set payload this primitive carries (a spooled one is deleted)."""
+        for name in self.DATASET_FIELDS:
+            close = getattr(getattr(self, name), "close", None)
+            if close is not None:
+                close()
 
 
 _RSP_ERR = ("Status", "OffendingElement", "ErrorComment", "ErrorID")

@@ -11,7 +11,7 @@ socket and no thread:
   larger than the peer's Maximum Length (:func:`dicomnet.dimse.fragment.fragment`) and hands
   each PDU, as a scatter-gather list of buffers, to ``assoc.dul.send_pdata_chunks``;
 * **receiving** -- the driver that reads the socket calls
-  :meth:`~DIMSEServiceProvider.receive_primitive` with every P-DATA-TF it decodes. The PDVs go
+  :meth:`~DIMSEServiceProvider.receive_pdata` with every P-DATA-TF it decodes. The PDVs go
   through a :class:`~dicomnet.dimse.fragment.Reassembler`; each completed message is decoded
   and checked once (``decode_primitive``: the message and its primitive, built from the
   checked values) and the primitive is appended to :attr:`msg_queue`, except
@@ -35,7 +35,7 @@ that can (``DULLike``). ``get_msg(block=True)`` computes a deadline ``assoc.cloc
 assoc.dimse_timeout`` (none when the timeout is None) and, while the queue is empty, calls
 ``assoc.dul.wait_for_activity(deadline)``. That call must block until at least one PDU has been
 received *and processed* -- for a P-DATA-TF that means the driver has already called
-:meth:`receive_primitive` on this provider -- and return True; or return False once the
+:meth:`receive_pdata` on this provider -- and return True; or return False once the
 deadline has passed or the association is gone (A-ABORT received or sent, transport closed).
 After each True the queue is checked again (a PDU may hold only part of a message, or a
 C-CANCEL); on False, or when ``assoc.dul.is_alive`` is False, ``get_msg`` returns
@@ -45,18 +45,29 @@ driver's ``select``/``poll``/``await``.
 
 Operations and C-CANCEL
 -----------------------
-:attr:`cancel_rq` maps MessageIDBeingRespondedTo to the received C-CANCEL primitive. It keeps at
-most :data:`MAX_CANCEL_RQ` entries (the oldest is dropped) and is cleared by
-:meth:`start_operation` and :meth:`end_operation`, which the service classes call when they
-start and finish serving a C-FIND/C-GET/C-MOVE request; a cancel for an unknown or finished
-operation is thereby ignored, as PS3.7 requires.
+A C-CANCEL-RQ (PS3.7 section 9.3.2.3) names the request it cancels by its Message ID. The
+code that serves requests calls :meth:`start_operation` when it takes a request out of the
+queue and :meth:`end_operation` when the request got its final response; a C-CANCEL for an
+operation in between -- or for a request still waiting in the queue -- makes
+:meth:`is_cancelled` True for that Message ID until the operation ends. A cancel for an unknown
+or finished operation is ignored, as PS3.7 requires. :attr:`cancel_rq` keeps the last
+:data:`MAX_CANCEL_RQ` C-CANCEL primitives received, by Message ID Being Responded To, for
+inspection.
+
+Serving code on other threads
+-----------------------------
+:meth:`take` removes the queued messages a predicate selects (a server takes the *requests*
+and leaves the responses for the thread waiting on them). :attr:`send_hook`, when set,
+receives every message about to be sent instead of the driver, and calls
+:meth:`write_message` itself -- a server uses it to serialize messages sent from several
+threads (PS3.8 9.3.5: the fragments of two messages never interleave) and to observe them.
 
 Received commands that are wrong
 --------------------------------
 * A command set that cannot be parsed, an unknown Command Field, a request without Message ID,
   a response without Message ID Being Responded To (``DimseProtocolError``), and every rule of
   the reassembler: :class:`~dicomnet.errors.ProtocolError` propagates out of
-  :meth:`receive_primitive`, with the A-ABORT reason it implies (2/6 for an unparseable
+  :meth:`receive_pdata`, with the A-ABORT reason it implies (2/6 for an unparseable
   command); the driver aborts the association.
 * A known **request** with a missing or malformed mandatory element (``DimseCommandError``)
   is **not queued**: the provider answers it itself at once with the failure response the
@@ -73,7 +84,7 @@ Received commands that are wrong
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from dicomnet.dimse.commands import decode_command
@@ -128,9 +139,18 @@ class DULLike(Protocol):
 
     def wait_for_activity(self, deadline: float | None) -> bool: ...
 
+    def send_pdata_many(self, pdus: Iterable[Sequence[bytes | memoryview]]) -> None:
+        """Several PDUs of one message held in memory, in as few writes as possible."""
+        ...
+
+    @property
+    def sends_file_regions(self) -> bool:
+        """True when PDU chunks may be file regions the driver sends with ``sendfile``."""
+        ...
+
 
 class AssociationLike(Protocol):
-    """What the provider needs from an association (docs/contracts.md)."""
+    """What the provider needs from an association."""
 
     @property
     def dul(self) -> DULLike: ...
@@ -172,6 +192,11 @@ class DIMSEServiceProvider:
         self.on_send_dimse_message: MessageHook | None = None
         #: Called with the DimseError of a received message that was answered or dropped.
         self.on_invalid_message: Callable[[DimseError], None] | None = None
+        #: When set, every message to send goes to ``send_hook(msg, context_id)``, which
+        #: calls :meth:`write_message` (see the module docstring).
+        self.send_hook: Callable[[DIMSEMessage, int], None] | None = None
+        self._operations: set[int] = set()  # Message IDs of the requests being served
+        self._cancelled: set[int] = set()  # ... of those (or queued ones) a C-CANCEL named
         ts_of = getattr(assoc, "transfer_syntax_of", None)
         self._transfer_syntax_of: Callable[[int], str | None] | None = ts_of
         self._reassembler = Reassembler(
@@ -224,13 +249,34 @@ class DIMSEServiceProvider:
 
     # -- operations --------------------------------------------------------------------------
 
-    def start_operation(self) -> None:
-        """A service class starts serving a request: forget earlier C-CANCELs."""
-        self.cancel_rq.clear()
+    def start_operation(self, message_id: int) -> None:
+        """The request ``message_id`` is being served: a C-CANCEL naming it now cancels it
+        (one that arrived while the request waited in the queue already did)."""
+        self._operations.add(message_id)
 
-    def end_operation(self) -> None:
-        """A service class finished serving a request: forget its C-CANCELs."""
-        self.cancel_rq.clear()
+    def end_operation(self, message_id: int) -> None:
+        """The request ``message_id`` got its final response: later C-CANCELs naming it are
+        ignored (PS3.7 9.3.2.3), and the Message ID may be used again."""
+        self._operations.discard(message_id)
+        self._cancelled.discard(message_id)
+
+    def is_cancelled(self, message_id: int | None) -> bool:
+        """True once a C-CANCEL-RQ named the request ``message_id`` while it was queued or
+        being served (until :meth:`end_operation`)."""
+        return message_id in self._cancelled
+
+    def take(
+        self, select: Callable[[DIMSEPrimitive], bool]
+    ) -> list[tuple[int, DIMSEPrimitive]]:
+        """Remove and return the queued ``(context_id, primitive)`` pairs ``select`` picks,
+        oldest first; the others stay queued in their order."""
+        queue = self.msg_queue
+        taken = [item for item in queue if select(item[1])]
+        if taken:
+            kept = [item for item in queue if not select(item[1])]
+            queue.clear()
+            queue.extend(kept)
+        return taken
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -263,13 +309,13 @@ class DIMSEServiceProvider:
             return self.msg_queue[0]
         return None, None
 
-    def receive_primitive(self, primitive: PDataTF) -> None:
+    def receive_pdata(self, pdu: PDataTF) -> None:
         """Feed one received P-DATA-TF; completed messages are queued (or answered).
 
         Raises ProtocolError (remote, with the A-ABORT reason) on a protocol violation.
         """
         feed = self._reassembler.feed_pdv
-        for pdv in primitive.pdvs:
+        for pdv in pdu.pdvs:
             try:
                 done = feed(pdv)
             except ReassemblyResourceError as exc:
@@ -278,8 +324,8 @@ class DIMSEServiceProvider:
             if done is not None:
                 self._deliver(*done)
 
-    #: Alias of :meth:`receive_primitive` (the name the association layer calls).
-    receive_pdata = receive_primitive
+    #: The founding document's name of :meth:`receive_pdata` (there, a P-DATA *primitive*).
+    receive_primitive = receive_pdata
 
     def connection_lost(self) -> None:
         """The association ended (release, abort, closed transport): drop the partial message
@@ -299,7 +345,7 @@ class DIMSEServiceProvider:
             rsp = exc.response()
             if rsp is not None:
                 try:
-                    self._send_message(rsp, context_id)
+                    self.send_message(rsp, context_id)
                 except DimseError as send_exc:
                     # e.g. the peer announced a Maximum Length too small for any PDV: it can
                     # be given no answer at all, so the association ends (A-ABORT 2/0).
@@ -321,14 +367,23 @@ class DIMSEServiceProvider:
         if self.on_receive_dimse_message is not None:
             self.on_receive_dimse_message(msg)
         if type(prim) is C_CANCEL:
-            mid = getattr(prim, "MessageIDBeingRespondedTo")  # noqa: B009 - slot attribute
-            cancels = self.cancel_rq
-            cancels.pop(mid, None)  # a repeated cancel becomes the newest
-            cancels[mid] = prim
-            while len(cancels) > MAX_CANCEL_RQ:
-                del cancels[next(iter(cancels))]
+            self._cancel(prim)
             return
         self.msg_queue.append((context_id, prim))
+
+    def _cancel(self, prim: C_CANCEL) -> None:
+        mid = prim.MessageIDBeingRespondedTo
+        if mid is None:  # pragma: no cover - decode_primitive requires it
+            return
+        cancels = self.cancel_rq
+        cancels.pop(mid, None)  # a repeated cancel becomes the newest
+        cancels[mid] = prim
+        while len(cancels) > MAX_CANCEL_RQ:
+            del cancels[next(iter(cancels))]
+        if mid in self._operations or any(
+            p.MessageID == mid and p.Status is None for _, p in self.msg_queue
+        ):
+            self._cancelled.add(mid)
 
     def _answer_failure(
         self, context_id: int, command: bytes, status: int, exc: DimseError
@@ -352,7 +407,7 @@ class DIMSEServiceProvider:
             if _AFFECTED_CLASS in rsp_cls.OPTIONAL and isinstance(sop_class, str):
                 cs[_AFFECTED_CLASS] = sop_class
             try:
-                self._send_message(rsp, context_id)
+                self.send_message(rsp, context_id)
             except DimseError:
                 pass  # e.g. an unencodable echoed value: the peer will time out instead
         if self.on_invalid_message is not None:
@@ -362,8 +417,16 @@ class DIMSEServiceProvider:
 
     def send_msg(self, primitive: DIMSEPrimitive, context_id: int) -> None:
         """Encode ``primitive`` as its DIMSE message and send it on ``context_id``."""
-        msg = message_from_primitive(primitive)
-        self._send_message(msg, context_id)
+        self.send_message(message_from_primitive(primitive), context_id)
+
+    def send_message(self, msg: DIMSEMessage, context_id: int) -> None:
+        """Send an encoded message: through :attr:`send_hook` when one is set, else at once
+        (:meth:`write_message`)."""
+        hook = self.send_hook
+        if hook is not None:
+            hook(msg, context_id)
+        else:
+            self.write_message(msg, context_id)
 
     def message_pdus(
         self, primitive: DIMSEPrimitive, context_id: int
@@ -404,7 +467,10 @@ class DIMSEServiceProvider:
 
         return pdus
 
-    def _send_message(self, msg: DIMSEMessage, context_id: int) -> None:
+    def write_message(self, msg: DIMSEMessage, context_id: int) -> None:
+        """Fragment ``msg`` into P-DATA-TF PDUs no larger than the peer's Maximum Length and
+        hand them to the driver (PS3.8 9.3.5, PS3.7 Annex F); the send hook, if any, is not
+        consulted."""
         msg.context_id = context_id
         data = msg.data_set
         if data is not None and type(data) is not DataSource:
@@ -417,16 +483,13 @@ class DIMSEServiceProvider:
         data = msg.data_set
         assert data is None or isinstance(data, DataSource)
         max_pdata = int(assoc.peer_max_pdata_length)  # maximum_pdu_size
-        regions = uses_file_regions(
-            data, max_pdata, bool(getattr(dul, "sends_file_regions", False))
-        )
+        regions = uses_file_regions(data, max_pdata, dul.sends_file_regions)
         pdus = fragment(context_id, command, data, max_pdata, file_regions=regions)
-        send_many = getattr(dul, "send_pdata_many", None)
-        if send_many is not None and not regions:
+        if not regions:
             # In memory, or read from a file block by block (each chunk an immutable slice of
             # its own block): the PDUs go to the transport in batches (few scatter-gather
             # writes, few wake-ups). FileRegion items (sendfile) go PDU by PDU.
-            send_many(pdus)
+            dul.send_pdata_many(pdus)
             return
         send = dul.send_pdata_chunks
         for chunks in pdus:

@@ -91,13 +91,23 @@ HOLD_SECONDS = 0.005
 
 
 class DriverOwner(Protocol):
-    """What the driver reports to (the server's per-connection association handler)."""
+    """What the driver reports to: the server's acceptor of one connection, or the link of an
+    asyncio client association."""
 
     def connection_made(self, driver: AsyncDriver) -> None: ...
 
     def handle_event(self, driver: AsyncDriver, event: object) -> None: ...
 
     def connection_lost(self, driver: AsyncDriver) -> None: ...
+
+    @property
+    def busy(self) -> bool:
+        """Requests are being served: silence from the peer is expected, not idleness."""
+        ...
+
+    def stalled(self, driver: AsyncDriver) -> None:
+        """The driver is about to abort: the peer read nothing while data waited for it."""
+        ...
 
 
 class AsyncDriver(asyncio.BufferedProtocol):
@@ -150,6 +160,8 @@ class AsyncDriver(asyncio.BufferedProtocol):
         self._timer_when: float | None = None
         self._last_io = clock()
         self._released = False
+        self.failure: str | None = None
+        """Why the transport ended when it was not a normal release (text), else None."""
 
     # --- asyncio protocol callbacks (loop thread) ------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -260,12 +272,11 @@ class AsyncDriver(asyncio.BufferedProtocol):
             return
         LOGGER.info("%s read nothing for %s s while data waited: aborting", self.peername,
                     self.idle_timeout)  # fmt: skip
-        stalled = getattr(self.owner, "stalled", None)
-        if stalled is not None:
-            try:
-                stalled(self)
-            except Exception:  # pragma: no cover - the owner's bookkeeping
-                LOGGER.exception("stall notification failed")
+        self.failure = f"the peer read nothing for {self.idle_timeout} s while data waited"
+        try:
+            self.owner.stalled(self)
+        except Exception:  # pragma: no cover - the owner's bookkeeping
+            LOGGER.exception("stall notification failed")
         try:
             self.conn.abort(source=2, reason=0)
         except DicomNetError:
@@ -427,7 +438,7 @@ class AsyncDriver(asyncio.BufferedProtocol):
         ):
             # busy or not: we have data for the peer and it reads nothing
             self.stall_abort()
-        elif getattr(self.owner, "busy", False):
+        elif self.owner.busy:
             if self._peer_stopped_reading(now):
                 # our bytes sit unacknowledged in the kernel (a C-GET's C-STORE written whole,
                 # its response awaited): the peer reads nothing, busy or not
@@ -440,6 +451,7 @@ class AsyncDriver(asyncio.BufferedProtocol):
             and self._alive
         ):
             LOGGER.info("idle timeout on %s: aborting", self.peername)
+            self.failure = f"network timeout: nothing received for {self.idle_timeout} s"
             try:
                 self.conn.abort(source=2, reason=0)
             except DicomNetError:
@@ -473,6 +485,11 @@ class AsyncDriver(asyncio.BufferedProtocol):
     @property
     def is_alive(self) -> bool:
         return self._alive and not self._closed
+
+    @property
+    def sends_file_regions(self) -> bool:
+        """False: asyncio transports take buffers only (file regions are read first)."""
+        return False
 
     @property
     def on_loop_thread(self) -> bool:
@@ -698,14 +715,14 @@ class AsyncDriver(asyncio.BufferedProtocol):
         else:
             self.close()
 
-    def abort(self) -> None:
-        """A-ABORT (source 0, service user; PS3.8 section 9.3.8) and close."""
+    def abort(self, source: int = 0, reason: int = 0) -> None:
+        """A-ABORT (default source 0, service user; PS3.8 section 9.3.8) and close."""
 
         def do_abort() -> None:
             if self._closed or self.transport is None:
                 return
             try:
-                self.conn.abort(source=0, reason=0)
+                self.conn.abort(source=source, reason=reason)
             except DicomNetError:
                 pass
             else:

@@ -13,10 +13,9 @@ bytes between them, and waits on the nearest deadline (DIMSE timeout, ARTIM of P
 * the asyncio driver (:mod:`dicomnet.transport.aio`): the event loop receives; worker threads
   that run handlers block in :meth:`Driver.wait_for_activity` on a condition the loop notifies.
 
-An :class:`~dicomnet.association.Association` keeps its driver as ``assoc.dul``; the DIMSE
-service provider only ever calls :meth:`Driver.send_pdata_chunks`,
-:meth:`Driver.wait_for_activity` and :attr:`Driver.is_alive` (the ``DULLike`` contract of
-docs/contracts.md).
+An association keeps its driver as ``assoc.driver`` (``assoc.dul`` in the founding document's
+spelling); the DIMSE service provider only ever calls :meth:`Driver.send_pdata_chunks`,
+:meth:`Driver.wait_for_activity` and :attr:`Driver.is_alive` (its ``DULLike`` contract).
 
 :data:`monotonic` is the one clock every deadline is measured on.
 """
@@ -102,12 +101,19 @@ class Driver(Protocol):
         """True while the association can still carry P-DATA."""
         ...
 
+    @property
+    def failure(self) -> str | None:
+        """Why the transport ended when it was not a normal release (text), else None."""
+        ...
+
     def release(self, timeout: float | None) -> None:
         """A-RELEASE-RQ, wait for the A-RELEASE-RP (PS3.8 section 7.2), then close."""
         ...
 
-    def abort(self) -> None:
-        """A-ABORT (source 0, service user; PS3.8 section 7.3), then close."""
+    def abort(self, source: int = 0, reason: int = 0) -> None:
+        """A-ABORT (default source 0, service user; PS3.8 section 7.3 and Table 9-26), then
+        close. Source 2 (service provider) with a reason reports a protocol error of the
+        peer's."""
         ...
 
     def close(self) -> None:
