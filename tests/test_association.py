@@ -16,6 +16,7 @@ from pydicom.uid import generate_uid
 
 from dicomnet.ae import AE, DEFAULT_MAXIMUM_PDU_SIZE
 from dicomnet.association import Association, rejection_text
+from dicomnet.client import build_rq
 from dicomnet.presentation import (
     EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,
@@ -24,7 +25,6 @@ from dicomnet.presentation import (
     query_model_uid,
     storage_contexts,
 )
-from dicomnet.services.scu import build_rq
 from dicomnet.transport.base import ConnectError, Driver
 from dicomnet.ul.codec import decode_pdu, encode_pdu
 from dicomnet.ul.pdu import (

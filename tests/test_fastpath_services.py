@@ -22,9 +22,11 @@ from dicomnet.ae import AE
 from dicomnet.dimse import primitives as P
 from dicomnet.dimse.commands import ELEMENTS, KEYWORD_TO_TAG
 from dicomnet.server import Server, inline, start_server
-from dicomnet.services import storage, verification
-from dicomnet.services.dispatch import ServiceCall
-from dicomnet.services.scu import _blank_dataset, status_dataset
+from dicomnet.services.call import OneShotService, ServiceCall
+from dicomnet.services.dispatch import answer
+from dicomnet.services.responses import blank_dataset, status_dataset
+from dicomnet.services.storage import STORAGE
+from dicomnet.services.verification import VERIFICATION as VERIFICATION_SERVICE
 from dicomnet.ul.buffer import ReceiveBuffer
 from dicomnet.ul.codec import encode_pdu
 from dicomnet.ul.pdu import PDV, AAbort, AReleaseRQ, PDataTF
@@ -64,7 +66,7 @@ def test_status_dataset_equals_the_pydicom_built_one(rsp: P.DIMSEPrimitive) -> N
 
 
 def test_blank_datasets_are_independent_and_complete() -> None:
-    a, b = _blank_dataset(), _blank_dataset()
+    a, b = blank_dataset(), blank_dataset()
     assert sorted(vars(a)) == sorted(vars(Dataset()))
     a.PatientName = "X"
     a.private_block(0x0011, "ME", create=True)
@@ -76,26 +78,16 @@ def test_blank_datasets_are_independent_and_complete() -> None:
 # --- verification / storage responses copied from the request ---------------------------------
 
 
-class _Sent(list[P.DIMSEPrimitive]):
-    def __call__(self, rsp: P.DIMSEPrimitive, context_id: int) -> None:
-        self.append(rsp)
-
-
-def _call(request: P.DIMSEPrimitive, event_type: Any, handler: Any = None) -> tuple[ServiceCall, _Sent]:
-    sent = _Sent()
-    call = ServiceCall(
-        None, 1, None, request, None, handler, (), None, None,
-        event_type=event_type, send_msg=sent, cancelled=set(),
-    )  # fmt: skip
-    return call, sent
+def _call(request: P.DIMSEPrimitive, service: OneShotService, handler: Any = None) -> ServiceCall:
+    return ServiceCall(None, 1, None, request, service.event_type, handler)  # type: ignore[arg-type]
 
 
 def test_echo_response_equals_the_validated_one() -> None:
-    call, sent = _call(P.C_ECHO(MessageID=9, AffectedSOPClassUID=VERIFICATION), evt.EVT_C_ECHO)
-    verification.run(call)
+    call = _call(P.C_ECHO(MessageID=9, AffectedSOPClassUID=VERIFICATION), VERIFICATION_SERVICE)
+    rsp = answer(VERIFICATION_SERVICE, call)
     expected = P.C_ECHO(MessageIDBeingRespondedTo=9, AffectedSOPClassUID=VERIFICATION, Status=0)
-    assert sent == [expected]
-    assert call._event is None  # answered without a handler: no event was built
+    assert rsp == expected
+    assert not call.event_built  # answered without a handler: no event was built
 
 
 @pytest.mark.parametrize(
@@ -108,22 +100,22 @@ def test_store_response_equals_the_validated_one(result: Any, status: int, comme
         MessageID=3, AffectedSOPClassUID=CT, AffectedSOPInstanceUID="1.2.3", Priority=0,
         DataSet=b"xx",
     )  # fmt: skip
-    call, sent = _call(request, evt.EVT_C_STORE, lambda event: result)
-    storage.run(call)
-    (rsp,) = sent
+    call = _call(request, STORAGE, lambda event: result)
+    rsp = answer(STORAGE, call)
+    assert isinstance(rsp, P.C_STORE)
     assert (rsp.MessageIDBeingRespondedTo, rsp.AffectedSOPClassUID) == (3, CT)
     assert (rsp.AffectedSOPInstanceUID, rsp.Status) == ("1.2.3", status)
     assert (rsp.ErrorComment or "").startswith(comment or "")
-    assert call._event is not None and call.event.request is request
+    assert call.event_built and call.event.request is request
 
 
 def test_service_call_event_is_built_on_demand_with_the_cancel_check() -> None:
     cancelled: set[int] = set()
     call = ServiceCall(
-        "assoc", 1, "cx", P.C_ECHO(MessageID=4, AffectedSOPClassUID=VERIFICATION),
-        event_type=evt.EVT_C_ECHO, send_msg=_Sent(), cancelled=cancelled,
+        "assoc", 1, "cx", P.C_ECHO(MessageID=4, AffectedSOPClassUID=VERIFICATION),  # type: ignore[arg-type]
+        evt.EVT_C_ECHO, cancel_check=lambda: 4 in cancelled,
     )  # fmt: skip
-    assert not call.is_cancelled and call._event is None
+    assert not call.is_cancelled and not call.event_built
     cancelled.add(4)
     assert call.is_cancelled
     event = call.event
@@ -132,10 +124,6 @@ def test_service_call_event_is_built_on_demand_with_the_cancel_check() -> None:
     assert event.is_cancelled and call.is_cancelled
     cancelled.clear()
     assert not event.is_cancelled
-    with pytest.raises(TypeError):
-        ServiceCall("a", 1, None, P.C_ECHO(), send_msg=_Sent())
-    with pytest.raises(TypeError):
-        ServiceCall("a", 1, None, P.C_ECHO(), event_type=evt.EVT_C_ECHO)
 
 
 # --- receive buffer: whole PDUs copied out of one chunk ----------------------------------------

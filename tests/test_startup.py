@@ -264,7 +264,7 @@ def _imported_after(code: str) -> set[str]:
 
 def test_echoscu_import_path_stays_light() -> None:
     mods = _imported_after(
-        "import dicomnet.cli.main, dicomnet.cli.echoscu, dicomnet.ae, dicomnet.services.scu, "
+        "import dicomnet.cli.main, dicomnet.cli.echoscu, dicomnet.ae, dicomnet.client, "
         "dicomnet.events, dicomnet.dimse.provider"
     )
     assert not {m.split(".")[0] for m in mods} & set(HEAVY)

@@ -35,7 +35,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from dicomnet.dimse.commands import decode_command
 from dicomnet.dimse.dataset import DataSource
@@ -76,8 +76,14 @@ class _FakeDul:
     def is_alive(self) -> bool:
         return True
 
+    sends_file_regions = False
+
     def send_pdata_chunks(self, chunks: Sequence[bytes | memoryview]) -> None:
         self.sent.append(b"".join(bytes(c) for c in chunks))
+
+    def send_pdata_many(self, pdus: Iterable[Sequence[bytes | memoryview]]) -> None:
+        for chunks in pdus:
+            self.send_pdata_chunks(chunks)
 
     def wait_for_activity(self, deadline: float | None) -> bool:
         return False

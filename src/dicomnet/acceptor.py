@@ -13,12 +13,14 @@ mean), which receives the Upper Layer events on the loop thread:
   :func:`dicomnet.ul.negotiation.negotiate` with the AE's supported contexts, role policy, AE
   title checks, asynchronous operations window and the EVT_USER_ID handler -> accept/reject.
   An acceptor-side :class:`~dicomnet.association.Association` is built around the driver.
-* ``PDataReceived``: fed to ``assoc.dimse.receive_primitive`` on the loop thread. The provider
-  queues complete messages and keeps C-CANCEL-RQs apart (``cancel_rq``). The acceptor takes the
-  *requests* out of the queue and records cancels for the requests it knows, so
-  ``event.is_cancelled`` turns True while the handler runs (PS3.7 9.3.2.3); the C-STORE-RSPs
-  answering our C-GET sub-operations go to the flows awaiting them (``waiters``); other
-  responses stay for a worker waiting on them.
+* ``PDataReceived``: fed to ``assoc.dimse.receive_pdata`` on the loop thread. The provider
+  queues complete messages; the acceptor takes the *requests* out of the queue
+  (``provider.take``) and tells the provider which operations are being served
+  (``start_operation``/``end_operation``), so a C-CANCEL-RQ naming one makes
+  ``event.is_cancelled`` True while its handler runs (PS3.7 9.3.2.3); the C-STORE-RSPs
+  answering our C-GET sub-operations go to the flows awaiting them (``waiters``, a
+  :class:`~dicomnet.dimse.router.MessageRouter` of futures); other responses stay for a worker
+  waiting on them.
 * Requests are served in order, one at a time, unless an asynchronous operations window > 1 was
   negotiated (PS3.7 D.3.3.3): then up to that many run at once. A request whose SOP class is not
   its context's, or that the access policy refuses, is answered at once (0122H / 0124H). Plain
@@ -42,17 +44,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Executor, Future
+from typing import Protocol
 
 from dicomnet import events as evt
+from dicomnet.association import Association
 from dicomnet.dimse import primitives as P
+from dicomnet.dimse.messages import DIMSEMessage
+from dicomnet.dimse.provider import DIMSEServiceProvider
+from dicomnet.dimse.router import MessageRouter
+from dicomnet.dimse.status import PENDING_STATUSES, Status
 from dicomnet.errors import DicomNetError, ProtocolError
 from dicomnet.monitor import (
     AssociationInfo,
@@ -61,9 +68,12 @@ from dicomnet.monitor import (
     clip,
     operation_record,
 )
+from dicomnet.presentation import PresentationContext
 from dicomnet.serverflow import ServiceFlow
-from dicomnet.services import nservices, qr, storage, verification
-from dicomnet.services.dispatch import NO_HANDLER_STATUS, ServiceCall, error_comment
+from dicomnet.services import qr, retrieve
+from dicomnet.services.call import OneShotService, ServiceCall
+from dicomnet.services.dispatch import ONE_SHOT, answer, answer_async, refusal
+from dicomnet.settings import Settings
 from dicomnet.transport.aio import AsyncDriver
 from dicomnet.transport.base import monotonic
 from dicomnet.ul.events import (
@@ -83,40 +93,87 @@ from dicomnet.ul.pdu import (
     UserIdentityRQ,
 )
 
-if TYPE_CHECKING:
-    from dicomnet.association import Association
-    from dicomnet.server import Server
-
-__all__ = ["INLINE_ATTR", "Acceptor", "Job"]
+__all__ = ["Acceptor", "Job", "ServerContext", "inline"]
 
 LOGGER = logging.getLogger("dicomnet.server")
-
-ServiceFn = Callable[[ServiceCall], None]
-AsyncServiceFn = Callable[[ServiceCall], Any]
-
-# request primitive -> (event type, worker-thread service, coroutine service or None)
-_SERVICES: dict[type[P.DIMSEPrimitive], tuple[evt.EventType, ServiceFn, AsyncServiceFn | None]] = {
-    P.C_ECHO: (evt.EVT_C_ECHO, verification.run, verification.arun),
-    P.C_STORE: (evt.EVT_C_STORE, storage.run, storage.arun),
-    P.N_EVENT_REPORT: (evt.EVT_N_EVENT_REPORT, nservices.run, nservices.arun),
-    P.N_GET: (evt.EVT_N_GET, nservices.run, nservices.arun),
-    P.N_SET: (evt.EVT_N_SET, nservices.run, nservices.arun),
-    P.N_ACTION: (evt.EVT_N_ACTION, nservices.run, nservices.arun),
-    P.N_CREATE: (evt.EVT_N_CREATE, nservices.run, nservices.arun),
-    P.N_DELETE: (evt.EVT_N_DELETE, nservices.run, nservices.arun),
-}
 
 # the Q/R services: coroutines on the loop, paced by the peer (dicomnet.serverflow)
 FlowFn = Callable[[ServiceCall, ServiceFlow], Awaitable[None]]
 _FLOWS: dict[type[P.DIMSEPrimitive], tuple[evt.EventType, FlowFn]] = {
     P.C_FIND: (evt.EVT_C_FIND, qr.find),
-    P.C_GET: (evt.EVT_C_GET, qr.get),
-    P.C_MOVE: (evt.EVT_C_MOVE, qr.move),
+    P.C_GET: (evt.EVT_C_GET, retrieve.get),
+    P.C_MOVE: (evt.EVT_C_MOVE, retrieve.move),
 }
+_INLINE: weakref.WeakSet[evt.Handler] = weakref.WeakSet()  # the wrappers inline() made
 
 
+def inline(handler: evt.Handler) -> evt.Handler:
+    """Mark a plain (non-coroutine) handler of a one-shot service (C-ECHO, C-STORE, N-*) as
+    short and non-blocking: the server then calls it on the event loop thread itself instead of
+    in the handler pool, which saves two thread hand-offs per request.
 
-INLINE_ATTR = "__dicomnet_inline__"
+    Only for handlers that finish in well under a millisecond or so (e.g. write a received
+    object to a local file): while one runs, no other association is served. Generator
+    services (C-FIND/GET/MOVE) ignore the mark. Returns a wrapper; the original is unchanged.
+    """
+    if asyncio.iscoroutinefunction(handler):
+        return handler  # coroutine handlers of these services already run on the loop
+
+    def call_inline(event: evt.Event[Association], *args: object) -> object:
+        return handler(event, *args)
+
+    functools.update_wrapper(call_inline, handler)
+    _INLINE.add(call_inline)
+    return call_inline
+
+
+class ServerContext(Protocol):
+    """What an acceptor needs from its server (:class:`dicomnet.server.Server`)."""
+
+    @property
+    def ae(self) -> Settings: ...
+
+    @property
+    def handlers(self) -> evt.Handlers: ...
+
+    @property
+    def executor(self) -> Executor: ...
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None: ...
+
+    @property
+    def max_workers(self) -> int: ...
+
+    @property
+    def stopping(self) -> bool: ...
+
+    @property
+    def has_monitors(self) -> bool: ...
+
+    def monitor(self, method: str, *args: object) -> None: ...
+
+    def fire(
+        self,
+        event: evt.EventType,
+        assoc: Association | None,
+        *,
+        address: tuple[str, int] | None = None,
+        rejection: AAssociateRJ | None = None,
+        association_request: AAssociateRQ | None = None,
+    ) -> None: ...
+
+    def track(self, task: asyncio.Task[None]) -> None: ...
+
+    def connection_opened(self, acceptor: Acceptor) -> None: ...
+
+    def connection_closed(self, acceptor: Acceptor) -> None: ...
+
+    def established_count(self) -> int: ...
+
+    def open_by(self, calling_ae: str) -> int: ...
+
+    def waiting_changed(self, delta: int) -> None: ...
 
 
 class Job:
@@ -127,13 +184,13 @@ class Job:
     def __init__(self, context_id: int, primitive: P.DIMSEPrimitive) -> None:
         self.context_id = context_id
         self.primitive = primitive
-        self.message_id: int = getattr(primitive, "MessageID", 0) or 0
+        self.message_id: int = primitive.MessageID or 0
 
 
 class Acceptor:
     """The acceptor side of one connection: negotiation, dispatch, release (loop thread)."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerContext) -> None:
         self.server = server
         self.driver: AsyncDriver | None = None
         self.assoc: Association | None = None
@@ -141,22 +198,19 @@ class Acceptor:
         self.window = 1
         self.pending: deque[Job] = deque()
         self.running = 0
-        self.active_ids: set[int] = set()
-        self.cancelled: set[int] = set()
         self.release_pending = False
         self.send_lock = threading.Lock()
-        self.provider_send: Callable[[P.DIMSEPrimitive, int], None] = self._not_established
         # what the AE's monitors are told (dicomnet.monitor): this association, its operations
         self.record: AssociationRecord | None = None
         self.ops: dict[int, OperationRecord] = {}
-        # our C-GET sub-operations' C-STORE-RQs awaiting their responses (Message ID -> future)
-        self.waiters: dict[int, asyncio.Future[P.DIMSEPrimitive]] = {}
+        # our C-GET sub-operations' C-STORE-RQs awaiting their responses
+        self.waiters: MessageRouter[asyncio.Future[P.DIMSEPrimitive]] = MessageRouter()
 
+    # --- DriverOwner --------------------------------------------------------------------------
     def stalled(self, driver: AsyncDriver) -> None:
         """The driver aborts us: the peer read nothing for the network timeout."""
         if self.record is not None:
             self.record.outcome = "stalled"
-        if self.record is not None:
             self.server.monitor("stalled", self.record)
 
     @property
@@ -164,36 +218,31 @@ class Acceptor:
         """Requests are being served or waiting: the driver's idle timeout does not apply."""
         return bool(self.running or self.pending)
 
-    # --- DriverOwner --------------------------------------------------------------------------
     def connection_made(self, driver: AsyncDriver) -> None:
-        from dicomnet.association import Association
-
         self.driver = driver
-        self.assoc = Association(self.server.ae, mode="acceptor", driver=driver)
+        assoc = self.assoc = Association(self.server.ae, mode="acceptor", driver=driver)
         peer = driver.peername
         if peer is not None:
-            self.assoc.requestor.address, self.assoc.requestor.port = peer
+            assoc.requestor.address, assoc.requestor.port = peer
         local = driver.sockname
         if local is not None:
-            self.assoc.acceptor.address, self.assoc.acceptor.port = local
+            assoc.acceptor.address, assoc.acceptor.port = local
         self.server.connection_opened(self)
-        self.server.fire(evt.EVT_CONN_OPEN, self.assoc, address=peer)
+        self.server.fire(evt.EVT_CONN_OPEN, assoc, address=peer)
 
     def connection_lost(self, driver: AsyncDriver) -> None:
         self.established = False
-        provider = getattr(self.assoc, "_dimse", None)  # None: no P-DATA was ever received
-        if provider is not None:
+        if self.assoc is not None:
             # A message cut off mid-transfer: drop it and delete its spool file.
             try:
-                provider.connection_lost()
+                self.assoc.connection_lost()
             except Exception:  # pragma: no cover - clean-up must not break the loop
                 LOGGER.exception("DIMSE clean-up failed")
         for job in self.pending:
-            _close_data(job.primitive)
+            job.primitive.close_payloads()
         self.server.waiting_changed(-len(self.pending))
         self.pending.clear()
-        waiters, self.waiters = self.waiters, {}
-        for fut in waiters.values():
+        for fut in self.waiters.drain():
             if not fut.done():
                 fut.set_exception(ProtocolError("the association is gone", local=True))
                 fut.exception()  # retrieved: nobody may be waiting any more
@@ -207,16 +256,15 @@ class Acceptor:
         self.server.fire(evt.EVT_CONN_CLOSE, self.assoc, address=driver.peername)
 
     def handle_event(self, driver: AsyncDriver, event: object) -> None:
-        kind = type(event)
-        if kind is PDataReceived:
-            self._on_pdata(event)  # type: ignore[arg-type]
-        elif kind is AssociationRequested:
-            self._on_request(event.pdu)  # type: ignore[attr-defined]
-        elif kind is ReleaseRequested:
+        if isinstance(event, PDataReceived):
+            self._on_pdata(event)
+        elif isinstance(event, AssociationRequested):
+            self._on_request(event.pdu)
+        elif isinstance(event, ReleaseRequested):
             self._pass_to_assoc(event)
             self.release_pending = True
             self._maybe_release()
-        elif kind is Aborted:
+        elif isinstance(event, Aborted):
             was = self.established
             self.established = False
             self._pass_to_assoc(event)
@@ -224,9 +272,9 @@ class Acceptor:
                 self.record.outcome = "aborted"
             if was:
                 self.server.fire(evt.EVT_ABORTED, self.assoc)
-        elif kind is AssociationRejected:  # our provider refused it (AE-6, protocol version)
-            self.server.fire(evt.EVT_REJECTED, self.assoc, rejection=event.pdu)  # type: ignore[attr-defined]
-        elif kind is TransportClosed:
+        elif isinstance(event, AssociationRejected):  # our provider refused it (AE-6, version)
+            self.server.fire(evt.EVT_REJECTED, self.assoc, rejection=event.pdu)
+        elif isinstance(event, TransportClosed):
             self.established = False
             self._pass_to_assoc(event)
 
@@ -256,12 +304,11 @@ class Acceptor:
             for cx in ae.supported_contexts
         }
         supported = ae.supported_map()
-        promiscuous = getattr(ae, "promiscuous_syntaxes", None)
+        promiscuous = ae.promiscuous_syntaxes
         if promiscuous:  # anything else proposed: taken as a storage SOP class of its own
             for pc in rq.presentation_contexts:
                 supported.setdefault(pc.abstract_syntax.rstrip("\0 "), list(promiscuous))
-        user_identity = self._user_identity if self.server.get_handlers(evt.EVT_USER_ID) else None
-        extended = self._extended if self.server.get_handlers(evt.EVT_SOP_EXTENDED) else None
+        handlers = self.server.handlers
         return AcceptorPolicy(
             ae_title=ae.ae_title,
             supported=supported,
@@ -272,15 +319,17 @@ class Acceptor:
             async_ops_window=(ae.maximum_operations_performed, ae.maximum_operations_invoked),
             implementation_class_uid=ae.implementation_class_uid,
             implementation_version_name=ae.implementation_version_name,
-            user_identity=user_identity,
-            extended_negotiation=extended,
+            user_identity=self._user_identity if handlers.first(evt.EVT_USER_ID) else None,
+            extended_negotiation=self._extended if handlers.first(evt.EVT_SOP_EXTENDED) else None,
         )
 
     def _user_identity(self, item: UserIdentityRQ) -> tuple[bool, bytes | None]:
         """EVT_USER_ID: the handler returns (accepted, server response or None)."""
-        fn, args = self.server.get_handlers(evt.EVT_USER_ID)[0]
+        bound = self.server.handlers.first(evt.EVT_USER_ID)
+        assert bound is not None
+        fn, args = bound
         try:
-            accepted, response = fn(
+            result = fn(
                 evt.Event(
                     self.assoc,
                     evt.EVT_USER_ID,
@@ -291,6 +340,11 @@ class Acceptor:
                 ),
                 *args,
             )
+            if not isinstance(result, tuple) or len(result) != 2:
+                raise TypeError(f"EVT_USER_ID handlers return (accepted, response), not {result!r}")
+            accepted, response = result
+            if response is not None and not isinstance(response, bytes):
+                raise TypeError(f"the user identity server response must be bytes: {response!r}")
         except Exception:
             LOGGER.exception("EVT_USER_ID handler failed: rejecting the association")
             return False, None
@@ -300,12 +354,16 @@ class Acceptor:
         """EVT_SOP_EXTENDED: the handler gets ``app_info`` ({SOP class UID: the requestor's
         service-class application information}) and returns {UID: our answer} (a missing UID,
         or None: no 56H item in the AC for it, PS3.7 D.3.3.5)."""
-        fn, args = self.server.get_handlers(evt.EVT_SOP_EXTENDED)[0]
+        bound = self.server.handlers.first(evt.EVT_SOP_EXTENDED)
+        assert bound is not None
+        fn, args = bound
         uid = item.sop_class_uid
         try:
             answers = fn(evt.Event(self.assoc, evt.EVT_SOP_EXTENDED,
                                    app_info={uid: item.service_class_application_information}),
                          *args)  # fmt: skip
+            if answers is not None and not isinstance(answers, dict):
+                raise TypeError(f"EVT_SOP_EXTENDED handlers return a dict, not {answers!r}")
         except Exception:
             LOGGER.exception("EVT_SOP_EXTENDED handler failed: no extended negotiation answer")
             return None
@@ -317,7 +375,7 @@ class Acceptor:
         assert driver is not None and assoc is not None
         assoc.requestor.ae_title = rq.calling_ae_title.strip()
         assoc.acceptor.ae_title = rq.called_ae_title.strip()
-        server.fire(evt.EVT_REQUESTED, assoc, request=rq)
+        server.fire(evt.EVT_REQUESTED, assoc, association_request=rq)
         address, port = driver.peername or ("", 0)
         self.record = AssociationRecord(address, port, assoc.requestor.ae_title,
                                         assoc.acceptor.ae_title, driver.tls_subject)  # fmt: skip
@@ -328,40 +386,36 @@ class Acceptor:
             # local-limit-exceeded.
             self._reject(RJ_LOCAL_LIMIT, now)
             return
-        access = getattr(server.ae, "access", None)
+        access = server.ae.access
         if access is not None:
             info = AssociationInfo(address, port, assoc.requestor.ae_title,
                                    assoc.acceptor.ae_title, driver.tls_subject,
                                    server.open_by(assoc.requestor.ae_title))  # fmt: skip
             try:
-                refusal = access.admit(info)
+                refusal_rj = access.admit(info)
             except Exception:
                 LOGGER.exception("access policy failed: rejecting the association")
-                refusal = (1, 1, 1)  # rejected-permanent, service-user, no reason given
-            if refusal is not None:
-                self._reject(AAssociateRJ(*refusal), now)
+                refusal_rj = (1, 1, 1)  # rejected-permanent, service-user, no reason given
+            if refusal_rj is not None:
+                self._reject(AAssociateRJ(*refusal_rj), now)
                 return
-        answer = negotiate(rq, self._policy(rq))
-        if not isinstance(answer, AAssociateAC):
-            self._reject(answer, now)
+        answer_pdu = negotiate(rq, self._policy(rq))
+        if not isinstance(answer_pdu, AAssociateAC):
+            self._reject(answer_pdu, now)
             return
-        driver.conn.accept(answer, now)
-        assoc.apply_negotiation(rq, answer)
-        max_size = getattr(server.ae, "max_message_size", None)
-        if max_size:
-            assoc.max_message_size = max_size
-        assoc.is_established = True
+        driver.conn.accept(answer_pdu, now)
+        assoc.accept(rq, answer_pdu)
         self.established = True
-        window = answer.user_information.async_ops_window
+        window = answer_pdu.user_information.async_ops_window
         # The AC's invoked value = operations the requestor may invoke = we perform at once.
         performed = 1 if window is None else window.max_operations_invoked
         self.window = server.max_workers if performed == 0 else max(1, performed)
-        self._wrap_send(assoc)
+        self._serialize_sends(assoc.dimse)
         self.record.outcome = "accepted"
         server.monitor("association_started", self.record)
         server.fire(evt.EVT_ACCEPTED, assoc)
 
-    def _reject(self, rj: Any, now: float) -> None:
+    def _reject(self, rj: AAssociateRJ, now: float) -> None:
         assert self.driver is not None
         self.driver.conn.reject(rj, now)
         record = self.record
@@ -376,36 +430,33 @@ class Acceptor:
             self.server.monitor("association_started", record)
         self.server.fire(evt.EVT_REJECTED, self.assoc, rejection=rj)
 
-    def _wrap_send(self, assoc: Association) -> None:
+    def _serialize_sends(self, provider: DIMSEServiceProvider) -> None:
         """One DIMSE message at a time on this association, whoever sends it (PS3.8 9.3.5:
-        the fragments of two messages never interleave).
+        the fragments of two messages never interleave): the provider's send hook.
 
         Worker threads wait for the lock. The loop thread never blocks on it (a worker holding
         it may be waiting for the loop to flush its PDUs): when it is taken, the loop's message
         is handed to the pool, which waits for it instead.
         """
-        provider = assoc.dimse
-        self.provider_send = provider.send_msg  # what a ServiceCall sends responses with
-        original = provider._send_message
+        write = provider.write_message
         lock = self.send_lock
         executor = self.server.executor
         driver = self.driver
         assert driver is not None
+        observe = self._observe if self.server.has_monitors else None
 
-        def locked(msg: Any, context_id: int) -> None:
+        def locked(msg: DIMSEMessage, context_id: int) -> None:
             with lock:
-                original(msg, context_id)
+                write(msg, context_id)
 
-        observe = self._observe if self.server.monitors else None
-
-        def send_message(msg: Any, context_id: int) -> None:
+        def send_message(msg: DIMSEMessage, context_id: int) -> None:
             if observe is not None:
                 observe(msg)
             if not driver.on_loop_thread:
                 locked(msg, context_id)
             elif lock.acquire(blocking=False):
                 try:
-                    original(msg, context_id)
+                    write(msg, context_id)
                 finally:
                     lock.release()
             else:
@@ -414,20 +465,20 @@ class Acceptor:
                 except RuntimeError:  # shutting down: nobody will read it anyway
                     pass
 
-        provider._send_message = send_message
+        provider.send_hook = send_message
 
-    def _observe(self, msg: Any) -> None:
+    def _observe(self, msg: DIMSEMessage) -> None:
         """A response on its way out: counted into its operation's record; the final one
         (not Pending) finishes the record (any thread; records are per request)."""
         elements = msg.command_set.elements
-        status = elements.get(0x0900)
+        status = elements.get(0x0900)  # Status (PS3.7 Annex E)
         if status is None:
             return  # a request of ours (C-GET sub-operation C-STORE): not an answer
-        mid = elements.get(0x0120)
+        mid = elements.get(0x0120)  # Message ID Being Responded To
         record = self.ops.get(mid) if isinstance(mid, int) else None
         if record is None:
             return
-        if status in (0xFF00, 0xFF01):
+        if status in PENDING_STATUSES:
             record.matches += 1
             return
         record.status = _as_int(status)
@@ -441,17 +492,22 @@ class Acceptor:
         self.server.monitor("operation_finished", record)
 
     @staticmethod
-    def _not_established(rsp: P.DIMSEPrimitive, context_id: int) -> None:
-        raise DicomNetError("the association is not established")
-
-    @staticmethod
-    def _quiet(fn: Callable[..., None], *args: Any) -> None:
+    def _quiet(send: Callable[[DIMSEMessage, int], None], msg: DIMSEMessage, context_id: int) -> None:
         try:
-            fn(*args)
+            send(msg, context_id)
         except DicomNetError as exc:
             LOGGER.info("response not sent: %s", exc)
         except Exception:
             LOGGER.exception("sending a response failed")
+
+    def _respond(self, rsp: P.DIMSEPrimitive, context_id: int) -> None:
+        """Send a response (any thread; serialized by the send hook)."""
+        assoc = self.assoc
+        assert assoc is not None
+        try:
+            assoc.dimse.send_msg(rsp, context_id)
+        except DicomNetError as exc:  # the association died under us
+            LOGGER.info("%s response not sent: %s", rsp.SERVICE, exc)
 
     # --- requests ---------------------------------------------------------------------------------
     def _on_pdata(self, event: PDataReceived) -> None:
@@ -459,40 +515,24 @@ class Acceptor:
         if assoc is None or not self.established:
             return
         provider = assoc.dimse
-        provider.receive_primitive(event.pdu)  # ProtocolError -> the driver aborts
-        queue = provider.msg_queue
-        if queue:
-            # requests go to our pending list; responses stay for waiters (a worker's C-GET
-            # sub-operation waits for its C-STORE-RSP). ``Status`` is None on every request.
-            requests = [item for item in list(queue) if item[1].Status is None]
-            for item in requests:
-                queue.remove(item)  # identity matches first
-                self.pending.append(Job(item[0], item[1]))
+        provider.receive_pdata(event.pdu)  # ProtocolError -> the driver aborts
+        if provider.msg_queue:
+            # requests go to our pending list (``Status`` is None on every request); the
+            # responses to our C-GET sub-operations to the flows awaiting them; other responses
+            # stay for a worker (a handler's own operation) waiting on them
+            requests = provider.take(_is_request)
+            for context_id, prim in requests:
+                job = Job(context_id, prim)
+                provider.start_operation(job.message_id)  # a C-CANCEL naming it now counts
+                self.pending.append(job)
             if requests:
                 self.server.waiting_changed(len(requests))
-            if self.waiters and len(queue) > 0:
-                self._route_responses(queue)
-        cancels = provider.cancel_rq
-        if cancels:
-            known = self.active_ids | {job.message_id for job in self.pending}
-            for mid in list(cancels):
-                if mid in known:
-                    self.cancelled.add(mid)
-                    del cancels[mid]
-                else:
-                    del cancels[mid]  # unknown or finished operation: ignored (PS3.7 9.3.2.3)
+            if self.waiters and provider.msg_queue:
+                for _, rsp in provider.take(self.waiters.expects):
+                    routed = self.waiters.route(rsp)
+                    if routed is not None and not routed[0].done():
+                        routed[0].set_result(rsp)
         self._pump()
-
-    def _route_responses(self, queue: Any) -> None:
-        """Hand the C-STORE-RSPs of our C-GET sub-operations to the flows awaiting them."""
-        for item in list(queue):
-            mid = getattr(item[1], "MessageIDBeingRespondedTo", None)
-            fut = self.waiters.get(mid) if isinstance(mid, int) else None
-            if fut is None:
-                continue
-            queue.remove(item)
-            if not fut.done():
-                fut.set_result(item[1])
 
     def _pump(self) -> None:
         while self.pending and self.running < self.window:
@@ -502,156 +542,123 @@ class Acceptor:
         self._maybe_release()
 
     def _start(self, job: Job) -> None:
-        assoc = self.assoc
-        server = self.server
-        assert assoc is not None and server.loop is not None
+        assoc, server = self.assoc, self.server
+        loop = server.loop
+        assert assoc is not None and loop is not None
         request = job.primitive
-        spec = _SERVICES.get(type(request))
-        flow_spec = _FLOWS.get(type(request)) if spec is None else None
-        if spec is not None:
-            event_type, run, arun = spec
+        service = ONE_SHOT.get(type(request))
+        flow_spec = _FLOWS.get(type(request)) if service is None else None
+        if service is not None:
+            event_type = service.event_type
         elif flow_spec is not None:
-            event_type, run, arun = flow_spec[0], None, None
+            event_type = flow_spec[0]
         else:  # a request type we do not serve (cannot happen: all are listed)
-            _close_data(request)
+            request.close_payloads()
+            assoc.dimse.end_operation(job.message_id)
             return
         context = assoc.context_by_id(job.context_id)
-        if server.monitors and self.record is not None:
+        if server.has_monitors and self.record is not None:
             self.ops[job.message_id] = operation_record(self.record, request, job.message_id)
             server.monitor("operation_started", self.ops[job.message_id])
         if not _sop_class_matches(request, context):
-            self._refuse(job, context)
+            abstract = None if context is None else context.abstract_syntax
+            LOGGER.info("refused %s on context %d (%s)", request.SERVICE, job.context_id, abstract)
+            self._refuse(job, Status.SOP_CLASS_NOT_SUPPORTED,
+                         f"SOP class does not match context {abstract}")  # fmt: skip
             return
-        access = getattr(server.ae, "access", None)
+        access = server.ae.access
         if access is not None:
             try:
-                refusal = access.permit(assoc, request)
+                refused = access.permit(assoc, request)
             except Exception:
                 LOGGER.exception("access policy failed: refusing the request")
-                refusal = (0x0124, "access policy failure")
-            if refusal is not None:
-                self._refuse(job, context, refusal)
+                refused = (Status.NOT_AUTHORIZED, "access policy failure")
+            if refused is not None:
+                LOGGER.info("refused %s from %s: %s", request.SERVICE,
+                            clip(self.record.calling_ae) if self.record else "?",
+                            refused[1])  # fmt: skip
+                self._refuse(job, refused[0], refused[1])
                 return
-        bound = server.get_handlers(event_type)
-        handler, args = bound[0] if bound else (None, ())
+        bound = server.handlers.first(event_type)
+        handler, args = bound if bound is not None else (None, ())
         mid = job.message_id
-        inline_now = arun is not None and (handler is None or getattr(handler, INLINE_ATTR, False))
+        inline_now = service is not None and (handler is None or handler in _INLINE)
+        provider = assoc.dimse
         call = ServiceCall(
-            assoc,
-            job.context_id,
-            context,
-            request,
-            # answered at once below: the event is built only if the handler asks for it;
-            # otherwise built now, so its timestamp is the request's dispatch time
-            None if inline_now else self._event(assoc, event_type, context, request, mid),
-            handler,
-            args,
-            None,
-            server.loop,
-            event_type=event_type,
-            send_msg=self.provider_send,
-            cancelled=self.cancelled,
-        )
+            assoc, job.context_id, context, request, event_type, handler, args,
+            cancel_check=functools.partial(provider.is_cancelled, mid),
+            run_coroutine=self._run_coroutine,
+        )  # fmt: skip
+        if not inline_now:
+            call.event  # noqa: B018 - built now: its timestamp is the request's dispatch time
         self.running += 1
-        self.active_ids.add(mid)
         if flow_spec is not None:
             # Q/R: a coroutine on the loop, paced by the peer (dicomnet.serverflow)
-            task = server.loop.create_task(self._run_flow(flow_spec[1], call))
+            task = loop.create_task(self._run_flow(flow_spec[1], call))
             server.track(task)
             task.add_done_callback(lambda _t: self._done(mid))
             return
-        assert run is not None
+        assert service is not None
         if inline_now:
             # The built-in default, or a handler marked with inline(): answered at once, on the
             # loop -- no thread hop (two cross-thread wake-ups per request), no task.
-            self._run_sync(run, call)
+            self._run_sync(service, call)
             self._finish_job(mid)  # _pump's loop goes on with the next request
             return
-        if arun is not None and inspect.iscoroutinefunction(handler):
+        if asyncio.iscoroutinefunction(handler):
             # Coroutine handlers of one-shot services run on the loop.
-            task = server.loop.create_task(self._run_async(arun, call))
+            task = loop.create_task(self._run_async(service, call))
             server.track(task)
             task.add_done_callback(lambda _t: self._done(mid))
             return
         try:
-            future = server.executor.submit(self._run_sync, run, call)
+            future = server.executor.submit(self._run_sync, service, call)
         except RuntimeError:  # the pool is shut down: we are stopping
             self._finish_job(mid)
             return
         future.add_done_callback(lambda f: self._done_threadsafe(f, mid))
 
-    def _event(
-        self, assoc: Association, event_type: evt.EventType, context: Any, request: Any, mid: int
-    ) -> evt.Event:
-        cancelled = self.cancelled
-        return evt.Event(
-            assoc,
-            event_type,
-            context=context,
-            request=request,
-            cancel_check=lambda: mid in cancelled,
-        )
+    def _run_coroutine(self, awaitable: Awaitable[object]) -> object:
+        """A coroutine a plain handler returned, run on the loop (from a pool thread)."""
+        loop = self.server.loop
+        assert loop is not None
+        return asyncio.run_coroutine_threadsafe(_awaited(awaitable), loop).result()
 
-    def _refuse(self, job: Job, context: Any, refusal: tuple[int, str] | None = None) -> None:
-        """Answer a request whose SOP class is not the context's abstract syntax with 0122H
-        (Refused: SOP Class not supported, PS3.7 Annex C.5.5), or one the access policy
-        refused with its ``(status, comment)``, and nothing else."""
-        _close_data(job.primitive)
-        req = job.primitive
-        rsp = type(req)()
-        rsp.MessageIDBeingRespondedTo = job.message_id
-        for name in ("AffectedSOPClassUID", "AffectedSOPInstanceUID"):
-            if name in rsp.FIELDS:
-                setattr(rsp, name, getattr(req, name, None))
-        abstract = getattr(context, "abstract_syntax", None)
-        if refusal is None:
-            rsp.Status = NO_HANDLER_STATUS
-            rsp.ErrorComment = error_comment(f"SOP class does not match context {abstract}")
-            LOGGER.info("refused %s on context %d (%s)", req.SERVICE, job.context_id, abstract)
-        else:
-            rsp.Status, comment = refusal
-            rsp.ErrorComment = error_comment(comment)
-            LOGGER.info("refused %s from %s: %s", req.SERVICE,
-                        clip(self.record.calling_ae) if self.record else "?", comment)  # fmt: skip
-        self._quiet(self._sender(job.context_id), rsp)
+    def _refuse(self, job: Job, status: int, comment: str) -> None:
+        """Answer a request at once with ``status`` and nothing else: 0122H (Refused: SOP
+        Class not supported, PS3.7 Annex C.5.5) when its SOP class is not its context's
+        abstract syntax, or the access policy's refusal."""
+        self._respond(refusal(job.primitive, status, comment), job.context_id)
+        assert self.assoc is not None
+        self.assoc.dimse.end_operation(job.message_id)
 
-    def _sender(self, context_id: int) -> Callable[[P.DIMSEPrimitive], None]:
-        assoc = self.assoc
-        assert assoc is not None
-
-        def send(rsp: P.DIMSEPrimitive) -> None:
-            assoc.dimse.send_msg(rsp, context_id)
-
-        return send
-
-    @staticmethod
-    def _run_sync(run: ServiceFn, call: ServiceCall) -> None:
+    def _run_sync(self, service: OneShotService, call: ServiceCall) -> None:
         try:
-            run(call)
-        except DicomNetError as exc:  # the association died under us
-            LOGGER.info("%s not answered: %s", call.event.event.name, exc)
+            rsp = answer(service, call)
         except Exception:
-            LOGGER.exception("%s service failed", call.event.event.name)
+            LOGGER.exception("%s service failed", service.event_type.name)
+            return
+        self._respond(rsp, call.context_id)
 
-    async def _run_async(self, arun: AsyncServiceFn, call: ServiceCall) -> None:
+    async def _run_async(self, service: OneShotService, call: ServiceCall) -> None:
         try:
-            await arun(call)
-        except DicomNetError as exc:
-            LOGGER.info("%s not answered: %s", call.event.event.name, exc)
+            rsp = await answer_async(service, call)
         except Exception:
-            LOGGER.exception("%s service failed", call.event.event.name)
+            LOGGER.exception("%s service failed", service.event_type.name)
+            return
+        self._respond(rsp, call.context_id)
 
     async def _run_flow(self, service: FlowFn, call: ServiceCall) -> None:
-        assert self.driver is not None and self.server.loop is not None
+        assert self.driver is not None and self.server.loop is not None and self.assoc is not None
         flow = ServiceFlow(
             loop=self.server.loop,
             driver=self.driver,
-            assoc=call.assoc,
+            assoc=self.assoc,
             executor=self.server.executor,
             send_lock=self.send_lock,
             context_id=call.context_id,
             waiters=self.waiters,
-            observe=self._observe if self.server.monitors else None,
+            observe=self._observe if self.server.has_monitors else None,
         )
         name = type(call.request).SERVICE
         try:
@@ -675,8 +682,8 @@ class Acceptor:
 
     def _finish_job(self, mid: int) -> None:
         self.running -= 1
-        self.active_ids.discard(mid)
-        self.cancelled.discard(mid)
+        if self.assoc is not None:
+            self.assoc.dimse.end_operation(mid)
 
     def _done(self, mid: int) -> None:
         self._finish_job(mid)
@@ -706,11 +713,19 @@ class Acceptor:
 _C_SERVICES = (P.C_ECHO, P.C_STORE, P.C_FIND, P.C_GET, P.C_MOVE)
 
 
+async def _awaited(awaitable: Awaitable[object]) -> object:
+    return await awaitable
+
+
+def _is_request(primitive: P.DIMSEPrimitive) -> bool:
+    return primitive.Status is None
+
+
 def _as_int(value: object) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _sop_class_matches(primitive: P.DIMSEPrimitive, context: Any) -> bool:
+def _sop_class_matches(primitive: P.DIMSEPrimitive, context: PresentationContext | None) -> bool:
     """A DIMSE-C request's Affected SOP Class must be its context's abstract syntax (PS3.7
     section 9.1: the SOP class is the abstract syntax the context was negotiated for). DIMSE-N
     requests are exempt: under a Meta SOP Class context they name member SOP classes."""
@@ -718,15 +733,6 @@ def _sop_class_matches(primitive: P.DIMSEPrimitive, context: Any) -> bool:
         return False
     if not isinstance(primitive, _C_SERVICES):
         return True
-    sop_class = getattr(primitive, "AffectedSOPClassUID", None)
+    sop_class = primitive.AffectedSOPClassUID
     # A primitive holds only validated UIDs (PS3.5 9.1: no padding), so no uid_norm() here.
     return sop_class is None or sop_class == context.abstract_syntax
-
-
-def _close_data(primitive: P.DIMSEPrimitive) -> None:
-    for name in primitive.DATASET_FIELDS:
-        source = getattr(primitive, name, None)
-        close = getattr(source, "close", None)
-        if close is not None:
-            with contextlib.suppress(Exception):
-                close()

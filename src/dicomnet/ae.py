@@ -11,7 +11,7 @@ limits, timeouts), and it adds the three things an application does with it:
   (:func:`dicomnet.client.request_association`);
 * :meth:`AE.associate_async` does the same for asyncio code and returns an
   :class:`~dicomnet.aio_association.AsyncAssociation` driven by the running event loop
-  (:func:`dicomnet.aio_client.request_association_async`);
+  (:func:`dicomnet.client.request_association_async`);
 * :meth:`AE.start_server` accepts associations (:mod:`dicomnet.server`).
 
 The AE holds no sockets and no threads itself; everything below it is typed against
@@ -21,7 +21,7 @@ The AE holds no sockets and no threads itself; everything below it is typed agai
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
 from dicomnet import client
 from dicomnet.association import Association
@@ -125,11 +125,7 @@ class AE(Settings):
         """:meth:`associate` for asyncio code (same arguments): returns an
         :class:`~dicomnet.aio_association.AsyncAssociation` driven by the running event loop
         (no thread per association); its operations are awaitables and async iterators."""
-        # lazy: asyncio and the asyncio driver cost a blocking client (echoscu, storescu)
-        # ~15 ms of start-up it never needs
-        from dicomnet import aio_client
-
-        return await aio_client.request_association_async(
+        return await client.request_association_async(
             self,
             client.AssociationRequest(
                 addr, port, contexts, validate_ae_title(ae_title),
@@ -140,6 +136,48 @@ class AE(Settings):
             ssl_context=ssl_context,
             server_hostname=server_hostname,
         )  # fmt: skip
+
+    @overload
+    def start_server(
+        self,
+        address: tuple[str, int],
+        block: Literal[True] = True,
+        evt_handlers: HandlerSpec | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        handlers: HandlerSpec | None = None,
+        max_workers: int | None = None,
+        ssl_handshake_timeout: float | None = None,
+        sock: ListeningSocket | None = None,
+    ) -> None: ...
+
+    @overload
+    def start_server(
+        self,
+        address: tuple[str, int],
+        block: Literal[False],
+        evt_handlers: HandlerSpec | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        handlers: HandlerSpec | None = None,
+        max_workers: int | None = None,
+        ssl_handshake_timeout: float | None = None,
+        sock: ListeningSocket | None = None,
+    ) -> Server: ...
+
+    @overload
+    def start_server(
+        self,
+        address: tuple[str, int],
+        block: bool = True,
+        evt_handlers: HandlerSpec | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        handlers: HandlerSpec | None = None,
+        max_workers: int | None = None,
+        ssl_handshake_timeout: float | None = None,
+        sock: ListeningSocket | None = None,
+    ) -> Server | None: ...
 
     def start_server(
         self,

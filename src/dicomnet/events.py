@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from dicomnet._record import Record
+from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.primitives import DIMSEPrimitive
 from dicomnet.presentation import PresentationContext
 from dicomnet.settings import IMPLEMENTATION_CLASS_UID, Settings
@@ -140,16 +141,22 @@ HandlerSpec = (
 """How an application gives handlers: ``[(EVT_X, fn), (EVT_Y, fn, [args])]`` or a mapping."""
 
 
-def normalize_handlers(handlers: HandlerSpec | None) -> HandlerMap:
-    """``[(EVT_X, fn), (EVT_Y, fn, [extra args]), ...]`` or ``{EVT_X: fn}`` ->
-    ``{EVT_X: [(fn, extra_args), ...]}``. The handler is called as ``fn(event, *extra_args)``.
+def normalize_handlers(handlers: HandlerSpec | object | None) -> HandlerMap:
+    """``[(EVT_X, fn), (EVT_Y, fn, [extra args]), ...]`` or ``{EVT_X: fn}`` (a
+    :data:`HandlerSpec`, checked item by item) -> ``{EVT_X: [(fn, extra_args), ...]}``. The
+    handler is called as ``fn(event, *extra_args)``.
 
     Raises ValueError for a malformed binding or a second handler of an intervention event.
     """
     result: HandlerMap = {}
     if handlers is None:
         return result
-    items: Iterable[object] = handlers.items() if isinstance(handlers, Mapping) else handlers
+    if isinstance(handlers, Mapping):
+        items: Iterable[object] = handlers.items()
+    elif isinstance(handlers, Iterable) and not isinstance(handlers, str | bytes):
+        items = handlers
+    else:
+        raise ValueError(f"handlers are a list of (event, handler) bindings, not {handlers!r}")
     for item in items:
         if not isinstance(item, tuple | list) or len(item) not in (2, 3):
             raise ValueError(f"a handler binding is (event, handler[, args]), not {item!r}")
@@ -210,7 +217,14 @@ class EventAssociation(Protocol):
     def calling_ae_title(self) -> str: ...
 
 
-A = TypeVar("A", bound="EventAssociation | None")
+if TYPE_CHECKING:
+    # PEP 696: a bare ``Event`` means ``Event[EventAssociation]``. Python 3.11's TypeVar has
+    # no ``default``, so the checker gets typing_extensions' and the runtime a plain one.
+    from typing_extensions import TypeVar as DefaultTypeVar
+
+    A = DefaultTypeVar("A", bound="EventAssociation | None", default="EventAssociation")
+else:
+    A = TypeVar("A")
 
 
 class Event(Generic[A]):
@@ -291,9 +305,10 @@ class Event(Generic[A]):
         return self._cancel_check is not None and self._cancel_check()
 
     @property
-    def data_source(self) -> object:
-        """The raw received data set (a :class:`~dicomnet.datasource.DataSource`) or None."""
-        return None if self.request is None else self.request.payload
+    def data_source(self) -> DataSource | None:
+        """The raw received data set (a :class:`~dicomnet.dimse.dataset.DataSource`) or None."""
+        payload = None if self.request is None else self.request.payload
+        return payload if isinstance(payload, DataSource) else None
 
     @property
     def dataset(self) -> Dataset:
@@ -347,16 +362,24 @@ class Event(Generic[A]):
         if self._file_meta is None:
             # lazy: pydicom costs ~150 ms of start-up that clients never need
             from pydicom.dataset import FileMetaDataset
+            from pydicom.uid import UID
 
             meta = FileMetaDataset()
             request, assoc = self.request, self.assoc
-            meta.MediaStorageSOPClassUID = None if request is None else request.AffectedSOPClassUID
-            meta.MediaStorageSOPInstanceUID = self._parameter("AffectedSOPInstanceUID")
-            meta.TransferSyntaxUID = None if self.context is None else self.context.transfer_syntax
+            sop_class = None if request is None else request.AffectedSOPClassUID
+            sop_instance = self._parameter("AffectedSOPInstanceUID")
+            syntax = None if self.context is None else self.context.transfer_syntax
+            if sop_class is not None:
+                meta.MediaStorageSOPClassUID = UID(sop_class)
+            if isinstance(sop_instance, str):
+                meta.MediaStorageSOPInstanceUID = UID(sop_instance)
+            if syntax is not None:
+                meta.TransferSyntaxUID = UID(syntax)
             settings = None if assoc is None else assoc.ae
-            meta.ImplementationClassUID = (
-                None if settings is None else settings.implementation_class_uid
-            ) or IMPLEMENTATION_CLASS_UID
+            meta.ImplementationClassUID = UID(
+                (None if settings is None else settings.implementation_class_uid)
+                or IMPLEMENTATION_CLASS_UID
+            )
             version = None if settings is None else settings.implementation_version_name
             if version:
                 meta.ImplementationVersionName = version

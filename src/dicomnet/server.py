@@ -26,29 +26,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import inspect
 import logging
 import socket
 import ssl
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Literal, TypeAlias, overload
 
 from dicomnet import events as evt
-from dicomnet.acceptor import INLINE_ATTR, Acceptor
+from dicomnet.acceptor import Acceptor, inline
+from dicomnet.association import Association
 from dicomnet.monitor import Monitor, notify
+from dicomnet.settings import Settings
 from dicomnet.transport.aio import AsyncDriver
 from dicomnet.ul.connection import AcceptorConnection, ULConnection
-
-if TYPE_CHECKING:
-    from dicomnet.ae import AE
-    from dicomnet.association import Association
+from dicomnet.ul.pdu import AAssociateRJ, AAssociateRQ
 
 __all__ = [
     "DEFAULT_MAX_WORKERS",
+    "DEFAULT_TLS_HANDSHAKE_TIMEOUT",
+    "ListeningSocket",
     "Server",
     "inline",
     "serve",
@@ -67,25 +66,8 @@ SERVER_WRITE_LIMITS = (64 << 10, 16 << 10)
 
 _SERVERS: weakref.WeakSet[Server] = weakref.WeakSet()
 
-def inline(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a plain (non-coroutine) handler of a one-shot service (C-ECHO, C-STORE, N-*) as
-    short and non-blocking: the server then calls it on the event loop thread itself instead of
-    in the handler pool, which saves two thread hand-offs per request.
-
-    Only for handlers that finish in well under a millisecond or so (e.g. write a received
-    object to a local file): while one runs, no other association is served. Generator
-    services (C-FIND/GET/MOVE) ignore the mark. Returns a wrapper; the original is unchanged.
-    """
-
-    if inspect.iscoroutinefunction(handler):
-        return handler  # coroutine handlers of these services already run on the loop
-
-    def call_inline(event: Any, *args: Any) -> Any:
-        return handler(event, *args)
-
-    functools.update_wrapper(call_inline, handler)
-    setattr(call_inline, INLINE_ATTR, True)
-    return call_inline
+ListeningSocket: TypeAlias = socket.socket
+"""An already bound (listening) socket a server may be given to serve on."""
 
 
 class Server:
@@ -93,8 +75,8 @@ class Server:
 
     def __init__(
         self,
-        ae: AE,
-        handlers: Any = None,
+        ae: Settings,
+        handlers: evt.HandlerSpec | None = None,
         *,
         ssl_context: ssl.SSLContext | None = None,
         max_workers: int = DEFAULT_MAX_WORKERS,
@@ -103,7 +85,8 @@ class Server:
         self.ae = ae
         self.ssl_context = ssl_context
         self.ssl_handshake_timeout = ssl_handshake_timeout
-        self._handlers = evt.normalize_handlers(handlers)
+        self.handlers = evt.Handlers(handlers)
+        """The bound handlers (changes apply at once)."""
         self.executor = ThreadPoolExecutor(
             max_workers=max(1, int(max_workers)), thread_name_prefix="dicomnet-handler"
         )
@@ -114,7 +97,7 @@ class Server:
         self._own_loop = False
         self._connections: set[Acceptor] = set()
         self._all_closed: asyncio.Event | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._waiting = 0  # requests received, not yet being served (all associations)
         self._stopped = threading.Event()
@@ -140,18 +123,15 @@ class Server:
     def is_serving(self) -> bool:
         return self._listener is not None and not self._stopping
 
-    def bind(self, event: evt.EventType, handler: Callable[..., Any], args: Iterable[Any] = ()) -> None:
+    def bind(self, event: evt.EventType, handler: evt.Handler, args: Iterable[object] = ()) -> None:
         """Bind a handler (replacing the one of an intervention event); applies at once."""
-        bound = self._handlers.setdefault(event, [])
-        if event.intervention:
-            bound.clear()
-        bound.append((handler, tuple(args)))
+        self.handlers.bind(event, handler, args)
 
-    def unbind(self, event: evt.EventType, handler: Callable[..., Any]) -> None:
-        self._handlers[event] = [b for b in self._handlers.get(event, []) if b[0] is not handler]
+    def unbind(self, event: evt.EventType, handler: evt.Handler) -> None:
+        self.handlers.unbind(event, handler)
 
     def get_handlers(self, event: evt.EventType) -> list[evt.Binding]:
-        return list(self._handlers.get(event, ()))
+        return self.handlers.get(event)
 
     def shutdown(self, abort: bool = True, timeout: float = 5.0) -> None:
         """Stop serving: close the listener; abort the associations (``abort=True``) or let
@@ -208,16 +188,17 @@ class Server:
         self.loop = loop
         self._all_closed = asyncio.Event()
         self._all_closed.set()
-        kwargs: dict[str, Any] = {}
-        if self.ssl_context is not None:
-            kwargs["ssl"] = self.ssl_context
-            kwargs["ssl_handshake_timeout"] = self.ssl_handshake_timeout
+        tls = self.ssl_context
+        timeout = self.ssl_handshake_timeout if tls is not None else None
         if sock is not None:  # a listening socket made by the caller (e.g. one per worker)
-            self._listener = await loop.create_server(self._protocol_factory, sock=sock, **kwargs)
+            self._listener = await loop.create_server(
+                self._protocol_factory, sock=sock, ssl=tls, ssl_handshake_timeout=timeout
+            )
         else:
             self._listener = await loop.create_server(
-                self._protocol_factory, host, port, reuse_address=True, **kwargs
-            )
+                self._protocol_factory, host, port, reuse_address=True, ssl=tls,
+                ssl_handshake_timeout=timeout,
+            )  # fmt: skip
         sockets = self._listener.sockets
         name = sockets[0].getsockname() if sockets else (host, port)
         self.address = (str(name[0]), int(name[1]))
@@ -253,7 +234,7 @@ class Server:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def track(self, task: asyncio.Task[Any]) -> None:
+    def track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -286,29 +267,42 @@ class Server:
     def monitors(self) -> list[Monitor]:
         """The AE's monitors (audit trail, metrics...), told about associations and
         operations (:mod:`dicomnet.monitor`)."""
-        return list(getattr(self.ae, "monitors", None) or ())
+        return list(self.ae.monitors)
 
-    def monitor(self, method: str, *args: Any) -> None:
-        monitors = getattr(self.ae, "monitors", None)
+    @property
+    def has_monitors(self) -> bool:
+        return bool(self.ae.monitors)
+
+    def monitor(self, method: str, *args: object) -> None:
+        monitors = self.ae.monitors
         if monitors:
             notify(monitors, method, *args)
 
-    def fire(self, event: evt.EventType, assoc: Any, **attrs: Any) -> None:
+    def fire(
+        self,
+        event: evt.EventType,
+        assoc: Association | None,
+        *,
+        address: tuple[str, int] | None = None,
+        rejection: AAssociateRJ | None = None,
+        association_request: AAssociateRQ | None = None,
+    ) -> None:
         """Call the notification handlers of ``event`` (errors are logged, never raised)."""
-        for fn, args in self._handlers.get(event, ()):
+        for fn, args in self.handlers.get(event):
             try:
-                result = fn(evt.Event(assoc, event, **attrs), *args)
-                if inspect.isawaitable(result):
+                result = fn(evt.Event(assoc, event, address=address, rejection=rejection,
+                                      association_request=association_request), *args)  # fmt: skip
+                if isinstance(result, Awaitable):
                     loop = self.loop
                     if loop is not None and _running_loop() is loop:
                         self.track(loop.create_task(_consume(result)))
-                    else:  # pragma: no cover - notifications fire on the loop
-                        asyncio.run_coroutine_threadsafe(_consume(result), loop)  # type: ignore[arg-type]
+                    elif loop is not None:  # pragma: no cover - notifications fire on the loop
+                        asyncio.run_coroutine_threadsafe(_consume(result), loop)
             except Exception:
                 LOGGER.exception("%s handler failed", event.name)
 
 
-async def _consume(awaitable: Any) -> None:
+async def _consume(awaitable: Awaitable[object]) -> None:
     try:
         await awaitable
     except Exception:
@@ -327,13 +321,62 @@ def _split_address(address: tuple[str, int]) -> tuple[str, int]:
     return (host or "0.0.0.0"), port
 
 
+@overload
 def start_server(
-    ae: AE,
+    ae: Settings,
+    address: tuple[str, int],
+    block: Literal[True] = True,
+    handlers: evt.HandlerSpec | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    *,
+    evt_handlers: evt.HandlerSpec | None = None,
+    max_workers: int | None = None,
+    ssl_handshake_timeout: float | None = None,
+    sock: ListeningSocket | None = None,
+) -> None: ...
+
+
+@overload
+def start_server(
+    ae: Settings,
+    address: tuple[str, int],
+    block: Literal[False],
+    handlers: evt.HandlerSpec | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    *,
+    evt_handlers: evt.HandlerSpec | None = None,
+    max_workers: int | None = None,
+    ssl_handshake_timeout: float | None = None,
+    sock: ListeningSocket | None = None,
+) -> Server: ...
+
+
+@overload
+def start_server(
+    ae: Settings,
     address: tuple[str, int],
     block: bool = True,
-    handlers: Any = None,
+    handlers: evt.HandlerSpec | None = None,
     ssl_context: ssl.SSLContext | None = None,
-    **kw: Any,
+    *,
+    evt_handlers: evt.HandlerSpec | None = None,
+    max_workers: int | None = None,
+    ssl_handshake_timeout: float | None = None,
+    sock: ListeningSocket | None = None,
+) -> Server | None: ...
+
+
+def start_server(
+    ae: Settings,
+    address: tuple[str, int],
+    block: bool = True,
+    handlers: evt.HandlerSpec | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    *,
+    evt_handlers: evt.HandlerSpec | None = None,
+    max_workers: int | None = None,
+    ssl_handshake_timeout: float | None = None,
+    sock: ListeningSocket | None = None,
 ) -> Server | None:
     """Serve associations for ``ae`` on ``address`` (port 0: any free port, see
     ``Server.address``).
@@ -345,18 +388,17 @@ def start_server(
     ``ssl_handshake_timeout`` (seconds, default 10), ``evt_handlers`` (alias of ``handlers``),
     ``sock`` (an already bound socket to serve on instead of binding ``address``).
     """
-    if handlers is None:
-        handlers = kw.pop("evt_handlers", None)
     server = Server(
         ae,
-        handlers,
+        evt_handlers if handlers is None else handlers,
         ssl_context=ssl_context,
-        max_workers=int(kw.pop("max_workers", DEFAULT_MAX_WORKERS)),
-        ssl_handshake_timeout=float(kw.pop("ssl_handshake_timeout", DEFAULT_TLS_HANDSHAKE_TIMEOUT)),
-    )
-    listen_sock = kw.pop("sock", None)
-    if kw:
-        raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(kw))}")
+        max_workers=DEFAULT_MAX_WORKERS if max_workers is None else int(max_workers),
+        ssl_handshake_timeout=(
+            DEFAULT_TLS_HANDSHAKE_TIMEOUT if ssl_handshake_timeout is None
+            else float(ssl_handshake_timeout)
+        ),
+    )  # fmt: skip
+    listen_sock = sock
     host, port = _split_address(address)
     loop = asyncio.new_event_loop()
     server._own_loop = True
@@ -414,11 +456,13 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
 
 
 async def serve(
-    ae: AE,
+    ae: Settings,
     address: tuple[str, int],
-    handlers: Any = None,
+    handlers: evt.HandlerSpec | None = None,
     ssl_context: ssl.SSLContext | None = None,
-    **kw: Any,
+    *,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+    ssl_handshake_timeout: float = DEFAULT_TLS_HANDSHAKE_TIMEOUT,
 ) -> Server:
     """Start serving on the running event loop (asyncio applications); stop with
     ``await server.aclose()``."""
@@ -426,17 +470,15 @@ async def serve(
         ae,
         handlers,
         ssl_context=ssl_context,
-        max_workers=int(kw.pop("max_workers", DEFAULT_MAX_WORKERS)),
-        ssl_handshake_timeout=float(kw.pop("ssl_handshake_timeout", DEFAULT_TLS_HANDSHAKE_TIMEOUT)),
+        max_workers=int(max_workers),
+        ssl_handshake_timeout=float(ssl_handshake_timeout),
     )
-    if kw:
-        raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(kw))}")
     host, port = _split_address(address)
     await server._listen(host, port)
     return server
 
 
-def shutdown_servers(ae: AE | None = None) -> None:
+def shutdown_servers(ae: Settings | None = None) -> None:
     """Shut down every running server (of ``ae`` when given), e.g. from a signal handler."""
     for server in list(_SERVERS):
         if ae is None or server.ae is ae:

@@ -2,8 +2,9 @@
 
 Theory of operation
 -------------------
-:mod:`dicomnet.services.qr` answers C-FIND, C-GET and C-MOVE as coroutines on the server's
-event loop and asks a *flow* for four things (the :class:`dicomnet.services.qr.Flow` protocol):
+:mod:`dicomnet.services.qr` and :mod:`dicomnet.services.retrieve` answer C-FIND, C-GET and
+C-MOVE as coroutines on the server's event loop and ask a *flow* for five things (the
+:class:`dicomnet.services.qr.Flow` protocol):
 
 * ``encode(rsp)`` -- a response primitive as its P-DATA-TF PDUs (PS3.8 9.3.5), built by the
   DIMSE provider's encoder (:meth:`~dicomnet.dimse.provider.DIMSEServiceProvider.message_pdus`)
@@ -17,13 +18,16 @@ event loop and asks a *flow* for four things (the :class:`dicomnet.services.qr.F
 * ``run(fn, *args)`` -- one bounded step of blocking work in the handler pool. A flow has at
   most one step in the pool at a time, so an association holds at most as many pool threads as
   its asynchronous operations window, and never one while it waits for its peer.
-* ``store(payload)`` -- one C-STORE sub-operation of a C-GET on this association (PS3.4
-  C.4.3.3): the request is prepared in the pool (the converting sender,
-  :func:`dicomnet.services.scu.store_request`), its PDUs read from the file in pieces of
-  :data:`STORE_BATCH_BYTES` in the pool and written as the peer reads, and the C-STORE-RSP is
-  awaited as a future the acceptor resolves when it arrives (``waiters``: Message ID Being
-  Responded To -> future), within the DIMSE timeout (or, without one, the network timeout);
-  no answer in time aborts the association, as a requestor does.
+* ``prepare_store(payload)`` then ``send_store(prepared, before)`` -- one C-STORE
+  sub-operation of a C-GET on this association (PS3.4 C.4.3.3): the request is prepared in the
+  pool (the converting sender, :func:`dicomnet.services.requests.store`), its PDUs read from
+  the file in pieces of :data:`STORE_BATCH_BYTES` in the pool and written as the peer reads,
+  and the C-STORE-RSP is awaited as a future the acceptor resolves when it arrives (``waiters``:
+  a :class:`~dicomnet.dimse.router.MessageRouter` of futures), within the DIMSE timeout (or,
+  without one, the network timeout); no answer in time aborts the association, as a requestor
+  does;
+* ``associate(host, port, ae_title, options)`` -- a C-MOVE sub-association, requested in the
+  pool with the blocking client (:func:`dicomnet.client.request_association`).
 
 The send lock is a ``threading.Lock`` because handler-pool threads (one-shot services, user
 handlers) send with it too. The loop never blocks on it: when it is taken, the flow waits for
@@ -35,15 +39,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar, cast
 
+from dicomnet import client
+from dicomnet.association import Association
 from dicomnet.dimse import primitives as P
+from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.messages import DIMSEMessage
+from dicomnet.dimse.router import MessageRouter
 from dicomnet.errors import ProtocolError
+from dicomnet.events import HandlerSpec, normalize_handlers
+from dicomnet.services import requests
+from dicomnet.services.payloads import as_payload
+from dicomnet.services.qr import SubAssociation
+from dicomnet.services.sending import store_input
+from dicomnet.settings import validate_ae_title
 from dicomnet.transport.aio import AsyncDriver
+from dicomnet.ul.pdu import UserIdentityRQ
+
+if TYPE_CHECKING:
+    from dicomnet.services.sending import StoreInput
 
 __all__ = ["STORE_BATCH_BYTES", "Encoded", "PreparedStore", "ServiceFlow"]
 
@@ -54,8 +73,10 @@ LOGGER = logging.getLogger("dicomnet.server")
 STORE_BATCH_BYTES = 512 << 10
 
 T = TypeVar("T")
-Encoded = tuple[DIMSEMessage, list[Any]]
-Chunks = list[Any]
+Chunks: TypeAlias = "Sequence[bytes | memoryview]"
+"""One P-DATA-TF PDU as the buffers to write (PS3.8 9.3.5)."""
+Encoded = tuple[DIMSEMessage, list[Chunks]]
+Waiters: TypeAlias = "MessageRouter[asyncio.Future[P.DIMSEPrimitive]]"
 
 
 def _take(pdus: Iterator[Chunks], limit: int) -> tuple[list[Chunks], bool]:
@@ -76,7 +97,7 @@ class PreparedStore:
 
     __slots__ = ("converted", "done", "first", "message_id", "pdus", "sop_instance_uid")
 
-    def __init__(self, message_id: int, sop_instance_uid: str, converted: Any,
+    def __init__(self, message_id: int, sop_instance_uid: str, converted: DataSource | None,
                  pdus: Iterator[Chunks], first: list[Chunks], done: bool) -> None:  # fmt: skip
         self.message_id = message_id
         self.sop_instance_uid = sop_instance_uid
@@ -105,11 +126,11 @@ class ServiceFlow:
         *,
         loop: asyncio.AbstractEventLoop,
         driver: AsyncDriver,
-        assoc: Any,
+        assoc: Association,
         executor: Executor,
         send_lock: threading.Lock,
         context_id: int,
-        waiters: dict[int, asyncio.Future[P.DIMSEPrimitive]],
+        waiters: Waiters,
         observe: Callable[[DIMSEMessage], None] | None = None,
     ) -> None:
         self.loop = loop
@@ -126,21 +147,19 @@ class ServiceFlow:
     def encode(self, rsp: P.DIMSEPrimitive) -> Encoded:
         """``rsp`` as (message, PDUs); any thread (the data set is encoded here)."""
         msg, pdus = self.provider.message_pdus(rsp, self.context_id)
-        return msg, list(pdus)
+        return msg, cast("list[Chunks]", list(pdus))
 
-    def repeated(self, rsp: P.DIMSEPrimitive) -> Callable[[Any], Encoded]:
+    def repeated(self, rsp: P.DIMSEPrimitive) -> Callable[[object], Encoded]:
         """An encoder for responses like ``rsp`` that differ only in their data set (a
         DataSource or pydicom Dataset): the command set is encoded once (any thread)."""
-        from dicomnet.dimse.dataset import DataSource
-
         fast = self.provider.repeated_pdus(rsp, self.context_id)
-        ts = str(self.assoc.context_by_id(self.context_id).transfer_syntax)
+        ts = self.assoc.transfer_syntax_of(self.context_id)
 
-        def encode(data: Any) -> Encoded:
-            source = data if isinstance(data, DataSource) else DataSource.from_dataset(data, ts)
+        def encode(data: object) -> Encoded:
+            source = as_payload(data, ts)
             if fast is not None:
                 msg, pdus = fast(source)
-                return msg, pdus
+                return msg, cast("list[Chunks]", pdus)
             rsp.Identifier = source
             return self.encode(rsp)
 
@@ -158,38 +177,76 @@ class ServiceFlow:
         finally:
             self.send_lock.release()
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)`` in the handler pool."""
         return await self.loop.run_in_executor(self.executor, fn, *args)
 
-    async def store(self, payload: Any) -> int | None:
+    async def store(self, payload: StoreInput) -> int | None:
         """One C-STORE sub-operation on this association: the response's status. Raises what
         preparing the request raised (no accepted context, a conversion the codecs cannot
         do) and ProtocolError when the association is gone."""
         return await self.send_store(await self.run(self.prepare_store, payload), [])
 
-    def prepare_store(self, payload: Any) -> PreparedStore:
+    def prepare_store(self, payload: object) -> PreparedStore:
         """Pool thread: the C-STORE-RQ for ``payload`` (converted when its syntax was not
         accepted), its Message ID and its first PDUs, read from the file."""
-        from dicomnet.services.scu import store_request
-
-        prim, context_id, converted = store_request(self.assoc, payload)
+        built = requests.store(self.assoc, store_input(payload))
+        prim = built.primitive
         mid = prim.MessageID = self._message_id()
-        _, pdus = self.provider.message_pdus(prim, context_id)
+        _, pdus = self.provider.message_pdus(prim, built.context_id)
         try:
             first, done = _take(pdus, STORE_BATCH_BYTES)
         except BaseException:
-            if converted is not None:
-                converted.close()
+            built.sent()
             raise
-        return PreparedStore(mid, str(prim.AffectedSOPInstanceUID), converted, pdus, first, done)
+        return PreparedStore(mid, str(prim.AffectedSOPInstanceUID), built.owned, pdus, first, done)
+
+    def prepared_uid(self, prepared: PreparedStore) -> str:
+        return prepared.sop_instance_uid
+
+    def discard(self, prepared: PreparedStore) -> None:
+        prepared.close()
+
+    async def associate(
+        self, host: str, port: int, ae_title: str, options: dict[str, object]
+    ) -> SubAssociation:
+        """A C-MOVE sub-association (blocking client, in the pool); ``options`` are further
+        arguments of ``AE.associate`` (``contexts``, ``max_pdu``, ``ssl_context``, ...)."""
+        settings = self.assoc.ae
+        opts = dict(options)
+        tls_args = opts.pop("tls_args", None)
+        if isinstance(tls_args, tuple) and len(tls_args) == 2:
+            opts.setdefault("ssl_context", tls_args[0])
+            opts.setdefault("server_hostname", tls_args[1])
+        max_pdu = opts.pop("max_pdu", None)
+        request = client.AssociationRequest(
+            host, port, _typed(opts, "contexts", list), validate_ae_title(ae_title),
+            settings.maximum_pdu_size if max_pdu is None else int(str(max_pdu)),
+            _typed(opts, "ext_neg", list), _handlers(opts),
+            _typed(opts, "user_identity", UserIdentityRQ),
+            _typed(opts, "max_operations_invoked", int),
+            _typed(opts, "max_operations_performed", int),
+        )  # fmt: skip
+        bind_address = _typed(opts, "bind_address", tuple)
+        ssl_context = _typed(opts, "ssl_context", ssl.SSLContext)
+        server_hostname = _typed(opts, "server_hostname", str)
+        if opts:
+            raise TypeError(f"unknown C-MOVE destination options: {', '.join(sorted(opts))}")
+
+        def request_association() -> Association:
+            return client.request_association(
+                settings, request, bind_address=bind_address, ssl_context=ssl_context,
+                server_hostname=server_hostname,
+            )  # fmt: skip
+
+        return await self.run(request_association)
 
     async def send_store(self, prepared: PreparedStore, before: list[Encoded]) -> int | None:
         """Loop: write ``before`` (encoded responses) and the prepared request as the peer
         reads, then await the C-STORE-RSP: its status."""
         mid = prepared.message_id
         fut: asyncio.Future[P.DIMSEPrimitive] = self.loop.create_future()
-        self.waiters[mid] = fut
+        self.waiters.open(mid, fut)
         try:
             batch, done = prepared.first, prepared.done
             await self.driver.writable()
@@ -209,7 +266,7 @@ class ServiceFlow:
                 self.send_lock.release()
             # the DIMSE timeout, or else the network timeout: a peer silent that long while we
             # wait for its answer is gone (PS3.7 9.1.1: every C-STORE-RQ gets a response)
-            timeout = getattr(self.assoc, "dimse_timeout", None) or self.driver.idle_timeout
+            timeout = self.assoc.dimse_timeout or self.driver.idle_timeout
             try:
                 rsp = await asyncio.wait_for(asyncio.shield(fut), timeout)
             except TimeoutError:
@@ -218,19 +275,18 @@ class ServiceFlow:
                 self.driver.abort()
                 raise ProtocolError(f"no C-STORE response within {timeout} s",
                                     local=True) from None  # fmt: skip
-            status = getattr(rsp, "Status", None)
+            status = rsp.Status
             return None if status is None else int(status)
         finally:
-            self.waiters.pop(mid, None)
+            self.waiters.close(mid)
             prepared.close()
 
     # --- internals ------------------------------------------------------------------------------
     def _message_id(self) -> int:
-        for _ in range(65535):
-            mid = int(self.assoc.next_message_id())
-            if mid not in self.waiters:
-                return mid
-        raise ProtocolError("no free Message ID", local=True)
+        """A Message ID free on the association (its own requests) and among our
+        sub-operations (PS3.7 9.1.1.1.1)."""
+        with self.assoc.lock:
+            return self.assoc.router.new_id(self.waiters)
 
     async def _lock(self) -> None:
         """Take the send lock without blocking the loop."""
@@ -244,3 +300,23 @@ class ServiceFlow:
             # the thread will still get the lock: give it back as soon as it does
             fut.add_done_callback(lambda _f: lock.release())
             raise
+
+
+def _handlers(options: dict[str, object]) -> HandlerSpec | None:
+    value = options.pop("evt_handlers", None)
+    if value is None:
+        return None
+    return [(event, fn, args) for event, bound in normalize_handlers(value).items()
+            for fn, args in bound]  # fmt: skip
+
+
+def _typed(options: dict[str, object], name: str, kind: type[T]) -> T | None:
+    """``options.pop(name)`` checked to be a ``kind`` (a tuple is taken for a list)."""
+    value = options.pop(name, None)
+    if value is None:
+        return None
+    if kind is list and isinstance(value, tuple):
+        value = list(value)
+    if not isinstance(value, kind):
+        raise TypeError(f"C-MOVE destination option {name} must be a {kind.__name__}, not {value!r}")
+    return value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
@@ -35,8 +35,14 @@ class FakeDUL:
         self.waits: list[float | None] = []
         self.provider: DIMSEServiceProvider | None = None
 
+    sends_file_regions = False
+
     def send_pdata_chunks(self, chunks: Sequence[bytes | memoryview]) -> None:
         self.sent.append(list(chunks))
+
+    def send_pdata_many(self, pdus: Iterable[Sequence[bytes | memoryview]]) -> None:
+        for chunks in pdus:
+            self.send_pdata_chunks(chunks)
 
     def wait_for_activity(self, deadline: float | None) -> bool:
         self.waits.append(deadline)
@@ -52,7 +58,7 @@ class FakeDUL:
             self.is_alive = False
             return False
         assert self.provider is not None
-        self.provider.receive_primitive(item)
+        self.provider.receive_pdata(item)
         return True
 
     def sent_messages(self) -> list[tuple[int, object]]:
@@ -132,7 +138,7 @@ def test_properties() -> None:
 def test_receive_and_get_msg() -> None:
     _, p = make()
     for pdu in pdus_for(1, echo_rq(5)):
-        p.receive_primitive(pdu)
+        p.receive_pdata(pdu)
     assert p.peek_msg()[0] == 1
     assert len(p.msg_queue) == 1  # peek does not remove
     ctx, prim = p.get_msg()
@@ -152,7 +158,7 @@ def test_receive_dataset_labelled_with_context_transfer_syntax() -> None:
         DataSet=DataSource.from_bytes(b"\x08\x00\x18\x00UI\x06\x001.2.3\x00"),
     )
     for pdu in pdus_for(3, rq, 64):
-        p.receive_primitive(pdu)
+        p.receive_pdata(pdu)
     ctx, prim = p.get_msg()
     assert ctx == 3 and isinstance(prim, C_STORE)
     ds = prim.DataSet
@@ -164,7 +170,7 @@ def test_fifo_order() -> None:
     _, p = make()
     for mid in (1, 2, 3):
         for pdu in pdus_for(1, echo_rq(mid)):
-            p.receive_primitive(pdu)
+            p.receive_pdata(pdu)
     assert [p.get_msg()[1].MessageID for _ in range(3)] == [1, 2, 3]  # type: ignore[union-attr]
 
 
@@ -205,7 +211,7 @@ def test_get_msg_block_none_on_abort_and_close() -> None:
 def test_get_msg_returns_queued_message_even_after_abort() -> None:
     assoc, p = make()
     for pdu in pdus_for(1, echo_rq(4)):
-        p.receive_primitive(pdu)
+        p.receive_pdata(pdu)
     assoc.dul.is_alive = False
     assert p.get_msg(block=True)[1] is not None
     assert p.get_msg(block=True) == (None, None)
@@ -215,18 +221,47 @@ def test_cancel_goes_to_cancel_rq_with_limit() -> None:
     _, p = make()
     for mid in range(1, 14):
         for pdu in pdus_for(1, C_CANCEL(MessageIDBeingRespondedTo=mid)):
-            p.receive_primitive(pdu)
+            p.receive_pdata(pdu)
     assert p.msg_queue == deque()
     assert len(p.cancel_rq) == MAX_CANCEL_RQ == 10
     assert sorted(p.cancel_rq) == list(range(4, 14))  # oldest dropped
     assert isinstance(p.cancel_rq[13], C_CANCEL)
-    p.start_operation()
-    assert p.cancel_rq == {}
-    for pdu in pdus_for(1, C_CANCEL(MessageIDBeingRespondedTo=1)):
-        p.receive_primitive(pdu)
-    assert list(p.cancel_rq) == [1]
-    p.end_operation()
-    assert p.cancel_rq == {}
+    # none of them named an operation being served: all ignored (PS3.7 9.3.2.3)
+    assert not any(p.is_cancelled(mid) for mid in range(1, 14))
+
+
+def _cancel(p: DIMSEServiceProvider, mid: int) -> None:
+    for pdu in pdus_for(1, C_CANCEL(MessageIDBeingRespondedTo=mid)):
+        p.receive_pdata(pdu)
+
+
+def test_cancel_of_an_operation_being_served() -> None:
+    _, p = make()
+    p.start_operation(5)
+    _cancel(p, 6)  # another, unknown operation: ignored
+    assert not p.is_cancelled(5) and not p.is_cancelled(6)
+    _cancel(p, 5)
+    assert p.is_cancelled(5)
+    p.end_operation(5)
+    assert not p.is_cancelled(5)
+    _cancel(p, 5)  # after the final response: ignored, the Message ID may be used again
+    p.start_operation(5)
+    assert not p.is_cancelled(5)
+
+
+def test_cancel_of_a_request_still_queued() -> None:
+    # the request and its cancel in one read: the cancel arrives before anyone took the
+    # request out of the queue, and still cancels it once it is served
+    _, p = make()
+    find = C_FIND(MessageID=7, AffectedSOPClassUID="1.2.840.10008.5.1.4.1.2.2.1", Priority=0,
+                  Identifier=DataSource.from_bytes(b"\x10\x00\x10\x00\x00\x00\x00\x00"))  # fmt: skip
+    for pdu in pdus_for(1, find):
+        p.receive_pdata(pdu)
+    _cancel(p, 7)
+    (context_id, request), = p.take(lambda prim: prim.Status is None)
+    assert (context_id, request.MessageID) == (1, 7) and not p.msg_queue
+    p.start_operation(7)
+    assert p.is_cancelled(7)
 
 
 def test_messages_arriving_while_an_operation_runs() -> None:
@@ -238,18 +273,18 @@ def test_messages_arriving_while_an_operation_runs() -> None:
         Identifier=DataSource.from_bytes(b"\x10\x00\x10\x00\x00\x00\x00\x00"),
     )
     for pdu in pdus_for(1, find):
-        p.receive_primitive(pdu)
+        p.receive_pdata(pdu)
     ctx, prim = p.get_msg()
     assert isinstance(prim, C_FIND)
-    p.start_operation()
+    p.start_operation(7)
     # while the handler produces pending responses, the peer cancels and sends an echo
     assoc.dul.incoming.extend(pdus_for(1, C_CANCEL(MessageIDBeingRespondedTo=7)))
     assoc.dul.incoming.extend(pdus_for(3, echo_rq(8)))
     ctx, nxt = p.get_msg(block=True)
-    assert 7 in p.cancel_rq  # the cancel was seen on the way to the echo
+    assert 7 in p.cancel_rq and p.is_cancelled(7)  # the cancel was seen on the way to the echo
     assert ctx == 3 and isinstance(nxt, C_ECHO) and nxt.MessageID == 8
-    p.end_operation()
-    assert p.cancel_rq == {}
+    p.end_operation(7)
+    assert not p.is_cancelled(7)
 
 
 def test_send_msg_fragments_to_peer_maximum() -> None:
@@ -299,7 +334,7 @@ def test_hooks_called() -> None:
     p.on_receive_dimse_message = lambda m: got.append("recv " + type(m).__name__)
     p.send_msg(echo_rq(1), 1)
     for pdu in pdus_for(1, echo_rq(2)):
-        p.receive_primitive(pdu)
+        p.receive_pdata(pdu)
     assert got == ["send C_ECHO_RQ", "recv C_ECHO_RQ"]
 
 
@@ -309,7 +344,7 @@ def test_request_with_missing_field_is_answered_not_queued() -> None:
     p.on_invalid_message = invalid.append
     # C-STORE-RQ without AffectedSOPInstanceUID (mandatory)
     cmd = encode_command({0x0002: CT, 0x0100: 0x0001, 0x0110: 11, 0x0700: 0, 0x0800: 0})
-    p.receive_primitive(PDataTF((PDV(1, 0x03, cmd), PDV(1, 0x02, b"ab"))))
+    p.receive_pdata(PDataTF((PDV(1, 0x03, cmd), PDV(1, 0x02, b"ab"))))
     assert p.msg_queue == deque()
     ((ctx, rsp),) = assoc.dul.sent_messages()
     assert ctx == 1 and type(rsp).__name__ == "C_STORE_RSP"
@@ -318,14 +353,14 @@ def test_request_with_missing_field_is_answered_not_queued() -> None:
     assert len(invalid) == 1
     # the association goes on
     for pdu in pdus_for(1, echo_rq(12)):
-        p.receive_primitive(pdu)
+        p.receive_pdata(pdu)
     assert p.get_msg()[1] is not None
 
 
 def test_request_with_mistyped_field_is_answered() -> None:
     assoc, p = make()
     cmd = encode_command({0x0002: "1.2/../x", 0x0100: 0x0030, 0x0110: 4, 0x0800: 0x0101})
-    p.receive_primitive(PDataTF((PDV(1, 0x03, cmd),)))
+    p.receive_pdata(PDataTF((PDV(1, 0x03, cmd),)))
     assert p.msg_queue == deque()
     ((_, rsp),) = assoc.dul.sent_messages()
     assert rsp.command_set.Status == 0x0212  # type: ignore[attr-defined]
@@ -335,10 +370,10 @@ def test_unparseable_command_propagates_protocol_error() -> None:
     _, p = make()
     cmd = encode_command({0x0100: 0x0030, 0x0800: 0x0101})  # echo request without MessageID
     with pytest.raises(ProtocolError) as exc:
-        p.receive_primitive(PDataTF((PDV(1, 0x03, cmd),)))
+        p.receive_pdata(PDataTF((PDV(1, 0x03, cmd),)))
     assert (exc.value.abort_source, exc.value.abort_reason) == (2, 6)
     with pytest.raises(ProtocolError) as exc:
-        p.receive_primitive(PDataTF((PDV(1, 0x03, b"\x00\x00\x00"),)))
+        p.receive_pdata(PDataTF((PDV(1, 0x03, b"\x00\x00\x00"),)))
     assert exc.value.abort_reason == 6
 
 
@@ -346,7 +381,7 @@ def test_unaccepted_context_propagates_protocol_error() -> None:
     _, p = make()
     with pytest.raises(ProtocolError) as exc:
         for pdu in pdus_for(5, echo_rq(1)):
-            p.receive_primitive(pdu)
+            p.receive_pdata(pdu)
     assert (exc.value.abort_source, exc.value.abort_reason) == (2, 5)
 
 
@@ -362,7 +397,7 @@ def test_spool_failure_answered_with_out_of_resources(tmp_path: Path) -> None:
         DataSet=DataSource.from_bytes(b"x" * 100),
     )
     for pdu in pdus_for(1, rq, 40):
-        p.receive_primitive(pdu)
+        p.receive_pdata(pdu)
     assert p.msg_queue == deque()
     ((_, rsp),) = assoc.dul.sent_messages()
     assert rsp.command_set.Status == 0xA700  # type: ignore[attr-defined]
@@ -386,7 +421,7 @@ def test_two_providers_talk() -> None:
     for chunks in a_assoc.dul.sent:
         pdu = decode_pdu(b"".join(bytes(c) for c in chunks))
         assert isinstance(pdu, PDataTF)
-        b.receive_primitive(pdu)
+        b.receive_pdata(pdu)
     _ctx, prim = b.get_msg()
     assert isinstance(prim, C_STORE) and prim.Priority == 2
     assert isinstance(prim.DataSet, DataSource) and prim.DataSet.read() == payload
@@ -406,7 +441,7 @@ def test_connection_lost_discards_partial_spooled_message(tmp_path: Path) -> Non
         DataSet=DataSource.from_bytes(b"x" * 100),
     )
     for pdu in pdus_for(1, rq, 40)[:-1]:
-        p.receive_primitive(pdu)
+        p.receive_pdata(pdu)
     assert len(list(tmp_path.iterdir())) == 1
     p.connection_lost()
     assert list(tmp_path.iterdir()) == []
@@ -434,10 +469,10 @@ def test_message_property_tracks_the_message_being_received() -> None:
             0x00001000: "1.2.3.4",
         }
     )
-    provider.receive_primitive(PDataTF((PDV(1, 0x03, command),)))
+    provider.receive_pdata(PDataTF((PDV(1, 0x03, command),)))
     info = provider.message
     assert info is not None
     assert (info.command_field, info.message_id) == (0x0001, 7)
-    provider.receive_primitive(PDataTF((PDV(1, 0x02, b"\x08\x00\x18\x00\x00\x00\x00\x00"),)))
+    provider.receive_pdata(PDataTF((PDV(1, 0x02, b"\x08\x00\x18\x00\x00\x00\x00\x00"),)))
     assert provider.message is None
     assert len(provider.msg_queue) == 1

@@ -314,7 +314,7 @@ class Archive:
     def handle_extended(self, event: Event) -> dict[str, bytes]:
         """EVT_SOP_EXTENDED: what the Q/R classes agree to (:func:`extended_answer`)."""
         out: dict[str, bytes] = {}
-        for uid, offered in event.app_info.items():
+        for uid, offered in (event.app_info or {}).items():
             answer = extended_answer(uid, bytes(offered or b""))
             if answer is not None:
                 out[uid] = answer

@@ -596,9 +596,8 @@ def serve_until_signal(
             address, block=False, evt_handlers=handlers, ssl_context=ssl_context, **kwargs
         )
         try:
-            bound = tuple(server.address)[:2]
             if not quiet:
-                print(banner((str(bound[0]), int(bound[1]))), flush=True)
+                print(banner(server.address), flush=True)
             sig = signal.sigwait(stop)
             LOG.info("%s: shutting down", signal.Signals(sig).name)
         finally:

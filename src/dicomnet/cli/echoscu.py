@@ -50,7 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _echo(args: argparse.Namespace) -> int:
     from dicomnet.ae import AE
-    from dicomnet.services.scu import c_echo_response
 
     ae = AE(ae_title=args.aet)
     configure_ae(ae, args)
@@ -59,7 +58,7 @@ def _echo(args: argparse.Namespace) -> int:
     assoc = associate(ae, args, args.host, args.port)
     try:
         for i in range(args.repeat):
-            rsp = c_echo_response(assoc)  # the primitive: no pydicom import for a C-ECHO
+            rsp = assoc.echo_response()  # the primitive: no pydicom import for a C-ECHO
             if status_of(rsp) != 0x0000:
                 raise ToolError(f"C-ECHO {i + 1} failed: {describe_response(rsp, 'C-ECHO')}")
             LOG.info("C-ECHO %d: success", i + 1)

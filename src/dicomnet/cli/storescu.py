@@ -184,9 +184,7 @@ def store_request(assoc: Association, info: InstanceFile, preferred: Sequence[st
     The file goes as it is when its syntax was accepted, converted otherwise
     (:mod:`dicomnet.services.sending`); a file that cannot be sent raises a DicomNetError
     whose message says why."""
-    from dicomnet.services.scu import c_store_async
-
-    return c_store_async(assoc, info, preferred=preferred)
+    return assoc.send_c_store_async(info, preferred=preferred)
 
 
 def _make_ae(args: argparse.Namespace, batch: Batch) -> Any:

@@ -169,6 +169,7 @@ class DIMSEPrimitive:
     MessageID: int | None = None
     MessageIDBeingRespondedTo: int | None = None
     AffectedSOPClassUID: str | None = None
+    AffectedSOPInstanceUID: str | None = None
     Status: int | None = None
 
     #: ``FIELDS`` as a set (the membership test of every assignment)

@@ -24,27 +24,33 @@ are the request's Affected (N-EVENT-REPORT, N-CREATE) or Requested (the others) 
 N-CREATE whose request left the instance UID to the SCP (PS3.7 section 10.1.5.1.3) it is taken
 from the returned data set's SOP Instance UID. Event Type ID and Action Type ID are echoed.
 A handler exception or an unusable return value becomes 0110H Processing failure (PS3.7 Annex
-C.4.4); no handler bound gives 0122H.
+C.4.4); no handler bound gives 0122H. :data:`N_SERVICES` maps each request primitive class to
+its service for the dispatcher (:mod:`dicomnet.services.dispatch`).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from dicomnet.dimse import primitives as P
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.status import Category, category
-from dicomnet.services.dispatch import (
-    NO_HANDLER_STATUS,
-    PROCESSING_FAILURE,
+from dicomnet.events import (
+    EVT_N_ACTION,
+    EVT_N_CREATE,
+    EVT_N_DELETE,
+    EVT_N_EVENT_REPORT,
+    EVT_N_GET,
+    EVT_N_SET,
+    EventType,
+)
+from dicomnet.services.call import (
+    OneShotService,
     ServiceCall,
     apply_status,
-    call_handler,
     failure_from_exception,
     status_parts,
 )
+from dicomnet.services.payloads import as_payload
 
-__all__ = ["REPLY_FIELD", "arun", "run"]
+__all__ = ["N_SERVICES", "REPLY_FIELD", "NService"]
 
 # primitive class -> the response parameter carrying the reply data set
 REPLY_FIELD: dict[type[P.DIMSEPrimitive], str | None] = {
@@ -58,77 +64,62 @@ REPLY_FIELD: dict[type[P.DIMSEPrimitive], str | None] = {
 _ECHOED = ("EventTypeID", "ActionTypeID")
 
 
-def _response(call: ServiceCall) -> P.DIMSEPrimitive:
-    req = call.request
-    rsp = type(req)()
-    rsp.MessageIDBeingRespondedTo = req.MessageID
-    fields = req.FIELDS
-    sop_class = getattr(req, "AffectedSOPClassUID", None)
-    instance = getattr(req, "AffectedSOPInstanceUID", None)
-    if "RequestedSOPClassUID" in fields:
-        sop_class = sop_class or req.RequestedSOPClassUID  # type: ignore[attr-defined]
-        instance = instance or req.RequestedSOPInstanceUID  # type: ignore[attr-defined]
-    rsp.AffectedSOPClassUID = sop_class
-    rsp.AffectedSOPInstanceUID = instance
-    for name in _ECHOED:
-        if name in fields:
-            setattr(rsp, name, getattr(req, name))
-    return rsp
+class NService(OneShotService):
+    """One DIMSE-N service (see the module docstring)."""
 
-
-def _finish(call: ServiceCall, result: Any) -> P.DIMSEPrimitive:
-    rsp = _response(call)
-    dataset = None
-    if isinstance(result, tuple):
-        if len(result) != 2:
-            exc = ValueError("an N-service handler returns status or (status, dataset)")
-            failure_from_exception(rsp, PROCESSING_FAILURE, exc, call.event.event.name)
-            return rsp
-        result, dataset = result
-    try:
-        code, extras = status_parts(result)
-    except (TypeError, ValueError) as exc:
-        failure_from_exception(rsp, PROCESSING_FAILURE, exc, call.event.event.name)
+    def response(self, call: ServiceCall) -> P.DIMSEPrimitive:
+        req = call.request
+        rsp = type(req)()
+        rsp.MessageIDBeingRespondedTo = req.MessageID
+        fields = req.FIELDS
+        sop_class = _param(req, "AffectedSOPClassUID") or _param(req, "RequestedSOPClassUID")
+        instance = _param(req, "AffectedSOPInstanceUID") or _param(req, "RequestedSOPInstanceUID")
+        rsp.AffectedSOPClassUID = sop_class
+        rsp.AffectedSOPInstanceUID = instance
+        for name in _ECHOED:
+            if name in fields:
+                setattr(rsp, name, getattr(req, name))
         return rsp
-    apply_status(rsp, code, extras)
-    field = REPLY_FIELD.get(type(rsp))
-    if dataset is not None and field and category(code) in (Category.SUCCESS, Category.WARNING):
-        if isinstance(rsp, P.N_CREATE) and rsp.AffectedSOPInstanceUID is None:
-            uid = getattr(dataset, "SOPInstanceUID", None)
-            if uid:
-                rsp.AffectedSOPInstanceUID = str(uid)
-        if isinstance(dataset, DataSource):
-            setattr(rsp, field, dataset)
-        else:
-            setattr(rsp, field, DataSource.from_dataset(dataset, call.transfer_syntax))
-    return rsp
+
+    def complete(self, call: ServiceCall, result: object) -> P.DIMSEPrimitive:
+        rsp = self.response(call)
+        dataset: object = None
+        if isinstance(result, tuple):
+            if len(result) != 2:
+                exc = ValueError("an N-service handler returns status or (status, dataset)")
+                failure_from_exception(rsp, self.failure, exc, self.event_type.name)
+                return rsp
+            result, dataset = result
+        try:
+            code, extras = status_parts(result)
+        except (TypeError, ValueError) as exc:
+            failure_from_exception(rsp, self.failure, exc, self.event_type.name)
+            return rsp
+        apply_status(rsp, code, extras)
+        field = REPLY_FIELD.get(type(rsp))
+        if dataset is not None and field and category(code) in (Category.SUCCESS, Category.WARNING):
+            if isinstance(rsp, P.N_CREATE) and rsp.AffectedSOPInstanceUID is None:
+                uid = getattr(dataset, "SOPInstanceUID", None)  # a pydicom Dataset
+                if uid:
+                    rsp.AffectedSOPInstanceUID = str(uid)
+            setattr(rsp, field, as_payload(dataset, call.transfer_syntax))
+        return rsp
 
 
-def run(call: ServiceCall) -> None:
-    """Answer one DIMSE-N request (worker thread)."""
-    if call.handler is None:
-        rsp = _response(call)
-        apply_status(rsp, NO_HANDLER_STATUS)
-        call.send(rsp)
-        return
-    try:
-        rsp = _finish(call, call_handler(call))
-    except Exception as exc:
-        rsp = _response(call)
-        failure_from_exception(rsp, PROCESSING_FAILURE, exc, call.event.event.name)
-    call.send(rsp)
+def _param(primitive: P.DIMSEPrimitive, keyword: str) -> str | None:
+    value = getattr(primitive, keyword) if keyword in primitive.FIELDS else None
+    return value if isinstance(value, str) else None
 
 
-async def arun(call: ServiceCall) -> None:
-    """Answer one DIMSE-N request with a coroutine handler (event loop)."""
-    if call.handler is None:
-        rsp = _response(call)
-        apply_status(rsp, NO_HANDLER_STATUS)
-        call.send(rsp)
-        return
-    try:
-        rsp = _finish(call, await call.invoke())
-    except Exception as exc:
-        rsp = _response(call)
-        failure_from_exception(rsp, PROCESSING_FAILURE, exc, call.event.event.name)
-    call.send(rsp)
+def _service(event_type: EventType) -> NService:
+    return NService(event_type)
+
+
+N_SERVICES: dict[type[P.DIMSEPrimitive], OneShotService] = {
+    P.N_EVENT_REPORT: _service(EVT_N_EVENT_REPORT),
+    P.N_GET: _service(EVT_N_GET),
+    P.N_SET: _service(EVT_N_SET),
+    P.N_ACTION: _service(EVT_N_ACTION),
+    P.N_CREATE: _service(EVT_N_CREATE),
+    P.N_DELETE: _service(EVT_N_DELETE),
+}

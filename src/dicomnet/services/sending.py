@@ -2,8 +2,9 @@
 
 Theory of operation
 -------------------
-Every sender of the library goes through :func:`prepare_store` (``Association.send_c_store``,
-``store_many``, the C-GET and C-MOVE sub-operations of the Q/R SCP, ``dicomnet storescu``):
+Every sender of the library goes through :func:`prepare_store` (``send_c_store`` of either
+association, ``store_many``, the C-GET and C-MOVE sub-operations of the Q/R SCP, ``dicomnet
+storescu``):
 
 * a **file path** is identified by :func:`dicomnet.transcode.inspect_file` (transfer syntax, and
   the SOP Class/Instance UIDs *of the data set*, PS3.4 B.2.1; a File Meta Information that
@@ -19,7 +20,7 @@ Then the accepted syntaxes of the SOP class are ranked
 lossless compression) and the payload converted into the first that works
 (:func:`dicomnet.transcode.convert`). A payload sent as it is costs nothing extra: no copy, no
 decode. Nothing accepted for the SOP class raises
-:class:`~dicomnet.association.NoPresentationContextError`; nothing that can carry the instance,
+:class:`~dicomnet.errors.NoPresentationContextError`; nothing that can carry the instance,
 or a failed conversion, raises :class:`~dicomnet.transcode.ConversionError`, each with a
 message that says why.
 
@@ -34,11 +35,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeAlias, cast
 
-from dicomnet.association import Association, NoPresentationContextError
 from dicomnet.dimse.dataset import DataSource
-from dicomnet.errors import DicomNetError
+from dicomnet.errors import DicomNetError, NoPresentationContextError
+from dicomnet.services.contract import ServiceAssociation
 from dicomnet.transcode import (
     CODECS_HINT,
     ConversionError,
@@ -55,12 +56,23 @@ from dicomnet.uid import is_valid_uid
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-__all__ = ["WHOLE_FILE", "Prepared", "file_source", "prepare_store", "sendable_uid"]
+__all__ = [
+    "WHOLE_FILE",
+    "Prepared",
+    "StoreInput",
+    "file_source",
+    "prepare_store",
+    "sendable_uid",
+    "store_input",
+]
 
 LOGGER = logging.getLogger("dicomnet.scu")
 
 #: Files up to this size are read whole and sent from memory; larger ones are streamed.
 WHOLE_FILE = 4 << 20
+
+StoreInput: TypeAlias = "Dataset | DataSource | InstanceFile | str | os.PathLike[str]"
+"""What can be sent with C-STORE: a pydicom Dataset, an encoded data set, a Part 10 file."""
 
 
 class Prepared:
@@ -76,6 +88,15 @@ class Prepared:
         self.sop_class = sop_class
         self.sop_instance = sop_instance
         self.owned = owned
+
+
+def store_input(payload: object) -> StoreInput:
+    """A handler's payload (anything it yielded) as what :func:`prepare_store` takes: paths,
+    :class:`InstanceFile` and DataSources as they are, anything else taken for a pydicom
+    Dataset (whose encoding fails clearly if it is not one)."""
+    if isinstance(payload, str | os.PathLike | InstanceFile | DataSource):
+        return payload
+    return cast("Dataset", payload)
 
 
 def sendable_uid(uid: str, what: str) -> str:
@@ -106,12 +127,13 @@ def file_source(info: InstanceFile) -> DataSource:
     )  # fmt: skip
 
 
-def _no_context(assoc: Association, sop_class: str) -> NoPresentationContextError:
+def _no_context(assoc: ServiceAssociation, sop_class: str) -> NoPresentationContextError:
     if assoc.accepted_syntaxes(sop_class, "scp"):
         # e.g. a C-GET requestor that proposed the storage class without the SCP role
         return NoPresentationContextError(
             f"SOP class {sop_class} was accepted without the SCP role for the peer "
-            "(role selection, PS3.7 D.3.3.4): it cannot receive C-STOREs of it"
+            "(role selection, PS3.7 D.3.3.4): it cannot receive C-STOREs of it",
+            role_refused=True,
         )
     return NoPresentationContextError(
         f"the peer accepted no presentation context for SOP class {sop_class}"
@@ -119,7 +141,7 @@ def _no_context(assoc: Association, sop_class: str) -> NoPresentationContextErro
 
 
 def convert_for(
-    assoc: Association, src: DataSource, sop_class: str, preferred: Sequence[str] = ()
+    assoc: ServiceAssociation, src: DataSource, sop_class: str, preferred: Sequence[str] = ()
 ) -> tuple[int, DataSource]:
     """(context ID, payload) for sending ``src`` as an instance of ``sop_class``: ``src``
     itself when its syntax was accepted, else its conversion (see the module docstring)."""
@@ -160,7 +182,7 @@ def convert_for(
 
 
 def _dataset_payload(
-    assoc: Association, ds: Dataset, sop_class: str, preferred: Sequence[str]
+    assoc: ServiceAssociation, ds: Dataset, sop_class: str, preferred: Sequence[str]
 ) -> tuple[int, DataSource]:
     meta = getattr(ds, "file_meta", None)
     own_uid = meta.get("TransferSyntaxUID") if meta is not None else None
@@ -180,8 +202,8 @@ def _dataset_payload(
 
 
 def prepare_store(
-    assoc: Association,
-    dataset: Any,
+    assoc: ServiceAssociation,
+    dataset: StoreInput,
     sop_class_uid: str | None = None,
     sop_instance_uid: str | None = None,
     preferred: Sequence[str] = (),

@@ -57,6 +57,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -65,6 +66,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from dicomnet.errors import DicomNetError, ProtocolError
+from dicomnet.transport.base import ConnectError, TLSHandshakeError
+from dicomnet.transport.tls import DEFAULT_HANDSHAKE_TIMEOUT
 from dicomnet.ul.connection import ULConnection
 from dicomnet.ul.events import (
     Aborted,
@@ -73,7 +76,7 @@ from dicomnet.ul.events import (
     TransportShouldClose,
 )
 
-__all__ = ["AsyncDriver", "DriverOwner"]
+__all__ = ["AsyncDriver", "DriverOwner", "open_connection"]
 
 LOGGER = logging.getLogger("dicomnet.transport.aio")
 
@@ -734,6 +737,59 @@ class AsyncDriver(asyncio.BufferedProtocol):
 
     def close(self) -> None:
         self._run_on_loop(self._close_transport)
+
+
+async def open_connection(
+    factory: Callable[[], AsyncDriver],
+    host: str,
+    port: int,
+    *,
+    bind_address: tuple[str, int] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    connect_timeout: float | None = None,
+    handshake_timeout: float | None = None,
+) -> None:
+    """Connect to ``host:port`` on the running loop and hand the connection to the driver
+    ``factory()`` makes (which then gets ``connection_made``).
+
+    Two steps, so that a failure is reported as what it is: the TCP connection
+    (:class:`~dicomnet.transport.base.ConnectError` when refused, unreachable or not made
+    within ``connect_timeout``), then the TLS handshake when ``ssl_context`` is given
+    (:class:`~dicomnet.transport.base.TLSHandshakeError`, within ``handshake_timeout``).
+    """
+    loop = asyncio.get_running_loop()
+    sock: socket.socket | None = None
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _name, sockaddr = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        if bind_address is not None:
+            sock.bind(bind_address)
+        await asyncio.wait_for(loop.sock_connect(sock, sockaddr), connect_timeout)
+    except (TimeoutError, OSError) as exc:
+        if sock is not None:
+            sock.close()
+        raise ConnectError(f"cannot connect to {host}:{port}: {exc or 'timed out'}") from exc
+    try:
+        if ssl_context is None:
+            await loop.create_connection(factory, sock=sock)
+        else:
+            await loop.create_connection(
+                factory, sock=sock, ssl=ssl_context,
+                server_hostname=server_hostname or (host if ssl_context.check_hostname else ""),
+                ssl_handshake_timeout=handshake_timeout or DEFAULT_HANDSHAKE_TIMEOUT,
+            )  # fmt: skip
+    except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
+        sock.close()
+        if ssl_context is not None:
+            raise TLSHandshakeError(
+                f"TLS handshake with {host}:{port} failed: {exc or 'timed out'} "
+                "(does the peer speak TLS?)"
+            ) from exc
+        # pragma: no cover - a connected socket cannot fail here without TLS
+        raise ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
 
 
 def _tcp_progress(transport: asyncio.BaseTransport | None) -> tuple[int, int] | None:

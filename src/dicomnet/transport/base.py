@@ -23,7 +23,7 @@ spelling); the DIMSE service provider only ever calls :meth:`Driver.send_pdata_c
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from dicomnet.errors import DicomNetError
@@ -84,6 +84,15 @@ class Driver(Protocol):
         Thread-safe in the asyncio driver (where it blocks the calling worker thread while the
         transport's write buffer is above its high-water mark).
         """
+        ...
+
+    def send_pdata_many(self, pdus: Iterable[Sequence[bytes | memoryview]]) -> None:
+        """Several pre-encoded PDUs of one message, in as few writes as possible."""
+        ...
+
+    @property
+    def sends_file_regions(self) -> bool:
+        """True when PDU chunks may be file regions, sent with ``sendfile``."""
         ...
 
     def wait_for_activity(self, deadline: float | None) -> bool:

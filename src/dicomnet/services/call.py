@@ -1,0 +1,251 @@
+"""One received request on its way through a service: :class:`ServiceCall`, and the status
+vocabulary every service answers with.
+
+Theory of operation
+-------------------
+A :class:`ServiceCall` carries what a service needs to answer one request: the association
+(:class:`~dicomnet.services.contract.ServiceAssociation`), the accepted presentation context
+the request came on (PS3.7 section 9.3: a response travels on the context of its request),
+the request primitive, the bound handler (or None) and, for the handler, the
+:class:`~dicomnet.events.Event` -- built on first use, so a request answered without a handler
+never builds one. ``is_cancelled`` reads whether a C-CANCEL-RQ named the request (PS3.7
+9.3.2.3); ``run_coroutine`` is how a coroutine handler called from a worker thread is run on
+its event loop (None where there is no loop: the handler's awaitable then fails the request).
+
+Handler return values follow one convention (:func:`status_parts`): a status is an ``int`` or
+a pydicom ``Dataset`` with ``Status`` and optionally the other status elements of PS3.7 Annex
+C (ErrorComment, OffendingElement, ErrorID), which are copied into the response
+(:func:`apply_status`). :class:`OneShotService` is the shape of a service answered with one
+response (C-ECHO, C-STORE, the DIMSE-N services): how its response is built from a request,
+what it answers without a handler, and what a handler's result or failure becomes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from dicomnet.dimse.primitives import DIMSEPrimitive
+from dicomnet.dimse.status import Status
+from dicomnet.errors import DimseError
+from dicomnet.events import Event, EventType, Handler
+from dicomnet.presentation import PresentationContext
+from dicomnet.services.contract import ServiceAssociation
+
+__all__ = [
+    "OneShotService",
+    "ServiceCall",
+    "apply_status",
+    "error_comment",
+    "failure_from_exception",
+    "response_to",
+    "status_parts",
+]
+
+LOGGER = logging.getLogger("dicomnet.services")
+
+# Status elements a handler may return in a status Dataset (PS3.7 Annex C, Table C-1).
+_STATUS_EXTRAS = ("ErrorComment", "OffendingElement", "ErrorID")
+# The response parameters that echo the request's (PS3.7 Tables 9.3-x, 10.3-x).
+_ECHOED_UIDS = ("AffectedSOPClassUID", "AffectedSOPInstanceUID")
+
+RunCoroutine = Callable[[Awaitable[object]], object]
+
+
+class ServiceCall:
+    """One received request on its way through a service (see the module docstring)."""
+
+    __slots__ = (
+        "_cancel_check",
+        "_event",
+        "assoc",
+        "context",
+        "context_id",
+        "event_type",
+        "handler",
+        "handler_args",
+        "request",
+        "run_coroutine",
+    )
+
+    def __init__(
+        self,
+        assoc: ServiceAssociation,
+        context_id: int,
+        context: PresentationContext | None,
+        request: DIMSEPrimitive,
+        event_type: EventType,
+        handler: Handler | None = None,
+        handler_args: tuple[object, ...] = (),
+        *,
+        cancel_check: Callable[[], bool] | None = None,
+        run_coroutine: RunCoroutine | None = None,
+        event: Event[ServiceAssociation] | None = None,
+    ) -> None:
+        self.assoc = assoc
+        self.context_id = context_id
+        self.context = context
+        self.request = request
+        self.event_type = event_type
+        self.handler = handler
+        self.handler_args = handler_args
+        self._cancel_check = cancel_check
+        self.run_coroutine = run_coroutine
+        self._event = event
+
+    @property
+    def event(self) -> Event[ServiceAssociation]:
+        """The handler's event (built on first use)."""
+        event = self._event
+        if event is None:
+            event = self._event = Event(
+                self.assoc,
+                self.event_type,
+                context=self.context,
+                request=self.request,
+                cancel_check=self._cancel_check,
+            )
+        return event
+
+    @property
+    def event_built(self) -> bool:
+        """True once :attr:`event` was asked for (a request answered without a handler never
+        builds one)."""
+        return self._event is not None
+
+    @property
+    def transfer_syntax(self) -> str:
+        """The accepted transfer syntax of the request's context (data sets are encoded in it,
+        PS3.7 section 6.3.1)."""
+        ts = None if self.context is None else self.context.transfer_syntax
+        if ts is None:  # pragma: no cover - requests only arrive on accepted contexts
+            raise DimseError(f"no transfer syntax accepted for context {self.context_id}")
+        return ts
+
+    @property
+    def is_cancelled(self) -> bool:
+        check = self._cancel_check
+        return check is not None and check()
+
+    def invoke(self) -> object:
+        """Call the handler (never None here) with the event and any bound extra arguments."""
+        assert self.handler is not None
+        return self.handler(self.event, *self.handler_args)
+
+
+def status_parts(result: object) -> tuple[int, dict[str, object]]:
+    """``int`` or status ``Dataset`` -> (status code, extra status elements).
+
+    Raises TypeError/ValueError for anything else (the caller turns that into a failure).
+    """
+    if isinstance(result, bool):
+        raise TypeError("a status must be an int or a Dataset, not bool")
+    extras: dict[str, object] = {}
+    if isinstance(result, int):
+        code = int(result)
+    else:
+        status = getattr(result, "Status", None)  # a pydicom Dataset, duck-typed: not imported
+        if not isinstance(status, int):
+            raise TypeError(f"a status must be an int or a Dataset with Status, not {result!r}")
+        code = int(status)
+        get = getattr(result, "get", None)
+        for keyword in _STATUS_EXTRAS:
+            value = get(keyword) if get is not None else None
+            if value is not None and value != "":
+                extras[keyword] = value
+    if not 0 <= code <= 0xFFFF:
+        raise ValueError(f"status 0x{code:X} is not a 16-bit value")
+    return code, extras
+
+
+def error_comment(text: str) -> str:
+    """An Error Comment (0000,0902) from any text: LO, at most 64 characters, no backslash."""
+    return text.replace("\\", "/").replace("\r", " ").replace("\n", " ")[:64]
+
+
+def apply_status(rsp: DIMSEPrimitive, code: int, extras: dict[str, object] | None = None) -> None:
+    """Set Status and the extra status elements the response primitive has a slot for."""
+    rsp.Status = code
+    for keyword, value in (extras or {}).items():
+        if keyword not in rsp.FIELDS:
+            continue
+        if keyword == "ErrorComment":
+            value = error_comment(str(value))
+        elif keyword == "OffendingElement":
+            items = value if isinstance(value, list | tuple) else [value]
+            tags = [int(v) for v in items if isinstance(v, int)]
+            if len(tags) != len(items):
+                LOGGER.debug("dropping invalid OffendingElement=%r from a handler's status", value)
+                continue
+            value = tags
+        try:
+            setattr(rsp, keyword, value)
+        except (DimseError, TypeError, ValueError):
+            LOGGER.debug("dropping invalid %s=%r from a handler's status", keyword, value)
+
+
+def failure_from_exception(rsp: DIMSEPrimitive, code: int, exc: BaseException, what: str) -> None:
+    """Log a handler exception and turn it into ``code`` with an Error Comment."""
+    LOGGER.error("%s handler failed: %s", what, exc, exc_info=exc)
+    apply_status(rsp, code, {"ErrorComment": f"{type(exc).__name__}: {exc}"})
+
+
+def response_to(request: DIMSEPrimitive) -> DIMSEPrimitive:
+    """A response skeleton for ``request``: same service, Message ID Being Responded To and
+    the Affected SOP Class/Instance UIDs copied (PS3.7 section 9.3, 10.3); no status yet."""
+    rsp = type(request)()
+    rsp.MessageIDBeingRespondedTo = request.MessageID
+    fields = request.FIELDS
+    for name in _ECHOED_UIDS:
+        if name in fields:
+            setattr(rsp, name, getattr(request, name))
+    return rsp
+
+
+class OneShotService:
+    """A service answered with one response; subclasses say how (see the module docstring).
+
+    ``failure`` is the status of a handler that raises or returns something unusable: the
+    service's "unable to process" code (PS3.4 B.2.3 C211 for C-STORE; PS3.7 C.4.4 0110
+    processing failure for C-ECHO and the DIMSE-N services).
+    """
+
+    event_type: EventType
+    failure: int = Status.PROCESSING_FAILURE
+    unhandled_status: int = Status.SOP_CLASS_NOT_SUPPORTED
+    """Answered when no handler is bound: 0122H, "Refused: SOP Class not supported" (PS3.7
+    Annex C.5.5): the context was accepted by configuration, but nobody implements it."""
+
+    def __init__(self, event_type: EventType) -> None:
+        self.event_type = event_type
+
+    def response(self, call: ServiceCall) -> DIMSEPrimitive:
+        """The response skeleton (no status)."""
+        return response_to(call.request)
+
+    def refusal(self, call: ServiceCall) -> DIMSEPrimitive | None:
+        """A response given before (instead of) the handler, or None."""
+        return None
+
+    def unhandled(self, call: ServiceCall) -> DIMSEPrimitive:
+        """The answer when no handler is bound."""
+        rsp = self.response(call)
+        apply_status(rsp, self.unhandled_status)
+        return rsp
+
+    def complete(self, call: ServiceCall, result: object) -> DIMSEPrimitive:
+        """The answer for what the handler returned (a status)."""
+        rsp = self.response(call)
+        try:
+            code, extras = status_parts(result)
+        except (TypeError, ValueError) as exc:
+            failure_from_exception(rsp, self.failure, exc, self.event_type.name)
+        else:
+            apply_status(rsp, code, extras)
+        return rsp
+
+    def failed(self, call: ServiceCall, exc: BaseException) -> DIMSEPrimitive:
+        """The answer when the handler raised."""
+        rsp = self.response(call)
+        failure_from_exception(rsp, self.failure, exc, self.event_type.name)
+        return rsp
