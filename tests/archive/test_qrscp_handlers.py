@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from pydicom import Dataset, dcmread
 
-from dicomnet.archive import scp
 from dicomnet.archive.scp import Archive, DirectoryStore
+from dicomnet.association import ServiceUser
 from dicomnet.dimse.dataset import DataSource
+from dicomnet.dimse.status import Status
 from tests.archive.conftest import CT, EXPLICIT, IMPLICIT, all_datasets, encode
 
 STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
@@ -43,7 +44,8 @@ class FakeEvent:
         )
         self.context = SimpleNamespace(transfer_syntax=ts)
         self.data_source = DataSource.from_bytes(data, ts) if data is not None else None
-        self.assoc = SimpleNamespace(requestor=SimpleNamespace(ae_title="PEER"))
+        # the two sides as an Association has them (the acceptor: no extended negotiation)
+        self.assoc = SimpleNamespace(requestor=ServiceUser(ae_title="PEER"), acceptor=ServiceUser())
         self._identifier = identifier
         self.move_destination = move_destination
         self._checks = 0
@@ -103,7 +105,7 @@ def test_store_invalid_uid_is_refused_without_a_path(tmp_path: Path) -> None:
         for bad in ("../../etc/passwd", "1.2/3", "1..2", "01.2", "1." * 40, "1.2\\3"):
             ev = FakeEvent(sop_class=CT, sop_instance=bad, data=encode(ds, IMPLICIT))
             r = a.handle_store(ev)
-            assert _code(r) == scp.STATUS_INVALID_UID, bad
+            assert _code(r) == Status.INVALID_UID, bad
         assert a.index.instance_count() == 0
         assert not list((tmp_path / "s").rglob("*.dcm"))
     finally:
@@ -115,7 +117,7 @@ def test_store_mismatched_instance_uid(tmp_path: Path) -> None:
     try:
         ds = next(all_datasets())[0]
         ev = FakeEvent(sop_class=CT, sop_instance="1.2.3.4", data=encode(ds, IMPLICIT))
-        assert _code(a.handle_store(ev)) == scp.STATUS_MISMATCH
+        assert _code(a.handle_store(ev)) == Status.DATA_SET_DOES_NOT_MATCH
         assert a.index.instance_count() == 0
         assert not list((tmp_path / "s").rglob("*.dcm"))
         assert not os.listdir(a.files.tmp_dir)
@@ -149,7 +151,7 @@ def test_store_disk_full_gives_a700_and_no_partial_file(
         ev = FakeEvent(sop_class=CT, sop_instance=ds.SOPInstanceUID, data=encode(ds, IMPLICIT))
         r = a.handle_store(ev)
         monkeypatch.undo()
-        assert _code(r) == scp.STATUS_OUT_OF_RESOURCES
+        assert _code(r) == Status.OUT_OF_RESOURCES
         assert a.index.instance_count() == 0
         assert not list((tmp_path / "s").rglob("*.dcm"))
         assert not os.listdir(a.files.tmp_dir)
@@ -195,14 +197,14 @@ def test_directory_store_flat_names_and_replace(tmp_path: Path) -> None:
     assert files == [ds.SOPInstanceUID + ".dcm"]
     assert dcmread(tmp_path / "out" / files[0]).PatientID == "OTHER"
     bad = FakeEvent(sop_class=CT, sop_instance="../x", data=encode(ds, ts), ts=ts)
-    assert _code(store.handle_store(bad)) == scp.STATUS_INVALID_UID
+    assert _code(store.handle_store(bad)) == Status.INVALID_UID
     assert not (tmp_path / "x.dcm").exists()
 
 
 def test_find_pending_per_match_then_end(arc: Archive) -> None:
     ident = _ident(QueryRetrieveLevel="STUDY", PatientID="PID001", StudyInstanceUID="")
     out = list(arc.handle_find(FakeEvent(sop_class=STUDY_FIND, identifier=ident)))
-    assert [s for s, _ in out] == [scp.STATUS_PENDING] * 2
+    assert [s for s, _ in out] == [Status.PENDING] * 2
     assert sorted(m.StudyInstanceUID for _, m in out) == ["2.25.1", "2.25.2"]
     assert all(m.RetrieveAETitle == "DICOMNET" for _, m in out)
 
@@ -232,7 +234,7 @@ def test_find_cancel_gives_fe00(arc: Archive) -> None:
     ident = _ident(QueryRetrieveLevel="IMAGE", StudyInstanceUID="2.25.1",
                    SeriesInstanceUID="2.25.1.1", SOPInstanceUID="")
     out = list(arc.handle_find(FakeEvent(sop_class=STUDY_FIND, identifier=ident, cancel_after=3)))
-    assert [s for s, _ in out] == [scp.STATUS_PENDING] * 3 + [scp.STATUS_CANCEL]
+    assert [s for s, _ in out] == [Status.PENDING] * 3 + [Status.CANCEL]
 
 
 def test_get_yields_count_then_paths(arc: Archive) -> None:
@@ -240,7 +242,7 @@ def test_get_yields_count_then_paths(arc: Archive) -> None:
                    SeriesInstanceUID="2.25.1.2")
     out = list(arc.handle_get(FakeEvent(sop_class=STUDY_GET, identifier=ident)))
     assert out[0] == 5
-    assert all(s == scp.STATUS_PENDING and os.path.isfile(p) for s, p in out[1:])
+    assert all(s == Status.PENDING and os.path.isfile(p) for s, p in out[1:])
     assert len(out) == 6
 
 
@@ -248,7 +250,7 @@ def test_get_cancel(arc: Archive) -> None:
     ident = _ident(QueryRetrieveLevel="STUDY", StudyInstanceUID="2.25.1")
     out = list(arc.handle_get(FakeEvent(sop_class=STUDY_GET, identifier=ident, cancel_after=2)))
     assert out[0] == 15
-    assert [s for s, _ in out[1:]] == [scp.STATUS_PENDING] * 2 + [scp.STATUS_CANCEL]
+    assert [s for s, _ in out[1:]] == [Status.PENDING] * 2 + [Status.CANCEL]
 
 
 def test_move_destination_lookup(arc: Archive) -> None:
@@ -316,5 +318,5 @@ def test_directory_store_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     r = store.handle_store(FakeEvent(sop_class=ds.SOPClassUID, sop_instance=ds.SOPInstanceUID,
                                      data=encode(ds, ts), ts=ts))
     monkeypatch.undo()
-    assert _code(r) == scp.STATUS_OUT_OF_RESOURCES
+    assert _code(r) == Status.OUT_OF_RESOURCES
     assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []
