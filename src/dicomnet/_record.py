@@ -33,12 +33,15 @@ class's ``__slots__``, annotations and ``__init__`` defaults, with the public
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from dataclasses import Field
-    from typing import Self
+    from typing import Any, Self, TypeAlias
+
+    # as typeshed's DataclassInstance protocol has it (dict is invariant: not Field[object])
+    _Fields: TypeAlias = dict[str, Field[Any]]
 
 __all__ = ["Record"]
 
@@ -49,13 +52,15 @@ def _no_fields(_obj: object) -> tuple[()]:
 class _LazyDataclassFields:
     """The ``__dataclass_fields__`` class attribute, computed on first access (see above)."""
 
-    def __get__(self, obj: object, cls: type[Record]) -> dict[str, Field[Any]]:
+    def __get__(self, obj: object, cls: type[Record]) -> _Fields:
+        # lazy: the point of Record (see above) -- dataclasses and inspect cost milliseconds
+        # at start-up; only code asking for dataclass fields pays for them
         import dataclasses
         import inspect
 
         params = inspect.signature(cls.__init__).parameters
         annotations = inspect.get_annotations(cls)
-        specs: list[tuple[str, Any, Any]] = []
+        specs: list[tuple[str, object, Field[object]]] = []
         for name in cls._fields:
             shown = name not in cls._uncompared
             default = params[name].default if name in params else inspect.Parameter.empty
@@ -65,7 +70,7 @@ class _LazyDataclassFields:
                 spec = dataclasses.field(default=default, compare=shown, repr=shown)
             specs.append((name, annotations.get(name, "Any"), spec))
         shadow = dataclasses.make_dataclass(cls.__name__, specs, frozen=cls._frozen)
-        fields: dict[str, Field[Any]] = getattr(shadow, "__dataclass_fields__")  # noqa: B009
+        fields: _Fields = getattr(shadow, "__dataclass_fields__")  # noqa: B009
         type.__setattr__(cls, "__dataclass_fields__", fields)  # cache: shadows this descriptor
         return fields
 
@@ -80,14 +85,14 @@ class Record:
     _uncompared: ClassVar[frozenset[str]] = frozenset()
     _frozen: ClassVar[bool] = True
     # a staticmethod: the compared field values (a tuple; the bare value for a single field)
-    _key: ClassVar[Callable[[Any], Any]] = staticmethod(_no_fields)
+    _key: ClassVar[Callable[[object], object]] = staticmethod(_no_fields)
 
     if TYPE_CHECKING:
-        __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+        __dataclass_fields__: ClassVar[_Fields]
     else:
         __dataclass_fields__ = _LazyDataclassFields()
 
-    def __init_subclass__(cls, *, frozen: bool | None = None, **kwargs: Any) -> None:
+    def __init_subclass__(cls, *, frozen: bool | None = None, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__ or "__slots__" in cls.__dict__:
             slots: set[str] = set()
@@ -112,7 +117,7 @@ class Record:
             cls.__delattr__ = object.__delattr__  # type: ignore[method-assign]
             cls.__hash__ = None  # type: ignore[assignment]
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"cannot assign to field {name!r}")
 
     def __delattr__(self, name: str) -> None:
@@ -135,17 +140,17 @@ class Record:
         )
         return f"{cls.__qualname__}({shown})"
 
-    def __reduce__(self) -> tuple[type[Self], tuple[Any, ...]]:
+    def __reduce__(self) -> tuple[type[Self], tuple[object, ...]]:
         return self.__class__, tuple(getattr(self, name) for name in self._fields)
 
-    def replace(self, **changes: Any) -> Self:
+    def replace(self, **changes: object) -> Self:
         """A copy with some fields changed (like :func:`dataclasses.replace`)."""
         values = {name: getattr(self, name) for name in self._fields}
         values.update(changes)
         return self.__class__(**values)
 
 
-def _getter(names: tuple[str, ...]) -> Callable[[Any], Any]:
+def _getter(names: tuple[str, ...]) -> Callable[[object], object]:
     """A fast ``obj -> tuple of attributes`` (a bare value for one name: same eq/hash use)."""
     if not names:
         return _no_fields

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
     from pydicom.dataset import Dataset, FileMetaDataset
 
+    from dicomnet.assocbase import ServiceUser
+
 __all__ = [
     "EVT_ABORTED",
     "EVT_ACCEPTED",
@@ -215,6 +217,12 @@ class EventAssociation(Protocol):
 
     @property
     def calling_ae_title(self) -> str: ...
+
+    @property
+    def requestor(self) -> ServiceUser: ...
+
+    @property
+    def acceptor(self) -> ServiceUser: ...
 
 
 if TYPE_CHECKING:

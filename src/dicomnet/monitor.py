@@ -26,9 +26,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from dicomnet.dimse import primitives as P
+
+if TYPE_CHECKING:
+    from dicomnet.association import Association
+    from dicomnet.dimse.checker import DataSetChecker
+    from dicomnet.dimse.dataset import DataSource
 
 __all__ = [
     "MAX_VALUE",
@@ -126,7 +131,7 @@ class AccessPolicy:
     def admit(self, info: AssociationInfo) -> tuple[int, int, int] | None:
         return None
 
-    def permit(self, assoc: Any, request: Any) -> tuple[int, str] | None:
+    def permit(self, assoc: Association, request: P.DIMSEPrimitive) -> tuple[int, str] | None:
         return None
 
 
@@ -159,23 +164,34 @@ _OPERATION_NAMES = {
 }  # fmt: skip
 
 
+# the requests with an Affected SOP Instance UID, and the DIMSE-N ones naming a Requested one
+_AFFECTED_INSTANCE = (P.C_STORE, P.N_EVENT_REPORT, P.N_GET, P.N_SET, P.N_ACTION, P.N_CREATE,
+                      P.N_DELETE)  # fmt: skip
+_REQUESTED = (P.N_GET, P.N_SET, P.N_ACTION, P.N_DELETE)
+
+
 def operation_record(assoc_record: AssociationRecord, request: P.DIMSEPrimitive,
                      message_id: int) -> OperationRecord:  # fmt: skip
     """The record of a request about to be served: what it is and what it is about."""
-    sop_class = getattr(request, "AffectedSOPClassUID", None) or getattr(
-        request, "RequestedSOPClassUID", None)
-    sop_instance = getattr(request, "AffectedSOPInstanceUID", None) or getattr(
-        request, "RequestedSOPInstanceUID", None)
+    sop_class = request.AffectedSOPClassUID or None
+    sop_instance = None
+    if isinstance(request, _AFFECTED_INSTANCE):
+        sop_instance = request.AffectedSOPInstanceUID or None
+    if isinstance(request, _REQUESTED):  # DIMSE-N requests name the SOP Instance they act on
+        sop_class = sop_class or request.RequestedSOPClassUID
+        sop_instance = sop_instance or request.RequestedSOPInstanceUID
     record = OperationRecord(assoc_record, _OPERATION_NAMES.get(type(request), request.SERVICE),
                              message_id, sop_class, sop_instance)  # fmt: skip
-    data = getattr(request, "DataSet", None)
-    if data is not None:  # C-STORE: its size and study, from the reassembly's check
-        record.bytes = int(getattr(data, "size", 0) or 0)
-        check = getattr(data, "check", None)
-        record.study = getattr(check, "study_uid", None)
-    identifier = getattr(request, "Identifier", None)
-    if identifier is not None:  # C-FIND/GET/MOVE: the study asked for, when named
-        record.study = _identifier_study(identifier)
+    if isinstance(request, P.C_STORE):
+        data: DataSource | None = request.DataSet
+        if data is not None:  # its size and study, from the reassembly's check
+            record.bytes = int(data.size or 0)
+            check: DataSetChecker | None = data.check
+            record.study = None if check is None else check.study_uid
+    elif isinstance(request, P.C_FIND | P.C_GET | P.C_MOVE):
+        identifier: DataSource | None = request.Identifier
+        if identifier is not None:  # the study asked for, when named
+            record.study = _identifier_study(identifier)
     return record
 
 
@@ -183,7 +199,7 @@ def _as_int(value: object) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _identifier_study(identifier: Any) -> str | None:
+def _identifier_study(identifier: DataSource) -> str | None:
     try:
         ds = identifier.decode()
     except Exception:
@@ -192,10 +208,10 @@ def _identifier_study(identifier: Any) -> str | None:
     return clip(str(value)) if value else None
 
 
-def notify(monitors: list[Monitor], method: str, *args: Any) -> None:
+def notify(monitors: list[Monitor], method: str, *args: object) -> None:
     """Call ``method`` on every monitor; their exceptions are logged, never raised."""
     for monitor in monitors:
         try:
-            getattr(monitor, method)(*args)
+            getattr(monitor, method)(*args)  # the Monitor method named by the caller
         except Exception:
             LOGGER.exception("monitor %s.%s failed", type(monitor).__name__, method)

@@ -84,12 +84,12 @@ def test_small_pdus_never_use_file_regions(tmp_path: Path) -> None:
 def test_spool_prefix_only_for_valid_c_store(tmp_path: Path) -> None:
     from dicomnet.dimse.commands import encode_command
 
-    class Assoc:
-        requestor = type("R", (), {"ae_title": "SENDER"})()
+    class Assoc:  # the ContextView a spool prefix reads
+        calling_ae_title = "SENDER"
 
         @staticmethod
-        def context_by_id(cid: int) -> Any:
-            return type("C", (), {"transfer_syntax": ExplicitVRLittleEndian})()
+        def transfer_syntax_of(cid: int) -> str | None:
+            return ExplicitVRLittleEndian if cid == 1 else None
 
     uid = generate_uid()
     store_rq = encode_command(
@@ -105,6 +105,7 @@ def test_spool_prefix_only_for_valid_c_store(tmp_path: Path) -> None:
     )
     assert part10_spool_prefix(Assoc(), 1, bad) == b""
     assert part10_spool_prefix(Assoc(), 1, b"garbage") == b""
+    assert part10_spool_prefix(Assoc(), 3, store_rq) == b""  # no such context
 
 
 def _serve(ae: AE, handler: Any) -> Any:

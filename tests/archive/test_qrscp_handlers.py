@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from pydicom import Dataset, dcmread
 
-from dicomnet.archive import scp
 from dicomnet.archive.scp import Archive, DirectoryStore
+from dicomnet.association import ServiceUser
+from dicomnet.dimse import primitives as P
 from dicomnet.dimse.dataset import DataSource
+from dicomnet.dimse.status import Status
 from tests.archive.conftest import CT, EXPLICIT, IMPLICIT, all_datasets, encode
 
 STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
@@ -38,12 +40,24 @@ class FakeEvent:
         move_destination: str | None = None,
         cancel_after: int | None = None,
     ) -> None:
-        self.request = SimpleNamespace(
-            AffectedSOPClassUID=sop_class, AffectedSOPInstanceUID=sop_instance
+        # the request primitive the dispatcher would hand over (Q/R SOP classes by the model's
+        # last UID component: .1 FIND, .2 MOVE, .3 GET; anything else is a C-STORE)
+        kind = (
+            {".1": P.C_FIND, ".2": P.C_MOVE, ".3": P.C_GET}.get(sop_class[-2:], P.C_STORE)
+            if sop_class.startswith("1.2.840.10008.5.1.4.1.2.")
+            else P.C_STORE
         )
+        # as decoded: not validated here (the handler's own UID check is what is tested)
+        params = {"AffectedSOPClassUID": sop_class}
+        if kind is P.C_STORE:
+            params["AffectedSOPInstanceUID"] = sop_instance
+        self.request: P.DIMSEPrimitive = kind.from_checked(params)
         self.context = SimpleNamespace(transfer_syntax=ts)
         self.data_source = DataSource.from_bytes(data, ts) if data is not None else None
-        self.assoc = SimpleNamespace(requestor=SimpleNamespace(ae_title="PEER"))
+        # the two sides as an Association has them (the acceptor: no extended negotiation)
+        self.assoc = SimpleNamespace(
+            requestor=ServiceUser(ae_title="PEER"), acceptor=ServiceUser(), calling_ae_title="PEER"
+        )
         self._identifier = identifier
         self.move_destination = move_destination
         self._checks = 0
@@ -85,9 +99,16 @@ def _ident(**kw: str) -> Dataset:
 
 
 def test_store_is_complete_file_and_indexed(arc: Archive) -> None:
-    items = arc.index.instances_for("IMAGE", _ident(
-        QueryRetrieveLevel="IMAGE", StudyInstanceUID="2.25.1", SeriesInstanceUID="2.25.1.1",
-        SOPInstanceUID="2.25.1.1.1"), "STUDY")
+    items = arc.index.instances_for(
+        "IMAGE",
+        _ident(
+            QueryRetrieveLevel="IMAGE",
+            StudyInstanceUID="2.25.1",
+            SeriesInstanceUID="2.25.1.1",
+            SOPInstanceUID="2.25.1.1.1",
+        ),
+        "STUDY",
+    )
     assert len(items) == 1
     ds = dcmread(items[0].path)
     assert ds.file_meta.TransferSyntaxUID == EXPLICIT
@@ -103,7 +124,7 @@ def test_store_invalid_uid_is_refused_without_a_path(tmp_path: Path) -> None:
         for bad in ("../../etc/passwd", "1.2/3", "1..2", "01.2", "1." * 40, "1.2\\3"):
             ev = FakeEvent(sop_class=CT, sop_instance=bad, data=encode(ds, IMPLICIT))
             r = a.handle_store(ev)
-            assert _code(r) == scp.STATUS_INVALID_UID, bad
+            assert _code(r) == Status.INVALID_UID, bad
         assert a.index.instance_count() == 0
         assert not list((tmp_path / "s").rglob("*.dcm"))
     finally:
@@ -115,7 +136,7 @@ def test_store_mismatched_instance_uid(tmp_path: Path) -> None:
     try:
         ds = next(all_datasets())[0]
         ev = FakeEvent(sop_class=CT, sop_instance="1.2.3.4", data=encode(ds, IMPLICIT))
-        assert _code(a.handle_store(ev)) == scp.STATUS_MISMATCH
+        assert _code(a.handle_store(ev)) == Status.DATA_SET_DOES_NOT_MATCH
         assert a.index.instance_count() == 0
         assert not list((tmp_path / "s").rglob("*.dcm"))
         assert not os.listdir(a.files.tmp_dir)
@@ -149,7 +170,7 @@ def test_store_disk_full_gives_a700_and_no_partial_file(
         ev = FakeEvent(sop_class=CT, sop_instance=ds.SOPInstanceUID, data=encode(ds, IMPLICIT))
         r = a.handle_store(ev)
         monkeypatch.undo()
-        assert _code(r) == scp.STATUS_OUT_OF_RESOURCES
+        assert _code(r) == Status.OUT_OF_RESOURCES
         assert a.index.instance_count() == 0
         assert not list((tmp_path / "s").rglob("*.dcm"))
         assert not os.listdir(a.files.tmp_dir)
@@ -167,8 +188,9 @@ def test_duplicate_keeps_the_first_unless_overwrite(arc: Archive) -> None:
     assert first is not None
     original = Path(first.path).read_bytes()
     ds.StudyDescription = "REPLACED"
-    ev = FakeEvent(sop_class=ds.SOPClassUID, sop_instance=ds.SOPInstanceUID,
-                   data=encode(ds, ts), ts=ts)
+    ev = FakeEvent(
+        sop_class=ds.SOPClassUID, sop_instance=ds.SOPInstanceUID, data=encode(ds, ts), ts=ts
+    )
     assert arc.handle_store(ev) == 0
     assert arc.index.instance_count() == before
     item = arc.index.get_instance(ds.SOPInstanceUID)
@@ -184,25 +206,27 @@ def test_duplicate_keeps_the_first_unless_overwrite(arc: Archive) -> None:
 def test_directory_store_flat_names_and_replace(tmp_path: Path) -> None:
     store = DirectoryStore(tmp_path / "out")
     ds, ts = next(all_datasets())
-    ev = FakeEvent(sop_class=ds.SOPClassUID, sop_instance=ds.SOPInstanceUID,
-                   data=encode(ds, ts), ts=ts)
+    ev = FakeEvent(
+        sop_class=ds.SOPClassUID, sop_instance=ds.SOPInstanceUID, data=encode(ds, ts), ts=ts
+    )
     assert store.handle_store(ev) == 0
     ds.PatientID = "OTHER"
-    ev = FakeEvent(sop_class=ds.SOPClassUID, sop_instance=ds.SOPInstanceUID,
-                   data=encode(ds, ts), ts=ts)
+    ev = FakeEvent(
+        sop_class=ds.SOPClassUID, sop_instance=ds.SOPInstanceUID, data=encode(ds, ts), ts=ts
+    )
     assert store.handle_store(ev) == 0
     files = sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_file())
     assert files == [ds.SOPInstanceUID + ".dcm"]
     assert dcmread(tmp_path / "out" / files[0]).PatientID == "OTHER"
     bad = FakeEvent(sop_class=CT, sop_instance="../x", data=encode(ds, ts), ts=ts)
-    assert _code(store.handle_store(bad)) == scp.STATUS_INVALID_UID
+    assert _code(store.handle_store(bad)) == Status.INVALID_UID
     assert not (tmp_path / "x.dcm").exists()
 
 
 def test_find_pending_per_match_then_end(arc: Archive) -> None:
     ident = _ident(QueryRetrieveLevel="STUDY", PatientID="PID001", StudyInstanceUID="")
     out = list(arc.handle_find(FakeEvent(sop_class=STUDY_FIND, identifier=ident)))
-    assert [s for s, _ in out] == [scp.STATUS_PENDING] * 2
+    assert [s for s, _ in out] == [Status.PENDING] * 2
     assert sorted(m.StudyInstanceUID for _, m in out) == ["2.25.1", "2.25.2"]
     assert all(m.RetrieveAETitle == "DICOMNET" for _, m in out)
 
@@ -229,18 +253,23 @@ def test_find_bad_level_is_a_failure_not_an_exception(arc: Archive) -> None:
 
 
 def test_find_cancel_gives_fe00(arc: Archive) -> None:
-    ident = _ident(QueryRetrieveLevel="IMAGE", StudyInstanceUID="2.25.1",
-                   SeriesInstanceUID="2.25.1.1", SOPInstanceUID="")
+    ident = _ident(
+        QueryRetrieveLevel="IMAGE",
+        StudyInstanceUID="2.25.1",
+        SeriesInstanceUID="2.25.1.1",
+        SOPInstanceUID="",
+    )
     out = list(arc.handle_find(FakeEvent(sop_class=STUDY_FIND, identifier=ident, cancel_after=3)))
-    assert [s for s, _ in out] == [scp.STATUS_PENDING] * 3 + [scp.STATUS_CANCEL]
+    assert [s for s, _ in out] == [Status.PENDING] * 3 + [Status.CANCEL]
 
 
 def test_get_yields_count_then_paths(arc: Archive) -> None:
-    ident = _ident(QueryRetrieveLevel="SERIES", StudyInstanceUID="2.25.1",
-                   SeriesInstanceUID="2.25.1.2")
+    ident = _ident(
+        QueryRetrieveLevel="SERIES", StudyInstanceUID="2.25.1", SeriesInstanceUID="2.25.1.2"
+    )
     out = list(arc.handle_get(FakeEvent(sop_class=STUDY_GET, identifier=ident)))
     assert out[0] == 5
-    assert all(s == scp.STATUS_PENDING and os.path.isfile(p) for s, p in out[1:])
+    assert all(s == Status.PENDING and os.path.isfile(p) for s, p in out[1:])
     assert len(out) == 6
 
 
@@ -248,13 +277,14 @@ def test_get_cancel(arc: Archive) -> None:
     ident = _ident(QueryRetrieveLevel="STUDY", StudyInstanceUID="2.25.1")
     out = list(arc.handle_get(FakeEvent(sop_class=STUDY_GET, identifier=ident, cancel_after=2)))
     assert out[0] == 15
-    assert [s for s, _ in out[1:]] == [scp.STATUS_PENDING] * 2 + [scp.STATUS_CANCEL]
+    assert [s for s, _ in out[1:]] == [Status.PENDING] * 2 + [Status.CANCEL]
 
 
 def test_move_destination_lookup(arc: Archive) -> None:
     ident = _ident(QueryRetrieveLevel="STUDY", StudyInstanceUID="2.25.3")
-    out = list(arc.handle_move(FakeEvent(sop_class=STUDY_MOVE, identifier=ident,
-                                         move_destination="DEST ")))
+    out = list(
+        arc.handle_move(FakeEvent(sop_class=STUDY_MOVE, identifier=ident, move_destination="DEST "))
+    )
     host, port, kwargs = out[0]
     assert (host, port) == ("127.0.0.1", 4242)
     # the sub-association proposes, per SOP class of the selected instances, its stored syntax
@@ -265,34 +295,46 @@ def test_move_destination_lookup(arc: Archive) -> None:
     for sop_class in {cx.abstract_syntax for cx in contexts}:
         assert {(sop_class, "1.2.840.10008.1.2.1"), (sop_class, "1.2.840.10008.1.2")} <= proposed
     assert out[1] == 10 and len(out) == 12
-    unknown = list(arc.handle_move(FakeEvent(sop_class=STUDY_MOVE, identifier=ident,
-                                             move_destination="NOBODY")))
+    unknown = list(
+        arc.handle_move(
+            FakeEvent(sop_class=STUDY_MOVE, identifier=ident, move_destination="NOBODY")
+        )
+    )
     assert unknown == [(None, None)]
 
 
 def test_move_without_unique_key_fails_cleanly(arc: Archive) -> None:
     ident = _ident(QueryRetrieveLevel="SERIES", PatientID="")  # no UID selects anything
-    out = list(arc.handle_move(FakeEvent(sop_class=STUDY_MOVE, identifier=ident,
-                                         move_destination="DEST")))
+    out = list(
+        arc.handle_move(FakeEvent(sop_class=STUDY_MOVE, identifier=ident, move_destination="DEST"))
+    )
     assert out[0] == ("127.0.0.1", 4242) and out[1] == 0
     assert _code(out[2][0]) >= 0xA000
     # a study UID alone at SERIES level: the whole study (relational retrieval, C.4.2.2.2),
     # unless strict
     ident = _ident(QueryRetrieveLevel="SERIES", StudyInstanceUID="2.25.3")
-    out = list(arc.handle_move(FakeEvent(sop_class=STUDY_MOVE, identifier=ident,
-                                         move_destination="DEST")))
+    out = list(
+        arc.handle_move(FakeEvent(sop_class=STUDY_MOVE, identifier=ident, move_destination="DEST"))
+    )
     assert out[1] > 0 and len(out) == out[1] + 2
     arc.strict_hierarchical = True
-    out = list(arc.handle_move(FakeEvent(sop_class=STUDY_MOVE, identifier=ident,
-                                         move_destination="DEST")))
+    out = list(
+        arc.handle_move(FakeEvent(sop_class=STUDY_MOVE, identifier=ident, move_destination="DEST"))
+    )
     assert out[1] == 0 and _code(out[2][0]) == 0xA900
 
 
 def test_recovery_on_start(tmp_path: Path) -> None:
     a = Archive(tmp_path / "s")
     ds, ts = next(all_datasets())
-    assert a.handle_store(FakeEvent(sop_class=ds.SOPClassUID, sop_instance=ds.SOPInstanceUID,
-                                    data=encode(ds, ts), ts=ts)) == 0
+    assert (
+        a.handle_store(
+            FakeEvent(
+                sop_class=ds.SOPClassUID, sop_instance=ds.SOPInstanceUID, data=encode(ds, ts), ts=ts
+            )
+        )
+        == 0
+    )
     a.close()
     leftover = tmp_path / "s" / ".tmp" / "dead.part"
     leftover.write_bytes(b"partial")
@@ -313,8 +355,11 @@ def test_directory_store_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(os, "write", full)
     monkeypatch.setattr(os, "writev", full)  # the header and a small data set go in one writev
-    r = store.handle_store(FakeEvent(sop_class=ds.SOPClassUID, sop_instance=ds.SOPInstanceUID,
-                                     data=encode(ds, ts), ts=ts))
+    r = store.handle_store(
+        FakeEvent(
+            sop_class=ds.SOPClassUID, sop_instance=ds.SOPInstanceUID, data=encode(ds, ts), ts=ts
+        )
+    )
     monkeypatch.undo()
-    assert _code(r) == scp.STATUS_OUT_OF_RESOURCES
+    assert _code(r) == Status.OUT_OF_RESOURCES
     assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []

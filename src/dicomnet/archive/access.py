@@ -27,15 +27,20 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
+from dicomnet.dimse import primitives as P
+from dicomnet.dimse.status import Status
 from dicomnet.monitor import AccessPolicy, AssociationInfo, clip
+from dicomnet.transport.aio import AsyncDriver
+
+if TYPE_CHECKING:
+    from dicomnet.association import Association
 
 __all__ = ["OPERATIONS", "Peer", "PeerPolicy"]
 
 #: What a peer may be allowed to do.
 OPERATIONS = ("echo", "store", "find", "get", "move", "n")
-NOT_AUTHORIZED = 0x0124  # PS3.7 Annex C: Refused: Not Authorized
 
 _OPERATION_OF = {
     "C_ECHO": "echo", "C_STORE": "store", "C_FIND": "find", "C_GET": "get", "C_MOVE": "move",
@@ -129,18 +134,20 @@ class PeerPolicy(AccessPolicy):
             return (2, 3, 2)  # rejected-transient, presentation, local limit exceeded
         return None
 
-    def permit(self, assoc: Any, request: Any) -> tuple[int, str] | None:
+    def permit(self, assoc: Association, request: P.DIMSEPrimitive) -> tuple[int, str] | None:
         calling = str(assoc.requestor.ae_title)
-        subject = getattr(getattr(assoc, "dul", None), "tls_subject", None)
+        driver = assoc.dul  # the server's connection: the TLS client certificate's subject
+        subject = driver.tls_subject if isinstance(driver, AsyncDriver) else None
         peer = self.find(calling, str(assoc.requestor.address), subject)
         if peer is None:
             return None  # admitted by allow_any: everything is allowed
         name = type(request).__name__
         operation = _OPERATION_OF.get(name, "n" if name.startswith("N_") else name.lower())
         if operation not in peer.may:
-            return NOT_AUTHORIZED, f"{clip(calling, 16)} may not {operation}"
-        if operation == "move" and peer.move_to is not None:
-            dest = str(getattr(request, "MoveDestination", "") or "").strip()
+            return Status.NOT_AUTHORIZED, f"{clip(calling, 16)} may not {operation}"
+        if operation == "move" and isinstance(request, P.C_MOVE) and peer.move_to is not None:
+            dest = str(request.MoveDestination or "").strip()
             if dest not in peer.move_to:
-                return NOT_AUTHORIZED, f"{clip(calling, 16)} may not move to {clip(dest, 16)}"
+                return (Status.NOT_AUTHORIZED,
+                        f"{clip(calling, 16)} may not move to {clip(dest, 16)}")  # fmt: skip
         return None

@@ -34,9 +34,11 @@ import queue
 import socket
 import ssl
 import threading
-from typing import IO, Any
+import time
+from typing import IO, TypeAlias
 from xml.sax.saxutils import quoteattr
 
+from dicomnet.dimse.status import Status, category
 from dicomnet.monitor import AssociationRecord, Monitor, OperationRecord, clip
 
 __all__ = ["AuditTrail", "SyslogSender"]
@@ -51,17 +53,15 @@ def _iso(t: float) -> str:
 
 
 def _category(status: int | None) -> str:
+    """"none", or the status category (PS3.7 Annex C) in lower case: "success", "pending",
+    "cancel", "warning" or "failure"."""
     if status is None:
         return "none"
-    if status == 0:
-        return "success"
-    if status in (0xFF00, 0xFF01):
-        return "pending"
-    if status == 0xFE00:
-        return "cancel"
-    if status in (0x0001, 0x0107, 0x0116) or 0xB000 <= status <= 0xBFFF:
-        return "warning"
-    return "failure"
+    return category(status).value.lower()
+
+
+#: One audit line: JSON values (text, numbers, null).
+Line: TypeAlias = dict[str, str | int | float | None]
 
 
 class SyslogSender:
@@ -165,14 +165,14 @@ class AuditTrail(Monitor):
 
     # -- lines -------------------------------------------------------------------------------------
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: Line) -> None:
         if self._file is None:
             return
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         with self._lock:
             self._file.write(line + "\n")
 
-    def _peer(self, a: AssociationRecord) -> dict[str, Any]:
+    def _peer(self, a: AssociationRecord) -> Line:
         return {
             "peer": clip(a.address, 64), "port": a.port,
             "calling_ae": clip(a.calling_ae, 16), "called_ae": clip(a.called_ae, 16),
@@ -206,7 +206,7 @@ class AuditTrail(Monitor):
     def operation_finished(self, record: OperationRecord) -> None:
         a = record.association
         status = record.status
-        line: dict[str, Any] = {
+        line: Line = {
             "time": _iso(record.started), "type": "operation", "operation": record.operation,
             **self._peer(a), "message_id": record.message_id,
             "sop_class": clip(record.sop_class, 64) if record.sop_class else None,
@@ -272,7 +272,7 @@ class AuditTrail(Monitor):
     def _xml_operation(self, r: OperationRecord) -> str | None:
         outcome = {"success": 0, "warning": 4, "cancel": 4}.get(_category(r.status), 8)
         a = r.association
-        if r.status == 0x0124:  # refused by the access rules
+        if r.status == Status.NOT_AUTHORIZED:  # refused by the access rules
             return self._xml_security(a, f"{r.operation} not authorized")
         if r.operation == "C-FIND":
             query = base64.b64encode((r.sop_class or "").encode()).decode()
@@ -312,6 +312,4 @@ class AuditTrail(Monitor):
 
 
 def _now() -> float:
-    import time
-
     return time.time()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
-from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -147,7 +146,7 @@ _READ_TAGS = [tag for _, tag in _FIELD_TAGS] + [
 ] + [BaseTag(_CREATED_DT), BaseTag(_CONTENT_DATE), BaseTag(_CONTENT_TIME)]
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, (str, bytes)):
@@ -309,5 +308,5 @@ def scan_instance_fields(
 def read_instance_fields(path: str | os.PathLike[str]) -> tuple[InstanceFields, str]:
     """(fields, transfer syntax UID) of a Part 10 file, reading no further than Pixel Data."""
     ds = dcmread(path, stop_before_pixels=True, specific_tags=_READ_TAGS)
-    ts = ds.file_meta.get("TransferSyntaxUID", "") if hasattr(ds, "file_meta") else ""
+    ts = ds.file_meta.get("TransferSyntaxUID", "")  # a FileDataset always has file_meta
     return fields_from_dataset(ds), _text(ts)

@@ -13,7 +13,8 @@ Issuer of Patient ID) is upserted with the instance's patient attributes; the st
 that identity (Study Instance UID, patient) with the study's attributes *and* the patient
 attributes it arrived with; the series row of that study; the instance with its file's path,
 size, checksum and time. A study UID already stored under another patient identity is a
-conflict (:class:`StudyConflictError`, status A778 as dcm4chee answers it) unless the index
+conflict (:class:`~dicomnet.archive.models.StudyConflictError`, status A778 as dcm4chee
+answers it) unless the index
 was opened with ``study_conflict="accept"``, which keeps a second study row for the new
 identity. Objects without a Study Instance UID go to the ``other`` table.
 
@@ -34,8 +35,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import Any, NamedTuple, TypeAlias
 
 from pydicom.dataset import Dataset
 
@@ -47,22 +48,22 @@ from dicomnet.archive.fields import (
     scan_instance_fields,
 )
 from dicomnet.archive.models import (
-    STATUS_UNABLE_TO_PROCESS,
-    ArchiveError,
     Level,
     Model,
     QueryError,
+    StudyConflictError,
 )
+from dicomnet.dimse.status import Status
 
 __all__ = [
     "MAX_PARAMETERS",
     "PAGE_ROWS",
-    "STATUS_STUDY_CONFLICT",
     "ArchiveIndex",
     "InstanceFields",
     "QueryError",
     "RetrieveItem",
     "RetrieveSet",
+    "Row",
     "StudyConflictError",
     "fields_from_dataset",
     "read_instance_fields",
@@ -75,8 +76,10 @@ MAX_PARAMETERS = 30000
 #: Rows read per SQL statement while a query or retrieve is answered (keyset paging): a peer
 #: reading its results slowly holds one page in memory, not its whole result.
 PAGE_ROWS = 256
-#: C-STORE failure for a study stored under another patient (the value dcm4chee answers).
-STATUS_STUDY_CONFLICT = 0xA778
+
+#: One result row of the index. Its column types are those of the SQL that read it (TEXT,
+#: INTEGER, REAL or NULL per column), which only the caller knows: not checked statically.
+Row: TypeAlias = tuple[Any, ...]
 
 _NORMALIZERS: schema.Normalizers = {
     "pn_fold": matching.fold_pn,
@@ -85,12 +88,6 @@ _NORMALIZERS: schema.Normalizers = {
     "time": lambda v: matching.normalize_time(v),
     "datetime": matching.combine_datetime,
 }
-
-
-class StudyConflictError(ArchiveError):
-    """A Study Instance UID already stored under another patient identity."""
-
-    status = STATUS_STUDY_CONFLICT
 
 
 class RetrieveItem(NamedTuple):
@@ -272,7 +269,8 @@ class ArchiveIndex:
     def _upsert(self, conn: sqlite3.Connection, f: InstanceFields, path: str, ts: str,
                 size: int, checksum: str | None, now: float) -> str | None:  # fmt: skip
         if not f.sop_instance_uid or not f.series_instance_uid:
-            raise QueryError("instance lacks SOP Instance / Series Instance UID")
+            raise QueryError("instance lacks SOP Instance / Series Instance UID",
+                             Status.PROCESSING_FAILURE)
         old = conn.execute("SELECT series_fk, path FROM instance WHERE sop_uid = ?",
                            (f.sop_instance_uid,)).fetchone()  # fmt: skip
         cs = f.specific_character_set
@@ -407,7 +405,7 @@ class ArchiveIndex:
                 raise
         return changed
 
-    def refill_study_patients(self, read: Any) -> int:
+    def refill_study_patients(self, read: Callable[[str], InstanceFields]) -> int:
         """After an upgrade from a version 1 index (which kept one set of patient attributes
         per Patient ID): give each study the patient attributes of its own latest instance,
         ``read(path) -> InstanceFields`` (a file that cannot be read keeps what the upgrade
@@ -473,7 +471,7 @@ class ArchiveIndex:
                             "SELECT sop_uid, path FROM other").fetchall()  # fmt: skip
         return iter(rows)
 
-    def pragma(self, name: str) -> Any:
+    def pragma(self, name: str) -> object:
         """The value of SQLite's ``PRAGMA name`` on this thread's connection (diagnostics:
         e.g. ``synchronous`` is 2 (FULL) for a durable index)."""
         if not name.replace("_", "").isalnum():
@@ -485,7 +483,7 @@ class ArchiveIndex:
 
     def query(self, level: Level | str | None, identifier: Dataset,
               model: Model | str = Model.STUDY_ROOT, *, retrieve_ae_title: str | None = None,
-              options: query.QueryOptions | None = None) -> Iterator[Dataset]:  # fmt: skip
+              options: query.QueryOptions | None = None) -> Generator[Dataset, None, None]:  # fmt: skip
         """C-FIND (:func:`dicomnet.archive.query.find`): the response identifiers. ``level``:
         a :class:`Level`, its name, or None to read (0008,0052) from the identifier. Safe to
         call from any thread."""
@@ -500,7 +498,7 @@ class ArchiveIndex:
         except Exception as exc:
             # Trust boundary: an identifier pydicom cannot even convert (a malformed raw value,
             # a broken sequence) is answered "unable to process", never with a traceback.
-            raise QueryError(f"invalid identifier: {exc}", STATUS_UNABLE_TO_PROCESS) from exc
+            raise QueryError(f"invalid identifier: {exc}", Status.CANNOT_UNDERSTAND) from exc
 
     def retrieve_set(self, level: Level | str | None, identifier: Dataset,
                      model: Model | str = Model.STUDY_ROOT, *,
@@ -518,7 +516,7 @@ class ArchiveIndex:
         except QueryError:
             raise
         except Exception as exc:  # trust boundary, as in query()
-            raise QueryError(f"invalid identifier: {exc}", STATUS_UNABLE_TO_PROCESS) from exc
+            raise QueryError(f"invalid identifier: {exc}", Status.CANNOT_UNDERSTAND) from exc
 
     def instances_for(self, level: Level | str | None, identifier: Dataset,
                       model: Model | str = Model.STUDY_ROOT, *,
@@ -526,14 +524,14 @@ class ArchiveIndex:
         """:meth:`retrieve_set` as a list."""
         return list(self.retrieve_set(level, identifier, model, strict=strict))
 
-    def select(self, sql: str, where: list[str], params: list[object]) -> list[Any]:
+    def select(self, sql: str, where: list[str], params: list[object]) -> list[Row]:
         """The rows of ``sql`` (a SELECT ... FROM) with ``where`` AND-ed (QueryError on a
         database error)."""
         if where:
             sql += " WHERE " + " AND ".join(where)
         return self._fetch(sql, params)
 
-    def pages(self, head: str, where: list[str], params: list[object], key: str) -> Iterator[Any]:
+    def pages(self, head: str, where: list[str], params: list[object], key: str) -> Iterator[Row]:
         """The rows of ``head`` (SELECT ..., key FROM ...) with ``where``, in ``key`` order,
         :data:`PAGE_ROWS` per statement (keyset paging: ``key > last``). The first page is read
         now (errors raise here); the others as the iterator is consumed."""
@@ -542,22 +540,22 @@ class ArchiveIndex:
         first = self._fetch(sql, [*params, 0])  # INTEGER PRIMARY KEYs start at 1
         return self._more_pages(sql, params, first)
 
-    def _more_pages(self, sql: str, params: list[object], page: list[Any]) -> Iterator[Any]:
+    def _more_pages(self, sql: str, params: list[object], page: list[Row]) -> Iterator[Row]:
         while page:
             yield from page
             if len(page) < PAGE_ROWS:
                 return
             page = self._fetch(sql, [*params, page[-1][-1]])
 
-    def _fetch(self, sql: str, params: list[object]) -> list[Any]:
+    def _fetch(self, sql: str, params: list[object]) -> list[Row]:
         if len(params) > MAX_PARAMETERS:
             raise QueryError(
-                f"identifier too large ({len(params)} values)", STATUS_UNABLE_TO_PROCESS
+                f"identifier too large ({len(params)} values)", Status.CANNOT_UNDERSTAND
             )
         try:
             return self._conn().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise QueryError(f"query failed: {exc}", STATUS_UNABLE_TO_PROCESS) from exc
+            raise QueryError(f"query failed: {exc}", Status.CANNOT_UNDERSTAND) from exc
 
 
 def _conflict(f: InstanceFields, stored: tuple[str, str]) -> StudyConflictError:
@@ -574,7 +572,7 @@ def _upsert_other(conn: sqlite3.Connection, f: InstanceFields, path: str, ts: st
                   checksum: str | None, now: float) -> str | None:  # fmt: skip
     """A non-patient object, keyed by its own attributes (``other`` table)."""
     if not f.sop_instance_uid:
-        raise QueryError("instance lacks a SOP Instance UID")
+        raise QueryError("instance lacks a SOP Instance UID", Status.PROCESSING_FAILURE)
     old = conn.execute("SELECT path FROM other WHERE sop_uid = ?",
                        (f.sop_instance_uid,)).fetchone()  # fmt: skip
     created_norm = _datetime_norm(f.created)

@@ -36,12 +36,14 @@ A malformed date/time key raises :class:`QueryError` with status 0xC000 (unable 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
 
-from dicomnet.archive.models import STATUS_UNABLE_TO_PROCESS, QueryError
+from dicomnet.archive.models import QueryError
+from dicomnet.dimse.status import Status
 
 __all__ = [
     "WILDCARD_VRS",
@@ -73,12 +75,12 @@ _TM_RE = re.compile(r"(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?\Z")
 _DT_RE = re.compile(r"\d{4}(\d{2}(\d{2}(\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?)?)?)?([+-]\d{4})?\Z")
 
 
-def key_values(value: Any) -> list[str]:
+def key_values(value: object) -> list[str]:
     """The values of a key element as stripped strings; empty list = universal matching."""
     if value is None:
         return []
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        items: Sequence[Any] = (value,)
+        items: Sequence[object] = (value,)
     else:
         items = value
     out: list[str] = []
@@ -102,8 +104,6 @@ def fuzzy_pn(name: str) -> str:
     """A PN folded for fuzzy semantic matching (PS3.4 C.2.2.2.1.1, an extended-negotiation
     option): compatibility-decomposed (NFKD), combining marks (accents) dropped, then folded as
     :func:`fold_pn` -- so "Müller" and "MULLER" match, "Zoë" and "zoe"."""
-    import unicodedata
-
     decomposed = unicodedata.normalize("NFKD", name)
     return fold_pn("".join(c for c in decomposed if not unicodedata.combining(c)))
 
@@ -123,8 +123,6 @@ def combined_range(
     as one DT (PS3.4 C.2.2.2.5.4: "20060705-20060707" with "1000-1800" is one period from the
     5th 10:00 to the 7th 18:00), shifted by ``shift_minutes`` (timezone query adjustment);
     None when they cannot be combined (a list of values, or only one of the two given)."""
-    import datetime as dt
-
     if not date_key or "\\" in date_key or "\\" in time_key:
         return None
     d_low, d_high = _range_bounds("DA", date_key)
@@ -238,7 +236,7 @@ def _range_bounds(vr: str, value: str) -> tuple[str | None, str | None]:
         low_s = high_s = value
     low_s, high_s = low_s.strip(), high_s.strip()
     if not low_s and not high_s:
-        raise QueryError(f"invalid range {value!r}", STATUS_UNABLE_TO_PROCESS)
+        raise QueryError(f"invalid range {value!r}", Status.CANNOT_UNDERSTAND)
     low = high = None
     if vr == "DA":
         if low_s:
@@ -256,7 +254,7 @@ def _range_bounds(vr: str, value: str) -> tuple[str | None, str | None]:
         if high_s:
             high = _normalize_dt(high_s, upper=True)
     if low == "" or high == "":
-        raise QueryError(f"invalid {vr} key {value!r}", STATUS_UNABLE_TO_PROCESS)
+        raise QueryError(f"invalid {vr} key {value!r}", Status.CANNOT_UNDERSTAND)
     return low, high
 
 
@@ -403,13 +401,13 @@ def _eq_test(value: str, s: str) -> bool:
     return s == value
 
 
-def _always(stored: Any) -> bool:
+def _always(stored: object) -> bool:
     return True
 
 
 def python_matcher(
     vr: str, values: Sequence[str], *, case_insensitive_pn: bool = True
-) -> Callable[[Any], bool]:
+) -> Callable[[object], bool]:
     """A predicate over a stored element value implementing the same rules as
     :func:`sql_condition` (used for attributes that are not index columns)."""
     values = _effective(vr, values)
@@ -435,7 +433,7 @@ def python_matcher(
         else:
             tests.append(partial(_eq_test, v))
 
-    def predicate(stored: Any) -> bool:
+    def predicate(stored: object) -> bool:
         for s in key_values(stored):
             for t in tests:
                 if t(s):

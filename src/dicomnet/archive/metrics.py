@@ -26,23 +26,33 @@ before any worker imports the package) and the parent serves the sum of all work
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import shutil
+from typing import TYPE_CHECKING
 
+from dicomnet.dimse.status import Status
 from dicomnet.monitor import AssociationRecord, Monitor, OperationRecord
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
 
 __all__ = ["Metrics", "WorkerMetrics"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
+_WARNINGS = (Status.OPTIONAL_ATTRIBUTES_NOT_SUPPORTED, Status.ATTRIBUTE_LIST_ERROR,
+             Status.ATTRIBUTE_VALUE_OUT_OF_RANGE)  # fmt: skip
+
+
 def _result(status: int | None) -> str:
     if status is None:
         return "none"
-    if status == 0:
+    if status == Status.SUCCESS:
         return "success"
-    if status == 0xFE00:
+    if status == Status.CANCEL:
         return "cancel"
-    if status in (0x0001, 0x0107, 0x0116) or 0xB000 <= status <= 0xBFFF:
+    if status in _WARNINGS or 0xB000 <= status <= 0xBFFF:  # PS3.7 C.4, PS3.4 Bxxx
         return "warning"
     return "failure"
 
@@ -52,6 +62,7 @@ class Metrics(Monitor):
 
     def __init__(self) -> None:
         try:
+            # lazy: an optional extra (dicomnet[metrics]), only imported with --metrics
             import prometheus_client as prom
         except ImportError as exc:  # pragma: no cover - the extra is installed by scripts/*
             raise RuntimeError(
@@ -79,7 +90,7 @@ class Metrics(Monitor):
                                   multiprocess_mode="livesum")  # fmt: skip
         self.stalls = prom.Counter("dicomnet_stalled_associations",
                                    "Associations aborted: the peer stopped reading", registry=r)  # fmt: skip
-        self._server: Any = None
+        self._server: WSGIServer | None = None
 
     def serve(self, host: str, port: int) -> tuple[str, int]:
         """Serve ``/metrics`` on ``host:port`` (port 0: any free port); the bound address."""
@@ -107,7 +118,7 @@ class Metrics(Monitor):
     def operation_finished(self, record: OperationRecord) -> None:
         self.operations.labels(record.operation, _result(record.status)).inc()
         self.seconds.labels(record.operation).observe(record.duration)
-        if record.operation == "C-STORE" and record.status == 0:
+        if record.operation == "C-STORE" and record.status == Status.SUCCESS:
             self.received.inc(record.bytes)
         if record.completed:
             self.sent.inc(record.completed)
@@ -119,7 +130,7 @@ class Metrics(Monitor):
         self.stalls.inc()
 
 
-def _stop(server: Any) -> None:
+def _stop(server: WSGIServer | None) -> None:
     if server is not None:
         server.shutdown()
         server.server_close()
@@ -130,17 +141,15 @@ class WorkerMetrics:
     module docstring). Create it *before* forking (it sets ``PROMETHEUS_MULTIPROC_DIR``)."""
 
     def __init__(self, directory: str) -> None:
-        import os
-        import shutil
-
         shutil.rmtree(directory, ignore_errors=True)  # values of an earlier run
         os.makedirs(directory, exist_ok=True)
         os.environ[MULTIPROC_ENV] = directory
         self.directory = directory
-        self._server: Any = None
+        self._server: WSGIServer | None = None
 
     def serve(self, host: str, port: int) -> tuple[str, int]:
         try:
+            # lazy: an optional extra, imported after PROMETHEUS_MULTIPROC_DIR is set
             import prometheus_client as prom
             from prometheus_client import multiprocess
         except ImportError as exc:  # pragma: no cover - the extra is installed by scripts/*

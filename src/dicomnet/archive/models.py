@@ -15,10 +15,14 @@ alias + column) that holds it, or the aggregate that computes it (``NumberOfStud
 ``i`` instance.  Everything else a peer asks for is served from the stored files (see
 :mod:`dicomnet.archive.index`).
 
-The errors of the archive live here too, because every archive module raises them:
-:class:`InvalidUIDError` (a UID that must never become a path), :class:`StorageFullError`
-(ENOSPC while storing: answer C-STORE with an A7xx status) and :class:`QueryError`
-(carries the C-FIND/C-GET/C-MOVE failure status to answer, PS3.4 C.4.1.1.4 / C.4.2.1.5).
+The errors of the archive live here too, because every archive module raises them. Each
+carries the DIMSE status it is answered with (``status``; :class:`ArchiveError` itself 0110
+Processing Failure): :class:`InvalidUIDError` (a UID that must never become a path, C010),
+:class:`StorageFullError` (ENOSPC while storing: A700 Refused: Out of Resources),
+:class:`InstanceMismatchError` (a data set that is not the instance the C-STORE request
+names: A900), :class:`StudyConflictError` (a study stored for another patient: A778) and
+:class:`QueryError` (the C-FIND/C-GET/C-MOVE failure status to answer, PS3.4 C.4.1.1.4 /
+C.4.2.1.5; A900 unless given).
 """
 
 from __future__ import annotations
@@ -27,52 +31,64 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from dicomnet.dimse.status import Status
 from dicomnet.errors import DicomNetError
 
 __all__ = [
     "ATTRIBUTES",
     "ATTRIBUTES_BY_TAG",
-    "STATUS_IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS",
-    "STATUS_OUT_OF_RESOURCES",
-    "STATUS_UNABLE_TO_PROCESS",
     "UNIQUE_KEYS",
     "ArchiveError",
     "Attribute",
+    "InstanceMismatchError",
     "InvalidUIDError",
     "Level",
     "Model",
     "QueryError",
     "StorageFullError",
+    "StudyConflictError",
     "levels_of",
     "parse_level",
     "parse_model",
 ]
 
-# PS3.4 C.4.1.1.4 (C-FIND) / C.4.2.1.5 (C-MOVE) / C.4.3.1.4 (C-GET) failure statuses.
-STATUS_IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS = 0xA900
-STATUS_UNABLE_TO_PROCESS = 0xC000
-# PS3.4 B.2.3: Storage "Refused: Out of Resources" (A7xx).
-STATUS_OUT_OF_RESOURCES = 0xA700
-
 
 class ArchiveError(DicomNetError):
-    """Root of the archive's errors."""
+    """Root of the archive's errors; ``status``: the DIMSE status it is answered with."""
+
+    status: int = Status.PROCESSING_FAILURE  # PS3.7 Annex C
 
 
 class InvalidUIDError(ArchiveError, ValueError):
     """A UID failed validation (PS3.5 9.1); it is never turned into a file name."""
 
+    status = Status.INVALID_UID  # PS3.4 Table B.2-1 Error: Cannot understand (Cxxx)
+
 
 class StorageFullError(ArchiveError):
     """The file system is full (ENOSPC/EDQUOT); nothing was stored."""
 
-    status = STATUS_OUT_OF_RESOURCES
+    status = Status.OUT_OF_RESOURCES  # PS3.4 Table B.2-1 Refused: Out of Resources (A7xx)
+
+
+class InstanceMismatchError(ArchiveError):
+    """A received data set is not the instance its C-STORE request names (its SOP Instance
+    UID differs from the Affected SOP Instance UID)."""
+
+    status = Status.DATA_SET_DOES_NOT_MATCH  # PS3.4 Table B.2-1 Error (A9xx)
+
+
+class StudyConflictError(ArchiveError):
+    """A Study Instance UID already stored under another patient identity."""
+
+    status = Status.STUDY_CONFLICT  # the value dcm4chee answers (A7xx range)
 
 
 class QueryError(ArchiveError):
-    """A query/retrieve identifier the archive refuses; ``status`` is the failure to answer."""
+    """A query/retrieve identifier the archive refuses; ``status`` is the failure to answer
+    (PS3.4 C.4.1.1.4 C-FIND, C.4.2.1.5 C-MOVE, C.4.3.1.4 C-GET)."""
 
-    def __init__(self, message: str, status: int = STATUS_IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS):
+    def __init__(self, message: str, status: int = Status.DATA_SET_DOES_NOT_MATCH) -> None:
         super().__init__(message)
         self.status = status
 

@@ -22,15 +22,20 @@ classes, and Composite Instance Root) is by SOP Instance UID: :meth:`ArchiveInde
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
+from pydicom import config as pydicom_config
+from pydicom import dcmread
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
 from dicomnet.archive import matching, query
+
+if TYPE_CHECKING:
+    from dicomnet.archive.index import Row
 
 __all__ = [
     "COLOR_PALETTE_FIND",
@@ -78,7 +83,8 @@ _SOP_CLASS, _SOP_INSTANCE = 0x00080016, 0x00080018
 _IGNORED = frozenset({0x00080005, 0x00080052, 0x00080054, 0x00080056, 0x00080201})
 
 
-def find(source: query.Source, model_uid: str, identifier: Dataset) -> Iterator[Dataset]:
+def find(source: query.Source, model_uid: str,
+         identifier: Dataset) -> Generator[Dataset, None, None]:  # fmt: skip
     """C-FIND over the objects of model ``model_uid`` (see the module docstring); the first
     page is read before this returns (errors raise here)."""
     model = MODELS[model_uid]
@@ -87,7 +93,7 @@ def find(source: query.Source, model_uid: str, identifier: Dataset) -> Iterator[
     where = [f"o.sop_class_uid IN ({','.join('?' * len(classes))})"]
     params: list[object] = list(classes)
     outputs: list[tuple[BaseTag, str, int]] = []
-    extras: list[Any] = []
+    extras: list[query.ExtraKey] = []
     for elem in identifier:
         tag = int(elem.tag)
         if tag in _IGNORED or tag & 0xFFFF == 0 or tag >> 16 in (0x0000, 0x0002):
@@ -116,11 +122,9 @@ def find(source: query.Source, model_uid: str, identifier: Dataset) -> Iterator[
     return _responses(rows, outputs, extras, query.charset_of(identifier))
 
 
-def _responses(rows: Iterator[Any], outputs: list[tuple[BaseTag, str, int]], extras: list[Any],
-               request_charset: list[str]) -> Iterator[Dataset]:  # fmt: skip
-    from pydicom import config as pydicom_config
-    from pydicom import dcmread
-
+def _responses(rows: Iterator[Row], outputs: list[tuple[BaseTag, str, int]],
+               extras: list[query.ExtraKey],
+               request_charset: list[str]) -> Generator[Dataset, None, None]:  # fmt: skip
     ignore = pydicom_config.IGNORE
     codec = query.codec_of(request_charset)
     tags = [e.tag for e in extras]

@@ -35,7 +35,7 @@ class StorageLock:
     """An exclusive lock on ``<root>/.lock``, held until :meth:`release` or process exit."""
 
     def __init__(self, root: str) -> None:
-        import fcntl
+        import fcntl  # lazy: POSIX only; importing the archive does not need it
 
         self.path = os.path.join(root, ".lock")
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
@@ -118,6 +118,7 @@ def die_with_parent(parent: int, sig: int = 15) -> None:
     """In a worker forked by ``parent`` (its PID, read before the fork): ask the kernel to send
     ``sig`` (SIGTERM) when the parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``); exit at once if
     it is already gone."""
+    # lazy: ctypes.util pulls in subprocess and shutil; only qrscp --workers needs it
     import ctypes
     import ctypes.util
 

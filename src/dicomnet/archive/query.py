@@ -50,13 +50,14 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias, cast
 
 from pydicom import config as pydicom_config
 from pydicom import dcmread
-from pydicom.dataelem import DataElement
+from pydicom.charset import python_encoding
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
@@ -68,7 +69,6 @@ from dicomnet.archive.models import (
     ATTRIBUTES,
     ATTRIBUTES_BY_TAG,
     NON_KEY_TAGS,
-    STATUS_IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
     UNIQUE_KEYS,
     Attribute,
     Level,
@@ -79,9 +79,14 @@ from dicomnet.archive.models import (
     parse_level,
     parse_model,
 )
+from dicomnet.dimse.status import Status
+
+if TYPE_CHECKING:
+    from dicomnet.archive.index import Row
 
 __all__ = [
     "FROM",
+    "ExtraKey",
     "QueryOptions",
     "Source",
     "charset_of",
@@ -97,7 +102,7 @@ __all__ = [
     "sop_instance_key",
 ]
 
-_A900 = STATUS_IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
+_A900 = Status.DATA_SET_DOES_NOT_MATCH  # Identifier does not match SOP Class (PS3.4 C.4.1.1.4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +120,9 @@ class Source(Protocol):
     """What the engine reads rows from (:class:`~dicomnet.archive.index.ArchiveIndex`)."""
 
     def pages(self, head: str, where: list[str], params: list[object],
-              key: str) -> Iterator[Any]: ...  # fmt: skip
+              key: str) -> Iterator[Row]: ...  # fmt: skip
 
-    def select(self, sql: str, where: list[str], params: list[object]) -> list[Any]: ...
+    def select(self, sql: str, where: list[str], params: list[object]) -> list[Row]: ...
 
 
 FROM: dict[Level, str] = {
@@ -171,10 +176,11 @@ _TAG_TIMEZONE = 0x00080201
 _TAG_STUDY_DATE, _TAG_STUDY_TIME = 0x00080020, 0x00080030
 
 # Output conversions: the value pydicom would produce itself, so DataElement can skip it.
-_Converter = Callable[[Any], Any]
+# They take an index cell (TEXT, INTEGER or NULL) or None for an empty return key.
+_Converter: TypeAlias = Callable[[object], object]
 
 
-def _conv_text(v: Any) -> Any:
+def _conv_text(v: object) -> object:
     if v is None or v == "":
         return ""
     if isinstance(v, str) and "\\" in v:
@@ -182,8 +188,10 @@ def _conv_text(v: Any) -> Any:
     return v if isinstance(v, str) else str(v)
 
 
-def _conv_pn(v: Any) -> Any:
-    return PersonName(v) if v else ""
+def _conv_pn(v: object) -> object:
+    if not v:
+        return ""
+    return PersonName(v if isinstance(v, str) else str(v))  # PN columns hold TEXT
 
 
 def person_name(value: str) -> PersonName:
@@ -191,10 +199,10 @@ def person_name(value: str) -> PersonName:
     return PersonName(value)
 
 
-def _conv_is(v: Any) -> Any:
+def _conv_is(v: object) -> object:
     if v is None or v == "":
         return None
-    return IS(v)
+    return IS(v if isinstance(v, str | int | float) else str(v))  # INTEGER or TEXT cells
 
 
 def _converter(attr: Attribute) -> _Converter:
@@ -214,12 +222,12 @@ class _Output:
 
 
 @dataclass(frozen=True, slots=True)
-class _Extra:
-    """A key answered from the stored file."""
+class ExtraKey:
+    """A key the index does not hold, answered from the stored file (:func:`extra_key`)."""
 
     tag: BaseTag
     vr: str
-    predicate: Callable[[Any], bool] | None  # None: return key only
+    predicate: Callable[[object], bool] | None  # None: return key only
     item: Dataset | None = None  # a sequence key's item of keys (C.2.2.2.6)
 
 
@@ -273,7 +281,8 @@ def _retrieve_key(lvl: Level, identifier: Dataset) -> None:
 # --- conditions ----------------------------------------------------------------------------------
 
 
-def condition(attr: Attribute, value: Any, *, fuzzy: bool = False) -> matching.Condition | None:
+def condition(attr: Attribute, value: object, *,
+              fuzzy: bool = False) -> matching.Condition | None:  # fmt: skip
     """The SQL condition of one key (None: universal, or a count that is a return key only)."""
     values = matching.key_values(value)
     if not values:
@@ -332,7 +341,7 @@ def _combined(identifier: Dataset, options: QueryOptions) -> matching.Condition 
 
 
 def find(source: Source, level: Level | str | None, identifier: Dataset,
-         model: Model | str, options: QueryOptions) -> Iterator[Dataset]:  # fmt: skip
+         model: Model | str, options: QueryOptions) -> Generator[Dataset, None, None]:  # fmt: skip
     """C-FIND: the response identifiers for ``identifier`` (PS3.4 C.4.1.3). Validation
     happens and the first page of rows is read before this returns (a bad identifier raises
     :class:`QueryError` here); the Datasets are built as the iterator is consumed."""
@@ -344,7 +353,7 @@ def find(source: Source, level: Level | str | None, identifier: Dataset,
     where: list[str] = []
     params: list[object] = []
     outputs: list[_Output] = []
-    extras: list[_Extra] = []
+    extras: list[ExtraKey] = []
     seen: set[int] = set()
 
     def add_output(attr: Attribute) -> None:
@@ -394,7 +403,7 @@ def find(source: Source, level: Level | str | None, identifier: Dataset,
                       _TAG_AVAILABILITY in identifier, charset_of(identifier))  # fmt: skip
 
 
-def extra_key(elem: DataElement) -> _Extra:
+def extra_key(elem: DataElement) -> ExtraKey:
     """A key the index does not hold: a predicate over the stored value (sequence keys: over
     the stored items, C.2.2.2.6)."""
     vr = str(elem.VR)
@@ -403,24 +412,25 @@ def extra_key(elem: DataElement) -> _Extra:
         items = list(elem.value or [])
         item = items[0] if len(items) == 1 else None
         if item is not None and len(item) > 0:
-            return _Extra(tag, vr, _sequence_predicate(item), item)
-        return _Extra(tag, vr, None, None)
+            return ExtraKey(tag, vr, _sequence_predicate(item), item)
+        return ExtraKey(tag, vr, None, None)
     values = matching.key_values(elem.value)
-    return _Extra(tag, vr, matching.python_matcher(vr, values) if values else None)
+    return ExtraKey(tag, vr, matching.python_matcher(vr, values) if values else None)
 
 
-def _sequence_predicate(item: Dataset) -> Callable[[Any], bool]:
+def _sequence_predicate(item: Dataset) -> Callable[[object], bool]:
     test = _item_test(item)
 
-    def predicate(stored: Any) -> bool:
-        return any(test(x) for x in (stored or ()))
+    def predicate(stored: object) -> bool:
+        # a stored SQ value: a Sequence of item Datasets, or None; iterated as it is
+        return any(test(x) for x in cast("Iterable[object]", stored or ()))
 
     return predicate
 
 
-def _item_test(item: Dataset) -> Callable[[Dataset], bool]:
+def _item_test(item: Dataset) -> Callable[[object], bool]:
     """A stored item matches when every non-universal key of ``item`` matches in it."""
-    tests: list[tuple[BaseTag, Callable[[Any], bool]]] = []
+    tests: list[tuple[BaseTag, Callable[[object], bool]]] = []
     for key in item:
         vr = str(key.VR)
         if vr == "SQ":
@@ -432,7 +442,7 @@ def _item_test(item: Dataset) -> Callable[[Dataset], bool]:
         if values:
             tests.append((BaseTag(key.tag), matching.python_matcher(vr, values)))
 
-    def test(stored: Dataset) -> bool:
+    def test(stored: object) -> bool:
         for tag, predicate in tests:
             elem = stored.get(tag) if isinstance(stored, Dataset) else None
             if elem is None or not predicate(elem.value):
@@ -456,8 +466,6 @@ def codec_of(terms: list[str]) -> str | None:
     response -- several terms, escape sequences, unknown)."""
     if len(terms) != 1 or terms[0].startswith("ISO 2022"):
         return None
-    from pydicom.charset import python_encoding
-
     return python_encoding.get(terms[0])
 
 
@@ -481,7 +489,8 @@ def set_charset(ds: Dataset, request: list[str], codec: str | None,
     if texts is None:
         texts = [t for t in _text_values(ds) if not t.isascii()]
     if not texts:
-        term: Any = request if len(request) > 1 else (request[0] if request else None)
+        term: str | list[str] | None = (request if len(request) > 1
+                                        else (request[0] if request else None))  # fmt: skip
     elif codec is not None and all(_encodes(t, codec) for t in texts):
         term = request[0]
     else:
@@ -498,9 +507,9 @@ def _encodes(text: str, codec: str) -> bool:
     return True
 
 
-def _responses(rows: Iterable[Any], lvl: Level, outputs: list[_Output], extras: list[_Extra],
+def _responses(rows: Iterable[Row], lvl: Level, outputs: list[_Output], extras: list[ExtraKey],
                path_col: int, retrieve_ae_title: str | None, availability: bool,
-               request_charset: list[str]) -> Iterator[Dataset]:  # fmt: skip
+               request_charset: list[str]) -> Generator[Dataset, None, None]:  # fmt: skip
     level_name = lvl.name
     file_cache: dict[str, Dataset | None] = {}
     extra_tags = [e.tag for e in extras]
@@ -522,8 +531,10 @@ def _responses(rows: Iterable[Any], lvl: Level, outputs: list[_Output], extras: 
             stored = file_cache[path]
             if not extras_match(extras, stored):
                 continue
-        ds = Dataset()
-        d = ds._dict
+        # the elements go straight into the Dataset's mapping (Dataset(dict) keeps it as is):
+        # they are built converted, DataElement-by-DataElement checks would only cost time
+        d: dict[BaseTag, DataElement | RawDataElement] = {}
+        ds = Dataset(d)
         d[_TAG_QR_LEVEL] = DataElement(_TAG_QR_LEVEL, "CS", level_name, already_converted=True)
         if availability:
             d[_TAG_AVAILABILITY] = DataElement(
@@ -551,7 +562,7 @@ def _responses(rows: Iterable[Any], lvl: Level, outputs: list[_Output], extras: 
         yield ds
 
 
-def extras_match(extras: list[_Extra], stored: Dataset | None) -> bool:
+def extras_match(extras: list[ExtraKey], stored: Dataset | None) -> bool:
     for extra in extras:
         if extra.predicate is None:
             continue
@@ -561,7 +572,7 @@ def extras_match(extras: list[_Extra], stored: Dataset | None) -> bool:
     return True
 
 
-def returned_element(elem: DataElement, extra: _Extra) -> DataElement:
+def returned_element(elem: DataElement, extra: ExtraKey) -> DataElement:
     """A stored element as the response carries it: a sequence matched item by item returns
     its matching items with the requested attributes (C.2.2.2.6)."""
     if elem.VR != "SQ":

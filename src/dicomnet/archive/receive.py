@@ -6,12 +6,13 @@ Theory of operation
 :func:`store_received` is the common C-STORE handler body (PS3.4 Annex B): the received data
 set (``event.data_source``, already encoded in the context's transfer syntax, possibly spooled
 to disk) is streamed, never decoded, into a temp file behind a PS3.10 file meta header by the
-``write`` callable it is given, and every failure becomes its status: an invalid SOP Instance
+``write`` callable it is given, and every failure becomes its status (an archive error
+carries the one it is answered with, :mod:`dicomnet.archive.models`): an invalid SOP Instance
 or Class UID 0xC010 before any path exists; a full disk 0xA700 (Refused: Out of Resources)
 with no partial file; a data set of another instance than the request names 0xA900; a study
-the archive holds for another patient 0xA778 (:class:`~dicomnet.archive.index.StudyConflictError`);
-anything the index cannot read 0xC000. A ``write`` that raises :class:`AlreadyStored` (the
-archive keeps the first copy of a SOP Instance UID) is answered Success, and logged.
+the archive holds for another patient 0xA778; other archive errors 0x0110; anything the index
+cannot read 0xC000. A ``write`` that raises :class:`AlreadyStored` (the archive keeps the
+first copy of a SOP Instance UID) is answered Success, and logged.
 
 A data set spooled behind exactly the header we would write (:func:`part10_spool_prefix`, the
 AE's ``spool_prefix``) is renamed into place instead of copied (``adopt``).
@@ -27,30 +28,32 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeAlias
 
-from dicomnet.archive.index import StudyConflictError
 from dicomnet.archive.models import (
     ArchiveError,
     InvalidUIDError,
     StorageFullError,
+    StudyConflictError,
 )
 from dicomnet.archive.store import FileStore, encode_file_meta, validate_uid
+from dicomnet.dimse import primitives as P
+from dicomnet.dimse.commands import decode_command
+from dicomnet.dimse.status import Status
 from dicomnet.monitor import clip
 
 if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from dicomnet.dimse.dataset import DataSource
     from dicomnet.events import Event
+    from dicomnet.settings import ContextView
 
 __all__ = [
     "CHUNK",
-    "STATUS_INVALID_UID",
-    "STATUS_MISMATCH",
-    "STATUS_OUT_OF_RESOURCES",
-    "STATUS_PROCESSING_FAILURE",
-    "STATUS_SUCCESS",
-    "STATUS_UNABLE_TO_PROCESS",
     "AlreadyStored",
     "DirectoryStore",
+    "StatusResult",
     "part10_spool_prefix",
     "status",
     "store_received",
@@ -58,46 +61,51 @@ __all__ = [
 
 LOG = logging.getLogger("dicomnet.archive.scp")
 
-STATUS_SUCCESS = 0x0000
-STATUS_OUT_OF_RESOURCES = 0xA700  # PS3.4 Table B.2-1 Refused: Out of Resources
-STATUS_MISMATCH = 0xA900  # PS3.4 Table B.2-1 Error: Data Set does not match SOP Class
-STATUS_INVALID_UID = 0xC010  # PS3.4 Table B.2-1 Error: Cannot understand (Cxxx)
-STATUS_PROCESSING_FAILURE = 0x0110  # PS3.7 Annex C: Processing failure
-STATUS_UNABLE_TO_PROCESS = 0xC000  # PS3.4 Table B.2-1 / C.4-1 (Cxxx)
-
 CHUNK = 1 << 20  # bytes per write when streaming a received data set to disk
+
+#: What a handler answers: a bare status code, or a status Dataset (Status, Error Comment).
+StatusResult: TypeAlias = "int | Dataset"
+#: ``write(sop_class, sop_instance, transfer_syntax, chunks, calling_ae)``
+Writer: TypeAlias = Callable[[str, str, str, Iterator[bytes | memoryview], str | None], object]
+#: ``adopt(sop_class, sop_instance, transfer_syntax, spool_path, header) -> adopted``
+Adopter: TypeAlias = Callable[[str, str, str, str, bytes], bool]
 
 
 class AlreadyStored(ArchiveError):
     """The SOP Instance UID is already stored and the archive keeps the first copy."""
 
+    status = Status.SUCCESS  # not a failure: the first copy is what the peer sent
 
-def status(code: int, comment: str | None = None) -> Any:
-    """A status Dataset with an Error Comment (LO, 64 chars at most) when there is one."""
+
+def status(code: int, comment: str | None = None) -> StatusResult:
+    """A status Dataset with an Error Comment (LO, 64 chars at most) when there is one, else
+    the bare code as a plain ``int`` (what the service layer's fast paths take)."""
     if not comment:
-        return code
+        return int(code)
+    # lazy: pydicom costs ~150 ms to import; only a status with a comment needs a Dataset
     from pydicom.dataset import Dataset
 
     ds = Dataset()
-    ds.Status = code
+    ds.Status = int(code)
     ds.ErrorComment = comment.replace("\\", "/")[:64]
     return ds
 
 
 def _request_uids(event: Event) -> tuple[str, str]:
     req = event.request
-    sop_class = str(getattr(req, "AffectedSOPClassUID", "") or "").rstrip("\0 ")
-    sop_instance = str(getattr(req, "AffectedSOPInstanceUID", "") or "").rstrip("\0 ")
+    if not isinstance(req, P.C_STORE):
+        return "", ""
+    sop_class = str(req.AffectedSOPClassUID or "").rstrip("\0 ")
+    sop_instance = str(req.AffectedSOPInstanceUID or "").rstrip("\0 ")
     return sop_class, sop_instance
 
 
-def _calling_ae(assoc: Any) -> str | None:
-    """The requestor's AE title (the Source AE Title of the stored file), or None."""
-    title = getattr(getattr(assoc, "requestor", None), "ae_title", None)
-    return str(title).strip() if title else None
+def _calling_ae(title: str) -> str | None:
+    """The requestor's AE title as the Source AE Title of the stored file, or None."""
+    return title.strip() or None
 
 
-def part10_spool_prefix(assoc: Any, context_id: int, command: bytes) -> bytes:
+def part10_spool_prefix(assoc: ContextView, context_id: int, command: bytes) -> bytes:
     """``AE.spool_prefix`` for storage SCPs: the Part 10 header (PS3.10 7.1) that
     :func:`store_received` will give the C-STORE data set being spooled, or b"" (not a
     C-STORE-RQ, or anything unusual: the data set is then copied behind its header as usual).
@@ -106,8 +114,6 @@ def part10_spool_prefix(assoc: Any, context_id: int, command: bytes) -> bytes:
     the finished spool file is renamed into place (``FileStore.adopt``) -- no second copy.
     """
     try:
-        from dicomnet.dimse.commands import decode_command
-
         elements = decode_command(command)
         if elements.get(0x0100) != 0x0001:  # CommandField: C-STORE-RQ (PS3.7 9.3.1.1)
             return b""
@@ -115,50 +121,48 @@ def part10_spool_prefix(assoc: Any, context_id: int, command: bytes) -> bytes:
         sop_instance = str(elements.get(0x1000) or "").rstrip("\0 ")
         validate_uid(sop_class, "SOP Class UID")
         validate_uid(sop_instance, "SOP Instance UID")
-        ts = getattr(assoc.context_by_id(context_id), "transfer_syntax", None)
+        ts = assoc.transfer_syntax_of(context_id)
         if not ts:
             return b""
         return encode_file_meta(
-            sop_class, sop_instance, str(ts), source_ae_title=_calling_ae(assoc)
+            sop_class, sop_instance, str(ts), source_ae_title=_calling_ae(assoc.calling_ae_title)
         )
     except Exception:  # never disturb reassembly: no prefix, the ordinary copy path
         return b""
 
 
-def _spooled_meta(source: Any) -> tuple[str, int] | None:
+def _spooled_meta(source: DataSource) -> tuple[str, int] | None:
     """(spool path, header length) of a spool file written behind a Part 10 header."""
-    path = getattr(source, "path", None)
-    offset = getattr(source, "offset", 0)
-    if path is None or not offset or not getattr(source, "owned", False):
+    path = source.path
+    offset = source.offset
+    if path is None or not offset or not source.owned:
         return None
     return str(path), int(offset)
 
 
-def store_received(
-    event: Event,
-    write: Callable[[str, str, str, Iterator[bytes | memoryview], str | None], object],
-    adopt: Callable[[str, str, str, str, bytes], bool] | None = None,
-) -> Any:
+def store_received(event: Event, write: Writer, adopt: Adopter | None = None) -> StatusResult:
     """The common C-STORE handler body: validate, stream ``event.data_source`` through
     ``write(sop_class, sop_instance, transfer_syntax, chunks, calling_ae)`` and map every
-    failure to its status (see the module docstring).
+    failure to its status (see the module docstring): an archive error answers the
+    ``status`` it carries.
 
     A data set spooled behind exactly the header we would write (:func:`part10_spool_prefix`)
     is offered first to ``adopt(sop_class, sop_instance, ts, spool_path, header)``, which
     renames it into place and returns True (False: not adoptable, ``write`` copies it).
     """
     sop_class, sop_instance = _request_uids(event)
-    source = event.data_source
-    ts = getattr(event.context, "transfer_syntax", None)
+    source: DataSource | None = event.data_source
+    context = event.context
+    ts = context.transfer_syntax if context is not None else None
     try:
         validate_uid(sop_instance, "SOP Instance UID")
         validate_uid(sop_class, "SOP Class UID")
     except InvalidUIDError as exc:
         LOG.warning("C-STORE refused: %s", clip(exc))
-        return status(STATUS_INVALID_UID, "invalid SOP Instance/Class UID")
+        return status(exc.status, "invalid SOP Instance/Class UID")
     if source is None or not ts:
-        return status(STATUS_INVALID_UID, "no data set")
-    calling_ae = _calling_ae(event.assoc)
+        return status(Status.INVALID_UID, "no data set")
+    calling_ae = _calling_ae(event.assoc.calling_ae_title)
     try:
         spooled = _spooled_meta(source)
         adopted = False
@@ -170,34 +174,28 @@ def store_received(
                     source.detach()  # the file now belongs to the store
         if not adopted:
             write(sop_class, sop_instance, str(ts), source.iter_chunks(CHUNK), calling_ae)
-    except AlreadyStored:
+    except AlreadyStored as exc:
         # the first copy stays (qrscp --overwrite replaces it): a truncated or edited file with
         # the same UID never silently replaces an intact one (PS3.4 B.2.2 leaves it to us)
         LOG.info("C-STORE %s: already stored, this copy is not kept", clip(sop_instance))
-        return STATUS_SUCCESS
-    except StudyConflictError as exc:
+        return status(exc.status)
+    except (StudyConflictError, InvalidUIDError) as exc:  # the peer's data set is refused
         LOG.warning("C-STORE %s refused: %s", clip(sop_instance), clip(exc))
         return status(exc.status, str(exc))
     except StorageFullError as exc:
         LOG.error("C-STORE %s: %s", clip(sop_instance), clip(exc))
-        return status(STATUS_OUT_OF_RESOURCES, "storage full")
-    except InvalidUIDError as exc:
-        LOG.warning("C-STORE %s refused: %s", clip(sop_instance), clip(exc))
-        return status(STATUS_INVALID_UID, str(exc))
-    except ArchiveError as exc:
+        return status(exc.status, "storage full")
+    except ArchiveError as exc:  # InstanceMismatchError (A900), anything else 0110
         LOG.error("C-STORE %s: %s", clip(sop_instance), clip(exc))
-        text = str(exc)
-        if "differs" in text or "does not match" in text:
-            return status(STATUS_MISMATCH, text)
-        return status(STATUS_PROCESSING_FAILURE, text)
+        return status(exc.status, str(exc))
     except OSError as exc:
         LOG.error("C-STORE %s: %s", clip(sop_instance), clip(exc))
-        return status(STATUS_PROCESSING_FAILURE, f"I/O error: {exc.strerror or exc}")
+        return status(Status.PROCESSING_FAILURE, f"I/O error: {exc.strerror or exc}")
     except Exception as exc:  # a data set the index cannot read, etc.
         LOG.error("C-STORE %s: %s", clip(sop_instance), clip(exc))
-        return status(STATUS_UNABLE_TO_PROCESS, f"cannot understand: {exc}")
+        return status(Status.CANNOT_UNDERSTAND, f"cannot understand: {exc}")
     LOG.info("stored %s", clip(sop_instance))
-    return STATUS_SUCCESS
+    return status(Status.SUCCESS)
 
 
 class DirectoryStore:
@@ -250,6 +248,6 @@ class DirectoryStore:
             self.count += 1
         return True
 
-    def handle_store(self, event: Event) -> Any:
+    def handle_store(self, event: Event) -> StatusResult:
         """EVT_C_STORE handler."""
         return store_received(event, self.write, self.adopt)

@@ -21,10 +21,14 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dicomnet.archive.fields import InstanceFields, read_instance_fields
+from dicomnet.archive.models import StudyConflictError
 from dicomnet.archive.store import quick_hash, validate_uid
+from dicomnet.dimse.dataset import read_file_meta
+from dicomnet.transcode.check import structure_problem
 
 if TYPE_CHECKING:
-    from dicomnet.archive.index import ArchiveIndex, InstanceFields
+    from dicomnet.archive.index import ArchiveIndex
     from dicomnet.archive.store import FileStore
 
 __all__ = ["RecoveryReport", "recover"]
@@ -60,8 +64,6 @@ def recover(store: FileStore, index: ArchiveIndex, *, full: bool = True,
     last clean stop) must still match their checksum, and files the index does not know
     are indexed when whole; a file that fails is moved to ``root/.quarantine`` and dropped
     from the index, one log line each."""
-    from dicomnet.archive.index import read_instance_fields
-
     report = RecoveryReport()
     try:
         leftovers = os.listdir(store.tmp_dir)
@@ -115,8 +117,6 @@ def recover(store: FileStore, index: ArchiveIndex, *, full: bool = True,
             found.append((fields, path, ts, size))
             sums.append(_checksum_of(path, size) if store.fsync else None)
     if found:
-        from dicomnet.archive.index import StudyConflictError
-
         try:
             index.add_instances(found, sums)
             report.reindexed.extend(p for _, p, _, _ in found)
@@ -169,9 +169,6 @@ def _integrity_problem(path: str, size: int, checksum: str | None) -> str | None
 
 def _whole_file_problem(path: str, ts: str) -> str | None:
     """What keeps a Part 10 file found on disk from being served whole (truncated...)."""
-    from dicomnet.dimse.dataset import read_file_meta
-    from dicomnet.transcode.check import structure_problem
-
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size

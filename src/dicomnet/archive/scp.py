@@ -39,46 +39,44 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeAlias
 
+from dicomnet import events as evt
+from dicomnet.ae import AE
 from dicomnet.archive import nonpatient
+from dicomnet.archive.fields import read_instance_fields
+from dicomnet.archive.index import ArchiveIndex, RetrieveItem, RetrieveSet
 from dicomnet.archive.models import Model, QueryError
+from dicomnet.archive.ownership import ShutdownMarker, StorageLock
 from dicomnet.archive.query import QueryOptions
 from dicomnet.archive.receive import (
     CHUNK,
-    STATUS_INVALID_UID,
-    STATUS_MISMATCH,
-    STATUS_OUT_OF_RESOURCES,
-    STATUS_PROCESSING_FAILURE,
-    STATUS_SUCCESS,
-    STATUS_UNABLE_TO_PROCESS,
     AlreadyStored,
     DirectoryStore,
+    StatusResult,
     part10_spool_prefix,
     status,
     store_received,
 )
 from dicomnet.archive.store import FileStore
+from dicomnet.dimse import primitives as P
+from dicomnet.dimse.status import Status
 from dicomnet.monitor import clip
+from dicomnet.presentation import PresentationContext, build_context, storage_sop_classes
+from dicomnet.server import inline
+from dicomnet.transcode.select import context_plan
+from dicomnet.uid import RETIRED_STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES
+from dicomnet.ul.pdu import SOPClassExtendedNegotiation
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-    from dicomnet.ae import AE
-    from dicomnet.archive.index import ArchiveIndex, RetrieveItem, RetrieveSet
-    from dicomnet.events import Event
+    from dicomnet.events import Event, EventAssociation, EventType
 
 __all__ = [
     "CHUNK",
     "QR_CLASSES",
-    "STATUS_CANCEL",
-    "STATUS_INVALID_UID",
-    "STATUS_MISMATCH",
-    "STATUS_OUT_OF_RESOURCES",
-    "STATUS_PENDING",
-    "STATUS_PROCESSING_FAILURE",
-    "STATUS_UNABLE_TO_PROCESS",
     "Archive",
     "DirectoryStore",
     "archive_ae",
@@ -91,9 +89,17 @@ __all__ = [
 
 LOG = logging.getLogger("dicomnet.archive.scp")
 
-STATUS_PENDING = 0xFF00
-STATUS_CANCEL = 0xFE00
-STATUS_UNKNOWN_DESTINATION = 0xA801  # PS3.4 Table C.4-2 Move Destination unknown
+# Pending as a plain int, as yielded before: the service layer answers a C-FIND Pending that is
+# exactly an ``int`` with the response it encoded once per request (``type(x) is int``).
+_PENDING = int(Status.PENDING)
+
+#: What a C-GET / C-MOVE handler yields (:mod:`dicomnet.services.qr`): C-MOVE first its
+#: destination, ``(host, port[, {"contexts": [...]}])`` or ``(None, None)`` when unknown; then
+#: the number of sub-operations; then ``(status, path of the instance to send)``.
+RetrieveYield: TypeAlias = (
+    "int | tuple[StatusResult, str | None] | tuple[None, None] | tuple[str, int]"
+    " | tuple[str, int, dict[str, list[PresentationContext]]]"
+)
 
 _QR = "1.2.840.10008.5.1.4.1.2."
 #: The Q/R SOP classes the archive serves: UID -> (information model, operation). The
@@ -153,16 +159,16 @@ def extended_answer(sop_class_uid: str, offered: bytes) -> bytes | None:
     return answer
 
 
-def negotiated(assoc: Any, sop_class_uid: str) -> bytes:
+def negotiated(assoc: EventAssociation, sop_class_uid: str) -> bytes:
     """The service-class application information we answered for ``sop_class_uid`` on this
     association (b"" when none was negotiated)."""
-    for item in getattr(getattr(assoc, "acceptor", None), "extended_negotiation", None) or ():
-        if getattr(item, "sop_class_uid", None) == sop_class_uid:
-            return bytes(getattr(item, "service_class_application_information", b"") or b"")
+    for item in assoc.acceptor.extended_negotiation:
+        if isinstance(item, SOPClassExtendedNegotiation) and item.sop_class_uid == sop_class_uid:
+            return bytes(item.service_class_application_information or b"")
     return b""
 
 
-def query_options(assoc: Any, sop_class_uid: str, *, strict: bool,
+def query_options(assoc: EventAssociation, sop_class_uid: str, *, strict: bool,
                   retrieve_ae_title: str | None) -> QueryOptions:  # fmt: skip
     """The matching options of a C-FIND on this association (what extended negotiation
     agreed; ``strict``: hierarchical rules unless relational queries were agreed)."""
@@ -179,8 +185,6 @@ def query_options(assoc: Any, sop_class_uid: str, *, strict: bool,
 def storage_transfer_syntaxes() -> list[str]:
     """Transfer syntaxes a storage SCP accepts, in preference order: the uncompressed ones
     first (every SCU has them), then every compressed one we know (stored as received)."""
-    from dicomnet.uid import TRANSFER_SYNTAXES
-
     first = [
         "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
         "1.2.840.10008.1.2",  # Implicit VR Little Endian (the default, PS3.5 10.1)
@@ -195,7 +199,7 @@ def _find_identifier(event: Event) -> Dataset:
     try:
         return event.identifier
     except Exception as exc:
-        raise QueryError(f"cannot decode the identifier: {exc}", STATUS_UNABLE_TO_PROCESS) from exc
+        raise QueryError(f"cannot decode the identifier: {exc}", Status.CANNOT_UNDERSTAND) from exc
 
 
 class Archive:
@@ -227,9 +231,6 @@ class Archive:
         (default: the first copy is kept and the second answered Success, as Orthanc does).
         ``strict_hierarchical``: queries and retrieves of a peer that did not negotiate
         relational ones follow the hierarchical rules (A900 otherwise)."""
-        from dicomnet.archive.index import ArchiveIndex
-        from dicomnet.archive.ownership import ShutdownMarker, StorageLock
-
         if durability not in ("fast", "safe"):
             raise ValueError(f"durability must be 'fast' or 'safe', not {durability!r}")
         self.durability = durability
@@ -250,8 +251,6 @@ class Archive:
                 LOG.warning("index: %d path(s) rebased to %s (the storage folder moved)",
                             moved, self.files.root)  # fmt: skip
             if self.index.upgraded_from == 1:
-                from dicomnet.archive.fields import read_instance_fields
-
                 self.index.refill_study_patients(lambda path: read_instance_fields(path)[0])
         except BaseException:
             if self._lock is not None:
@@ -282,19 +281,14 @@ class Archive:
     def close(self, *, clean: bool = True) -> None:
         """Close the index; the owner then records a clean stop (``clean``) and gives the
         folder up."""
-        close = getattr(self.index, "close", None)
-        if close is not None:
-            close()
+        self.index.close()
         if self._lock is not None:
             if clean:
                 self._marker.write()
             self._lock.release()
             self._lock = None
 
-    def handlers(self) -> list[tuple[Any, Callable[..., Any]]]:
-        from dicomnet import events as evt
-        from dicomnet.server import inline
-
+    def handlers(self) -> list[tuple[EventType, Callable[[Event], object]]]:
         # Storing one object (a file write or rename, a scan of its first bytes, one SQLite
         # transaction: well under a millisecond for a CT) runs on the server's event loop: no
         # thread-pool hop and cross-thread wake-up per C-STORE (measured: ~20% of the server's
@@ -308,8 +302,8 @@ class Archive:
             (evt.EVT_SOP_EXTENDED, self.handle_extended),
         ]
 
-    def handle_echo(self, event: Event) -> int:
-        return STATUS_SUCCESS
+    def handle_echo(self, event: Event) -> StatusResult:
+        return status(Status.SUCCESS)
 
     def handle_extended(self, event: Event) -> dict[str, bytes]:
         """EVT_SOP_EXTENDED: what the Q/R classes agree to (:func:`extended_answer`)."""
@@ -345,17 +339,20 @@ class Archive:
         self.files.store_adopted(self.index, pending, len(meta), sop_class, sop_instance, ts)
         return True
 
-    def handle_store(self, event: Event) -> Any:
+    def handle_store(self, event: Event) -> StatusResult:
         """EVT_C_STORE: stream to a temp Part 10 file, rename, then index."""
         return store_received(event, self._write, self._adopt)
 
-    def handle_find(self, event: Event) -> Iterator[tuple[int, Any]]:
+    def handle_find(self, event: Event) -> Iterator[tuple[StatusResult, Dataset | None]]:
         """EVT_C_FIND: one Pending response per match; FE00 on cancel."""
         try:
-            sop_class = str(getattr(event.request, "AffectedSOPClassUID", "") or "")
+            request = event.request
+            if not isinstance(request, P.C_FIND):
+                raise QueryError(f"not a C-FIND request: {request!r}")
+            sop_class = str(request.AffectedSOPClassUID or "")
             model = model_of(sop_class)
             identifier = _find_identifier(event)
-            matches: Iterator[Any]
+            matches: Generator[Dataset, None, None]
             if sop_class in nonpatient.MODELS:
                 matches = nonpatient.find(self.index, sop_class, identifier)
             else:
@@ -369,38 +366,39 @@ class Archive:
         try:
             for match in matches:
                 if event.is_cancelled:
-                    yield STATUS_CANCEL, None
+                    yield Status.CANCEL, None
                     return
-                yield STATUS_PENDING, match
+                yield _PENDING, match
         except QueryError as exc:
             LOG.warning("C-FIND failed: %s", clip(exc))
             yield status(exc.status, str(exc)), None
         finally:
-            close = getattr(matches, "close", None)
-            if close is not None:
-                close()
+            matches.close()
 
     def _retrieve_items(self, event: Event) -> RetrieveSet:
-        sop_class = str(getattr(event.request, "AffectedSOPClassUID", "") or "")
+        request = event.request
+        if not isinstance(request, P.C_GET | P.C_MOVE):
+            raise QueryError(f"not a C-GET/C-MOVE request: {request!r}")
+        sop_class = str(request.AffectedSOPClassUID or "")
         model = model_of(sop_class)
         identifier = _find_identifier(event)
         relational = negotiated(event.assoc, sop_class)[:1] == b"\x01"
         return self.index.retrieve_set(None, identifier, model,
                                        strict=self.strict_hierarchical and not relational)  # fmt: skip
 
-    def _retrieve(self, event: Event, items: RetrieveSet) -> Iterator[Any]:
+    def _retrieve(self, event: Event, items: RetrieveSet) -> Iterator[RetrieveYield]:
         yield items.count
         try:
             for item in items:  # page by page, as the sub-operations go
                 if event.is_cancelled:
-                    yield STATUS_CANCEL, None
+                    yield Status.CANCEL, None
                     return
-                yield STATUS_PENDING, item.path
+                yield _PENDING, item.path
         except QueryError as exc:
             LOG.warning("retrieve failed: %s", clip(exc))
             yield status(exc.status, str(exc)), None
 
-    def handle_get(self, event: Event) -> Iterator[Any]:
+    def handle_get(self, event: Event) -> Iterator[RetrieveYield]:
         """EVT_C_GET: the count, then one path per instance (C-STORE on this association;
         each converted if the requestor did not accept its transfer syntax)."""
         try:
@@ -412,7 +410,7 @@ class Archive:
             return
         yield from self._retrieve(event, items)
 
-    def handle_move(self, event: Event) -> Iterator[Any]:
+    def handle_move(self, event: Event) -> Iterator[RetrieveYield]:
         """EVT_C_MOVE: the destination (with the presentation contexts every selected
         instance needs: its SOP class, its stored syntax and the uncompressed ones, each in a
         context of its own), the count, then one path per instance."""
@@ -435,14 +433,10 @@ class Archive:
         yield from self._retrieve(event, items)
 
 
-def move_contexts(items: Iterable[RetrieveItem | tuple[str, str]]) -> list[Any]:
+def move_contexts(items: Iterable[RetrieveItem | tuple[str, str]]) -> list[PresentationContext]:
     """The sub-association's presentation contexts for the instances of a C-MOVE, given as
     RetrieveItems or (SOP class, transfer syntax) pairs (PS3.8 9.3.2.2: at most 128;
     :func:`dicomnet.transcode.select.context_plan`)."""
-    from dicomnet.archive.index import RetrieveItem
-    from dicomnet.presentation import build_context
-    from dicomnet.transcode.select import context_plan
-
     pairs: list[tuple[str, str | None]] = []
     for item in items:
         if isinstance(item, RetrieveItem):
@@ -462,9 +456,6 @@ def add_storage_contexts(
     ``scp_role``: also grant a requestor's role selection proposal (C-GET needs the peer to
     act as SCP of the storage classes on an association we accepted, PS3.7 D.3.3.4).
     """
-    from dicomnet.presentation import storage_sop_classes
-    from dicomnet.uid import RETIRED_STORAGE_SOP_CLASSES
-
     syntaxes = list(transfer_syntaxes) if transfer_syntaxes else storage_transfer_syntaxes()
     for uid in [*storage_sop_classes(), *RETIRED_STORAGE_SOP_CLASSES.values()]:
         if scp_role:
@@ -476,8 +467,6 @@ def add_storage_contexts(
 def archive_ae(ae_title: str = "DICOMNET") -> AE:
     """An AE accepting Verification, every storage SOP class and the Patient/Study Root
     Q/R FIND, GET and MOVE SOP classes."""
-    from dicomnet.ae import AE
-
     ae = AE(ae_title=ae_title)
     ae.add_supported_context(VERIFICATION, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
     for uid in QR_CLASSES:
@@ -489,8 +478,6 @@ def archive_ae(ae_title: str = "DICOMNET") -> AE:
 def storage_ae(ae_title: str, transfer_syntaxes: Sequence[str] | None = None) -> AE:
     """An AE accepting Verification and every storage SOP class (storescp, movescu's storage
     SCP), with ``transfer_syntaxes`` (default: all we know, uncompressed first)."""
-    from dicomnet.ae import AE
-
     ae = AE(ae_title=ae_title)
     ae.add_supported_context(VERIFICATION, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
     add_storage_contexts(ae, transfer_syntaxes=transfer_syntaxes)

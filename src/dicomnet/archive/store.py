@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import itertools
 import logging
 import os
@@ -45,7 +46,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dicomnet.archive.models import ArchiveError, InvalidUIDError, StorageFullError
+from dicomnet.archive.models import (
+    ArchiveError,
+    InstanceMismatchError,
+    InvalidUIDError,
+    StorageFullError,
+)
 from dicomnet.uid import is_valid_uid
 
 if TYPE_CHECKING:
@@ -182,8 +188,6 @@ def quick_hash(fd: int, size: int) -> str:
     """A cheap fingerprint of a stored file: BLAKE2b of its size, its first and last 16 KiB and
     one 4 KiB block per MiB in between -- what a power cut damages (a truncated or zero-filled
     tail, lost blocks) changes it, for a few reads per file."""
-    import hashlib
-
     h = hashlib.blake2b(size.to_bytes(8, "little"), digest_size=16)
     edge = 16 << 10
     h.update(os.pread(fd, edge, 0))
@@ -471,7 +475,7 @@ class FileStore:
         is written, never decoded.  Unless ``fields`` is given, the indexed attributes come from
         a copy of its first 64 KiB (:func:`~dicomnet.archive.index.scan_instance_fields`), or
         from the temp file's header via pydicom when the fast scan declines.  The data set's
-        SOP Instance UID must equal ``sop_instance_uid`` (else :class:`ArchiveError`).  A
+        SOP Instance UID must equal ``sop_instance_uid`` (else :class:`InstanceMismatchError`).  A
         replaced duplicate stored under another path is deleted.
         """
         validate_uid(sop_instance_uid, "SOP Instance UID")
@@ -545,7 +549,9 @@ class FileStore:
         transfer_syntax_uid: str,
         fields: InstanceFields | None,
     ) -> StoredInstance:
-        from dicomnet.archive.index import read_instance_fields, scan_instance_fields
+        # lazy: dicomnet.archive.fields imports pydicom (~150 ms), which writing files never
+        # needs (DirectoryStore, encode_file_meta)
+        from dicomnet.archive.fields import read_instance_fields, scan_instance_fields
 
         try:
             if fields is None:
@@ -553,7 +559,7 @@ class FileStore:
             if fields is None:  # unusual encoding: let pydicom read the header
                 fields = read_instance_fields(pending.path)[0]
             if fields.sop_instance_uid != sop_instance_uid:
-                raise ArchiveError(
+                raise InstanceMismatchError(
                     "SOP Instance UID of the data set differs from the affected SOP Instance UID"
                 )
             final = self.path_of(fields)
@@ -593,6 +599,7 @@ class FileStore:
                 since: float = 0.0) -> RecoveryReport:  # fmt: skip
         """Bring files and index back in step after a crash:
         :func:`dicomnet.archive.recovery.recover`."""
+        # cycle: dicomnet.archive.recovery imports this module (quick_hash, validate_uid)
         from dicomnet.archive.recovery import recover
 
         return recover(self, index, full=full, since=since)

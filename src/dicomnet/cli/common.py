@@ -25,17 +25,34 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
+import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO, TypeAlias
+
+from dicomnet.dimse.primitives import DIMSEPrimitive
+from dicomnet.dimse.status import category, describe
+from dicomnet.errors import (
+    AssociationRejectedError,
+    DicomNetError,
+    NegotiationError,
+    ProtocolError,
+    TimeoutError_,
+)
+from dicomnet.transport.base import TransportError
 
 if TYPE_CHECKING:
     import ssl
 
-    from dicomnet.ae import AE
+    from pydicom.dataset import Dataset
+
+    from dicomnet.ae import AE, EventHandlers
     from dicomnet.association import Association
+    from dicomnet.server import Server
 
 __all__ = [
     "ExitCode",
@@ -55,6 +72,10 @@ __all__ = [
 ]
 
 LOG = logging.getLogger("dicomnet.cli")
+
+#: A response as the tools get it: the response primitive (C-ECHO, C-STORE), the status
+#: Dataset (C-FIND, C-GET, C-MOVE), or None when none came (the association was lost).
+Response: TypeAlias = "DIMSEPrimitive | Dataset | None"
 
 
 class ExitCode(IntEnum):
@@ -134,8 +155,6 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 def _terminal_columns() -> int:
     """$COLUMNS, else the terminal's width, else 80 (what shutil.get_terminal_size does)."""
-    import os
-
     try:
         columns = int(os.environ.get("COLUMNS", "0"))
     except ValueError:
@@ -236,11 +255,11 @@ def setup_logging(args: argparse.Namespace) -> None:
     """-d: DEBUG, -v: INFO, -q: ERROR, default WARNING; one line per record on stderr, each
     message at most :data:`MAX_LOG_MESSAGE` characters."""
     level = logging.WARNING
-    if getattr(args, "debug", False):
+    if args.debug:
         level = logging.DEBUG
-    elif getattr(args, "verbose", False):
+    elif args.verbose:
         level = logging.INFO
-    elif getattr(args, "quiet", False):
+    elif args.quiet:
         level = logging.ERROR
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_BoundedFormatter("%(levelname).1s: %(message)s"))
@@ -252,12 +271,12 @@ def setup_logging(args: argparse.Namespace) -> None:
 
 def client_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     """The TLS client context the ``--tls*`` flags describe, or None without ``--tls``."""
-    if not getattr(args, "tls", False):
+    if not args.tls:
         return None
-    import ssl  # only with --tls: start-up without TLS does not pay for it
+    import ssl  # lazy: only with --tls; start-up without TLS does not pay for ssl (~10 ms)
 
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=args.tls_ca)
-    if getattr(args, "tls_no_verify", False):
+    if args.tls_no_verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     if args.tls_cert:
@@ -267,11 +286,11 @@ def client_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
 
 def server_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     """The TLS server context the ``--tls*`` flags describe, or None without ``--tls``."""
-    if not getattr(args, "tls", False):
+    if not args.tls:
         return None
     if not args.tls_cert:
         fail("--tls needs --tls-cert (and --tls-key) on a server", ExitCode.USAGE)
-    import ssl
+    import ssl  # lazy: only with --tls (see client_ssl_context)
 
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(args.tls_cert, args.tls_key)
@@ -280,6 +299,7 @@ def server_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
         # a CA to verify clients with: ask for their certificate (its subject identifies the
         # peer to the access rules); verified when given, required with the flag below
         ctx.verify_mode = ssl.CERT_OPTIONAL
+    # (a client tool's parser has no such flag: movescu --store-port serves with it unset)
     if getattr(args, "tls_require_client_cert", False):
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
@@ -342,25 +362,32 @@ def describe_rejection(result: int, source: int, reason: int) -> str:
 
 
 def associate(
-    ae: AE, args: argparse.Namespace, host: str, port: int, **kwargs: Any
+    ae: AE,
+    args: argparse.Namespace,
+    host: str,
+    port: int,
+    *,
+    ext_neg: Sequence[object] | None = None,
+    evt_handlers: EventHandlers | None = None,
+    max_operations_invoked: int | None = None,
 ) -> Association:
-    """Open an association or raise :class:`ToolError` with the one-line reason."""
-    ctx = client_ssl_context(args)
-    if ctx is not None:
-        kwargs["ssl_context"] = ctx
-    if args.max_pdu is not None:
-        kwargs.setdefault("max_pdu", args.max_pdu)
+    """Open an association or raise :class:`ToolError` with the one-line reason
+    (``ext_neg``, ``evt_handlers``, ``max_operations_invoked``: as for ``AE.associate``)."""
     LOG.info("requesting association with %s at %s:%d", args.aec, host, port)
-    assoc = ae.associate(host, port, ae_title=args.aec, **kwargs)
+    assoc = ae.associate(
+        host, port, ae_title=args.aec, max_pdu=args.max_pdu, ext_neg=ext_neg,
+        ssl_context=client_ssl_context(args), evt_handlers=evt_handlers,
+        max_operations_invoked=max_operations_invoked,
+    )  # fmt: skip
     if not assoc.is_established:
         where = f"{host}:{port}"
-        if getattr(assoc, "is_rejected", False):
+        if assoc.is_rejected:
             text = describe_rejection(
                 int(assoc.result or 0), int(assoc.result_source or 0), int(assoc.result_reason or 0)
             )
             fail(f"association rejected by {where}: {text}", ExitCode.REJECTED)
-        error = getattr(assoc, "error", None)
-        reason = getattr(assoc, "failure_reason", None) or (str(error) if error else "")
+        error = assoc.error
+        reason = assoc.failure_reason or (str(error) if error else "")
         code = _error_code(error) if error is not None else ExitCode.ABORTED
         fail(f"cannot associate with {where}: {reason or 'association failed'}", code)
     if not assoc.accepted_contexts:
@@ -375,9 +402,6 @@ def associate(
 
 def _error_code(error: BaseException) -> ExitCode:
     """The exit code for the exception that kept an association from being established."""
-    from dicomnet.errors import NegotiationError, ProtocolError, TimeoutError_
-    from dicomnet.transport.base import TransportError
-
     if isinstance(error, NegotiationError):
         return ExitCode.REJECTED
     if isinstance(error, TimeoutError_ | TimeoutError) or isinstance(
@@ -397,16 +421,9 @@ def _error_code(error: BaseException) -> ExitCode:
 
 
 def status_category(code: int) -> str:
-    """PS3.7 Annex C: the category of a status code."""
-    if code == 0x0000:
-        return "Success"
-    if code in (0xFF00, 0xFF01):
-        return "Pending"
-    if code == 0xFE00:
-        return "Cancel"
-    if code == 0x0001 or code in (0x0107, 0x0116) or 0xB000 <= code <= 0xBFFF:
-        return "Warning"
-    return "Failure"
+    """PS3.7 Annex C: the category of a status code ("Success", "Pending", "Cancel",
+    "Warning" or "Failure")."""
+    return category(code).value
 
 
 def format_status(code: int, service: str | None = None) -> str:
@@ -415,9 +432,7 @@ def format_status(code: int, service: str | None = None) -> str:
     cat = status_category(code)
     meaning = ""
     try:
-        from dicomnet.dimse import status as _status
-
-        text = _status.describe(code, service)
+        text = describe(code, service)
         _prefix, sep, rest = text.partition(": ")
         meaning = rest if sep and rest != cat else ""
     except Exception:  # the registry only adds words; never fail a report over it
@@ -425,20 +440,32 @@ def format_status(code: int, service: str | None = None) -> str:
     return f"0x{code:04X} ({cat}{': ' + meaning if meaning else ''})"
 
 
-def describe_response(rsp: Any, service: str | None = None) -> str:
-    """The status of a response Dataset with its Error Comment (0000,0902) when present."""
+def describe_response(rsp: Response, service: str | None = None) -> str:
+    """The status of a response with its Error Comment (0000,0902) when present."""
     code = status_of(rsp)
     if code < 0:
         return "no response (association lost)"
-    comment = getattr(rsp, "ErrorComment", None)
+    comment = _error_comment(rsp)
     text = format_status(code, service)
     return f"{text}: {comment}" if comment else text
 
 
-def status_of(rsp: Any) -> int:
-    """The Status of a response Dataset (or -1 when the response is missing)."""
-    code = getattr(rsp, "Status", None)
+def status_of(rsp: Response) -> int:
+    """The Status of a response (or -1 when the response is missing)."""
+    if rsp is None:
+        return -1
+    code = rsp.Status if isinstance(rsp, DIMSEPrimitive) else rsp.get("Status")
     return -1 if code is None else int(code)
+
+
+def _error_comment(rsp: Response) -> object:
+    """The Error Comment of a response primitive (None when its service has none, or it is
+    not set) or of a status Dataset (None when absent)."""
+    if rsp is None:
+        return None
+    if isinstance(rsp, DIMSEPrimitive):
+        return rsp.params().get("ErrorComment")
+    return rsp.get("ErrorComment")
 
 
 # --- running a tool ----------------------------------------------------------------------------
@@ -446,15 +473,6 @@ def status_of(rsp: Any) -> int:
 
 def run(body: Callable[[], int | ExitCode]) -> int:
     """Run a tool body, mapping every failure to one stderr line and an exit code."""
-    from dicomnet.errors import (
-        AssociationRejectedError,
-        DicomNetError,
-        NegotiationError,
-        ProtocolError,
-        TimeoutError_,
-    )
-    from dicomnet.transport.base import TransportError
-
     try:
         return int(body())
     except ToolError as exc:
@@ -529,8 +547,9 @@ class Progress:
         enabled: bool | None = None,
     ) -> None:
         self.stream = sys.stderr if stream is None else stream
-        isatty = getattr(self.stream, "isatty", None)
-        self.enabled = bool(isatty and isatty()) if enabled is None else enabled
+        if enabled is None:  # (no standard error at all, sys.stderr None: not a terminal)
+            enabled = self.stream is not None and self.stream.isatty()
+        self.enabled = enabled
         self.total = total
         self.total_bytes = total_bytes
         self._count = 0
@@ -574,26 +593,25 @@ class Progress:
 def serve_until_signal(
     ae: AE,
     address: tuple[str, int],
-    handlers: Any,
+    handlers: EventHandlers,
     ssl_context: ssl.SSLContext | None,
     banner: Callable[[tuple[str, int]], str],
     *,
     quiet: bool = False,
-    **kwargs: Any,
+    sock: socket.socket | None = None,
 ) -> int:
     """Start a server, print ``banner(bound address)``, serve until SIGINT/SIGTERM, shut down.
+    ``sock``: an already bound listening socket to serve on instead of binding ``address``.
 
     SIGINT and SIGTERM are blocked before the server's threads start (they inherit the mask),
     and the main thread waits for them with ``sigwait``: no polling, and shutdown runs in the
     main thread, outside any signal handler.
     """
-    import signal
-
     stop = {signal.SIGINT, signal.SIGTERM}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     try:
-        server = ae.start_server(
-            address, block=False, evt_handlers=handlers, ssl_context=ssl_context, **kwargs
+        server: Server = ae.start_server(
+            address, block=False, evt_handlers=handlers, ssl_context=ssl_context, sock=sock
         )
         try:
             if not quiet:

@@ -16,6 +16,7 @@ import logging
 import sys
 import time
 
+from dicomnet.ae import AE
 from dicomnet.cli.common import (
     ExitCode,
     ToolError,
@@ -28,6 +29,7 @@ from dicomnet.cli.common import (
     status_of,
     tool_parser,
 )
+from dicomnet.dimse.status import Status
 
 LOG = logging.getLogger("dicomnet.cli.echoscu")
 VERIFICATION = "1.2.840.10008.1.1"
@@ -49,8 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _echo(args: argparse.Namespace) -> int:
-    from dicomnet.ae import AE
-
     ae = AE(ae_title=args.aet)
     configure_ae(ae, args)
     ae.add_requested_context(VERIFICATION)
@@ -59,7 +59,7 @@ def _echo(args: argparse.Namespace) -> int:
     try:
         for i in range(args.repeat):
             rsp = assoc.echo_response()  # the primitive: no pydicom import for a C-ECHO
-            if status_of(rsp) != 0x0000:
+            if status_of(rsp) != Status.SUCCESS:
                 raise ToolError(f"C-ECHO {i + 1} failed: {describe_response(rsp, 'C-ECHO')}")
             LOG.info("C-ECHO %d: success", i + 1)
         assoc.release()

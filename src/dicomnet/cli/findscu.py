@@ -20,8 +20,9 @@ import argparse
 import json
 import logging
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from dicomnet.ae import AE
 from dicomnet.cli.common import (
     ExitCode,
     ToolError,
@@ -37,6 +38,8 @@ from dicomnet.cli.common import (
     tool_parser,
 )
 from dicomnet.cli.keys import KeyError_, build_identifier
+from dicomnet.dimse.status import Status
+from dicomnet.ul.pdu import SOPClassExtendedNegotiation
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -100,12 +103,12 @@ def add_model_args(p: argparse.ArgumentParser, *, worklist: bool) -> None:
     )
 
 
-def extended_negotiation(args: argparse.Namespace, sop_class: str) -> list[Any]:
+def extended_negotiation(args: argparse.Namespace,
+                         sop_class: str) -> list[SOPClassExtendedNegotiation]:  # fmt: skip
     """The 56H sub-item the flags ask for (none without flags): for C-FIND relational
     queries, combined date-time, fuzzy names, timezone adjustment (PS3.4 C.5.1.1); for
     C-GET/C-MOVE relational retrieval (C.5.2.1)."""
-    from dicomnet.ul.pdu import SOPClassExtendedNegotiation
-
+    # C-GET/C-MOVE parsers have only --relational (add_model_args(worklist=False))
     flags = [getattr(args, name, False) for name in
              ("relational", "combine_datetime", "fuzzy_names", "timezone_adjust")]  # fmt: skip
     if not any(flags):
@@ -118,6 +121,7 @@ def extended_negotiation(args: argparse.Namespace, sop_class: str) -> list[Any]:
 def identifier_from_args(args: argparse.Namespace) -> Dataset:
     """The query identifier of ``-k`` keys, with the default level for the model."""
     try:
+        # --charset: C-FIND only (add_model_args(worklist=True))
         ds = build_identifier(args.keys, charset=getattr(args, "charset", None))
     except KeyError_ as exc:
         raise ToolError(str(exc), ExitCode.USAGE) from None
@@ -177,7 +181,6 @@ class MatchPrinter:
 
 
 def _find(args: argparse.Namespace) -> int:
-    from dicomnet.ae import AE
 
     identifier = identifier_from_args(args)
     if "find" not in MODELS[args.model]:
@@ -191,7 +194,7 @@ def _find(args: argparse.Namespace) -> int:
     assoc = associate(ae, args, args.host, args.port,
                       ext_neg=extended_negotiation(args, sop_class))  # fmt: skip
     final = -1
-    final_rsp: object = None
+    final_rsp: Dataset | None = None
     cancelled = False
     try:
         msg_id = assoc.next_message_id()
@@ -214,7 +217,7 @@ def _find(args: argparse.Namespace) -> int:
             assoc.abort()
         raise
     LOG.info("%d match(es), final status %s", printer.count, format_status(final))
-    if final == 0x0000 or (final == 0xFE00 and cancelled):
+    if final == Status.SUCCESS or (final == Status.CANCEL and cancelled):
         return ExitCode.OK
     if final < 0:
         raise ToolError("C-FIND: no final response (association lost)", ExitCode.ABORTED)

@@ -19,8 +19,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
+from dicomnet import events as evt
+from dicomnet.ae import AE
 from dicomnet.cli.common import (
     ExitCode,
     ToolError,
@@ -42,16 +45,22 @@ from dicomnet.cli.findscu import (
     identifier_from_args,
 )
 from dicomnet.cli.syntaxes import add_accept_options, proposed_syntaxes
+from dicomnet.dimse.status import Status
+from dicomnet.presentation import storage_sop_classes
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from dicomnet.association import Association
 
 LOG = logging.getLogger("dicomnet.cli.getscu")
 
 
-
-def counts_text(rsp: Any) -> str:
+def counts_text(rsp: Dataset) -> str:
     """'3 completed, 0 failed, 0 warning(s)' from a C-GET/C-MOVE response (PS3.7 9.3.3/9.3.4)."""
 
     def n(keyword: str) -> int:
-        value = getattr(rsp, keyword, None)
+        value = rsp.get(keyword)
         return int(value) if value not in (None, "") else 0
 
     text = (
@@ -59,24 +68,25 @@ def counts_text(rsp: Any) -> str:
         f"{n('NumberOfFailedSuboperations')} failed, "
         f"{n('NumberOfWarningSuboperations')} warning(s)"
     )
-    remaining = getattr(rsp, "NumberOfRemainingSuboperations", None)
+    remaining = rsp.get("NumberOfRemainingSuboperations")
     if remaining not in (None, ""):
         text += f", {int(remaining)} remaining"
     return text
 
 
-def finish_retrieve(what: str, final: Any, code: int, cancelled: bool = False) -> int:
+def finish_retrieve(what: str, final: Dataset | None, code: int, cancelled: bool = False) -> int:
     """Map the final C-GET/C-MOVE response to the exit status (raises ToolError on failure)."""
-    if code == 0x0000 or (code == 0xFE00 and cancelled):
+    if code == Status.SUCCESS or (code == Status.CANCEL and cancelled):
         return ExitCode.OK
-    if code < 0:
+    if code < 0 or final is None:
         raise ToolError(f"{what}: no final response (association lost)", ExitCode.ABORTED)
     raise ToolError(f"{what} finished with {describe_response(final, what)} ({counts_text(final)})")
 
 
-def run_retrieve(assoc: Any, responses: Any, what: str, quiet: bool) -> tuple[Any, int]:
+def run_retrieve(assoc: Association, responses: Iterable[tuple[Dataset, Dataset | None]],
+                 what: str, quiet: bool) -> tuple[Dataset | None, int]:  # fmt: skip
     """Consume C-GET/C-MOVE responses; returns the final (status Dataset, code)."""
-    final: Any = None
+    final: Dataset | None = None
     code = -1
     for status, _identifier in responses:
         final, code = status, status_of(status)
@@ -90,10 +100,8 @@ def run_retrieve(assoc: Any, responses: Any, what: str, quiet: bool) -> tuple[An
 
 
 def _get(args: argparse.Namespace) -> int:
-    from dicomnet import events as evt
-    from dicomnet.ae import AE
-    from dicomnet.archive.scp import DirectoryStore
-    from dicomnet.presentation import storage_sop_classes
+    # lazy: the archive's writer is not needed for --help or a usage error
+    from dicomnet.archive.receive import DirectoryStore
 
     identifier = identifier_from_args(args)
     sop_class = MODELS[args.model]["get"]

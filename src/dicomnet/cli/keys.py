@@ -16,7 +16,7 @@ section C.2.2.1.1 "universal matching"). On the command line each ``-k`` names o
   C.2.2.2.2).
 
 Values are converted to the Python type pydicom expects for the element's VR (integers for
-US/SS/UL/SL/UV/SV, floats for FL/FD, tags for AT); strings are kept as typed. Any problem raises
+US/SS/UL/SL/UV/SV, floats for FL/FD, tags for AT); strings are kept as typed. A problem raises
 :class:`KeyError_` with a one-line reason that names the offending key.
 
 pydicom is imported lazily: nothing here runs unless a tool builds an identifier.
@@ -27,7 +27,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from dicomnet.dimse.textenc import needs_character_set
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -55,7 +57,7 @@ class KeySpec:
 
 
 def _resolve_tag(name: str, spec: str) -> int:
-    from pydicom.datadict import tag_for_keyword
+    from pydicom.datadict import tag_for_keyword  # lazy: pydicom (see the module docstring)
 
     name = name.strip()
     m = _TAG_RE.fullmatch(name)
@@ -88,7 +90,7 @@ def _split_path(path: str) -> list[str]:
 
 def parse_key(spec: str) -> KeySpec:
     """Parse one ``-k`` argument; raises :class:`KeyError_` with a one-line reason."""
-    from pydicom.datadict import dictionary_VR
+    from pydicom.datadict import dictionary_VR  # lazy: pydicom (see the module docstring)
 
     if "=" in spec:
         path_text, value = spec.split("=", 1)
@@ -123,7 +125,7 @@ def parse_key(spec: str) -> KeySpec:
     return KeySpec(tuple(path), value)
 
 
-def _convert(value: str, vr: str, spec: str) -> Any:
+def _convert(value: str, vr: str, spec: str) -> str | int | float | list[int] | list[float]:
     parts = value.split("\\")
     try:
         if vr in _INT_VRS:
@@ -142,6 +144,7 @@ def _convert(value: str, vr: str, spec: str) -> Any:
 
 def apply_key(ds: Dataset, key: KeySpec, spec: str = "") -> None:
     """Set the element ``key`` names in ``ds`` (creating sequence items on the way)."""
+    # lazy: pydicom (see the module docstring)
     from pydicom.datadict import dictionary_VR
     from pydicom.dataset import Dataset as _Dataset
     from pydicom.sequence import Sequence
@@ -188,9 +191,7 @@ def build_identifier(specs: Iterable[str], base: Dataset | None = None,
     set when a value is not plain ASCII (PS3.4 C.4.1.1.3.1: the request must say which
     character set its values are in -- without it they would go out in the default
     repertoire, as "?", itself a wildcard)."""
-    from pydicom.dataset import Dataset as _Dataset
-
-    from dicomnet.dimse.textenc import needs_character_set
+    from pydicom.dataset import Dataset as _Dataset  # lazy: pydicom (see the module docstring)
 
     ds = _Dataset() if base is None else base
     for spec in specs:

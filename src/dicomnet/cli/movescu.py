@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
+from dicomnet import events as evt
+from dicomnet.ae import AE
 from dicomnet.cli.common import (
     associate,
     configure_ae,
@@ -35,17 +37,21 @@ from dicomnet.cli.findscu import (
 from dicomnet.cli.getscu import finish_retrieve, run_retrieve
 from dicomnet.cli.syntaxes import accepted_syntaxes, add_accept_options
 
+if TYPE_CHECKING:
+    from dicomnet.archive.receive import DirectoryStore
+    from dicomnet.server import Server
+
 LOG = logging.getLogger("dicomnet.cli.movescu")
 
 
-def _start_store_server(args: argparse.Namespace) -> tuple[Any, Any]:
-    from dicomnet import events as evt
+def _start_store_server(args: argparse.Namespace) -> tuple[Server, DirectoryStore]:
+    # lazy: the archive's storage SCP, only with --store-port
     from dicomnet.archive.scp import DirectoryStore, storage_ae
 
     store = DirectoryStore(args.output)
     ae = storage_ae(args.aet, accepted_syntaxes(args.accept))
     configure_ae(ae, args)
-    server = ae.start_server(
+    server: Server = ae.start_server(
         (args.store_bind, args.store_port),
         block=False,
         evt_handlers=[(evt.EVT_C_STORE, store.handle_store)],
@@ -56,15 +62,16 @@ def _start_store_server(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _move(args: argparse.Namespace) -> int:
-    from dicomnet.ae import AE
-
     identifier = identifier_from_args(args)
     sop_class = MODELS[args.model]["move"]
     dest = args.aem or args.aet
     ae = AE(ae_title=args.aet)
     configure_ae(ae, args)
     ae.add_requested_context(sop_class)
-    server, store = _start_store_server(args) if args.store_port is not None else (None, None)
+    server: Server | None = None
+    store: DirectoryStore | None = None
+    if args.store_port is not None:
+        server, store = _start_store_server(args)
     try:
         assoc = associate(ae, args, args.host, args.port,
                           ext_neg=extended_negotiation(args, sop_class))  # fmt: skip

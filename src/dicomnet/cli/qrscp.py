@@ -30,12 +30,13 @@ concurrent associations then get more than one process's share of the CPUs, as D
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import signal
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from dicomnet.cli.common import (
     ExitCode,
@@ -49,6 +50,12 @@ from dicomnet.cli.common import (
     setup_logging,
     tool_parser,
 )
+
+if TYPE_CHECKING:
+    from dicomnet.archive.access import PeerPolicy
+    from dicomnet.archive.audit import AuditTrail
+    from dicomnet.archive.metrics import Metrics, WorkerMetrics
+    from dicomnet.archive.scp import Archive
 
 LOG = logging.getLogger("dicomnet.qrscp")
 SERVER_MAX_PDU = 1 << 20  # the Maximum Length we announce unless -pdu is given
@@ -152,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # lazy: the archive (pydicom, sqlite3: ~250 ms) is not needed for --help or a usage error
     from dicomnet.archive.ownership import StorageInUseError, die_with_parent
     from dicomnet.archive.scp import Archive
 
@@ -171,9 +179,9 @@ def _serve(args: argparse.Namespace) -> int:
         fail(str(exc), ExitCode.FAILURE)
     archive.index.close()  # no SQLite connection crosses the fork
     clean = False
-    summed = None
+    summed: WorkerMetrics | None = None
     if args.metrics:  # the workers count, the parent serves their sum (after the forks)
-        from dicomnet.archive.metrics import WorkerMetrics
+        from dicomnet.archive.metrics import WorkerMetrics  # lazy: only with --metrics
 
         summed = WorkerMetrics(os.path.join(archive.files.root, ".metrics"))
     try:
@@ -221,7 +229,7 @@ def _raise_fd_limit() -> None:
     """Each association is a socket: allow as many open files as the hard limit does (the
     usual soft limit of 1024 would cap --max-associations below what the operator asked)."""
     try:
-        import resource
+        import resource  # lazy: POSIX only; elsewhere the limit is left alone
     except ImportError:  # pragma: no cover - not POSIX
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -292,11 +300,17 @@ def _signal_all(children: set[int], sig: signal.Signals) -> None:
 
 
 def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: bool) -> int:
+    # lazy: the archive (pydicom, sqlite3: ~250 ms) is not needed for --help or a usage error
     from dicomnet.archive.ownership import StorageInUseError
-    from dicomnet.archive.scp import Archive, archive_ae, part10_spool_prefix
+    from dicomnet.archive.scp import (
+        Archive,
+        archive_ae,
+        part10_spool_prefix,
+        storage_transfer_syntaxes,
+    )
 
     destinations: dict[str, tuple[str, int]] = {}
-    for peer in getattr(args, "peers", []):  # [[peer]] with a port: also a C-MOVE destination
+    for peer in args.peers:  # [[peer]] with a port: also a C-MOVE destination
         if peer.destination is not None:
             destinations[peer.ae_title] = peer.destination
     destinations.update({aet: (host, port) for aet, host, port in args.destination})
@@ -323,8 +337,6 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: b
             ae.maximum_associations = args.max_associations
         ae.access = _access_policy(args)
         if args.promiscuous:
-            from dicomnet.archive.scp import storage_transfer_syntaxes
-
             ae.promiscuous_syntaxes = storage_transfer_syntaxes()
         audit, metrics = _monitors(args, archive, owner)
         ae.monitors = [m for m in (audit, metrics) if m is not None]
@@ -338,7 +350,6 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: b
                 lines.append(f"qrscp: C-MOVE destination {aet} = {host}:{port}")
             return "\n".join(lines)
 
-        extra = {} if sock is None else {"sock": sock}
         if audit is not None:
             audit.application(started=True)
         try:
@@ -349,7 +360,7 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: b
                 server_ssl_context(args),
                 banner,
                 quiet=args.quiet,
-                **extra,
+                sock=sock,
             )
         finally:
             if audit is not None:
@@ -362,15 +373,13 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: b
     return ExitCode.OK
 
 
-def _access_policy(args: argparse.Namespace) -> Any:
+def _access_policy(args: argparse.Namespace) -> PeerPolicy:
     """Who may connect and do what (:mod:`dicomnet.archive.access`): the peers of --config;
     with none, anyone on a loopback-only archive (the embedded default) or with --allow-any,
     and nobody else: an archive listening beyond this host must say whom it serves."""
-    import ipaddress
+    from dicomnet.archive.access import PeerPolicy  # lazy: the archive, see _serve_one
 
-    from dicomnet.archive.access import PeerPolicy
-
-    peers = list(getattr(args, "peers", []))
+    peers = list(args.peers)
     try:
         loopback = ipaddress.ip_address(args.bind).is_loopback
     except ValueError:
@@ -383,9 +392,10 @@ def _access_policy(args: argparse.Namespace) -> Any:
                       max_per_ae=args.max_associations_per_peer)  # fmt: skip
 
 
-def _monitors(args: argparse.Namespace, archive: Any, owner: bool) -> tuple[Any, Any]:
+def _monitors(args: argparse.Namespace, archive: Archive,
+              owner: bool) -> tuple[AuditTrail | None, Metrics | None]:  # fmt: skip
     """(audit trail, metrics) as the options ask; the audit log is on by default."""
-    from dicomnet.archive.audit import AuditTrail, SyslogSender
+    from dicomnet.archive.audit import AuditTrail, SyslogSender  # lazy: the archive
 
     audit = None
     path = args.audit_log
@@ -400,7 +410,7 @@ def _monitors(args: argparse.Namespace, archive: Any, owner: bool) -> tuple[Any,
             fail(f"audit: {exc}", ExitCode.USAGE)
     metrics = None
     if args.metrics:
-        from dicomnet.archive.metrics import Metrics
+        from dicomnet.archive.metrics import Metrics  # lazy: only with --metrics
 
         try:
             metrics = Metrics()
@@ -411,7 +421,7 @@ def _monitors(args: argparse.Namespace, archive: Any, owner: bool) -> tuple[Any,
     return audit, metrics
 
 
-def _serve_metrics(metrics: Any, where: str) -> None:
+def _serve_metrics(metrics: Metrics | WorkerMetrics, where: str) -> None:
     host, _, port = where.rpartition(":")
     try:
         bound = metrics.serve(host or "127.0.0.1", int(port))
@@ -422,6 +432,7 @@ def _serve_metrics(metrics: Any, where: str) -> None:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     """The command line, on top of ``--config``'s settings when one is given."""
+    # lazy: only with --config; reading it imports the access rules (asyncio, ~40 ms)
     from dicomnet.cli.qrscp_config import load
 
     parser = build_parser()

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import tomllib
-from typing import Any
 
 from dicomnet.archive.access import Peer
 
@@ -73,7 +72,8 @@ def load(path: str, parser: argparse.ArgumentParser) -> tuple[list[str], list[Pe
     return argv, peers
 
 
-def peers_from(entries: Any, path: str = "config") -> list[Peer]:
+def peers_from(entries: object, path: str = "config") -> list[Peer]:
+    """The peers of the ``[[peer]]`` array of tables (TOML values, checked here)."""
     if not isinstance(entries, list):
         raise ValueError(f"{path}: [[peer]] entries expected")
     peers = []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dicomnet import events as evt
 from dicomnet.cli.common import (
     ExitCode,
     configure_ae,
@@ -51,8 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from dicomnet import events as evt
+    # lazy: the archive's storage SCP and the server (asyncio) are not needed for --help or a
+    # usage error
     from dicomnet.archive.scp import DirectoryStore, part10_spool_prefix, storage_ae
+    from dicomnet.server import inline
 
     store = DirectoryStore(args.output)
     ae = storage_ae(args.aet, accepted_syntaxes(args.accept))
@@ -64,8 +67,6 @@ def _serve(args: argparse.Namespace) -> int:
     ae.spool_dir = store.files.tmp_dir
     ae.spool_prefix = part10_spool_prefix  # large data sets: renamed into place, not copied
     ae.maximum_operations_performed = max(0, args.max_ops)
-    from dicomnet.server import inline
-
     # Writing one received object to a local file is short: done on the event loop itself
     # (no thread-pool hop per C-STORE).
     handlers = [(evt.EVT_C_STORE, inline(store.handle_store))]

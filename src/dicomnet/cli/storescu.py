@@ -35,11 +35,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from dicomnet.ae import AE
 from dicomnet.cli.common import (
     ExitCode,
     Progress,
+    Response,
     ToolError,
     associate,
     configure_ae,
@@ -53,10 +55,12 @@ from dicomnet.cli.common import (
     tool_parser,
 )
 from dicomnet.cli.syntaxes import add_propose_options, proposal
+from dicomnet.dimse.primitives import DIMSEPrimitive
+from dicomnet.errors import DicomNetError
+from dicomnet.transcode import InstanceFile, UnsendableFile, inspect_file, propose_syntaxes
 
 if TYPE_CHECKING:
-    from dicomnet.association import Association
-    from dicomnet.transcode import InstanceFile
+    from dicomnet.association import Association, OperationHandle
 
 LOG = logging.getLogger("dicomnet.cli.storescu")
 
@@ -69,8 +73,6 @@ MAX_REASSOCIATIONS = 3
 def read_part10_info(path: str) -> InstanceFile | None:
     """The :class:`~dicomnet.transcode.InstanceFile` of ``path``, or None when it cannot be
     sent (not DICOM, broken meta, no SOP Class/Instance UID). OSError propagates."""
-    from dicomnet.transcode import UnsendableFile, inspect_file
-
     try:
         return inspect_file(path)
     except UnsendableFile:
@@ -117,8 +119,6 @@ def contexts_for(
     uncompressed: Sequence[str] = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2"),
 ) -> list[tuple[str, tuple[str, ...]]]:
     """Contexts proposed for one SOP class: one per transfer syntax (see the module docstring)."""
-    from dicomnet.transcode import propose_syntaxes
-
     return [(sop_class, (ts,)) for ts in propose_syntaxes(syntaxes, preferred, uncompressed)]
 
 
@@ -170,13 +170,14 @@ class Summary:
         )
 
 
-def send_file(assoc: Association, info: InstanceFile) -> Any:
+def send_file(assoc: Association, info: InstanceFile) -> DIMSEPrimitive | None:
     """Send one file over ``assoc``; returns the final C-STORE-RSP primitive (``Status``,
     ``ErrorComment``...; None when no response came). See :func:`store_request`."""
     return store_request(assoc, info).final_response()
 
 
-def store_request(assoc: Association, info: InstanceFile, preferred: Sequence[str] = ()) -> Any:
+def store_request(assoc: Association, info: InstanceFile,
+                  preferred: Sequence[str] = ()) -> OperationHandle:  # fmt: skip
     """Send the C-STORE-RQ of one file over ``assoc``; returns its operation handle (whose
     ``final_response()`` is the response primitive), without waiting for the response when
     the association has an asynchronous operations window (PS3.7 D.3.3.3) with room.
@@ -187,9 +188,7 @@ def store_request(assoc: Association, info: InstanceFile, preferred: Sequence[st
     return assoc.send_c_store_async(info, preferred=preferred)
 
 
-def _make_ae(args: argparse.Namespace, batch: Batch) -> Any:
-    from dicomnet.ae import AE
-
+def _make_ae(args: argparse.Namespace, batch: Batch) -> AE:
     ae = AE(ae_title=args.aet)
     configure_ae(ae, args)
     for sop_class, syntaxes in batch.contexts:
@@ -198,8 +197,8 @@ def _make_ae(args: argparse.Namespace, batch: Batch) -> Any:
 
 
 def _lost(assoc: Association) -> str:
-    reason = getattr(assoc, "failure_reason", None)
-    if getattr(assoc, "is_aborted", False):
+    reason = assoc.failure_reason
+    if assoc.is_aborted:
         return f"the association was aborted ({reason})" if reason else "the association was aborted"
     return f"the association ended ({reason})" if reason else "the association ended"
 
@@ -218,7 +217,7 @@ class _Run:
         self.any_association = False
         self.preferred, self.uncompressed, self.own = proposal(args.propose)
 
-    def record(self, info: InstanceFile, rsp: Any = None, error: str | None = None) -> None:
+    def record(self, info: InstanceFile, rsp: Response = None, error: str | None = None) -> None:
         """Count one file's outcome: its C-STORE response, or ``error`` (not stored)."""
         summary = self.summary
         with self.lock:
@@ -248,10 +247,9 @@ class _Run:
     def _associate(self, batch: Batch) -> Association:
         args = self.args
         ae = _make_ae(args, batch)
-        kwargs: dict[str, Any] = {}
-        if args.max_ops > 1:  # propose the window (PS3.7 D.3.3.3): 53H, off by default
-            kwargs["max_operations_invoked"] = args.max_ops
-        assoc = associate(ae, args, args.host, args.port, **kwargs)
+        # propose the window (PS3.7 D.3.3.3): 53H, off by default
+        window = args.max_ops if args.max_ops > 1 else None
+        assoc = associate(ae, args, args.host, args.port, max_operations_invoked=window)
         if args.max_ops > 1:
             LOG.info("asynchronous operations window: %d", assoc.async_window)
         with self.lock:
@@ -261,8 +259,6 @@ class _Run:
     def send_batch(self, batch: Batch) -> None:
         """Send ``batch.files`` over one association (a new one when the peer ends it), keeping
         up to the negotiated asynchronous operations window outstanding."""
-        from dicomnet.errors import DicomNetError
-
         todo: deque[InstanceFile] = deque(batch.files)
         barren = 0  # associations in a row that ended before any file got an answer
         while todo and self.fatal is None:
@@ -297,10 +293,8 @@ class _Run:
     def _send_on(self, assoc: Association, todo: deque[InstanceFile]) -> int:
         """Send from ``todo`` until it is empty or the association ends; returns how many
         files got a response."""
-        from dicomnet.errors import DicomNetError
-
         answered = 0
-        inflight: deque[tuple[InstanceFile, Any]] = deque()
+        inflight: deque[tuple[InstanceFile, OperationHandle]] = deque()
         try:
             while todo and self.fatal is None and assoc.is_established:
                 info = todo.popleft()
@@ -345,8 +339,6 @@ def split(files: Sequence[InstanceFile], parts: int) -> list[list[InstanceFile]]
 
 
 def _scan(args: argparse.Namespace, summary: Summary) -> list[InstanceFile]:
-    from dicomnet.transcode import UnsendableFile, inspect_file
-
     infos: list[InstanceFile] = []
     for path in iter_paths(args.paths, args.recursive):
         try:

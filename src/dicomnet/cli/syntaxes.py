@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 
+from dicomnet.presentation import RECEIVE_TRANSFER_SYNTAXES
+
 __all__ = [
     "ALL_SYNTAXES",
     "accepted_syntaxes",
@@ -126,7 +128,5 @@ def proposed_syntaxes(choice: str) -> list[str]:
     with ``+xa``, :data:`~dicomnet.presentation.RECEIVE_TRANSFER_SYNTAXES` (no video syntaxes:
     ~120 contexts of 35 syntaxes would make an A-ASSOCIATE-RQ of ~120 KB)."""
     if choice == "xa":
-        from dicomnet.presentation import RECEIVE_TRANSFER_SYNTAXES
-
         return list(RECEIVE_TRANSFER_SYNTAXES)
     return accepted_syntaxes(choice)

@@ -33,7 +33,10 @@ Pure computation: no I/O, so it runs on the event loop as each fragment is reass
 from __future__ import annotations
 
 import struct
-import zlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import zlib
 
 __all__ = ["MAX_DEPTH", "DataSetChecker", "Problem"]
 
@@ -145,7 +148,12 @@ class DataSetChecker:
         self._context_class = context_class
         self._max_inflated = max_inflated
         deflated = ts in ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95")
-        self._inflater = zlib.decompressobj(-15) if deflated else None
+        self._inflater: zlib._Decompress | None = None
+        if deflated:
+            # lazy: only deflated data sets need zlib; a C-ECHO-only process never loads it
+            import zlib
+
+            self._inflater = zlib.decompressobj(-15)
 
     @property
     def problem(self) -> Problem | None:
@@ -177,6 +185,8 @@ class DataSetChecker:
             self._problem = Problem(bad.status, str(bad))
 
     def _feed_deflated(self, data: bytes | bytearray | memoryview) -> None:
+        import zlib  # lazy (see __init__); already loaded by now
+
         inflater = self._inflater
         assert inflater is not None
         chunk: bytes | bytearray | memoryview = data

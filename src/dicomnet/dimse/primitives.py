@@ -31,7 +31,7 @@ message is matched against the regular expression only once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Self
 
 from dicomnet.errors import DimseError
 from dicomnet.uid import is_valid_uid
@@ -198,7 +198,7 @@ class DIMSEPrimitive:
             setter(self, name, get(name))
 
     @classmethod
-    def _trusted(cls, params: Mapping[str, object]) -> Any:
+    def _trusted(cls, params: Mapping[str, object]) -> Self:
         """A primitive holding ``params`` ({keyword: value}) *without* running the validators.
 
         Only for values that already passed them: those of a command set checked by
@@ -214,7 +214,7 @@ class DIMSEPrimitive:
         return self
 
     @classmethod
-    def from_checked(cls, params: Mapping[str, object]) -> Any:
+    def from_checked(cls, params: Mapping[str, object]) -> Self:
         """:meth:`_trusted` for callers outside this package: a primitive from values the
         caller has checked itself (e.g. a sender's lenient check of the UIDs of the files it
         sends), without the validators."""

@@ -15,23 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
-from dicomnet.events import Handlers
+from dicomnet.events import EventAssociation, Handlers
 from dicomnet.presentation import PresentationContext
-from dicomnet.settings import Settings
 
 __all__ = ["ServiceAssociation"]
 
 
-class ServiceAssociation(Protocol):
-    """An established association as the service classes see it."""
-
-    @property
-    def ae(self) -> Settings: ...
-
-    @property
-    def calling_ae_title(self) -> str:
-        """The requestor's AE title."""
-        ...
+class ServiceAssociation(EventAssociation, Protocol):
+    """An established association as the service classes see it: what an event reads of it
+    (settings, requestor, acceptor), its contexts and its handlers."""
 
     @property
     def handlers(self) -> Handlers:

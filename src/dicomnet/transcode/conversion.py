@@ -275,6 +275,7 @@ def convert(source: DataSource, target: str, *, spool_dir: str | None = None) ->
 
 
 def _decoded(source: DataSource, ts: str) -> Dataset:
+    # lazy: pydicom (~150 ms), only for a conversion through the pixel codecs
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import UID
 
@@ -288,8 +289,8 @@ def _decoded(source: DataSource, ts: str) -> Dataset:
 
 
 def _has_encapsulated_pixels(ds: Dataset) -> bool:
-    elem = ds.get(0x7FE00010)
-    return elem is not None and bool(getattr(elem, "is_undefined_length", False))
+    elem = ds.get(0x7FE00010)  # a DataElement (Dataset.get converts a raw one)
+    return elem is not None and bool(elem.is_undefined_length)
 
 
 def _decompress(ds: Dataset, ts: str) -> None:
@@ -319,7 +320,7 @@ def _plugin(ts: str) -> str:
     wanted = _FAST_PLUGINS.get(ts)
     if wanted is None:
         return ""
-    from pydicom.pixels.decoders.base import get_decoder
+    from pydicom.pixels.decoders.base import get_decoder  # lazy: pydicom, see _decoded
 
     return wanted if wanted in get_decoder(ts).available_plugins else ""
 
@@ -340,7 +341,7 @@ def _compress(ds: Dataset, target: str) -> None:
 
 def _pixels(source: DataSource, src_ts: str, target: str, kind: int) -> DataSource:
     """Decompression, compression or transcoding through pydicom (in memory)."""
-    from pydicom.uid import UID
+    from pydicom.uid import UID  # lazy: pydicom, see _decoded
 
     if kind in (Kind.DECOMPRESS, Kind.TRANSCODE) and not decoder_available(src_ts):
         raise ConversionError(f"decoding {name_of(src_ts)} needs a pixel codec: {CODECS_HINT}")

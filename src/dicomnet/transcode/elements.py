@@ -46,6 +46,7 @@ Malformed input (a length running past the end, a bad VR, nesting deeper than
 
 from __future__ import annotations
 
+import array
 import struct
 from collections.abc import Callable
 from typing import Protocol
@@ -288,8 +289,6 @@ class _Transcoder:
 
     def _put_value(self, data: memoryview, word: int) -> None:
         if self.swap and word > 1 and len(data) >= word:
-            import array
-
             whole = len(data) - len(data) % word
             words = array.array(_SWAP_CODE[word])
             words.frombytes(data[:whole])

@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
+import zlib
 from typing import NamedTuple
 
+from dicomnet.dimse.dataset import parse_file_meta
 from dicomnet.errors import DicomNetError
 from dicomnet.transcode.syntax import DEFLATED, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE
 
@@ -89,8 +92,6 @@ def scan_uids(data: bytes | memoryview, transfer_syntax: str) -> dict[int, str]:
     Returns what was found before the walk passed (0008,0018) or ran out of bytes."""
     view = memoryview(data).cast("B")
     if transfer_syntax == DEFLATED:
-        import zlib
-
         inflater = zlib.decompressobj(-15)
         try:
             view = memoryview(inflater.decompress(bytes(view), _SCAN))
@@ -156,8 +157,6 @@ def guess_syntax(head: bytes | memoryview) -> str | None:
 def inspect_file(path: str) -> InstanceFile:
     """Identify the file at ``path`` for sending (see the module docstring). Raises
     :class:`UnsendableFile` with the reason, OSError when it cannot be read."""
-    from dicomnet.dimse.dataset import parse_file_meta
-
     with open(path, "rb", buffering=0) as f:
         size = os.fstat(f.fileno()).st_size
         head = f.read(min(size, _HEAD))
@@ -173,7 +172,7 @@ def inspect_file(path: str) -> InstanceFile:
                 raise UnsendableFile(f"bad File Meta Information: {exc2}") from exc2
         if meta.get(0x0002) == _DICOMDIR:
             raise UnsendableFile("a DICOMDIR (media directory), not an instance", skip=True)
-        warnings: list[str] = []
+        notes: list[str] = []  # the InstanceFile's warnings
         has_meta = offset > 0
         ts = meta.get(0x0010) if has_meta else None
         if not ts:
@@ -184,7 +183,7 @@ def inspect_file(path: str) -> InstanceFile:
                 raise UnsendableFile("not a DICOM file", skip=True)
             ts = guessed
             what = "no File Meta Information" if not has_meta else "no (0002,0010) in its meta"
-            warnings.append(f"{what}: sent as {ts} (inferred from the data set)")
+            notes.append(f"{what}: sent as {ts} (inferred from the data set)")
         found = scan_uids(memoryview(head)[offset:], ts)
         if (_SOP_CLASS not in found or _SOP_INSTANCE not in found) and len(head) < size:
             # the UIDs lie beyond the first read (a long header): look further, up to _SCAN
@@ -203,19 +202,17 @@ def inspect_file(path: str) -> InstanceFile:
                               (0x0003, "SOP Instance", sop_instance)):  # fmt: skip
         stated = meta.get(elem)
         if stated and stated != value:
-            warnings.append(
+            notes.append(
                 f"Media Storage {name} UID {stated} in the meta header differs from the data "
                 f"set's {value}: the data set's is sent"
             )
     return InstanceFile(
-        path, size, offset, ts, sop_class, sop_instance, has_meta, tuple(warnings)
+        path, size, offset, ts, sop_class, sop_instance, has_meta, tuple(notes)
     )
 
 
 def _pydicom_uids(path: str, found: dict[int, str]) -> dict[int, str]:
-    import warnings
-
-    from pydicom import dcmread
+    from pydicom import dcmread  # lazy: pydicom (~150 ms), only for files our scan cannot read
 
     try:
         with warnings.catch_warnings():

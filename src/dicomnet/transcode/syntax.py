@@ -7,7 +7,7 @@ decides the conversion:
 
 * **native** (uncompressed, PS3.5 A.1-A.3): Implicit VR Little Endian, Explicit VR Little Endian,
   Explicit VR Big Endian, plus Deflated Explicit VR Little Endian (A.5: the explicit little
-  endian bytes through raw deflate). Any native syntax converts to any other without loss,
+  endian bytes through raw deflate). Each native syntax converts to every other without loss,
   element by element (:mod:`dicomnet.transcode.elements`), streaming.
 * **encapsulated** (PS3.5 A.4: JPEG, JPEG-LS, JPEG 2000, HTJ2K, RLE, MPEG/HEVC ...): the data
   set is Explicit VR Little Endian with the Pixel Data in fragments. Converting to native means
@@ -154,6 +154,7 @@ def conversion_kind(source: str, target: str) -> int:
 def decoder_available(ts: str) -> bool:
     """True when an installed pixel-data backend decodes ``ts`` (pydicom's decoders)."""
     try:
+        # lazy: pydicom (~150 ms), only once a conversion needs a pixel codec
         from pydicom.pixels.decoders.base import get_decoder
 
         return bool(get_decoder(ts).is_available)
@@ -165,7 +166,7 @@ def decoder_available(ts: str) -> bool:
 def encoder_available(ts: str) -> bool:
     """True when an installed pixel-data backend encodes into ``ts`` (pydicom's encoders)."""
     try:
-        from pydicom.pixels.encoders.base import get_encoder
+        from pydicom.pixels.encoders.base import get_encoder  # lazy: pydicom, as above
 
         return bool(get_encoder(ts).is_available)
     except Exception:
