@@ -37,8 +37,8 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 
+from dicomnet.datasource import DataSource
 from dicomnet.dimse.commands import decode_command
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.fragment import Reassembler
 from dicomnet.dimse.messages import DimseCommandError, DIMSEMessage, decode_message
 from dicomnet.dimse.provider import DIMSEServiceProvider

@@ -14,7 +14,7 @@ An application binds handlers to event types: ``handlers=[(EVT_C_STORE, on_store
   values ignored, exceptions logged and swallowed.
 
 Each call receives one :class:`Event`. Decoding is lazy: ``event.dataset`` decodes the received
-data set (a :class:`~dicomnet.dimse.dataset.DataSource`) with the transfer syntax accepted for
+data set (a :class:`~dicomnet.datasource.DataSource`) with the transfer syntax accepted for
 the message's presentation context (PS3.7 section 6.3.1: the data set is encoded in the
 context's transfer syntax), once, on first access. A storage handler that only wants the bytes
 uses ``event.data_source`` (possibly a spooled temporary file) and ``event.file_meta`` to write a
@@ -208,7 +208,7 @@ class Event:
 
     @property
     def data_source(self) -> Any:
-        """The raw received data set (:class:`~dicomnet.dimse.dataset.DataSource`) or None."""
+        """The raw received data set (:class:`~dicomnet.datasource.DataSource`) or None."""
         return _request_data(self.request)
 
     @property

@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 
 from dicomnet.dimse import primitives as P
 from dicomnet.dimse.messages import DIMSEMessage
+from dicomnet.dimse.payload import Payload
 from dicomnet.errors import ProtocolError
 from dicomnet.transport.aio import AsyncDriver
 
@@ -131,13 +132,11 @@ class ServiceFlow:
     def repeated(self, rsp: P.DIMSEPrimitive) -> Callable[[Any], Encoded]:
         """An encoder for responses like ``rsp`` that differ only in their data set (a
         DataSource or pydicom Dataset): the command set is encoded once (any thread)."""
-        from dicomnet.dimse.dataset import DataSource
-
         fast = self.provider.repeated_pdus(rsp, self.context_id)
         ts = str(self.assoc.context_by_id(self.context_id).transfer_syntax)
 
         def encode(data: Any) -> Encoded:
-            source = data if isinstance(data, DataSource) else DataSource.from_dataset(data, ts)
+            source = data if isinstance(data, Payload) else Payload.from_dataset(data, ts)
             if fast is not None:
                 msg, pdus = fast(source)
                 return msg, pdus

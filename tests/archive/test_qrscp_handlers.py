@@ -15,7 +15,7 @@ from pydicom import Dataset, dcmread
 
 from dicomnet.archive import scp
 from dicomnet.archive.scp import Archive, DirectoryStore
-from dicomnet.dimse.dataset import DataSource
+from dicomnet.datasource import DataSource
 from tests.archive.conftest import CT, EXPLICIT, IMPLICIT, all_datasets, encode
 
 STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydicom import Dataset
 
+from dicomnet.datasource import DataSource
 from dicomnet.dimse.commands import decode_command, encode_command
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.fragment import fragment
 from dicomnet.dimse.messages import decode_message, message_from_primitive
 from dicomnet.dimse.primitives import C_CANCEL, C_ECHO, C_FIND, C_STORE

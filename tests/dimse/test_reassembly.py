@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dicomnet.datasource import DataSource
 from dicomnet.dimse.commands import encode_command
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.fragment import MIN_PDATA_LENGTH, Reassembler, fragment, scan_command
 from dicomnet.errors import ProtocolError
 from dicomnet.ul.codec import decode_pdu

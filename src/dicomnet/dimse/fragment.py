@@ -61,8 +61,8 @@ import struct
 from collections.abc import Callable, Collection, Iterator
 from typing import Any, Protocol
 
+from dicomnet.datasource import DataSource, SpoolFile
 from dicomnet.dimse.commands import decode_command
-from dicomnet.dimse.dataset import DataSource, SpoolFile
 from dicomnet.errors import DimseError, ProtocolError
 from dicomnet.ul.codec import pdata_header as _pdata_header
 from dicomnet.ul.pdu import PDV
@@ -165,7 +165,7 @@ def fragment(
     Buffers of a file-backed source are read lazily, one block at a time -- or, with
     ``file_regions`` (a transport that can ``sendfile``) and PDVs of at least
     :data:`FILE_REGION_MIN` bytes, not read at all: those fragments are
-    :class:`~dicomnet.dimse.dataset.FileRegion` items, valid until the next PDU is asked for.
+    :class:`~dicomnet.datasource.FileRegion` items, valid until the next PDU is asked for.
     """
     payload = pdv_payload_size(max_pdata_length)
     cmd = memoryview(command_bytes)

@@ -76,8 +76,8 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
+from dicomnet.datasource import DataSource
 from dicomnet.dimse.commands import decode_command
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.fragment import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_SPOOL_THRESHOLD,

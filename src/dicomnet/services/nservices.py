@@ -31,8 +31,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dicomnet.datasource import DataSource
 from dicomnet.dimse import primitives as P
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.status import Category, category
 from dicomnet.services.dispatch import (
     NO_HANDLER_STATUS,

@@ -60,8 +60,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
+from dicomnet.datasource import DataSource
 from dicomnet.dimse import primitives as P
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.status import Category, category
 from dicomnet.services.dispatch import (
     NO_HANDLER_STATUS,

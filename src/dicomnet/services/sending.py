@@ -10,7 +10,7 @@ Every sender of the library goes through :func:`prepare_store` (``Association.se
   disagrees gets a warning, a file without one is sent from its inferred syntax), then read:
   whole when small (one read, sent from memory in scatter-gather writes), as a file region
   when large (streamed, ``sendfile`` where the transport can);
-* a :class:`~dicomnet.dimse.dataset.DataSource` is taken as it is;
+* a :class:`~dicomnet.datasource.DataSource` is taken as it is;
 * a pydicom ``Dataset`` is encoded by pydicom directly into the best accepted native syntax
   (or its own compressed one, when accepted).
 
@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from dicomnet.association import Association, NoPresentationContextError
-from dicomnet.dimse.dataset import DataSource
+from dicomnet.datasource import DataSource
 from dicomnet.errors import DicomNetError
 from dicomnet.transcode import (
     CODECS_HINT,
