@@ -46,6 +46,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from dicomnet._record import Record
+from dicomnet.datasource import SpoolingFactory
 from dicomnet.errors import DicomNetError, ProtocolError
 from dicomnet.presentation import PresentationContext, context_result_text
 from dicomnet.transport.base import monotonic
@@ -229,15 +230,17 @@ class Association:
         self.async_window = 1
         """Outstanding operations we may invoke at once (negotiated 53H; 1 = synchronous)."""
         if ae.max_message_size is not None:
-            # reassembly cap read by the DIMSE provider (None: the provider's default)
+            # reassembly cap passed to the DIMSE provider (None: the provider's default)
             self.max_message_size = ae.max_message_size
-        if ae.spool_dir is not None:
-            self.spool_dir = ae.spool_dir  # read by the DIMSE provider's reassembler
         prefix = ae.spool_prefix
-        if prefix is not None:  # also read by the reassembler: (context_id, command) -> bytes
-            self.spool_prefix = lambda ctx, command: prefix(self, ctx, command)
+        # where the DIMSE reassembler keeps received data sets: large ones in spool files in
+        # ae.spool_dir, behind ae.spool_prefix(assoc, context_id, command) when set
+        self._payloads = SpoolingFactory(
+            ae.spool_dir,
+            None if prefix is None else lambda ctx, command: prefix(self, ctx, command),
+        )
         if getattr(ae, "check_received_datasets", True):
-            self.check_dataset = self._dataset_checker  # read by the reassembler
+            self.check_dataset = self._dataset_checker  # passed to the DIMSE provider
         self._handlers: dict[Any, list[tuple[Callable[..., Any], tuple[Any, ...]]]] = {}
         self._lock = threading.RLock()
         self._next_id = 0
@@ -264,7 +267,13 @@ class Association:
                 if self._dimse is None:
                     from dicomnet.dimse.provider import DIMSEServiceProvider
 
-                    self._dimse = DIMSEServiceProvider(self)
+                    self._dimse = DIMSEServiceProvider(
+                        self,
+                        payloads=self._payloads,
+                        max_message_size=getattr(self, "max_message_size", None),
+                        check_dataset=getattr(self, "check_dataset", None),
+                        transfer_syntax_of=self.transfer_syntax_of,
+                    )
         return self._dimse
 
     @dimse.setter

@@ -20,6 +20,12 @@ layer, adds what needs the file system:
 * :class:`SpoolFile` is a temporary file a large received data set is written into, fragment
   by fragment, behind an optional prefix; ``finish()`` turns it into a ``DataSource`` that owns
   the file and whose ``offset`` skips the prefix.
+* :class:`SpoolingFactory` is the :class:`~dicomnet.dimse.payload.PayloadFactory` an
+  association gives its DIMSE reassembler (PS3.8 section 9.3.5 / PS3.7 Annex E reassembly): a
+  data set completed in memory becomes a ``DataSource`` (so a handler may ``move_to`` it), one
+  above the spool threshold goes to a ``SpoolFile`` in ``spool_dir``, behind the bytes of
+  ``prefix(context_id, command)`` -- the storage SCP's Part 10 header, so that the finished
+  spool file is renamed into place rather than copied.
 
 Chunks from ``iter_chunks`` are independent objects: a caller may keep them (e.g. queue them
 for a scatter-gather send) after asking for the next one.
@@ -30,14 +36,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, Self
 
 from dicomnet.dimse.dataset import read_file_meta
 from dicomnet.dimse.payload import Payload
 from dicomnet.errors import DimseError
 
-__all__ = ["READ_BLOCK", "DataSource", "FileRegion", "SpoolFile"]
+__all__ = ["READ_BLOCK", "DataSource", "FileRegion", "SpoolFile", "SpoolingFactory"]
 
 #: Files are read in blocks of (a multiple of the chunk size near) this many bytes.
 READ_BLOCK = 1 << 20
@@ -235,7 +241,8 @@ class FileRegion:
 
 
 class SpoolFile:
-    """A temporary file that a received data set is written into, fragment by fragment.
+    """A temporary file that a received data set is written into, fragment by fragment (a
+    :class:`~dicomnet.dimse.payload.DataSink`).
 
     ``prefix`` (e.g. a Part 10 preamble + meta header) is written first; the data set offset
     of the resulting source is ``len(prefix)`` so ``move_to`` yields a complete Part 10 file.
@@ -288,3 +295,33 @@ class SpoolFile:
             self._f.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)
+
+
+class SpoolingFactory:
+    """The payload factory of an association's DIMSE reassembler (a
+    :class:`~dicomnet.dimse.payload.PayloadFactory`): in-memory data sets become
+    a :class:`DataSource` each, larger ones a :class:`SpoolFile` in ``spool_dir`` (None: the
+    system's temporary directory) that start with ``prefix(context_id, command)`` when given.
+    """
+
+    __slots__ = ("prefix", "spool_dir")
+
+    def __init__(
+        self,
+        spool_dir: str | None = None,
+        prefix: Callable[[int, bytes], bytes] | None = None,
+    ) -> None:
+        self.spool_dir = spool_dir
+        self.prefix = prefix
+
+    def memory(self, data: bytes | memoryview, transfer_syntax: str | None) -> DataSource:
+        """A data set received in memory (not copied)."""
+        return DataSource(data=data, transfer_syntax=transfer_syntax)
+
+    def spool(self, context_id: int, command: bytes) -> SpoolFile:
+        """A spool file for the data set of ``command`` (its prefix written first)."""
+        prefix = self.prefix(context_id, command) if self.prefix is not None else b""
+        return SpoolFile(self.spool_dir, prefix)
+
+    def __repr__(self) -> str:
+        return f"SpoolingFactory({self.spool_dir!r}, prefix={self.prefix!r})"

@@ -1,4 +1,4 @@
-"""The data set payload of a DIMSE message.
+"""The data set payload of a DIMSE message, and where received payloads are kept.
 
 Theory of operation
 -------------------
@@ -24,6 +24,26 @@ may own its file (``owned``: deleted on ``close``), and its ``iter_regions(n)`` 
 False / None / 0 / False and ``iter_regions`` raises DimseError, so the fragmenter
 (:mod:`dicomnet.dimse.fragment`) handles both through this one interface.
 
+Receiving: where a data set goes
+--------------------------------
+The :class:`~dicomnet.dimse.fragment.Reassembler` keeps a received data set in memory up to its
+``spool_threshold``. Above it, the bytes must go somewhere else -- but opening a file is not
+this layer's business, so the reassembler is given a :class:`PayloadFactory` by the application
+side (for an association: :class:`dicomnet.datasource.SpoolingFactory`, spool files in the AE's
+``spool_dir`` behind an optional Part 10 header). The factory makes
+
+* ``memory(data, ts)``: the payload of a data set completed in memory (the factory picks the
+  class, so that an application handler can still ``move_to`` an in-memory data set);
+* ``spool(context_id, command)``: a :class:`DataSink` opened when the threshold is crossed, given
+  the command set so that it may prepare for the data set (the storage SCP writes the Part 10
+  header the file will carry). The reassembler writes every fragment into it and then
+  takes ``finish(ts)``, the finished payload; ``discard()`` drops it (abort, refused message).
+  A sink raises :class:`~dicomnet.errors.DimseError` when it cannot keep the bytes (disk full):
+  that is a local failure, answered A700H (out of resources, PS3.4 e.g. B.2.3), not an abort.
+
+Without a factory the reassembler keeps every data set in memory as a plain :class:`Payload`
+(bounded by its ``max_message_size``).
+
 Pydicom is imported lazily, only by the functions that need a ``Dataset``.
 """
 
@@ -31,7 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sized
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 from dicomnet.dimse.dataset import decode_dataset, encode_dataset
 from dicomnet.errors import DimseError
@@ -41,7 +61,7 @@ if TYPE_CHECKING:
 
     from dicomnet.dimse.checker import DataSetChecker
 
-__all__ = ["Payload"]
+__all__ = ["DataSink", "Payload", "PayloadFactory"]
 
 
 _KIND_BYTES = 0
@@ -220,3 +240,31 @@ class Payload:
             f"{type(self).__name__}({kind}, size={self._size}, path={self.path!r}, "
             f"offset={self.offset}, transfer_syntax={self.transfer_syntax!r})"
         )
+
+
+class DataSink(Protocol):
+    """Where the reassembler writes a received data set too large to keep in memory."""
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append data set bytes; DimseError when they cannot be kept (a local failure)."""
+        ...
+
+    def finish(self, transfer_syntax: str | None) -> Payload:
+        """Every fragment was written: the payload holding them."""
+        ...
+
+    def discard(self) -> None:
+        """Drop what was written (an aborted or refused message)."""
+        ...
+
+
+class PayloadFactory(Protocol):
+    """Makes the payloads of received data sets (see the module docstring)."""
+
+    def memory(self, data: bytes | memoryview, transfer_syntax: str | None) -> Payload:
+        """The payload of a data set received in memory (``data`` is not copied)."""
+        ...
+
+    def spool(self, context_id: int, command: bytes) -> DataSink:
+        """A sink for the data set of the message whose command set is ``command``."""
+        ...
