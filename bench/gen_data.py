@@ -123,7 +123,7 @@ def generate_big_endian(out: Path, source: Path) -> Path:
     """``source`` (an uncompressed Explicit VR Little Endian file) re-encoded as Explicit VR
     Big Endian by dicomnet's streaming converter: ``out/<name>-be.dcm``, reused when there."""
     from dicomnet.archive.store import encode_file_meta
-    from dicomnet.dimse.dataset import DataSource
+    from dicomnet.datasource import DataSource
     from dicomnet.transcode import convert, inspect_file
 
     target = out / f"{source.parent.name}-be.dcm"

@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 
 from dicomnet import events as evt
 from dicomnet.ae import AE
-from dicomnet.dimse.dataset import DataSource
+from dicomnet.datasource import DataSource
 from dicomnet.server import Server, start_server
 from dicomnet.transcode.syntax import decoder_available
 

@@ -489,7 +489,8 @@ P_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
 def test_slow_reader_blocks_the_producing_handler(servers: list[Server]) -> None:
     """A peer that stops reading: the handler's sends block (transport pause_writing) instead
     of buffering 128 MB of responses in the server."""
-    from dicomnet.dimse.dataset import DataSource, encode_dataset
+    from dicomnet.datasource import DataSource
+    from dicomnet.dimse.dataset import encode_dataset
     from dicomnet.dimse.primitives import C_FIND
     from dicomnet.transport.aio import MAX_IN_FLIGHT, WRITE_HIGH_WATER
 

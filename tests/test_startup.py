@@ -274,8 +274,10 @@ def test_record_modules_do_not_import_dataclasses() -> None:
     mods = _imported_after(
         "import dicomnet._record, dicomnet.ul.pdu, dicomnet.ul.events, dicomnet.ul.fsm, "
         "dicomnet.ul.negotiation, dicomnet.presentation, dicomnet.events, "
-        "dicomnet.dimse.dataset, dicomnet.cli.main, dicomnet.cli.common, dicomnet.cli.echoscu"
+        "dicomnet.dimse.dataset, dicomnet.dimse.payload, dicomnet.datasource, dicomnet.cli.main, "
+        "dicomnet.cli.common, dicomnet.cli.echoscu"
     )
     assert "dataclasses" not in mods
     assert "inspect" not in mods
-    assert "zlib" not in mods and "tempfile" not in mods  # dimse.dataset imports them lazily
+    # dimse.dataset imports zlib lazily, datasource tempfile
+    assert "zlib" not in mods and "tempfile" not in mods

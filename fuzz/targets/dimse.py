@@ -9,7 +9,8 @@ Input layout (read with :class:`fuzz._stream.Stream`)::
 ``cfg``: bits 0-1 spool threshold (8 MiB, 0, 16, 256 bytes: small values force the spool-file
 path), bits 2-3 message size cap, bits 4-5 command size cap, bits 6-7 rotate the transfer syntax
 assigned to each context (Implicit/Explicit VR LE, Explicit VR BE, Deflated). Every record is
-one PDV fed to a :class:`~dicomnet.dimse.fragment.Reassembler` accepting the odd context IDs.
+one PDV fed to a :class:`~dicomnet.dimse.fragment.Reassembler` accepting the odd context IDs
+and spooling into :data:`SPOOL_DIR` (:class:`~dicomnet.datasource.SpoolingFactory`).
 Each completed message goes through :func:`~dicomnet.dimse.commands.decode_command`,
 :func:`~dicomnet.dimse.messages.decode_message`, ``to_primitive``, a re-encode of its command,
 and ``DataSource.decode`` of its data set (the step a service performs).
@@ -37,8 +38,8 @@ import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
 
+from dicomnet.datasource import DataSource, SpoolingFactory
 from dicomnet.dimse.commands import decode_command
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.fragment import Reassembler
 from dicomnet.dimse.messages import DimseCommandError, DIMSEMessage, decode_message
 from dicomnet.dimse.provider import DIMSEServiceProvider
@@ -90,17 +91,14 @@ class _FakeDul:
 
 
 class _FakeAssociation:
-    """AssociationLike for the provider: odd contexts accepted, spooling into SPOOL_DIR."""
+    """AssociationLike for the provider: odd contexts accepted."""
 
     dimse_timeout = None
     accepted_context_ids = frozenset(range(1, 256, 2))
-    spool_dir = SPOOL_DIR
 
-    def __init__(self, peer_max: int, spool_threshold: int, max_message_size: int) -> None:
+    def __init__(self, peer_max: int) -> None:
         self.dul = _FakeDul()
         self.peer_max_pdata_length = peer_max
-        self.spool_threshold = spool_threshold
-        self.max_message_size = max_message_size
 
     @staticmethod
     def clock() -> float:
@@ -177,14 +175,18 @@ def test_one_input(data: bytes) -> None:
         lambda ctx: ctx & 1 == 1,
         spool_threshold=_SPOOL_THRESHOLD[cfg & 3],
         max_message_size=_MAX_MESSAGE[cfg >> 2 & 3],
-        spool_dir=SPOOL_DIR,
+        payloads=SpoolingFactory(SPOOL_DIR),
         max_command_size=_MAX_COMMAND[cfg >> 4 & 3],
         transfer_syntax_of=syntax_of,
     )
-    assoc = _FakeAssociation(
-        _PEER_MAX[peer & 7], _SPOOL_THRESHOLD[cfg & 3], _MAX_MESSAGE[cfg >> 2 & 3]
+    assoc = _FakeAssociation(_PEER_MAX[peer & 7])
+    # spooling into SPOOL_DIR with the same limits, as an association configures it
+    provider = DIMSEServiceProvider(
+        assoc,
+        payloads=SpoolingFactory(SPOOL_DIR),
+        spool_threshold=_SPOOL_THRESHOLD[cfg & 3],
+        max_message_size=_MAX_MESSAGE[cfg >> 2 & 3],
     )
-    provider = DIMSEServiceProvider(assoc)
     received: list[DIMSEMessage] = []
     provider.on_receive_dimse_message = received.append
     commands: list[bytes] = []

@@ -39,8 +39,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeAlias
 
+from dicomnet.datasource import DataSource
 from dicomnet.dimse import primitives as P
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.router import MessageRouter, is_final
 from dicomnet.errors import AssociationNotEstablishedError, DicomNetError, ProtocolError
 from dicomnet.services.dispatch import answer_request

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from dicomnet._record import Record
+from dicomnet.datasource import SpoolingFactory
 from dicomnet.dimse.checker import DataSetChecker
 from dicomnet.dimse.fragment import CommandInfo
 from dicomnet.dimse.provider import DIMSEServiceProvider
@@ -61,7 +62,7 @@ from dicomnet.events import (
     Handlers,
 )
 from dicomnet.presentation import PresentationContext, context_result_text
-from dicomnet.settings import Settings
+from dicomnet.settings import ContextView, Settings
 from dicomnet.transport.base import Driver, monotonic
 from dicomnet.ul.events import (
     Aborted,
@@ -266,23 +267,25 @@ class AssociationBase:
         self._dimse = provider
 
     def _make_provider(self) -> DIMSEServiceProvider:
+        """The DIMSE provider of this association, configured from the AE: received data sets
+        above the spool threshold go to spool files in ``ae.spool_dir`` (behind
+        ``ae.spool_prefix(self, context_id, command)`` when set), messages are capped at
+        ``ae.max_message_size``, and data sets are checked as they arrive unless
+        ``ae.check_received_datasets`` is off."""
         ae = self.ae
-        if ae.max_message_size is not None:
-            # reassembly cap read by the DIMSE provider (None: the provider's default)
-            self.max_message_size = ae.max_message_size
-        if ae.spool_dir is not None:
-            self.spool_dir = ae.spool_dir  # read by the DIMSE provider's reassembler
         prefix = ae.spool_prefix
-        if prefix is not None:  # also read by the reassembler: (context_id, command) -> bytes
-            self.spool_prefix = lambda ctx, command: prefix(self, ctx, command)
-        if ae.check_received_datasets:
-            self.check_dataset = self.dataset_checker  # read by the reassembler
-        return DIMSEServiceProvider(self)
-
-    max_message_size: int
-    spool_dir: str
-    spool_prefix: Callable[[int, bytes], bytes]
-    check_dataset: Callable[[int, CommandInfo, dict[int, object] | None], DataSetChecker | None]
+        view: ContextView = self
+        payloads = SpoolingFactory(
+            ae.spool_dir,
+            None if prefix is None else lambda ctx, command: prefix(view, ctx, command),
+        )
+        return DIMSEServiceProvider(
+            self,
+            payloads=payloads,
+            max_message_size=ae.max_message_size,
+            check_dataset=self.dataset_checker if ae.check_received_datasets else None,
+            transfer_syntax_of=self.transfer_syntax_of,
+        )
 
     def connection_lost(self) -> None:
         """The transport is gone: the DIMSE message being received (if any) is dropped and

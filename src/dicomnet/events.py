@@ -16,11 +16,11 @@ An application binds handlers to event types: ``handlers=[(EVT_C_STORE, on_store
 :class:`Handlers` holds the bindings of a server or of one association.
 
 Each call receives one :class:`Event`. Decoding is lazy: ``event.dataset`` decodes the received
-data set with the transfer syntax accepted for the message's presentation context (PS3.7
-section 6.3.1: the data set is encoded in the context's transfer syntax), once, on first
-access. A storage handler that only wants the bytes uses ``event.data_source`` (possibly a
-spooled temporary file) and ``event.file_meta`` to write a Part 10 file (PS3.10 section 7.1)
-without ever building a ``Dataset``.
+data set (a :class:`~dicomnet.datasource.DataSource`) with the transfer syntax accepted for
+the message's presentation context (PS3.7 section 6.3.1: the data set is encoded in the
+context's transfer syntax), once, on first access. A storage handler that only wants the bytes
+uses ``event.data_source`` (possibly a spooled temporary file) and ``event.file_meta`` to write a
+Part 10 file (PS3.10 section 7.1) without ever building a ``Dataset``.
 
 ``event.is_cancelled`` turns True as soon as the association has read a C-CANCEL-RQ whose
 Message ID Being Responded To equals this request's Message ID (PS3.7 section 9.3.2.3): the
@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from dicomnet._record import Record
-from dicomnet.dimse.dataset import DataSource
+from dicomnet.datasource import DataSource
 from dicomnet.dimse.primitives import DIMSEPrimitive
 from dicomnet.presentation import PresentationContext
 from dicomnet.settings import IMPLEMENTATION_CLASS_UID, Settings
@@ -314,7 +314,7 @@ class Event(Generic[A]):
 
     @property
     def data_source(self) -> DataSource | None:
-        """The raw received data set (a :class:`~dicomnet.dimse.dataset.DataSource`) or None."""
+        """The raw received data set (a :class:`~dicomnet.datasource.DataSource`) or None."""
         payload = None if self.request is None else self.request.payload
         return payload if isinstance(payload, DataSource) else None
 

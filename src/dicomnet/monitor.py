@@ -32,8 +32,8 @@ from dicomnet.dimse import primitives as P
 
 if TYPE_CHECKING:
     from dicomnet.association import Association
+    from dicomnet.datasource import DataSource
     from dicomnet.dimse.checker import DataSetChecker
-    from dicomnet.dimse.dataset import DataSource
 
 __all__ = [
     "MAX_VALUE",

@@ -47,8 +47,8 @@ from typing import TYPE_CHECKING, TypeAlias, TypeVar, cast
 
 from dicomnet import client
 from dicomnet.association import Association
+from dicomnet.datasource import DataSource
 from dicomnet.dimse import primitives as P
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.messages import DIMSEMessage
 from dicomnet.dimse.router import MessageRouter
 from dicomnet.errors import ProtocolError

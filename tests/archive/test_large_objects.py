@@ -20,7 +20,7 @@ from dicomnet import AE
 from dicomnet import events as evt
 from dicomnet.archive.scp import Archive, DirectoryStore, archive_ae, part10_spool_prefix
 from dicomnet.archive.store import encode_file_meta
-from dicomnet.dimse.dataset import DataSource, FileRegion
+from dicomnet.datasource import DataSource, FileRegion
 from dicomnet.dimse.fragment import FILE_REGION_MIN, fragment
 from dicomnet.server import inline
 
@@ -212,9 +212,9 @@ def test_file_shrinking_during_sendfile_drops_the_connection(tmp_path: Path) -> 
     ae.maximum_pdu_size = 1 << 20
     server = _serve(ae, handler)
     try:
-        import dicomnet.dimse.dataset as dataset_mod
+        import dicomnet.datasource as datasource_mod
 
-        real = dataset_mod.DataSource.iter_regions
+        real = datasource_mod.DataSource.iter_regions
 
         def shrinking(self: Any, chunk_size: int) -> Any:
             for n, region in enumerate(real(self, chunk_size)):
@@ -222,7 +222,7 @@ def test_file_shrinking_during_sendfile_drops_the_connection(tmp_path: Path) -> 
                     os.truncate(self.path, region.offset + 10)
                 yield region
 
-        dataset_mod.DataSource.iter_regions = shrinking  # type: ignore[method-assign]
+        datasource_mod.DataSource.iter_regions = shrinking  # type: ignore[method-assign]
         try:
             client = AE(ae_title="SENDER")
             client.add_requested_context(SC, [ExplicitVRLittleEndian])
@@ -233,7 +233,7 @@ def test_file_shrinking_during_sendfile_drops_the_connection(tmp_path: Path) -> 
             assert "ended after" in (assoc.failure_reason or "")
             assert getattr(status, "Status", None) is None
         finally:
-            dataset_mod.DataSource.iter_regions = real  # type: ignore[method-assign]
+            datasource_mod.DataSource.iter_regions = real  # type: ignore[method-assign]
     finally:
         server.shutdown()
     assert received == []

@@ -15,8 +15,8 @@ from pydicom import Dataset, dcmread
 
 from dicomnet.archive.scp import Archive, DirectoryStore
 from dicomnet.association import ServiceUser
+from dicomnet.datasource import DataSource
 from dicomnet.dimse import primitives as P
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.status import Status
 from tests.archive.conftest import CT, EXPLICIT, IMPLICIT, all_datasets, encode
 

@@ -12,12 +12,9 @@ from pydicom import Dataset
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from dicomnet.dimse.dataset import (
-    DataSource,
-    SpoolFile,
-    encoding_of,
-    read_part10_header,
-)
+from dicomnet.datasource import DataSource, SpoolFile
+from dicomnet.dimse.dataset import encoding_of, read_part10_header
+from dicomnet.dimse.payload import Payload
 from dicomnet.errors import DimseError
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -266,7 +263,8 @@ def test_deflate_bomb_is_refused_not_inflated() -> None:
 def test_deflated_dataset_within_the_cap_decodes() -> None:
     from pydicom.dataset import Dataset
 
-    from dicomnet.dimse.dataset import DataSource, decode_dataset
+    from dicomnet.datasource import DataSource
+    from dicomnet.dimse.dataset import decode_dataset
 
     ds = Dataset()
     ds.PatientName = "DEFLATE^TEST"
@@ -274,3 +272,47 @@ def test_deflated_dataset_within_the_cap_decodes() -> None:
     encoded = DataSource.from_dataset(ds, "1.2.840.10008.1.2.1.99").read()
     back = decode_dataset(encoded, "1.2.840.10008.1.2.1.99", max_inflated=1 << 20)
     assert back.PatientName == "DEFLATE^TEST" and back.PatientID == "42"
+
+
+# -- the pure Payload (dimse) and the file-backed DataSource (dicomnet.datasource) ---------------
+
+
+def test_payload_is_pure_and_datasource_extends_it(tmp_path: Path) -> None:
+    buf = bytearray(b"abcdef")
+    pure = Payload.from_bytes(buf, ExplicitVRLittleEndian)
+    assert type(pure) is Payload and not isinstance(pure, DataSource)
+    assert (pure.is_file, pure.path, pure.offset, pure.owned) == (False, None, 0, False)
+    assert pure.getbuffer() is not None and pure.size == 6
+    buf[0:1] = b"Z"  # a view, not a copy
+    assert [bytes(c) for c in pure.iter_chunks(4)] == [b"Zbcd", b"ef"]
+    assert pure.detach() is None
+    with pytest.raises(DimseError, match="file-backed"):
+        next(pure.iter_regions(4))
+    with pure:
+        pass
+    with pytest.raises(DimseError, match="closed"):
+        pure.read()
+    encoded = Payload.from_dataset(_ds(), ExplicitVRLittleEndian)
+    assert encoded.decode().PatientName == "Doe^John"
+    assert encoded.read() == DataSource.from_dataset(_ds(), ExplicitVRLittleEndian).read()
+    # DataSource: the same in memory, plus files
+    assert isinstance(DataSource.from_bytes(b"x"), Payload)
+    path = tmp_path / "raw.bin"
+    path.write_bytes(b"0123456789")
+    src = DataSource(path=str(path), offset=2, transfer_syntax=ExplicitVRLittleEndian)
+    assert src.is_file and src.getbuffer() is None and src.size == 8
+    assert src.read() == b"23456789"
+    assert [len(r) for r in src.iter_regions(3)] == [3, 3, 2]
+    assert repr(src).startswith("DataSource(file, size=8, path=")
+    assert repr(DataSource.from_bytes(b"ab")).startswith("DataSource(bytes, size=2, path=None")
+
+
+def test_move_to_keeps_a_dataset_sources_dataset(tmp_path: Path) -> None:
+    ds = _ds()
+    src = DataSource.from_dataset(ds, ExplicitVRLittleEndian)
+    encoded = src.read()
+    dest = tmp_path / "d.bin"
+    src.move_to(dest)
+    assert src.is_file and src.getbuffer() is None and src.size == len(encoded)
+    assert dest.read_bytes() == encoded and src.read() == encoded
+    assert src.dataset is ds and src.decode() is ds

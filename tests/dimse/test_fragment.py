@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dicomnet.datasource import DataSource
 from dicomnet.dimse.commands import encode_command
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.fragment import (
     MAX_PDATA_CEILING,
     MIN_PDATA_LENGTH,

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dicomnet.datasource import SpoolingFactory
 from dicomnet.dimse.commands import encode_command
 from dicomnet.dimse.fragment import Reassembler, ReassemblyResourceError, scan_command
 from dicomnet.errors import ProtocolError
@@ -109,14 +110,16 @@ def test_oversized_command() -> None:
 
 
 def test_oversized_message_is_refused_before_spooling_more(tmp_path: Path) -> None:
-    r = Reassembler({1}, max_message_size=10_000, spool_threshold=10, spool_dir=str(tmp_path))
+    r = Reassembler(
+        {1}, max_message_size=10_000, spool_threshold=10, payloads=SpoolingFactory(str(tmp_path))
+    )
     pdvs = [PDV(1, 0x03, STORE)] + [PDV(1, 0x00, b"\0" * 4000)] * 5
     assert abort_of(r, pdvs) == (2, 6)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_unwritable_spool_dir_drains_then_reports(tmp_path: Path) -> None:
-    r = Reassembler({1}, spool_threshold=1, spool_dir=str(tmp_path / "missing"))
+    r = Reassembler({1}, spool_threshold=1, payloads=SpoolingFactory(str(tmp_path / "missing")))
     assert r.feed_pdv(PDV(1, 0x03, STORE)) is None
     assert r.feed_pdv(PDV(1, 0x00, b"abcd")) is None  # failure noted, message drained
     assert r.feed_pdv(PDV(1, 0x00, b"efgh")) is None
@@ -147,7 +150,7 @@ def test_arbitrary_command_bytes_only_protocol_error(raw: bytes) -> None:
     )
 )
 def test_arbitrary_pdv_sequences_only_protocol_error(seq: list[tuple[int, int, bytes]]) -> None:
-    r = Reassembler({1, 3}, spool_threshold=16, max_message_size=400)
+    r = Reassembler({1, 3}, spool_threshold=16, max_message_size=400, payloads=SpoolingFactory())
     for ctx, control, data in seq:
         try:
             res = r.feed_pdv(PDV(ctx, control, data))

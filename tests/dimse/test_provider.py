@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pydicom import Dataset
 
+from dicomnet.datasource import DataSource, SpoolingFactory
 from dicomnet.dimse.commands import decode_command, encode_command
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.fragment import fragment
 from dicomnet.dimse.messages import decode_message, message_from_primitive
 from dicomnet.dimse.primitives import C_CANCEL, C_ECHO, C_FIND, C_STORE
@@ -101,7 +101,10 @@ class FakeAssoc:
 
 def make(**kw: object) -> tuple[FakeAssoc, DIMSEServiceProvider]:
     assoc = FakeAssoc(**kw)  # type: ignore[arg-type]
-    provider = DIMSEServiceProvider(assoc)
+    # as an association builds it: received data sets are DataSources, spooled above 8 MiB
+    provider = DIMSEServiceProvider(
+        assoc, payloads=SpoolingFactory(), transfer_syntax_of=assoc.transfer_syntax_of
+    )
     assoc.dul.provider = provider
     return assoc, provider
 
@@ -388,7 +391,7 @@ def test_unaccepted_context_propagates_protocol_error() -> None:
 def test_spool_failure_answered_with_out_of_resources(tmp_path: Path) -> None:
     assoc, p = make()
     p.reassembler.spool_threshold = 4
-    p.reassembler.spool_dir = str(tmp_path / "does-not-exist")
+    p.reassembler.payloads = SpoolingFactory(str(tmp_path / "does-not-exist"))
     rq = C_STORE(
         MessageID=21,
         AffectedSOPClassUID=CT,
@@ -430,7 +433,7 @@ def test_two_providers_talk() -> None:
 def test_connection_lost_discards_partial_spooled_message(tmp_path: Path) -> None:
     _, p = make()
     p.reassembler.spool_threshold = 4
-    p.reassembler.spool_dir = str(tmp_path)
+    p.reassembler.payloads = SpoolingFactory(str(tmp_path))
     for pdu in pdus_for(1, echo_rq(1)):
         p.receive_pdata(pdu)  # the association layer's name for receive_primitive
     rq = C_STORE(

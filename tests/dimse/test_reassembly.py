@@ -9,10 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dicomnet.datasource import DataSource, SpoolFile, SpoolingFactory
 from dicomnet.dimse.commands import encode_command
-from dicomnet.dimse.dataset import DataSource
-from dicomnet.dimse.fragment import MIN_PDATA_LENGTH, Reassembler, fragment, scan_command
-from dicomnet.errors import ProtocolError
+from dicomnet.dimse.fragment import (
+    MIN_PDATA_LENGTH,
+    Reassembler,
+    ReassemblyResourceError,
+    fragment,
+    scan_command,
+)
+from dicomnet.dimse.payload import Payload
+from dicomnet.errors import DimseError, ProtocolError
 from dicomnet.ul.codec import decode_pdu
 from dicomnet.ul.pdu import PDV, PDataTF
 
@@ -39,7 +46,7 @@ def wire_pdvs(ctx: int, cmd: bytes, data: bytes | None, max_len: int) -> list[PD
     return out
 
 
-def feed_all(r: Reassembler, pdvs: list[PDV]) -> list[tuple[int, bytes, DataSource | None]]:
+def feed_all(r: Reassembler, pdvs: list[PDV]) -> list[tuple[int, bytes, Payload | None]]:
     done = []
     for i, pdv in enumerate(pdvs):
         res = r.feed_pdv(pdv)
@@ -113,15 +120,16 @@ def test_consecutive_messages_and_shared_pdu() -> None:
 
 
 def test_spool_above_threshold(tmp_path: Path) -> None:
-    r = Reassembler({1}, spool_threshold=10000, spool_dir=str(tmp_path))
+    r = Reassembler({1}, spool_threshold=10000, payloads=SpoolingFactory(str(tmp_path)))
     data = os.urandom(30000)
     pdvs = wire_pdvs(1, STORE, data, 4096)
     seen_spool = None
     result = None
     for pdv in pdvs:
         result = r.feed_pdv(pdv)
-        if r.spool_path is not None:
-            seen_spool = r.spool_path
+        if r.sink is not None:
+            assert isinstance(r.sink, SpoolFile)
+            seen_spool = r.sink.path
             assert os.path.exists(seen_spool)  # exists while assembling
             # memory holds nothing once spilled: the file has everything received
             assert os.path.getsize(seen_spool) > 10000 - 4096
@@ -134,7 +142,7 @@ def test_spool_above_threshold(tmp_path: Path) -> None:
 
 
 def test_below_threshold_stays_in_memory(tmp_path: Path) -> None:
-    r = Reassembler({1}, spool_threshold=10000, spool_dir=str(tmp_path))
+    r = Reassembler({1}, spool_threshold=10000, payloads=SpoolingFactory(str(tmp_path)))
     ((_, _, ds),) = feed_all(r, wire_pdvs(1, STORE, b"x" * 10000, 4096))
     assert ds is not None and ds.path is None
     assert os.listdir(tmp_path) == []
@@ -147,29 +155,32 @@ def test_spool_prefix_makes_movable_file(tmp_path: Path) -> None:
         seen.append((ctx, cmd))
         return b"P" * 132
 
-    r = Reassembler({1}, spool_threshold=100, spool_dir=str(tmp_path), spool_prefix=prefix)
+    r = Reassembler({1}, spool_threshold=100, payloads=SpoolingFactory(str(tmp_path), prefix))
     data = os.urandom(1000)
     ((_, _, ds),) = feed_all(r, wire_pdvs(1, STORE, data, 256))
     assert seen == [(1, STORE)]
-    assert ds is not None and ds.offset == 132 and ds.read() == data
+    assert isinstance(ds, DataSource) and ds.offset == 132 and ds.read() == data
     dest = tmp_path / "out.dcm"
     ds.move_to(dest)
     assert dest.read_bytes() == b"P" * 132 + data
 
 
 def test_reset_discards_spool(tmp_path: Path) -> None:
-    r = Reassembler({1}, spool_threshold=100, spool_dir=str(tmp_path))
+    r = Reassembler({1}, spool_threshold=100, payloads=SpoolingFactory(str(tmp_path)))
     pdvs = wire_pdvs(1, STORE, b"x" * 1000, 256)
     for pdv in pdvs[:-1]:
         r.feed_pdv(pdv)
-    assert r.spool_path is not None
+    assert r.sink is not None
     r.reset()
     assert os.listdir(tmp_path) == [] and not r.in_progress
 
 
 def test_max_message_size_refused(tmp_path: Path) -> None:
     r = Reassembler(
-        {1}, max_message_size=len(STORE) + 5000, spool_threshold=100, spool_dir=str(tmp_path)
+        {1},
+        max_message_size=len(STORE) + 5000,
+        spool_threshold=100,
+        payloads=SpoolingFactory(str(tmp_path)),
     )
     pdvs = wire_pdvs(1, STORE, b"x" * 5002, 1024)
     with pytest.raises(ProtocolError) as exc:
@@ -198,7 +209,7 @@ def test_command_too_large_refused() -> None:
 )
 def test_round_trip_property(max_len: int, data: bytes | None, threshold: int) -> None:
     cmd = ECHO if data is None else STORE
-    r = Reassembler({5}, spool_threshold=threshold)
+    r = Reassembler({5}, spool_threshold=threshold, payloads=SpoolingFactory())
     ((ctx, c, ds),) = feed_all(r, wire_pdvs(5, cmd, data, max_len))
     assert ctx == 5 and c == cmd
     if data is None:
@@ -207,3 +218,108 @@ def test_round_trip_property(max_len: int, data: bytes | None, threshold: int) -
         assert ds is not None
         with ds:
             assert ds.read() == data
+
+
+# -- where received data sets go: the injected payload factory (dimse/payload.py) ----------------
+
+
+class _RecordingSink:
+    """A pure DataSink keeping the bytes in memory and recording what the reassembler did."""
+
+    def __init__(self, fail_after: int | None) -> None:
+        self.parts: list[bytes] = []
+        self.finished: str | None = None
+        self.discarded = False
+        self.fail_after = fail_after
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self.fail_after is not None and len(self.parts) >= self.fail_after:
+            raise DimseError("disk full")
+        self.parts.append(bytes(data))
+
+    def finish(self, transfer_syntax: str | None) -> Payload:
+        self.finished = transfer_syntax
+        return Payload.from_bytes(b"".join(self.parts), transfer_syntax)
+
+    def discard(self) -> None:
+        self.discarded = True
+
+
+class _RecordingFactory:
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.sinks: list[tuple[int, bytes, _RecordingSink]] = []
+        self.memory_calls = 0
+        self.fail_after = fail_after
+
+    def memory(self, data: bytes | memoryview, transfer_syntax: str | None) -> Payload:
+        self.memory_calls += 1
+        return Payload.from_bytes(data, transfer_syntax)
+
+    def spool(self, context_id: int, command: bytes) -> _RecordingSink:
+        sink = _RecordingSink(self.fail_after)
+        self.sinks.append((context_id, command, sink))
+        return sink
+
+
+def test_without_a_factory_everything_stays_in_memory() -> None:
+    r = Reassembler({1}, spool_threshold=10)
+    data = os.urandom(5000)
+    for pdv in wire_pdvs(1, STORE, data, 256):
+        assert r.sink is None
+        res = r.feed_pdv(pdv)
+    assert res is not None and type(res[2]) is Payload and res[2].read() == data
+
+
+def test_the_factory_gets_a_sink_when_the_threshold_is_crossed() -> None:
+    factory = _RecordingFactory()
+    r = Reassembler(
+        {1}, spool_threshold=1000, payloads=factory, transfer_syntax_of=lambda c: "1.2.840.10008.1.2"
+    )
+    data = os.urandom(5000)
+    pdvs = wire_pdvs(1, STORE, data, 256)
+    ((_, _, ds),) = feed_all(r, pdvs)
+    ((ctx, command, sink),) = factory.sinks
+    assert (ctx, command) == (1, STORE)  # the command is known before the data set is kept
+    # the fragments held in memory so far went in first, then every later one, unchanged
+    assert b"".join(sink.parts) == data and len(sink.parts) == len(pdvs) - 1
+    assert sink.finished == "1.2.840.10008.1.2" and not sink.discarded
+    assert ds is not None and ds.read() == data and factory.memory_calls == 0
+    # below the threshold the factory makes the in-memory payload: one fragment, no copy
+    buf = bytearray(b"abcd")
+    assert r.feed_pdv(PDV(1, 0x03, STORE)) is None
+    res = r.feed_pdv(PDV(1, 0x02, memoryview(buf)))
+    assert res is not None and res[2] is not None and factory.memory_calls == 1
+    buf[0:1] = b"X"
+    assert res[2].read() == b"Xbcd" and len(factory.sinks) == 1
+
+
+def test_a_failing_sink_is_a_local_resource_error_not_an_abort() -> None:
+    factory = _RecordingFactory(fail_after=2)
+    r = Reassembler({1}, spool_threshold=100, payloads=factory)
+    pdvs = wire_pdvs(1, STORE, b"x" * 2000, 256)
+    for pdv in pdvs[:-1]:
+        assert r.feed_pdv(pdv) is None  # drained
+    with pytest.raises(ReassemblyResourceError) as exc:
+        r.feed_pdv(pdvs[-1])
+    assert (exc.value.context_id, exc.value.command) == (1, STORE)
+    assert factory.sinks[0][2].discarded and not r.in_progress
+
+
+def test_reset_discards_the_sink() -> None:
+    factory = _RecordingFactory()
+    r = Reassembler({1}, spool_threshold=100, payloads=factory)
+    for pdv in wire_pdvs(1, STORE, b"x" * 1000, 256)[:-1]:
+        r.feed_pdv(pdv)
+    sink = r.sink
+    assert isinstance(sink, _RecordingSink)
+    r.reset()
+    assert sink.discarded and r.sink is None
+
+
+def test_spooling_factory_memory_payloads_can_be_moved(tmp_path: Path) -> None:
+    r = Reassembler({1}, payloads=SpoolingFactory(str(tmp_path / "spool")))
+    ((_, _, ds),) = feed_all(r, wire_pdvs(1, STORE, b"abcdef", 4096))
+    assert isinstance(ds, DataSource) and not ds.is_file
+    dest = tmp_path / "kept.bin"
+    ds.move_to(dest)  # what a C-STORE handler may do with event.data_source
+    assert dest.read_bytes() == b"abcdef" and ds.path == str(dest)

@@ -60,7 +60,7 @@ PART10_GROUP_LENGTH_MID_ELEMENT = (
 def test_part10_group_length_inside_an_element() -> None:
     # Fixed: both readers share dimse.dataset.parse_file_meta, which refuses the file.
     from dicomnet.cli.storescu import read_part10_info
-    from dicomnet.dimse.dataset import DataSource
+    from dicomnet.datasource import DataSource
 
     load("part10")(PART10_GROUP_LENGTH_MID_ELEMENT)
     import tempfile
@@ -75,7 +75,7 @@ def test_part10_group_length_inside_an_element() -> None:
 
 def test_part10_target_detects_a_lossy_reader(monkeypatch: pytest.MonkeyPatch) -> None:
     # The target must notice a payload reader that loses a byte of a valid file.
-    from dicomnet.dimse.dataset import DataSource
+    from dicomnet.datasource import DataSource
 
     original = DataSource.read
 

@@ -120,7 +120,7 @@ def test_scan_and_guess_on_raw_bytes() -> None:
     for ts in (IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE):
         data = encode_dataset(ds, ts) if ts != EXPLICIT_BE else None
         if data is None:
-            from dicomnet.dimse.dataset import DataSource
+            from dicomnet.datasource import DataSource
             from dicomnet.transcode import convert
 
             data = convert(DataSource.from_bytes(encode_dataset(ds, EXPLICIT_LE), EXPLICIT_LE),

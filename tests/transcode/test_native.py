@@ -18,7 +18,8 @@ from pydicom.filereader import read_dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
-from dicomnet.dimse.dataset import DataSource, encode_dataset
+from dicomnet.datasource import DataSource
+from dicomnet.dimse.dataset import encode_dataset
 from dicomnet.transcode import ConversionError, convert
 from dicomnet.transcode.elements import Encoding, Input, transcode
 from dicomnet.transcode.syntax import DEFLATED, EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, NATIVE

@@ -17,7 +17,8 @@ import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset, FileMetaDataset
 
-from dicomnet.dimse.dataset import DataSource, decode_dataset
+from dicomnet.datasource import DataSource
+from dicomnet.dimse.dataset import decode_dataset
 from dicomnet.services.sending import file_source
 from dicomnet.transcode import CODECS_HINT, ConversionError, convert, inspect_file
 from dicomnet.transcode import syntax as syntax_mod

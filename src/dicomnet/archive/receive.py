@@ -45,7 +45,7 @@ from dicomnet.monitor import clip
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-    from dicomnet.dimse.dataset import DataSource
+    from dicomnet.datasource import DataSource
     from dicomnet.events import Event
     from dicomnet.settings import ContextView
 

@@ -9,8 +9,10 @@ or data set (bit 1 clear) and last fragment (bit 1). All command fragments come 
 data set fragments. :func:`fragment` yields one *list of buffers per P-DATA-TF PDU* -- the
 12-byte PDU + PDV header and a payload slice -- so a driver can hand each list to
 ``socket.sendmsg``/``transport.writelines`` without joining (scatter-gather). Payloads are
-memoryview slices of the source or bounded file reads, so a 1 GB file is sent with bounded
-memory.
+memoryview slices of an in-memory :class:`~dicomnet.dimse.payload.Payload`, or whatever a
+file-backed payload (:class:`dicomnet.datasource.DataSource`) yields: bounded file reads, or
+``FileRegion`` items a transport sends with ``sendfile``. A 1 GB file is sent with bounded
+memory, and this module never opens it.
 
 PDU size: the Maximum Length a peer announces (PS3.8 Annex D.1, sub-item 51H) limits the
 *variable field* of the P-DATA-TF PDUs it receives, i.e. the PDV items including their 4-byte
@@ -30,9 +32,19 @@ CommandDataSetType (0000,0800) out of the completed command to know whether a da
 (0101H: none, PS3.7 E.2), and whether the CommandField is one we know. It decodes the command
 once with the strict command codec and hands the elements on with the message
 (:meth:`Reassembler.take_command_elements`), so the provider does not decode it again; a command
-the strict codec refuses is read with a tiny lenient Implicit VR LE scan instead, as before. Data set bytes stay in memory up to ``spool_threshold`` and go to a temporary file above
-it, written fragment by fragment. Sizes are checked before anything is kept: the command against
-``max_command_size``, command + data set against ``max_message_size``.
+the strict codec refuses is read with a tiny lenient Implicit VR LE scan instead, as before.
+Sizes are checked before anything is kept: the command against ``max_command_size``, command +
+data set against ``max_message_size``.
+
+Where the data set goes is not decided here (this layer touches no file): data set bytes stay
+in memory up to ``spool_threshold`` -- a data set that came in one fragment is handed out as a
+view into the received PDU, without a copy. When the threshold is crossed the reassembler asks
+its :class:`~dicomnet.dimse.payload.PayloadFactory` (``payloads``, given by the application
+side: an association passes :class:`dicomnet.datasource.SpoolingFactory`) for a
+:class:`~dicomnet.dimse.payload.DataSink` for this message, writes the fragments received so far
+and every later one into it, and at the end takes ``sink.finish(ts)`` as the data set. In-memory
+data sets are made by the same factory (``payloads.memory``). Without a factory everything stays
+in memory, as plain payloads (:class:`~dicomnet.dimse.payload.Payload`).
 
 Violations raise :class:`~dicomnet.errors.ProtocolError` (remote) carrying the A-ABORT they
 imply (source 2, service provider; PS3.8 Table 9-26):
@@ -49,7 +61,8 @@ missing CommandField or CommandDataSetType)                             2/6
 unknown CommandField value                                              2/4
 =====================================================================  ======
 
-A *local* failure to spool (disk full, unusable ``spool_dir``) is not the peer's fault: the rest
+A *local* failure of the sink (disk full, unusable spool directory: the sink raises
+:class:`~dicomnet.errors.DimseError`) is not the peer's fault: the rest
 of the message is drained and discarded, and its last fragment raises
 :class:`ReassemblyResourceError` (a DimseError carrying the context and command) so that the
 provider can answer a request with A700H (out of resources) and the association goes on.
@@ -59,13 +72,16 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Collection, Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dicomnet.dimse.commands import decode_command
-from dicomnet.dimse.dataset import DataSource, SpoolFile
+from dicomnet.dimse.payload import DataSink, Payload, PayloadFactory
 from dicomnet.errors import DimseError, ProtocolError
 from dicomnet.ul.codec import pdata_header as _pdata_header
 from dicomnet.ul.pdu import PDV
+
+if TYPE_CHECKING:
+    from dicomnet.dimse.checker import DataSetChecker
 
 __all__ = [
     "COMMAND_FIELDS",
@@ -76,6 +92,7 @@ __all__ = [
     "MIN_PDATA_LENGTH",
     "NO_DATASET",
     "CommandInfo",
+    "DataSetCheckFactory",
     "Reassembler",
     "ReassemblyResourceError",
     "encode_message_pdus",
@@ -152,7 +169,7 @@ def _fragments(
 def fragment(
     context_id: int,
     command_bytes: bytes | memoryview,
-    data: DataSource | None,
+    data: Payload | None,
     max_pdata_length: int,
     *,
     file_regions: bool = False,
@@ -161,11 +178,12 @@ def fragment(
 
     ``max_pdata_length`` is the peer's Maximum Length (0 = unlimited, capped locally). Every
     PDU's variable field is <= that maximum; fragments have even lengths. ``data`` None means
-    the command says "no data set"; an empty ``DataSource`` still sends one empty last PDV.
-    Buffers of a file-backed source are read lazily, one block at a time -- or, with
+    the command says "no data set"; an empty payload still sends one empty last PDV.
+    Buffers of a file-backed payload are read lazily, one block at a time -- or, with
     ``file_regions`` (a transport that can ``sendfile``) and PDVs of at least
-    :data:`FILE_REGION_MIN` bytes, not read at all: those fragments are
-    :class:`~dicomnet.dimse.dataset.FileRegion` items, valid until the next PDU is asked for.
+    :data:`FILE_REGION_MIN` bytes, not read at all: those fragments are the payload's
+    ``iter_regions`` items (:class:`dicomnet.datasource.FileRegion`), valid until the next PDU
+    is asked for.
     """
     payload = pdv_payload_size(max_pdata_length)
     cmd = memoryview(command_bytes)
@@ -198,7 +216,7 @@ def fragment(
             yield from _fragments(context_id, 0, data.iter_chunks(payload), data.size)
 
 
-def uses_file_regions(data: DataSource | None, max_pdata_length: int, file_regions: bool) -> bool:
+def uses_file_regions(data: Payload | None, max_pdata_length: int, file_regions: bool) -> bool:
     """Whether :func:`fragment` sends ``data`` as FileRegion items (each valid only until the
     next PDU is produced, so such PDUs must be sent one by one)."""
     return (
@@ -211,7 +229,7 @@ def uses_file_regions(data: DataSource | None, max_pdata_length: int, file_regio
 
 class _MessageLike(Protocol):
     @property
-    def data_set(self) -> DataSource | None: ...
+    def data_set(self) -> Payload | None: ...
 
     def encode_command(self) -> bytes: ...
 
@@ -329,19 +347,29 @@ def read_command(data: bytes) -> tuple[CommandInfo, dict[int, object] | None]:
     return scan_command(data), None
 
 
+class DataSetCheckFactory(Protocol):
+    """``(context_id, command_info, command_elements) -> checker or None``: called when a
+    command announcing a data set is complete (see :class:`Reassembler`)."""
+
+    def __call__(
+        self, context_id: int, info: CommandInfo, elements: dict[int, object] | None, /
+    ) -> DataSetChecker | None: ...
+
+
 class Reassembler:
     """Rebuild DIMSE messages from PDVs (see the module docstring for the rules and errors).
 
     ``is_accepted``: a callable ``context_id -> bool`` or a collection of accepted context IDs.
-    ``spool_prefix``: optional ``(context_id, command_bytes) -> bytes`` whose result is written
-    at the start of a spool file (e.g. a Part 10 preamble + meta header, so that the storage
-    SCP can ``move_to`` the finished spool file into place); the returned source's ``offset``
-    skips it.
-    ``transfer_syntax_of``: optional ``context_id -> str`` to label the returned sources.
+    ``payloads``: the :class:`~dicomnet.dimse.payload.PayloadFactory` that makes the received
+    data sets -- in memory up to ``spool_threshold`` bytes, in a sink it opens above (e.g.
+    :class:`dicomnet.datasource.SpoolingFactory`: a spool file, possibly behind a Part 10 header
+    so that the storage SCP can ``move_to`` it into place). None: everything stays in memory
+    (:class:`~dicomnet.dimse.payload.Payload`).
+    ``transfer_syntax_of``: optional ``context_id -> str`` to label the returned payloads.
     ``check_dataset``: optional ``(context_id, command_info, command_elements) -> checker``
     called when a command with a data set is complete; the checker (a
     :class:`~dicomnet.dimse.checker.DataSetChecker`, or None to skip) is fed every data set
-    fragment as it arrives, finished at the end and kept as the source's ``check``.
+    fragment as it arrives, finished at the end and kept as the payload's ``check``.
     """
 
     __slots__ = (
@@ -357,12 +385,11 @@ class Reassembler:
         "_done_elements",
         "_failure",
         "_is_accepted",
-        "_spool",
+        "_sink",
         "check_dataset",
         "max_command_size",
         "max_message_size",
-        "spool_dir",
-        "spool_prefix",
+        "payloads",
         "spool_threshold",
         "transfer_syntax_of",
     )
@@ -372,12 +399,11 @@ class Reassembler:
         is_accepted: Callable[[int], bool] | Collection[int],
         spool_threshold: int = DEFAULT_SPOOL_THRESHOLD,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-        spool_dir: str | None = None,
-        max_command_size: int = MAX_COMMAND_SIZE,
         *,
-        spool_prefix: Callable[[int, bytes], bytes] | None = None,
+        payloads: PayloadFactory | None = None,
+        max_command_size: int = MAX_COMMAND_SIZE,
         transfer_syntax_of: Callable[[int], str | None] | None = None,
-        check_dataset: Callable[[int, CommandInfo, dict[int, object] | None], Any] | None = None,
+        check_dataset: DataSetCheckFactory | None = None,
     ) -> None:
         if callable(is_accepted):
             self._is_accepted: Callable[[int], bool] = is_accepted
@@ -387,11 +413,10 @@ class Reassembler:
         self.spool_threshold = spool_threshold
         self.max_message_size = max_message_size
         self.max_command_size = max_command_size
-        self.spool_dir = spool_dir
-        self.spool_prefix = spool_prefix
+        self.payloads = payloads
         self.transfer_syntax_of = transfer_syntax_of
         self.check_dataset = check_dataset
-        self._checker: Any = None
+        self._checker: DataSetChecker | None = None
         self._context: int | None = None
         self._cmd_parts: list[memoryview | bytes] = []
         self._cmd_size = 0
@@ -401,7 +426,7 @@ class Reassembler:
         self._done_elements: dict[int, object] | None = None
         self._data_parts: list[memoryview | bytes] = []
         self._data_size = 0
-        self._spool: SpoolFile | None = None
+        self._sink: DataSink | None = None
         self._failure: DimseError | None = None
 
     @property
@@ -410,9 +435,9 @@ class Reassembler:
         return self._context is not None
 
     @property
-    def spool_path(self) -> str | None:
-        """Path of the spool file of the message being received, if it spilled to disk."""
-        return self._spool.path if self._spool is not None else None
+    def sink(self) -> DataSink | None:
+        """The sink of the message being received, once its data set crossed the threshold."""
+        return self._sink
 
     def take_command_elements(self) -> dict[int, object] | None:
         """The decoded command elements of the message :meth:`feed_pdv` just completed (None
@@ -426,10 +451,10 @@ class Reassembler:
         return self._cmd_info
 
     def reset(self) -> None:
-        """Forget the partial message (after an abort); a spool file is deleted."""
-        if self._spool is not None:
-            self._spool.discard()
-            self._spool = None
+        """Forget the partial message (after an abort); its sink is discarded."""
+        if self._sink is not None:
+            self._sink.discard()
+            self._sink = None
         self._context = None
         self._cmd_parts = []
         self._cmd_size = 0
@@ -447,18 +472,17 @@ class Reassembler:
         self.reset()
         return ProtocolError(message, abort_source=2, abort_reason=reason)
 
-    def _spool_write(self, ctx: int, data: bytes | memoryview) -> None:
-        spool = self._spool
-        if spool is None:
-            assert self._command is not None
-            prefix = self.spool_prefix(ctx, self._command) if self.spool_prefix else b""
-            spool = self._spool = SpoolFile(self.spool_dir, prefix)
+    def _sink_write(self, ctx: int, data: bytes | memoryview) -> None:
+        sink = self._sink
+        if sink is None:
+            assert self._command is not None and self.payloads is not None
+            sink = self._sink = self.payloads.spool(ctx, self._command)
             for part in self._data_parts:
-                spool.write(part)
+                sink.write(part)
             self._data_parts = []
-        spool.write(data)
+        sink.write(data)
 
-    def feed_pdv(self, pdv: PDV) -> tuple[int, bytes, DataSource | None] | None:
+    def feed_pdv(self, pdv: PDV) -> tuple[int, bytes, Payload | None] | None:
         """Add one PDV; the completed ``(context_id, command_bytes, data_set)`` or None."""
         ctx = pdv.context_id
         if self._context is None:
@@ -509,15 +533,17 @@ class Reassembler:
             self._checker.feed(data)
         if self._failure is not None:
             pass  # a local write failure: drain the rest of the message, keep nothing
-        elif self._spool is not None or total > self.spool_threshold:
+        elif self._sink is not None or (
+            total > self.spool_threshold and self.payloads is not None
+        ):
             try:
-                self._spool_write(ctx, data)
+                self._sink_write(ctx, data)
             except DimseError as exc:
-                # Local resources (disk full, bad spool_dir): not the peer's fault. Drain the
-                # message and report it at its end so the service can answer A700H.
-                if self._spool is not None:
-                    self._spool.discard()
-                    self._spool = None
+                # Local resources (disk full, bad spool directory): not the peer's fault. Drain
+                # the message and report it at its end so the service can answer A700H.
+                if self._sink is not None:
+                    self._sink.discard()
+                    self._sink = None
                 self._data_parts = []
                 self._failure = exc
         elif n:
@@ -531,17 +557,19 @@ class Reassembler:
             raise failure
         command = self._command
         ts = self.transfer_syntax_of(ctx) if self.transfer_syntax_of else None
-        source: DataSource
-        if self._spool is not None:
-            source = self._spool.finish(ts)
-            self._spool = None
+        source: Payload
+        if self._sink is not None:
+            source = self._sink.finish(ts)
+            self._sink = None
         else:
             parts = self._data_parts
-            if len(parts) == 1:
-                # Zero copy: a view into the received PDU's own buffer.
-                source = DataSource.from_bytes(parts[0], ts)
+            # One fragment: zero copy, a view into the received PDU's own buffer.
+            whole = parts[0] if len(parts) == 1 else b"".join(parts)
+            payloads = self.payloads
+            if payloads is None:
+                source = Payload(data=whole, transfer_syntax=ts)
             else:
-                source = DataSource.from_bytes(b"".join(parts), ts)
+                source = payloads.memory(whole, ts)
         self._data_parts = []
         if self._checker is not None:
             self._checker.finish()

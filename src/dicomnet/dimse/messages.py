@@ -9,7 +9,8 @@ primitive parameter carries its dataset. A message holds:
 
 * ``command_set``: a :class:`CommandSet`, a thin keyword view over the ``{tag: value}`` dict that
   :mod:`dicomnet.dimse.commands` encodes and decodes (``msg.command_set.MessageID``);
-* ``data_set``: the payload object (``DataSource``) or None; opaque here;
+* ``data_set``: the payload object (a :class:`~dicomnet.dimse.payload.Payload`, e.g. a
+  ``DataSource``) or None; opaque here;
 * ``context_id``: the presentation context it travels on (set by the provider), or None.
 
 :meth:`DIMSEMessage.encode_command` fills Command Field and Command Data Set Type (0101H when no

@@ -20,6 +20,15 @@ socket and no thread:
 * **waiting** -- :meth:`~DIMSEServiceProvider.get_msg` pops the queue; with ``block=True`` it
   drives the I/O itself through ``assoc.dul.wait_for_activity(deadline)``, see below.
 
+Everything the provider needs besides the association's ``AssociationLike`` core is passed to
+its constructor explicitly -- above all the :class:`~dicomnet.dimse.payload.PayloadFactory`
+that decides where received data sets are kept (the association gives a
+:class:`dicomnet.datasource.SpoolingFactory`: spool files above ``spool_threshold``, behind the
+storage SCP's Part 10 header). The provider and the reassembler never open a file: data sets to
+send are payloads (:class:`~dicomnet.dimse.payload.Payload`; a file-backed
+:class:`dicomnet.datasource.DataSource` reads itself, or hands ``FileRegion`` items to a
+transport that can ``sendfile``), received ones are what the factory makes.
+
 Memory stays bounded on send only if ``dul.send_pdata_chunks`` transmits (or blocks/applies
 back-pressure) before returning: ``send_msg`` produces the PDUs of a file-backed data set
 lazily, one at a time, and would otherwise pile a whole 1 GB file up in the driver's queue.
@@ -88,11 +97,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from dicomnet.dimse.commands import decode_command
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.fragment import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_SPOOL_THRESHOLD,
     CommandInfo,
+    DataSetCheckFactory,
     Reassembler,
     ReassemblyResourceError,
     fragment,
@@ -105,6 +114,7 @@ from dicomnet.dimse.messages import (
     decode_primitive,
     message_from_primitive,
 )
+from dicomnet.dimse.payload import Payload, PayloadFactory
 from dicomnet.dimse.primitives import C_CANCEL, DIMSEPrimitive
 from dicomnet.errors import DimseError, ProtocolError
 from dicomnet.ul.pdu import PDataTF
@@ -173,14 +183,26 @@ MessageHook = Callable[[DIMSEMessage], None]
 class DIMSEServiceProvider:
     """The DIMSE service provider of one association (see the module docstring).
 
-    Optional association attributes used when present: ``transfer_syntax_of(context_id) ->
-    str | None`` (labels received data sets and encodes pydicom ``Dataset`` payloads given to
-    :meth:`send_msg`), ``spool_threshold``, ``max_message_size``, ``spool_dir`` (reassembly
-    limits), ``spool_prefix`` and ``check_dataset`` (see
-    :class:`~dicomnet.dimse.fragment.Reassembler`).
+    The keyword arguments configure reception (see
+    :class:`~dicomnet.dimse.fragment.Reassembler`): ``payloads`` makes the received data sets
+    (None: all kept in memory; an association passes a
+    :class:`dicomnet.datasource.SpoolingFactory`, which spools those above ``spool_threshold``
+    bytes to files), ``max_message_size`` caps a received message (None: the default),
+    ``check_dataset`` checks data sets as they arrive, and ``transfer_syntax_of(context_id) ->
+    str | None`` labels received data sets and encodes the pydicom ``Dataset`` payloads given to
+    :meth:`send_msg`.
     """
 
-    def __init__(self, assoc: AssociationLike) -> None:
+    def __init__(
+        self,
+        assoc: AssociationLike,
+        *,
+        payloads: PayloadFactory | None = None,
+        spool_threshold: int = DEFAULT_SPOOL_THRESHOLD,
+        max_message_size: int | None = None,
+        check_dataset: DataSetCheckFactory | None = None,
+        transfer_syntax_of: Callable[[int], str | None] | None = None,
+    ) -> None:
         self._assoc = assoc
         #: Received (context_id, primitive) pairs, oldest first (C-CANCEL excepted).
         self.msg_queue: deque[tuple[int, DIMSEPrimitive]] = deque()
@@ -197,16 +219,16 @@ class DIMSEServiceProvider:
         self.send_hook: Callable[[DIMSEMessage, int], None] | None = None
         self._operations: set[int] = set()  # Message IDs of the requests being served
         self._cancelled: set[int] = set()  # ... of those (or queued ones) a C-CANCEL named
-        ts_of = getattr(assoc, "transfer_syntax_of", None)
-        self._transfer_syntax_of: Callable[[int], str | None] | None = ts_of
+        self._transfer_syntax_of = transfer_syntax_of
         self._reassembler = Reassembler(
             self._is_accepted,
-            spool_threshold=getattr(assoc, "spool_threshold", DEFAULT_SPOOL_THRESHOLD),
-            max_message_size=getattr(assoc, "max_message_size", DEFAULT_MAX_MESSAGE_SIZE),
-            spool_dir=getattr(assoc, "spool_dir", None),
-            spool_prefix=getattr(assoc, "spool_prefix", None),
-            transfer_syntax_of=ts_of,
-            check_dataset=getattr(assoc, "check_dataset", None),
+            spool_threshold=spool_threshold,
+            max_message_size=(
+                DEFAULT_MAX_MESSAGE_SIZE if max_message_size is None else max_message_size
+            ),
+            payloads=payloads,
+            transfer_syntax_of=transfer_syntax_of,
+            check_dataset=check_dataset,
         )
 
     # -- properties of the founding API ------------------------------------------------------
@@ -332,7 +354,7 @@ class DIMSEServiceProvider:
         being received and delete its spool file. Queued messages stay readable."""
         self._reassembler.reset()
 
-    def _deliver(self, context_id: int, command: bytes, data_set: DataSource | None) -> None:
+    def _deliver(self, context_id: int, command: bytes, data_set: Payload | None) -> None:
         try:
             # One pass: decode, check each element once, build the primitive from the checked
             # values (PS3.7 9.3 / 10.3 tables via the message classes).
@@ -438,18 +460,18 @@ class DIMSEServiceProvider:
         msg = message_from_primitive(primitive)
         msg.context_id = context_id
         data = msg.data_set
-        if data is not None and type(data) is not DataSource:
+        if data is not None and not isinstance(data, Payload):
             msg.data_set = self._as_source(data, context_id)
         if self.on_send_dimse_message is not None:
             self.on_send_dimse_message(msg)
         command = msg.encode_command()
         source = msg.data_set
-        assert source is None or isinstance(source, DataSource)
+        assert source is None or isinstance(source, Payload)
         return msg, fragment(context_id, command, source, int(self._assoc.peer_max_pdata_length))
 
     def repeated_pdus(
         self, primitive: DIMSEPrimitive, context_id: int
-    ) -> Callable[[DataSource], tuple[DIMSEMessage, list[list[Any]]]] | None:
+    ) -> Callable[[Payload], tuple[DIMSEMessage, list[list[Any]]]] | None:
         """For many responses that differ only in their data set (the pending C-FIND responses
         of one request): a function ``data -> (message, PDUs)`` that reuses ``primitive``'s
         command set, encoded once (it must announce a data set). None when every message must
@@ -458,11 +480,11 @@ class DIMSEServiceProvider:
             return None
         msg = message_from_primitive(primitive)
         msg.context_id = context_id
-        msg.data_set = DataSource.from_bytes(b"", None)  # "a data set follows"
+        msg.data_set = Payload.from_bytes(b"", None)  # "a data set follows"
         command = msg.encode_command()
         max_pdata = int(self._assoc.peer_max_pdata_length)
 
-        def pdus(data: DataSource) -> tuple[DIMSEMessage, list[list[Any]]]:
+        def pdus(data: Payload) -> tuple[DIMSEMessage, list[list[Any]]]:
             return msg, list(fragment(context_id, command, data, max_pdata))
 
         return pdus
@@ -473,7 +495,7 @@ class DIMSEServiceProvider:
         consulted."""
         msg.context_id = context_id
         data = msg.data_set
-        if data is not None and type(data) is not DataSource:
+        if data is not None and not isinstance(data, Payload):
             msg.data_set = self._as_source(data, context_id)
         if self.on_send_dimse_message is not None:
             self.on_send_dimse_message(msg)
@@ -481,7 +503,7 @@ class DIMSEServiceProvider:
         assoc = self._assoc
         dul = assoc.dul
         data = msg.data_set
-        assert data is None or isinstance(data, DataSource)
+        assert data is None or isinstance(data, Payload)
         max_pdata = int(assoc.peer_max_pdata_length)  # maximum_pdu_size
         regions = uses_file_regions(data, max_pdata, dul.sends_file_regions)
         pdus = fragment(context_id, command, data, max_pdata, file_regions=regions)
@@ -495,11 +517,11 @@ class DIMSEServiceProvider:
         for chunks in pdus:
             send(chunks)
 
-    def _as_source(self, payload: Any, context_id: int) -> DataSource | None:
-        if payload is None or isinstance(payload, DataSource):
+    def _as_source(self, payload: object, context_id: int) -> Payload | None:
+        if payload is None or isinstance(payload, Payload):
             return payload
         if isinstance(payload, bytes | bytearray | memoryview):
-            return DataSource.from_bytes(payload)
+            return Payload.from_bytes(payload)
         ts = self._transfer_syntax_of(context_id) if self._transfer_syntax_of else None
         if ts is None:
             raise DimseError(
@@ -512,4 +534,4 @@ class DIMSEServiceProvider:
             raise DimseError("pydicom is needed to encode a Dataset") from exc
         if not isinstance(payload, Dataset):
             raise DimseError(f"unsupported data set payload {type(payload).__name__}")
-        return DataSource.from_dataset(payload, ts)
+        return Payload.from_dataset(payload, ts)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, TypeAlias, cast
 
-from dicomnet.dimse.dataset import DataSource
+from dicomnet.datasource import DataSource
 from dicomnet.dimse.primitives import DIMSEPrimitive
 from dicomnet.errors import DicomNetError
 

@@ -33,8 +33,8 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
+from dicomnet.datasource import DataSource
 from dicomnet.dimse import primitives as P
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.status import Category, Status, category
 from dicomnet.errors import ProtocolError
 from dicomnet.services.call import (

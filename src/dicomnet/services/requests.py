@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from dicomnet.datasource import DataSource
 from dicomnet.dimse import primitives as P
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.textenc import with_character_set
 from dicomnet.presentation import VERIFICATION, query_model_uid
 from dicomnet.services.contract import ServiceAssociation

@@ -44,8 +44,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from dicomnet.datasource import DataSource
 from dicomnet.dimse import primitives as P
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.status import Category, Status, category
 from dicomnet.errors import NoPresentationContextError
 from dicomnet.presentation import PresentationContext, build_context, storage_contexts

@@ -11,7 +11,7 @@ storescu``):
   disagrees gets a warning, a file without one is sent from its inferred syntax), then read:
   whole when small (one read, sent from memory in scatter-gather writes), as a file region
   when large (streamed, ``sendfile`` where the transport can);
-* a :class:`~dicomnet.dimse.dataset.DataSource` is taken as it is;
+* a :class:`~dicomnet.datasource.DataSource` is taken as it is;
 * a pydicom ``Dataset`` is encoded by pydicom directly into the best accepted native syntax
   (or its own compressed one, when accepted).
 
@@ -37,7 +37,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeAlias, cast
 
-from dicomnet.dimse.dataset import DataSource
+from dicomnet.datasource import DataSource
 from dicomnet.errors import DicomNetError, NoPresentationContextError
 from dicomnet.services.contract import ServiceAssociation
 from dicomnet.transcode import (

@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import logging
 
+from dicomnet.datasource import DataSource
 from dicomnet.dimse.checker import DataSetChecker
-from dicomnet.dimse.dataset import DataSource
 from dicomnet.dimse.primitives import C_STORE, DIMSEPrimitive
 from dicomnet.dimse.status import Status
 from dicomnet.events import EVT_C_STORE

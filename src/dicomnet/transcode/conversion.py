@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-:func:`convert` takes a :class:`~dicomnet.dimse.dataset.DataSource` (bytes, or a region of a
+:func:`convert` takes a :class:`~dicomnet.datasource.DataSource` (bytes, or a region of a
 file) in one transfer syntax and returns one in another, choosing the cheapest route that
 :func:`~dicomnet.transcode.syntax.conversion_kind` names:
 
@@ -37,7 +37,8 @@ import logging
 import zlib
 from typing import TYPE_CHECKING
 
-from dicomnet.dimse.dataset import DataSource, SpoolFile, decode_dataset, encode_dataset
+from dicomnet.datasource import DataSource, SpoolFile
+from dicomnet.dimse.dataset import decode_dataset, encode_dataset
 from dicomnet.errors import DicomNetError
 from dicomnet.transcode.check import structure_problem
 from dicomnet.transcode.elements import ConversionError, Encoding, Input, Readable, transcode

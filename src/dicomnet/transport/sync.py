@@ -43,7 +43,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dicomnet.dimse.dataset import FileRegion
+from dicomnet.datasource import FileRegion
 from dicomnet.errors import DicomNetError
 from dicomnet.transport.base import (
     ConnectError,
