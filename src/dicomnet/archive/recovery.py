@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from dicomnet.archive.fields import InstanceFields, read_instance_fields
 from dicomnet.archive.models import StudyConflictError
-from dicomnet.archive.store import quick_hash, validate_uid
+from dicomnet.archive.part10 import quick_hash, validate_uid
 from dicomnet.dimse.dataset import read_file_meta
 from dicomnet.transcode.check import structure_problem
 
