@@ -338,7 +338,7 @@ def test_encode_command_still_refuses_a_missing_or_none_required_element() -> No
 @given(any_primitive())
 def test_trusted_equals_validated_construction(prim: P.DIMSEPrimitive) -> None:
     params = prim.params()
-    assert type(prim)._trusted(params) == type(prim)(**params)
+    assert type(prim).from_checked(params) == type(prim)(**params)
 
 
 def test_uid_cache_never_admits_an_invalid_value() -> None:

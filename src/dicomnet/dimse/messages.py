@@ -35,7 +35,7 @@ are kept in ``command_set`` (so they round-trip) but never reach the primitive.
 
 Each element is checked once. :func:`decode_primitive` (what the DIMSE provider uses) returns
 the message together with its primitive, built from the values the checks returned
-(``DIMSEPrimitive._trusted``) instead of validating them a second time as
+(``DIMSEPrimitive.from_checked``) instead of validating them a second time as
 :meth:`DIMSEMessage.to_primitive` does. Checks that a value decoded by
 :func:`~dicomnet.dimse.commands.decode_command` always passes (US range, AT lists:
 ``primitives.RANGE_ONLY``) are skipped for decoded elements. Every class keeps, built once at
@@ -45,17 +45,21 @@ so the complete, common case costs one subset test.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, Final
+from typing import Final
 
 from dicomnet.dimse import primitives as P
-from dicomnet.dimse.commands import (
-    ELEMENTS,
-    KEYWORD_TO_TAG,
-    DimseProtocolError,
-    decode_command,
+from dicomnet.dimse.commands import ELEMENTS, DimseProtocolError, decode_command
+from dicomnet.dimse.message_base import (
+    DATASET_PRESENT,
+    NO_DATASET,
+    TAG_COMMAND_FIELD,
+    TAG_DATASET_TYPE,
+    CommandSet,
+    DimseCommandError,
+    DIMSEMessage,
+    InvalidCommandElementError,
+    MissingCommandElementError,
 )
-from dicomnet.dimse.commands import encode_command as _encode_elements
 from dicomnet.errors import DimseError
 
 __all__ = [
@@ -70,6 +74,7 @@ __all__ = [
     "C_MOVE_RSP",
     "C_STORE_RQ",
     "C_STORE_RSP",
+    "DATASET_PRESENT",
     "MESSAGE_TYPES",
     "NO_DATASET",
     "N_ACTION_RQ",
@@ -94,254 +99,6 @@ __all__ = [
     "decode_primitive",
     "message_from_primitive",
 ]
-
-NO_DATASET: Final = 0x0101  # Command Data Set Type "no dataset" (PS3.7 Table E.1-1)
-DATASET_PRESENT: Final = 0x0001
-
-_T = KEYWORD_TO_TAG
-_COMMAND_FIELD = 0x0100
-_MESSAGE_ID = 0x0110
-_MESSAGE_ID_RSP = 0x0120
-_DATASET_TYPE = 0x0800
-_STATUS = 0x0900
-_AFFECTED_CLASS = 0x0002
-_OFFENDING = 0x0901
-_ERROR_COMMENT = 0x0902
-
-# Command elements that are message mechanics, not primitive parameters.
-_NOT_PRIMITIVE: Final = frozenset({_COMMAND_FIELD, _DATASET_TYPE})
-
-
-class CommandSet:
-    """Keyword attribute access over a command set's ``{tag: value}`` dict.
-
-    Reading a known keyword that is absent gives None; assigning None removes the element.
-    ``elements`` is the underlying dict (what :func:`encode_command` takes).
-    """
-
-    __slots__ = ("elements",)
-
-    def __init__(self, elements: dict[int, object] | None = None) -> None:
-        object.__setattr__(self, "elements", {} if elements is None else elements)
-
-    elements: dict[int, object]
-
-    def __getattr__(self, name: str) -> Any:
-        tag = _T.get(name)
-        if tag is None:
-            raise AttributeError(f"no command element with keyword {name!r}")
-        return self.elements.get(tag)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        tag = _T.get(name)
-        if tag is None:
-            raise AttributeError(f"no command element with keyword {name!r}")
-        if value is None:
-            self.elements.pop(tag, None)
-        else:
-            self.elements[tag] = value
-
-    def __contains__(self, keyword: object) -> bool:
-        tag = _T.get(keyword) if isinstance(keyword, str) else None
-        return tag is not None and tag in self.elements
-
-    def __iter__(self) -> Iterator[str]:
-        for tag in sorted(self.elements):
-            info = ELEMENTS.get(tag)
-            if info is not None:
-                yield info.keyword
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, CommandSet):
-            return NotImplemented
-        a = {k: v for k, v in self.elements.items() if k != 0}
-        b = {k: v for k, v in other.elements.items() if k != 0}
-        return a == b
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return "CommandSet(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self) + ")"
-
-
-class DimseCommandError(DimseError):
-    """A known command with a missing or malformed element: answer it with ``status``.
-
-    ``protocol`` is False: the association survives; send :meth:`response` (when not None).
-    """
-
-    protocol: bool = False
-    status: int = 0x0110
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        message_class: type[DIMSEMessage],
-        tag: int,
-        elements: Mapping[int, object],
-        status: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        if status is not None:
-            self.status = status
-        self.message_class = message_class
-        self.tag = tag
-        self.elements = dict(elements)
-        mid = elements.get(_MESSAGE_ID)
-        self.message_id: int | None = mid if isinstance(mid, int) else None
-
-    def response(self) -> DIMSEMessage | None:
-        """The failure response to send for a faulty request, or None (responses, C-CANCEL)."""
-        rsp_cls = _RESPONSE_OF.get(self.message_class)
-        if rsp_cls is None or self.message_id is None:
-            return None
-        rsp = rsp_cls()
-        cs = rsp.command_set.elements
-        cs[_MESSAGE_ID_RSP] = self.message_id
-        cs[_STATUS] = self.status
-        cs[_OFFENDING] = (self.tag,)
-        cs[_ERROR_COMMENT] = str(self)[:64].replace("\\", "/")
-        sop_class = self.elements.get(_AFFECTED_CLASS)
-        if _AFFECTED_CLASS in rsp.OPTIONAL and isinstance(sop_class, str):
-            try:
-                cs[_AFFECTED_CLASS] = P.VALIDATORS["AffectedSOPClassUID"]("x", sop_class)
-            except DimseError:
-                pass
-        return rsp
-
-
-class MissingCommandElementError(DimseCommandError):
-    """A mandatory command element is absent: status 0120H Missing attribute (PS3.7 C.5)."""
-
-    status = 0x0120
-
-
-class InvalidCommandElementError(DimseCommandError):
-    """A command element has a malformed value: status 0212H Mistyped argument (PS3.7 C.5)."""
-
-    status = 0x0212
-
-
-class DIMSEMessage:
-    """Base of the message classes: a command set, an optional dataset, a context ID."""
-
-    __slots__ = ("command_set", "context_id", "data_set")
-
-    COMMAND_FIELD: ClassVar[int] = -1
-    IS_REQUEST: ClassVar[bool] = True
-    PRIMITIVE: ClassVar[type[P.DIMSEPrimitive]] = P.DIMSEPrimitive
-    #: mandatory command elements (tags), Command Group Length excluded
-    REQUIRED: ClassVar[tuple[int, ...]] = ()
-    #: optional and conditional command elements (tags)
-    OPTIONAL: ClassVar[tuple[int, ...]] = ()
-    #: the primitive parameter holding the dataset, None when the message never has one
-    DATASET: ClassVar[str | None] = None
-    #: True when PS3.7 makes the dataset mandatory (M) for this message
-    DATASET_REQUIRED: ClassVar[bool] = False
-    #: (tag, keyword) of the command elements that are primitive parameters (built once)
-    _PARAMS: ClassVar[tuple[tuple[int, str], ...]] = ()
-    #: (tag, keyword, validator or None) used by :func:`decode_message`: None where the decoded
-    #: value cannot be wrong (``primitives.RANGE_ONLY``)
-    _CHECKS: ClassVar[tuple[tuple[int, str, P.Validator | None], ...]] = ()
-    _REQUIRED_SET: ClassVar[frozenset[int]] = frozenset()
-    #: the element a request (Message ID) or a response / C-CANCEL (Message ID Being
-    #: Responded To) cannot do without
-    _ID_TAG: ClassVar[int] = _MESSAGE_ID
-    #: what a decoded command set must hold: REQUIRED, Command Data Set Type and _ID_TAG
-    _MUST_HAVE: ClassVar[frozenset[int]] = frozenset()
-
-    command_set: CommandSet
-    data_set: object | None
-    context_id: int | None
-
-    def __init_subclass__(
-        cls,
-        *,
-        field: int,
-        primitive: type[P.DIMSEPrimitive],
-        required: tuple[str, ...],
-        optional: tuple[str, ...] = (),
-        dataset: str | None = None,
-        dataset_required: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init_subclass__(**kwargs)
-        cls.COMMAND_FIELD = field
-        cls.IS_REQUEST = not field & 0x8000
-        cls.PRIMITIVE = primitive
-        cls.REQUIRED = tuple(_T[k] for k in required)
-        cls.OPTIONAL = tuple(_T[k] for k in optional)
-        cls.DATASET = dataset
-        cls.DATASET_REQUIRED = dataset_required
-        params = [
-            (tag, ELEMENTS[tag].keyword)
-            for tag in cls.REQUIRED + cls.OPTIONAL
-            if tag not in _NOT_PRIMITIVE
-        ]
-        cls._PARAMS = tuple(params)
-        cls._CHECKS = tuple(
-            (tag, kw, None if kw in P.RANGE_ONLY else P.VALIDATORS.get(kw)) for tag, kw in params
-        )
-        cls._REQUIRED_SET = frozenset(cls.REQUIRED)
-        cls._ID_TAG = _MESSAGE_ID if cls.IS_REQUEST and field != 0x0FFF else _MESSAGE_ID_RSP
-        cls._MUST_HAVE = cls._REQUIRED_SET | {_DATASET_TYPE, cls._ID_TAG}
-
-    def __init__(
-        self,
-        command_set: CommandSet | dict[int, object] | None = None,
-        data_set: object | None = None,
-        context_id: int | None = None,
-    ) -> None:
-        if not isinstance(command_set, CommandSet):
-            command_set = CommandSet(command_set)
-        command_set.elements[_COMMAND_FIELD] = self.COMMAND_FIELD
-        self.command_set = command_set
-        self.data_set = data_set
-        self.context_id = context_id
-
-    def __repr__(self) -> str:
-        ds = "" if self.data_set is None else ", data_set=..."
-        return f"{type(self).__name__}({self.command_set!r}{ds})"
-
-    @property
-    def has_data_set(self) -> bool:
-        """Whether the command set announces a dataset (any value but 0101H, PS3.7 E.1)."""
-        value = self.command_set.elements.get(_DATASET_TYPE)
-        if value is None:
-            return self.data_set is not None
-        return value != NO_DATASET
-
-    def encode_command(self) -> bytes:
-        """The command set bytes (group length first), Command Data Set Type made consistent."""
-        elements = self.command_set.elements
-        elements[_COMMAND_FIELD] = self.COMMAND_FIELD
-        current = elements.get(_DATASET_TYPE)
-        if self.data_set is None:
-            elements[_DATASET_TYPE] = NO_DATASET
-        elif current is None or current == NO_DATASET:
-            elements[_DATASET_TYPE] = DATASET_PRESENT
-        if not elements.keys() >= self._REQUIRED_SET or None in elements.values():
-            for tag in self.REQUIRED:
-                if elements.get(tag) is None:
-                    raise DimseError(
-                        f"{type(self).__name__}: mandatory {ELEMENTS[tag].keyword} is not set"
-                    )
-        return _encode_elements(elements)
-
-    def to_primitive(self) -> P.DIMSEPrimitive:
-        """The service primitive carrying this message's parameters (validated)."""
-        prim = self.PRIMITIVE()
-        elements = self.command_set.elements
-        for tag, keyword in self._PARAMS:
-            value = elements.get(tag)
-            if value is not None:
-                setattr(prim, keyword, value)
-        if self.DATASET is not None and self.data_set is not None:
-            setattr(prim, self.DATASET, self.data_set)
-        return prim
-
-
 
 _RQ_BASE = ("CommandField", "MessageID", "CommandDataSetType")
 _RSP_BASE = ("CommandField", "MessageIDBeingRespondedTo", "CommandDataSetType", "Status")
@@ -687,11 +444,10 @@ MESSAGE_TYPES: Final[dict[int, type[DIMSEMessage]]] = {
     )
 }
 
-_RESPONSE_OF: Final[dict[type[DIMSEMessage], type[DIMSEMessage]]] = {
-    cls: MESSAGE_TYPES[field | 0x8000]
-    for field, cls in MESSAGE_TYPES.items()
-    if not field & 0x8000 and field != 0x0FFF
-}
+for _field, _cls in MESSAGE_TYPES.items():
+    if not _field & 0x8000 and _field != 0x0FFF:  # a request (C-CANCEL has no response)
+        _cls.RESPONSE = MESSAGE_TYPES[_field | 0x8000]
+del _field, _cls
 _CLASS_OF_PRIMITIVE: Final[dict[tuple[type[P.DIMSEPrimitive], bool], type[DIMSEMessage]]] = {
     (cls.PRIMITIVE, cls.IS_REQUEST): cls for cls in MESSAGE_TYPES.values()
 }
@@ -721,7 +477,7 @@ def decode_primitive(
     msg, params = _decode(command_bytes, data_set, elements)
     if data_set is not None and msg.DATASET is not None:
         params[msg.DATASET] = data_set
-    prim: P.DIMSEPrimitive = msg.PRIMITIVE._trusted(params)
+    prim: P.DIMSEPrimitive = msg.PRIMITIVE.from_checked(params)
     return msg, prim
 
 
@@ -737,17 +493,17 @@ def _decode(
     """The message and its checked primitive parameters ({keyword: validated value})."""
     if elements is None:
         elements = decode_command(command_bytes)
-    field = elements.get(_COMMAND_FIELD)
+    field = elements.get(TAG_COMMAND_FIELD)
     if field is None:
         raise DimseProtocolError("command set has no (0000,0100) CommandField")
     cls = MESSAGE_TYPES.get(field) if isinstance(field, int) else None
     if cls is None:
         raise DimseProtocolError(f"unknown (0000,0100) CommandField {field!r}")
-    if not elements.keys() >= cls._MUST_HAVE:  # one test for the common, complete case
+    if not elements.keys() >= cls.MUST_HAVE:  # one test for the common, complete case
         name = cls.__name__
-        if _DATASET_TYPE not in elements:
+        if TAG_DATASET_TYPE not in elements:
             raise DimseProtocolError(f"{name} without (0000,0800) CommandDataSetType")
-        id_tag = cls._ID_TAG
+        id_tag = cls.ID_TAG
         if id_tag not in elements:
             raise DimseProtocolError(f"{name} without {ELEMENTS[id_tag].keyword}")
         for tag in cls.REQUIRED:
@@ -759,7 +515,7 @@ def _decode(
                     elements=elements,
                 )
     params: dict[str, object] = {}
-    for tag, keyword, validator in cls._CHECKS:
+    for tag, keyword, validator in cls.CHECKS:
         value = elements.get(tag)
         if value is None:
             continue
@@ -790,8 +546,8 @@ def message_from_primitive(primitive: P.DIMSEPrimitive) -> DIMSEMessage:
     cls = _CLASS_OF_PRIMITIVE.get((type(primitive), is_request))
     if cls is None:
         raise DimseError(f"no DIMSE message for {type(primitive).__name__}")
-    elements: dict[int, object] = {_COMMAND_FIELD: cls.COMMAND_FIELD}
-    for tag, keyword in cls._PARAMS:
+    elements: dict[int, object] = {TAG_COMMAND_FIELD: cls.COMMAND_FIELD}
+    for tag, keyword in cls.PARAMS:
         value = getattr(primitive, keyword, None)
         if value is not None:
             elements[tag] = value

@@ -22,7 +22,7 @@ lists become tuples of 32-bit ints. ``None`` means "absent". Invalid values rais
 
 Validation happens once per value: :func:`~dicomnet.dimse.messages.decode_message` checks a
 received command set and the primitive is then built from the checked values by
-:meth:`DIMSEPrimitive._trusted`, which does not run the validators a second time (the service
+:meth:`DIMSEPrimitive.from_checked`, which does not run the validators a second time (the service
 classes use it too for responses whose values they copy from a request primitive). UIDs that
 passed the PS3.5 check are remembered in a bounded set, so a SOP Class UID seen in every
 message is matched against the regular expression only once.
@@ -198,12 +198,13 @@ class DIMSEPrimitive:
             setter(self, name, get(name))
 
     @classmethod
-    def _trusted(cls, params: Mapping[str, object]) -> Self:
+    def from_checked(cls, params: Mapping[str, object]) -> Self:
         """A primitive holding ``params`` ({keyword: value}) *without* running the validators.
 
-        Only for values that already passed them: those of a command set checked by
-        :func:`dicomnet.dimse.messages.decode_message` (which runs the same validators), or
-        copied from another primitive. Every other parameter is None.
+        Only for values that already passed them or that the caller checked itself: those of
+        a command set checked by :func:`dicomnet.dimse.messages.decode_message` (which runs the
+        same validators), values copied from another primitive, or a sender's lenient check of
+        the UIDs of the files it sends. Every other parameter is None.
         """
         assert params.keys() <= cls._FIELD_SET, f"not {cls.__name__} parameters: {params}"
         self = cls.__new__(cls)
@@ -212,13 +213,6 @@ class DIMSEPrimitive:
         for name in cls.FIELDS:
             setter(self, name, get(name))
         return self
-
-    @classmethod
-    def from_checked(cls, params: Mapping[str, object]) -> Self:
-        """:meth:`_trusted` for callers outside this package: a primitive from values the
-        caller has checked itself (e.g. a sender's lenient check of the UIDs of the files it
-        sends), without the validators."""
-        return cls._trusted(params)
 
     def __setattr__(self, name: str, value: object) -> None:
         if name not in self._FIELD_SET:
