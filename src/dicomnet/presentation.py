@@ -324,6 +324,7 @@ _COMMON_STORAGE = (
 
 def storage_sop_classes() -> list[str]:
     """Every non-retired Storage SOP class (PS3.4 Table B.5-1), most common ones first."""
+    # lazy: the UID tables are only needed by a storage SCP's context list, not by a client
     from dicomnet.uid import STORAGE_SOP_CLASSES
 
     rest = [

@@ -24,6 +24,7 @@ and the caller uses pydicom, so the output is always what pydicom would have pro
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -79,7 +80,10 @@ def encode_flat_text(dataset: Dataset, implicit: bool) -> bytes | None:
     it holds anything but string-valued elements this encoder handles (see module docstring)."""
     from pydicom.dataelem import DataElement
 
-    elems: Any = dataset._dict
+    # the element mapping through pydicom's public dict view (``items().mapping``): raw
+    # elements stay unconverted, and sorting by int skips BaseTag's slow comparisons
+    # (pydicom types items() as a set; at run time it is the dict's dict_items view)
+    elems: Mapping[int, object] = dataset.items().mapping  # type: ignore[attr-defined]
     codec: str | None = None
     cs = elems.get(_TAG_CHARSET)
     if cs is not None:
@@ -96,7 +100,7 @@ def encode_flat_text(dataset: Dataset, implicit: bool) -> bytes | None:
             return None
     out: list[bytes] = []
     append = out.append
-    for tag in sorted(elems):
+    for tag in sorted(elems, key=int):
         if tag >> 16 == 0x0002:
             continue
         elem = elems[tag]

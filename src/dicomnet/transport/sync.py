@@ -110,6 +110,7 @@ def open_socket(
         sock.close()
         raise
     try:
+        # lazy: dicomnet.transport.tls imports ssl (~10 ms): only TLS connections need it
         from dicomnet.transport.tls import DEFAULT_HANDSHAKE_TIMEOUT
 
         tls.settimeout(DEFAULT_HANDSHAKE_TIMEOUT if timeout is None else timeout)
