@@ -27,7 +27,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dicomnet.settings", "dicomnet.events", "dicomnet.transcode"),
     ("dicomnet.assocbase", "dicomnet.services"),
     ("dicomnet.association", "dicomnet.aio_association", "dicomnet.client"),
-    ("dicomnet.acceptor", "dicomnet.serverflow", "dicomnet.server", "dicomnet.ae"),
+    ("dicomnet.acceptance", "dicomnet.acceptor", "dicomnet.serverflow", "dicomnet.server"),
+    ("dicomnet.ae",),
     ("dicomnet.archive",),
     ("dicomnet.cli", "dicomnet.__main__"),
 )

@@ -54,6 +54,7 @@ from concurrent.futures import Executor, Future
 from typing import Protocol
 
 from dicomnet import events as evt
+from dicomnet.acceptance import acceptor_policy
 from dicomnet.association import Association
 from dicomnet.dimse import primitives as P
 from dicomnet.dimse.messages import DIMSEMessage
@@ -84,13 +85,11 @@ from dicomnet.ul.events import (
     ReleaseRequested,
     TransportClosed,
 )
-from dicomnet.ul.negotiation import RJ_LOCAL_LIMIT, AcceptorPolicy, negotiate
+from dicomnet.ul.negotiation import RJ_LOCAL_LIMIT, negotiate
 from dicomnet.ul.pdu import (
     AAssociateAC,
     AAssociateRJ,
     AAssociateRQ,
-    SOPClassExtendedNegotiation,
-    UserIdentityRQ,
 )
 
 __all__ = ["Acceptor", "Job", "ServerContext", "inline"]
@@ -296,80 +295,6 @@ class Acceptor:
         elif self.driver is not None:
             self.driver.abort()
 
-    # --- negotiation (PS3.8 7.1, PS3.7 Annex D) ---------------------------------------------------
-    def _policy(self, rq: AAssociateRQ) -> AcceptorPolicy:
-        ae = self.server.ae
-        roles = {
-            cx.abstract_syntax: (cx.scu_role is not False, cx.scp_role is not False)
-            for cx in ae.supported_contexts
-        }
-        supported = ae.supported_map()
-        promiscuous = ae.promiscuous_syntaxes
-        if promiscuous:  # anything else proposed: taken as a storage SOP class of its own
-            for pc in rq.presentation_contexts:
-                supported.setdefault(pc.abstract_syntax.rstrip("\0 "), list(promiscuous))
-        handlers = self.server.handlers
-        return AcceptorPolicy(
-            ae_title=ae.ae_title,
-            supported=supported,
-            require_called_ae_title=bool(ae.require_called_aet),
-            allowed_calling_ae_titles=list(ae.require_calling_aet) or None,
-            roles=roles,
-            max_pdata_length=ae.maximum_pdu_size,
-            async_ops_window=(ae.maximum_operations_performed, ae.maximum_operations_invoked),
-            implementation_class_uid=ae.implementation_class_uid,
-            implementation_version_name=ae.implementation_version_name,
-            user_identity=self._user_identity if handlers.first(evt.EVT_USER_ID) else None,
-            extended_negotiation=self._extended if handlers.first(evt.EVT_SOP_EXTENDED) else None,
-        )
-
-    def _user_identity(self, item: UserIdentityRQ) -> tuple[bool, bytes | None]:
-        """EVT_USER_ID: the handler returns (accepted, server response or None)."""
-        bound = self.server.handlers.first(evt.EVT_USER_ID)
-        assert bound is not None
-        fn, args = bound
-        try:
-            result = fn(
-                evt.Event(
-                    self.assoc,
-                    evt.EVT_USER_ID,
-                    user_id_type=item.user_identity_type,
-                    primary_field=item.primary_field,
-                    secondary_field=item.secondary_field,
-                    positive_response_requested=bool(item.positive_response_requested),
-                ),
-                *args,
-            )
-            if not isinstance(result, tuple) or len(result) != 2:
-                raise TypeError(f"EVT_USER_ID handlers return (accepted, response), not {result!r}")
-            accepted, response = result
-            if response is not None and not isinstance(response, bytes):
-                raise TypeError(f"the user identity server response must be bytes: {response!r}")
-        except Exception:
-            LOGGER.exception("EVT_USER_ID handler failed: rejecting the association")
-            return False, None
-        return bool(accepted), response
-
-    def _extended(self, item: SOPClassExtendedNegotiation) -> bytes | None:
-        """EVT_SOP_EXTENDED: the handler gets ``app_info`` ({SOP class UID: the requestor's
-        service-class application information}) and returns {UID: our answer} (a missing UID,
-        or None: no 56H item in the AC for it, PS3.7 D.3.3.5)."""
-        bound = self.server.handlers.first(evt.EVT_SOP_EXTENDED)
-        assert bound is not None
-        fn, args = bound
-        uid = item.sop_class_uid
-        try:
-            answers = fn(evt.Event(self.assoc, evt.EVT_SOP_EXTENDED,
-                                   app_info={uid: item.service_class_application_information}),
-                         *args)  # fmt: skip
-            if answers is not None and not isinstance(answers, dict):
-                raise TypeError(f"EVT_SOP_EXTENDED handlers return a dict, not {answers!r}")
-        except Exception:
-            LOGGER.exception("EVT_SOP_EXTENDED handler failed: no extended negotiation answer")
-            return None
-        answer = (answers or {}).get(uid)
-        return None if answer is None else bytes(answer)
-
     def _on_request(self, rq: AAssociateRQ) -> None:
         server, driver, assoc = self.server, self.driver, self.assoc
         assert driver is not None and assoc is not None
@@ -399,7 +324,7 @@ class Acceptor:
             if refusal_rj is not None:
                 self._reject(AAssociateRJ(*refusal_rj), now)
                 return
-        answer_pdu = negotiate(rq, self._policy(rq))
+        answer_pdu = negotiate(rq, acceptor_policy(self.server.ae, self.server.handlers, self.assoc, rq))
         if not isinstance(answer_pdu, AAssociateAC):
             self._reject(answer_pdu, now)
             return
