@@ -3,10 +3,11 @@
 Theory of operation
 -------------------
 :mod:`dicomnet.services.qr` and :mod:`dicomnet.services.retrieve` answer C-FIND, C-GET and
-C-MOVE as coroutines on the server's event loop and ask a *flow* for five things (the
-:class:`dicomnet.services.qr.Flow` protocol):
+C-MOVE as coroutines on the server's event loop and ask a *flow* for what needs the
+association (the :class:`dicomnet.services.qr.Flow` protocol):
 
-* ``encode(rsp)`` -- a response primitive as its P-DATA-TF PDUs (PS3.8 9.3.5), built by the
+* ``encode(rsp)`` (and ``repeated(rsp)``, the same command set for many data sets) -- a
+  response primitive as its P-DATA-TF PDUs (PS3.8 9.3.5), built by the
   DIMSE provider's encoder (:meth:`~dicomnet.dimse.provider.DIMSEServiceProvider.message_pdus`)
   but not sent. Encoding a batch of identifiers happens in the handler pool, with the handler's
   own step, so the loop only writes.
@@ -18,7 +19,8 @@ C-MOVE as coroutines on the server's event loop and ask a *flow* for five things
 * ``run(fn, *args)`` -- one bounded step of blocking work in the handler pool. A flow has at
   most one step in the pool at a time, so an association holds at most as many pool threads as
   its asynchronous operations window, and never one while it waits for its peer.
-* ``prepare_store(payload)`` then ``send_store(prepared, before)`` -- one C-STORE
+* ``prepare_store(payload)`` then ``send_store(prepared, before)`` (``prepared_uid`` names it
+  in a failure list, ``discard`` drops one never sent) -- one C-STORE
   sub-operation of a C-GET on this association (PS3.4 C.4.3.3): the request is prepared in the
   pool (the converting sender, :func:`dicomnet.services.requests.store`), its PDUs read from
   the file in pieces of :data:`STORE_BATCH_BYTES` in the pool and written as the peer reads,

@@ -16,8 +16,8 @@ service; :func:`archive_ae` builds the AE that accepts what those handlers serve
   valid UID (PS3.5 section 9.1) is refused with 0xC000-range status before any path exists
   (0xC010 here); a full disk answers 0xA700 (Refused: Out of Resources) and leaves no partial
   file; a data set whose SOP Instance UID differs from the Affected SOP Instance UID answers
-  0xA900 (Data Set does not match SOP Class). A duplicate SOP Instance UID replaces the
-  earlier object.
+  0xA900 (Data Set does not match SOP Class). A duplicate SOP Instance UID keeps the first
+  object and answers Success (a re-send is normal), unless ``overwrite`` is set.
 * **C-FIND** (PS3.4 C.4.1): Patient Root and Study Root models, levels PATIENT/STUDY/SERIES/
   IMAGE, matching and return keys per PS3.4 C.2.2 (done by the index). Each match is one
   Pending (0xFF00) response; ``event.is_cancelled`` is checked between matches, a cancel ends

@@ -35,14 +35,14 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
+from dicomnet.dimse.status import Status
+
 if TYPE_CHECKING:
     import zlib
 
 __all__ = ["MAX_DEPTH", "DataSetChecker", "Problem"]
 
 MAX_DEPTH = 64
-STATUS_MISMATCH = 0xA900  # PS3.4 Table B.2-1: Data Set does not match SOP Class
-STATUS_CANNOT_UNDERSTAND = 0xC000  # PS3.4 Table B.2-1: Cannot understand (Cxxx)
 
 _UNDEFINED = 0xFFFFFFFF
 _LONG = frozenset(
@@ -86,7 +86,7 @@ class Problem:
 
 
 class _Bad(Exception):
-    def __init__(self, text: str, status: int = STATUS_CANNOT_UNDERSTAND) -> None:
+    def __init__(self, text: str, status: int = Status.CANNOT_UNDERSTAND) -> None:
         super().__init__(text)
         self.status = status
 
@@ -460,13 +460,13 @@ class DataSetChecker:
             raise _Bad("the data set has no SOP Instance UID (0008,0018)")
         if self._context_class and sop_class != self._context_class:
             raise _Bad(f"a {sop_class} data set on a {self._context_class} presentation context",
-                       STATUS_MISMATCH)  # fmt: skip
+                       Status.DATA_SET_DOES_NOT_MATCH)  # fmt: skip
         if self._sop_class and sop_class != self._sop_class:
             raise _Bad(f"SOP Class UID {sop_class} differs from the Affected SOP Class UID "
-                       f"{self._sop_class}", STATUS_MISMATCH)  # fmt: skip
+                       f"{self._sop_class}", Status.DATA_SET_DOES_NOT_MATCH)  # fmt: skip
         if self._sop_instance and sop_instance != self._sop_instance:
             raise _Bad(f"SOP Instance UID {sop_instance} differs from the Affected SOP "
-                       f"Instance UID {self._sop_instance}", STATUS_MISMATCH)  # fmt: skip
+                       f"Instance UID {self._sop_instance}", Status.DATA_SET_DOES_NOT_MATCH)  # fmt: skip
         self._check_pixel_length()
 
     def _text(self, tag: int) -> str:

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 An application hands an operation a data set in whatever form it has: a pydicom ``Dataset``,
-already encoded bytes, or a :class:`~dicomnet.dimse.dataset.DataSource` (a file, a spool file,
+already encoded bytes, or a :class:`~dicomnet.datasource.DataSource` (a file, a spool file,
 received bytes). :func:`as_payload` turns it into the ``DataSource`` a primitive carries,
 encoded in the transfer syntax accepted for the presentation context it travels on (PS3.7
 section 6.3.1); a pydicom Dataset is only encoded when the message is sent.

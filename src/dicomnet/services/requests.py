@@ -18,7 +18,7 @@ C-STORE payloads (:mod:`dicomnet.services.sending`): a Part 10 file is sent from
 (meta header skipped, no decoding) when a context was accepted with its transfer syntax, and
 converted (:mod:`dicomnet.transcode`) into the best accepted syntax otherwise; a pydicom
 ``Dataset`` is encoded in the best accepted syntax; a
-:class:`~dicomnet.dimse.dataset.DataSource` is sent as it is or converted the same way.
+:class:`~dicomnet.datasource.DataSource` is sent as it is or converted the same way.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LOOKAHEAD", "get", "move", "short_reason"]
 
-LOGGER = logging.getLogger("dicomnet.services.qr")
+LOGGER = logging.getLogger("dicomnet.services.retrieve")
 
 LOOKAHEAD = 64  # C-MOVE items read before the sub-association is requested
 
