@@ -21,7 +21,7 @@ import pytest
 
 from dicomnet._record import Record
 from dicomnet.events import EVT_C_ECHO, Event, EventType
-from dicomnet.presentation import DEFAULT_TRANSFER_SYNTAXES, PresentationContext
+from dicomnet.presentation import PREFERRED_TRANSFER_SYNTAXES, PresentationContext
 from dicomnet.ul import events as ule
 from dicomnet.ul import pdu as P
 from dicomnet.ul.codec import decode_pdu, encode_pdu
@@ -193,7 +193,7 @@ def test_pdv_fast_init_matches_general_path() -> None:
 
 def test_presentation_context_is_a_mutable_record() -> None:
     cx = PresentationContext(VERIFICATION)
-    assert cx.transfer_syntaxes == list(DEFAULT_TRANSFER_SYNTAXES)
+    assert cx.transfer_syntaxes == list(PREFERRED_TRANSFER_SYNTAXES)
     assert cx.transfer_syntaxes is not PresentationContext(VERIFICATION).transfer_syntaxes
     assert PresentationContext(VERIFICATION, IVLE).transfer_syntaxes == [IVLE]
     assert PresentationContext(VERIFICATION, [IVLE, IVLE + "\x00"]).transfer_syntaxes == [IVLE]

@@ -19,7 +19,9 @@ from __future__ import annotations
 import functools
 import logging
 
+from dicomnet import _config
 from dicomnet import events as evt
+from dicomnet.presentation import DEFAULT_TRANSFER_SYNTAXES
 from dicomnet.settings import Settings
 from dicomnet.ul.negotiation import AcceptorPolicy
 from dicomnet.ul.pdu import AAssociateRQ, SOPClassExtendedNegotiation, UserIdentityRQ
@@ -41,6 +43,8 @@ def acceptor_policy(
     }
     supported = ae.supported_map()
     promiscuous = ae.promiscuous_syntaxes
+    if not promiscuous and _config.UNRESTRICTED_STORAGE_SERVICE:  # any SOP class as storage
+        promiscuous = list(DEFAULT_TRANSFER_SYNTAXES)
     if promiscuous:  # anything else proposed: taken as a storage SOP class of its own
         for pc in rq.presentation_contexts:
             supported.setdefault(pc.abstract_syntax.rstrip("\0 "), list(promiscuous))

@@ -49,7 +49,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor, Future
 from typing import Protocol
 
@@ -160,6 +160,7 @@ class ServerContext(Protocol):
         address: tuple[str, int] | None = None,
         rejection: AAssociateRJ | None = None,
         association_request: AAssociateRQ | None = None,
+        details: Mapping[str, object] | None = None,
     ) -> None: ...
 
     def track(self, task: asyncio.Task[None]) -> None: ...
@@ -220,6 +221,7 @@ class Acceptor:
     def connection_made(self, driver: AsyncDriver) -> None:
         self.driver = driver
         assoc = self.assoc = Association(self.server.ae, mode="acceptor", driver=driver)
+        assoc.inherited = self.server.handlers  # the server's handlers apply to it too
         peer = driver.peername
         if peer is not None:
             assoc.requestor.address, assoc.requestor.port = peer
@@ -335,10 +337,13 @@ class Acceptor:
         # The AC's invoked value = operations the requestor may invoke = we perform at once.
         performed = 1 if window is None else window.max_operations_invoked
         self.window = server.max_workers if performed == 0 else max(1, performed)
+        # (EVT_DIMSE_RECV/SENT: the association hooks its provider when it or its server has a
+        # handler for them, see AssociationBase.handlers_changed)
         self._serialize_sends(assoc.dimse)
         self.record.outcome = "accepted"
         server.monitor("association_started", self.record)
         server.fire(evt.EVT_ACCEPTED, assoc)
+        server.fire(evt.EVT_ESTABLISHED, assoc)
 
     def _reject(self, rj: AAssociateRJ, now: float) -> None:
         assert self.driver is not None
@@ -441,7 +446,7 @@ class Acceptor:
             return
         provider = assoc.dimse
         provider.receive_pdata(event.pdu)  # ProtocolError -> the driver aborts
-        if provider.msg_queue:
+        if provider.queued:
             # requests go to our pending list (``Status`` is None on every request); the
             # responses to our C-GET sub-operations to the flows awaiting them; other responses
             # stay for a worker (a handler's own operation) waiting on them
@@ -452,7 +457,7 @@ class Acceptor:
                 self.pending.append(job)
             if requests:
                 self.server.waiting_changed(len(requests))
-            if self.waiters and provider.msg_queue:
+            if self.waiters and provider.queued:
                 for _, rsp in provider.take(self.waiters.expects):
                     routed = self.waiters.route(rsp)
                     if routed is not None and not routed[0].done():

@@ -20,6 +20,8 @@ The AE holds no sockets and no threads itself; everything below it is typed agai
 
 from __future__ import annotations
 
+import copy
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, overload
 
@@ -58,6 +60,19 @@ EventHandlers = HandlerSpec
 class AE(Settings):
     """A DICOM Application Entity (see the module docstring)."""
 
+    def __init__(self, ae_title: str | bytes = "DICOMNET") -> None:
+        super().__init__(ae_title)
+        self._clients: weakref.WeakSet[Association] = weakref.WeakSet()
+        self._servers: list[Server] = []
+
+    def copy(self) -> Settings:
+        """A copy of this AE's settings (contexts copied; no servers, no associations)."""
+        other = Settings(self.ae_title)
+        for name, value in vars(self).items():
+            if name not in ("_clients", "_servers"):
+                setattr(other, name, copy.copy(value))
+        return other
+
     def associate(
         self,
         addr: str,
@@ -94,7 +109,7 @@ class AE(Settings):
         """
         if tls_args is not None:
             ssl_context, server_hostname = tls_args[0], tls_args[1] or server_hostname
-        return client.request_association(
+        assoc = client.request_association(
             self,
             client.AssociationRequest(
                 addr, port, contexts, validate_ae_title(ae_title),
@@ -105,6 +120,9 @@ class AE(Settings):
             ssl_context=ssl_context,
             server_hostname=server_hostname,
         )  # fmt: skip
+        if assoc.is_established:
+            self._clients.add(assoc)
+        return assoc
 
     async def associate_async(
         self,
@@ -142,8 +160,10 @@ class AE(Settings):
         self,
         address: tuple[str, int],
         block: Literal[True] = True,
-        evt_handlers: HandlerSpec | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        evt_handlers: HandlerSpec | None = None,
+        ae_title: str | bytes | None = None,
+        contexts: Sequence[PresentationContext] | None = None,
         *,
         handlers: HandlerSpec | None = None,
         max_workers: int | None = None,
@@ -156,8 +176,10 @@ class AE(Settings):
         self,
         address: tuple[str, int],
         block: Literal[False],
-        evt_handlers: HandlerSpec | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        evt_handlers: HandlerSpec | None = None,
+        ae_title: str | bytes | None = None,
+        contexts: Sequence[PresentationContext] | None = None,
         *,
         handlers: HandlerSpec | None = None,
         max_workers: int | None = None,
@@ -170,8 +192,10 @@ class AE(Settings):
         self,
         address: tuple[str, int],
         block: bool = True,
-        evt_handlers: HandlerSpec | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        evt_handlers: HandlerSpec | None = None,
+        ae_title: str | bytes | None = None,
+        contexts: Sequence[PresentationContext] | None = None,
         *,
         handlers: HandlerSpec | None = None,
         max_workers: int | None = None,
@@ -183,8 +207,10 @@ class AE(Settings):
         self,
         address: tuple[str, int],
         block: bool = True,
-        evt_handlers: HandlerSpec | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        evt_handlers: HandlerSpec | None = None,
+        ae_title: str | bytes | None = None,
+        contexts: Sequence[PresentationContext] | None = None,
         *,
         handlers: HandlerSpec | None = None,
         max_workers: int | None = None,
@@ -194,17 +220,63 @@ class AE(Settings):
         """Serve associations on ``address`` (see :func:`dicomnet.server.start_server`).
 
         Returns the ``Server`` when ``block`` is False; otherwise serves until shut down.
-        ``handlers=`` is accepted as an alias of ``evt_handlers``.
+        ``handlers=`` is accepted as an alias of ``evt_handlers``. ``ae_title`` and
+        ``contexts`` (supported presentation contexts) override the AE's for this server only.
         """
         # lazy: the server (asyncio, the handler pool, every service) is start-up cost a
         # client never needs
         from dicomnet import server
 
+        settings: Settings = self
+        if ae_title is not None or contexts is not None:
+            settings = self.copy()
+            if ae_title is not None:
+                settings.ae_title = ae_title
+            if contexts is not None:
+                settings.supported_contexts = contexts
+        if not block:
+            running = server.start_server(
+                settings, address, block=False,
+                handlers=evt_handlers if handlers is None else handlers, ssl_context=ssl_context,
+                max_workers=max_workers, ssl_handshake_timeout=ssl_handshake_timeout, sock=sock,
+            )  # fmt: skip
+            self._servers.append(running)
+            return running
         return server.start_server(
-            self, address, block=block, handlers=evt_handlers if handlers is None else handlers,
-            ssl_context=ssl_context, max_workers=max_workers,
-            ssl_handshake_timeout=ssl_handshake_timeout, sock=sock,
+            settings, address, block=True,
+            handlers=evt_handlers if handlers is None else handlers, ssl_context=ssl_context,
+            max_workers=max_workers, ssl_handshake_timeout=ssl_handshake_timeout, sock=sock,
         )  # fmt: skip
+
+    def make_server(
+        self,
+        address: tuple[str, int],
+        ae_title: str | bytes | None = None,
+        contexts: Sequence[PresentationContext] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        evt_handlers: HandlerSpec | None = None,
+    ) -> Server:
+        """A server on ``address``, already serving in its own thread (as
+        ``start_server(..., block=False)``)."""
+        return self.start_server(address, False, ssl_context, evt_handlers, ae_title, contexts)
+
+    @property
+    def active_associations(self) -> list[Association]:
+        """The established associations of this AE: those it requested and those its
+        servers accepted."""
+        mine = [a for a in list(self._clients) if a.is_established]
+        for running in self._servers:
+            mine.extend(running.active_associations)
+        return mine
+
+    def shutdown(self) -> None:
+        """Stop every server this AE started and abort every association it requested."""
+        servers, self._servers = self._servers, []
+        for running in servers:
+            running.shutdown()
+        for assoc in list(self._clients):
+            if assoc.is_established:
+                assoc.abort()
 
 
 ApplicationEntity = AE

@@ -204,7 +204,7 @@ class AsyncAssociation(
             queue.put_nowait(None)
 
     def _route(self) -> None:
-        queue = self.dimse.msg_queue
+        queue = self.dimse.queued
         while queue:
             context_id, prim = queue.popleft()
             if prim.is_response:

@@ -35,6 +35,7 @@ How operations are carried out (blocking or on the event loop) is left to the su
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -53,14 +54,21 @@ from dicomnet.errors import (
 from dicomnet.events import (
     EVT_ABORTED,
     EVT_ACCEPTED,
+    EVT_DIMSE_RECV,
+    EVT_DIMSE_SENT,
+    EVT_ESTABLISHED,
     EVT_REJECTED,
     EVT_RELEASED,
     Binding,
     Event,
     EventType,
     Handler,
+    HandlerInfo,
     Handlers,
+    bound_events,
+    handler_info,
 )
+from dicomnet.message_queue import MessageQueue
 from dicomnet.presentation import PresentationContext, context_result_text
 from dicomnet.settings import ContextView, Settings
 from dicomnet.transport.base import Driver, monotonic
@@ -231,6 +239,9 @@ class AssociationBase:
         """Outstanding operations we may invoke at once (negotiated 53H; 1 = synchronous)."""
         self.handlers = Handlers()
         """The handlers bound to this association (see :meth:`bind`)."""
+        self.inherited: Handlers | None = None
+        """An accepted association's server's handlers: they apply to it too (reported by
+        :meth:`get_handlers`, and fired for its DIMSE messages)."""
         self.lock = threading.RLock()
         """Serializes the operations of threads sharing the association."""
         self.association_rq: AAssociateRQ | None = None
@@ -279,13 +290,17 @@ class AssociationBase:
             ae.spool_dir,
             None if prefix is None else lambda ctx, command: prefix(view, ctx, command),
         )
-        return DIMSEServiceProvider(
+        provider = DIMSEServiceProvider(
             self,
             payloads=payloads,
             max_message_size=ae.max_message_size,
             check_dataset=self.dataset_checker if ae.check_received_datasets else None,
             transfer_syntax_of=self.transfer_syntax_of,
+            msg_queue=MessageQueue(),
         )
+        if self.handlers or self.inherited:
+            self._wire_dimse_events(provider)
+        return provider
 
     def connection_lost(self) -> None:
         """The transport is gone: the DIMSE message being received (if any) is dropped and
@@ -543,14 +558,91 @@ class AssociationBase:
         latest handler."""
         with self.lock:
             self.handlers.bind(event, handler, args or ())
+        if event in (EVT_DIMSE_RECV, EVT_DIMSE_SENT):
+            self.handlers_changed()
 
     def unbind(self, event: EventType, handler: Handler) -> None:
         with self.lock:
             self.handlers.unbind(event, handler)
+        if event in (EVT_DIMSE_RECV, EVT_DIMSE_SENT):
+            self.handlers_changed()
 
-    def get_handlers(self, event: EventType) -> list[Binding]:
-        """The ``(handler, extra args)`` bindings of ``event``."""
-        return self.handlers.get(event)
+    def notify_details(self, event_type: EventType, details: dict[str, object]) -> None:
+        """:meth:`notify` with the event's details as a dict (a protocol observer's call)."""
+        self.notify(event_type, **details)
+
+    def _wire_dimse_events(self, provider: DIMSEServiceProvider) -> None:
+        """EVT_DIMSE_RECV/SENT handlers get the provider's message hooks; without a handler the
+        hooks stay None and a message costs nothing extra."""
+        handlers = self._all_handlers()
+        provider.on_receive_dimse_message = (
+            functools.partial(self._dimse_event, EVT_DIMSE_RECV)
+            if handlers.get(EVT_DIMSE_RECV) else None
+        )  # fmt: skip
+        provider.on_send_dimse_message = (
+            functools.partial(self._dimse_event, EVT_DIMSE_SENT)
+            if handlers.get(EVT_DIMSE_SENT) else None
+        )  # fmt: skip
+
+    def _dimse_event(self, event_type: EventType, message: object) -> None:
+        self.notify(event_type, message=message)
+        if self.inherited is not None:  # the server's handlers, for this association
+            for fn, args in self.inherited.get(event_type):
+                try:
+                    fn(Event(self, event_type, details={"message": message}), *args)
+                except Exception:
+                    LOGGER.exception("%s handler failed", event_type.name)
+
+    def get_handlers(self, event: EventType) -> HandlerInfo:
+        """The handlers bound to ``event`` (this association's and, for an accepted one, its
+        server's): a list of ``(handler, args)`` for a notification event, the one
+        ``(handler, args)`` (or ``(None, None)``) for an intervention event."""
+        return handler_info(self._all_handlers(), event)
+
+    def get_events(self) -> list[EventType]:
+        """The events with a handler bound on this association (or its server)."""
+        return bound_events(self._all_handlers())
+
+    def _all_handlers(self) -> Handlers:
+        if self.inherited is None:
+            return self.handlers
+        return self.inherited.merged(self.handlers)
+
+    def handlers_changed(self) -> None:
+        """Handlers were bound or unbound (here or on the server): the DIMSE message hooks
+        follow."""
+        with self.lock:
+            if self._dimse is not None:
+                self._wire_dimse_events(self._dimse)
+
+    @property
+    def is_requestor(self) -> bool:
+        return self.mode == "requestor"
+
+    @property
+    def is_acceptor(self) -> bool:
+        return self.mode == "acceptor"
+
+    @property
+    def local(self) -> dict[str, object]:
+        """Our side: ``ae_title``, ``address``, ``port``, ``mode`` and ``pdv_size`` (the largest
+        P-DATA PDU we receive)."""
+        return self._user_info(self.requestor if self.is_requestor else self.acceptor, True)
+
+    @property
+    def remote(self) -> dict[str, object]:
+        """The peer's side, as :attr:`local` (``pdv_size``: the largest it receives)."""
+        return self._user_info(self.acceptor if self.is_requestor else self.requestor, False)
+
+    def _user_info(self, user: ServiceUser, ours: bool) -> dict[str, object]:
+        is_requestor = (user is self.requestor)
+        return {
+            "ae_title": user.ae_title,
+            "address": user.address or None,
+            "port": user.port or None,
+            "mode": "requestor" if is_requestor else "acceptor",
+            "pdv_size": user.maximum_length,
+        }
 
     def bind_all(self, bindings: Iterable[tuple[EventType, list[Binding]]]) -> None:
         """Bind every ``(event, [(handler, args), ...])`` (e.g. a normalized handler spec)."""
@@ -558,13 +650,14 @@ class AssociationBase:
             for fn, args in bound:
                 self.bind(event, fn, args)
 
-    def notify(self, event_type: EventType) -> None:
-        """Call the notification handlers bound to ``event_type`` (errors logged)."""
+    def notify(self, event_type: EventType, **details: object) -> None:
+        """Call the notification handlers bound to ``event_type`` (errors logged); ``details``
+        become the event's attributes (e.g. ``message`` for EVT_DIMSE_RECV)."""
         if not self.handlers:
             return
         for fn, args in self.handlers.get(event_type):
             try:
-                fn(Event(self, event_type), *args)
+                fn(Event(self, event_type, details=details), *args)
             except Exception:
                 LOGGER.exception("%s handler failed", event_type.name)
 
@@ -620,6 +713,7 @@ class AssociationBase:
         self.apply_negotiation(rq, ac)
         self.is_established = True
         self.notify(EVT_ACCEPTED)
+        self.notify(EVT_ESTABLISHED)
 
     def _on_rejected(self, rj: AAssociateRJ) -> None:
         self.is_rejected = True

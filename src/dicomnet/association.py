@@ -340,8 +340,10 @@ class Association(Operations["Dataset", Result, Iterator[Result], None]):
         else:
             driver.close()
 
-    def abort(self) -> None:
-        """Abort the association (A-ABORT, source service-user, PS3.8 section 7.3)."""
+    def abort(self, block: bool = True) -> None:
+        """Abort the association (A-ABORT, source service-user, PS3.8 section 7.3). The
+        A-ABORT is written before this returns whatever ``block`` says (accepted for
+        pynetdicom programs)."""
         driver = self.driver
         if driver is None:
             return

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from dicomnet.assocbase import AssociationBase
 from dicomnet.association import Association
-from dicomnet.events import HandlerSpec, normalize_handlers
+from dicomnet.events import HandlerSpec, ProtocolObserver, normalize_handlers, wants_protocol_events
 from dicomnet.presentation import PresentationContext
 from dicomnet.settings import MAX_CONTEXTS, Settings
 from dicomnet.transport.base import TransportError
@@ -51,6 +51,7 @@ from dicomnet.ul.pdu import (
     UserInformation,
     uid_norm,
 )
+from dicomnet.ul.primitives import NegotiationItem
 
 if TYPE_CHECKING:
     import ssl
@@ -145,7 +146,9 @@ def build_rq(
             scp = False if cx.scp_role is None else cx.scp_role
             roles[cx.abstract_syntax] = RoleSelection(cx.abstract_syntax, int(scu), int(scp))
     extended: list[SubItem] = []
-    for item in ext_neg or ():
+    for given in ext_neg or ():
+        # pynetdicom-style items (attributes set one by one) become their checked PDU records
+        item = given.to_item() if isinstance(given, NegotiationItem) else given
         if isinstance(item, RoleSelection):
             roles[uid_norm(item.sop_class_uid)] = item
         elif isinstance(item, UserIdentityRQ):
@@ -206,6 +209,8 @@ def prepare(settings: Settings, assoc: A, request: AssociationRequest) -> ULConn
     conn = ULConnection(
         "requestor", max_pdata_length=request.max_pdu, artim_timeout=settings.acse_timeout
     )
+    if wants_protocol_events(assoc.handlers):  # EVT_PDU_*, EVT_DATA_*, EVT_FSM_TRANSITION...
+        conn.observer = ProtocolObserver(assoc.handlers, assoc.notify_details)
     conn.request_association(rq, assoc.clock())
     assoc.association_rq = conn.local_rq
     return conn

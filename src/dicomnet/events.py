@@ -43,10 +43,13 @@ from dicomnet.datasource import DataSource
 from dicomnet.dimse.primitives import DIMSEPrimitive
 from dicomnet.presentation import PresentationContext
 from dicomnet.settings import IMPLEMENTATION_CLASS_UID, Settings
-from dicomnet.ul.pdu import AAssociateRJ, AAssociateRQ
+from dicomnet.ul.fsm import Action, State
+from dicomnet.ul.fsm import Event as FSMEvent
+from dicomnet.ul.pdu import PDU, AAssociateRJ, AAssociateRQ, PDataTF
 
 if TYPE_CHECKING:
     from datetime import datetime
+    from pathlib import Path
 
     from pydicom.dataset import Dataset, FileMetaDataset
 
@@ -55,6 +58,9 @@ if TYPE_CHECKING:
 __all__ = [
     "EVT_ABORTED",
     "EVT_ACCEPTED",
+    "EVT_ACSE_RECV",
+    "EVT_ACSE_SENT",
+    "EVT_ASYNC_OPS",
     "EVT_CONN_CLOSE",
     "EVT_CONN_OPEN",
     "EVT_C_ECHO",
@@ -62,15 +68,24 @@ __all__ = [
     "EVT_C_GET",
     "EVT_C_MOVE",
     "EVT_C_STORE",
+    "EVT_DATA_RECV",
+    "EVT_DATA_SENT",
+    "EVT_DIMSE_RECV",
+    "EVT_DIMSE_SENT",
+    "EVT_ESTABLISHED",
+    "EVT_FSM_TRANSITION",
     "EVT_N_ACTION",
     "EVT_N_CREATE",
     "EVT_N_DELETE",
     "EVT_N_EVENT_REPORT",
     "EVT_N_GET",
     "EVT_N_SET",
+    "EVT_PDU_RECV",
+    "EVT_PDU_SENT",
     "EVT_REJECTED",
     "EVT_RELEASED",
     "EVT_REQUESTED",
+    "EVT_SOP_COMMON",
     "EVT_SOP_EXTENDED",
     "EVT_USER_ID",
     "Binding",
@@ -80,6 +95,8 @@ __all__ = [
     "HandlerMap",
     "HandlerSpec",
     "Handlers",
+    "InterventionEvent",
+    "NotificationEvent",
     "normalize_handlers",
 ]
 
@@ -100,9 +117,21 @@ class EventType(Record):
         _set(self, "description", description)
         _set(self, "intervention", intervention)
 
+    @property
+    def is_intervention(self) -> bool:
+        return self.intervention
+
+    @property
+    def is_notification(self) -> bool:
+        return not self.intervention
+
     def __repr__(self) -> str:
         return self.name
 
+
+#: pynetdicom's names of the two kinds (``isinstance`` checks: both are :class:`EventType`).
+NotificationEvent = EventType
+InterventionEvent = EventType
 
 # Notification events: association / connection life cycle (PS3.8 section 7).
 EVT_CONN_OPEN = EventType("EVT_CONN_OPEN", "transport connection accepted", False)
@@ -112,11 +141,33 @@ EVT_ACCEPTED = EventType("EVT_ACCEPTED", "A-ASSOCIATE-AC sent", False)
 EVT_REJECTED = EventType("EVT_REJECTED", "A-ASSOCIATE-RJ sent", False)
 EVT_RELEASED = EventType("EVT_RELEASED", "association released", False)
 EVT_ABORTED = EventType("EVT_ABORTED", "association aborted", False)
+EVT_ESTABLISHED = EventType("EVT_ESTABLISHED", "association established", False)
+
+# Notification events of the protocol machinery: only built when a handler is bound to them
+# (each would otherwise cost on every PDU or message). ``event.pdu`` (PS3.8 section 9.3),
+# ``event.data`` (the raw bytes), ``event.message`` (the DIMSE message, PS3.7 section 6.3),
+# ``event.primitive`` (the A-ASSOCIATE / A-RELEASE / A-ABORT PDU, PS3.8 section 7),
+# ``event.current_state``/``fsm_event``/``action``/``next_state`` (PS3.8 section 9.2).
+EVT_ACSE_RECV = EventType("EVT_ACSE_RECV", "ACSE primitive received", False)
+EVT_ACSE_SENT = EventType("EVT_ACSE_SENT", "ACSE primitive sent", False)
+EVT_DATA_RECV = EventType("EVT_DATA_RECV", "data received from the peer", False)
+EVT_DATA_SENT = EventType("EVT_DATA_SENT", "data sent to the peer", False)
+EVT_DIMSE_RECV = EventType("EVT_DIMSE_RECV", "DIMSE message received", False)
+EVT_DIMSE_SENT = EventType("EVT_DIMSE_SENT", "DIMSE message sent", False)
+EVT_PDU_RECV = EventType("EVT_PDU_RECV", "PDU received", False)
+EVT_PDU_SENT = EventType("EVT_PDU_SENT", "PDU sent", False)
+EVT_FSM_TRANSITION = EventType("EVT_FSM_TRANSITION", "state machine transition", False)
 
 # Intervention events: requests the peer makes of us.
 EVT_USER_ID = EventType("EVT_USER_ID", "user identity negotiation (PS3.7 D.3.3.7)", True)
 EVT_SOP_EXTENDED = EventType(
     "EVT_SOP_EXTENDED", "SOP class extended negotiation (PS3.7 D.3.3.5)", True
+)
+EVT_SOP_COMMON = EventType(
+    "EVT_SOP_COMMON", "SOP class common extended negotiation (PS3.7 D.3.3.6)", True
+)
+EVT_ASYNC_OPS = EventType(
+    "EVT_ASYNC_OPS", "asynchronous operations window negotiation (PS3.7 D.3.3.3)", True
 )
 EVT_C_ECHO = EventType("EVT_C_ECHO", "C-ECHO-RQ received", True)
 EVT_C_STORE = EventType("EVT_C_STORE", "C-STORE-RQ received", True)
@@ -129,6 +180,22 @@ EVT_N_SET = EventType("EVT_N_SET", "N-SET-RQ received", True)
 EVT_N_ACTION = EventType("EVT_N_ACTION", "N-ACTION-RQ received", True)
 EVT_N_CREATE = EventType("EVT_N_CREATE", "N-CREATE-RQ received", True)
 EVT_N_DELETE = EventType("EVT_N_DELETE", "N-DELETE-RQ received", True)
+
+#: Every event type, notification and intervention.
+ALL_EVENTS: tuple[EventType, ...] = ()  # filled below, once every EVT_* exists
+
+#: The events fired from the Upper Layer machinery through a :class:`ProtocolObserver`.
+PROTOCOL_EVENTS = (
+    EVT_ACSE_RECV,
+    EVT_ACSE_SENT,
+    EVT_DATA_RECV,
+    EVT_DATA_SENT,
+    EVT_PDU_RECV,
+    EVT_PDU_SENT,
+    EVT_FSM_TRANSITION,
+)
+
+ALL_EVENTS = tuple(v for k, v in list(globals().items()) if k.startswith("EVT_"))
 
 # A handler is called as handler(event, *extra_args); what it returns depends on the event
 # (a status, (status, dataset), a generator of them, or a coroutine of any of these), so its
@@ -205,8 +272,84 @@ class Handlers:
         bound = self._bound.get(event)
         return bound[0] if bound else None
 
+    def merged(self, other: Handlers) -> Handlers:
+        """These bindings and ``other``'s (``other`` wins an intervention event)."""
+        combined = Handlers()
+        for source in (self, other):
+            for event, bound in source._bound.items():
+                for fn, args in bound:
+                    combined.bind(event, fn, args)
+        return combined
+
     def __bool__(self) -> bool:
         return any(self._bound.values())
+
+
+PublicBinding = tuple[Handler, list[object] | None]
+HandlerInfo = list[PublicBinding] | PublicBinding | tuple[None, None]
+
+
+def handler_info(handlers: Handlers, event: EventType) -> HandlerInfo:
+    """What ``get_handlers(event)`` returns: for a notification event the list of
+    ``(handler, args or None)``; for an intervention event its one ``(handler, args or None)``,
+    or ``(None, None)`` when none is bound."""
+    bound = [(fn, list(args) or None) for fn, args in handlers.get(event)]
+    if not event.intervention:
+        return bound
+    return bound[-1] if bound else (None, None)
+
+
+def bound_events(handlers: Handlers) -> list[EventType]:
+    """The events with a handler bound, by name (``get_events()``)."""
+    return sorted((e for e in ALL_EVENTS if handlers.get(e)), key=lambda e: e.name)
+
+
+def wants_protocol_events(handlers: Handlers) -> bool:
+    """Whether a handler is bound to one of :data:`PROTOCOL_EVENTS` (only then does a
+    connection get a :class:`ProtocolObserver`, so that unobserved connections pay nothing)."""
+    return any(handlers.get(event) for event in PROTOCOL_EVENTS)
+
+
+class ProtocolObserver:
+    """The :class:`~dicomnet.ul.connection.ULObserver` that turns what an Upper Layer
+    connection does into EVT_DATA_*, EVT_PDU_*, EVT_ACSE_* (association control PDUs, PS3.8
+    section 7) and EVT_FSM_TRANSITION (PS3.8 section 9.2), each built only when a handler is
+    bound to it. ``fire(event type, details)`` calls the handlers."""
+
+    __slots__ = ("_fire", "_handlers")
+
+    def __init__(
+        self, handlers: Handlers, fire: Callable[[EventType, dict[str, object]], None]
+    ) -> None:
+        self._handlers = handlers
+        self._fire = fire
+
+    def _emit(self, event: EventType, **details: object) -> None:
+        if self._handlers.get(event):
+            self._fire(event, details)
+
+    def data_received(self, data: bytes) -> None:
+        self._emit(EVT_DATA_RECV, data=data)
+
+    def data_sent(self, data: bytes) -> None:
+        self._emit(EVT_DATA_SENT, data=data)
+
+    def pdu_received(self, pdu: PDU) -> None:
+        self._emit(EVT_PDU_RECV, pdu=pdu)
+        if not isinstance(pdu, PDataTF):
+            self._emit(EVT_ACSE_RECV, primitive=pdu)
+
+    def pdu_sent(self, pdu: PDU) -> None:
+        self._emit(EVT_PDU_SENT, pdu=pdu)
+        if not isinstance(pdu, PDataTF):
+            self._emit(EVT_ACSE_SENT, primitive=pdu)
+
+    def transition(self, state: State, event: FSMEvent, action: Action, next_state: State) -> None:
+        if self._handlers.get(EVT_FSM_TRANSITION):
+            self._fire(EVT_FSM_TRANSITION, {
+                "current_state": state.label, "fsm_event": event.label,
+                "action": action.value, "next_state": next_state.label,
+            })  # fmt: skip
 
 
 class EventAssociation(Protocol):
@@ -247,9 +390,12 @@ class Event(Generic[A]):
     """
 
     __slots__ = (
+        "__weakref__",
         "_cancel_check",
         "_dataset",
+        "_details",
         "_file_meta",
+        "_path",
         "address",
         "app_info",
         "assoc",
@@ -281,6 +427,7 @@ class Event(Generic[A]):
         secondary_field: bytes | None = None,
         positive_response_requested: bool = False,
         app_info: dict[str, bytes] | None = None,
+        details: Mapping[str, object] | None = None,
     ) -> None:
         self.assoc = assoc
         self.event = event
@@ -298,6 +445,50 @@ class Event(Generic[A]):
         self.secondary_field = secondary_field
         self.positive_response_requested = positive_response_requested
         self.app_info = app_info
+        self._path: Path | None = None
+        self._details: Mapping[str, object] = _NO_DETAILS if details is None else details
+
+    # --- details of the protocol notification events (None for other events) ------------
+    @property
+    def message(self) -> object:
+        """EVT_DIMSE_RECV/SENT: the DIMSE message (:class:`~dicomnet.dimse.messages.DIMSEMessage`)."""
+        return self._details.get("message")
+
+    @property
+    def pdu(self) -> object:
+        """EVT_PDU_RECV/SENT: the PDU record (:mod:`dicomnet.ul.pdu`)."""
+        return self._details.get("pdu")
+
+    @property
+    def data(self) -> bytes | None:
+        """EVT_DATA_RECV/SENT: the bytes received or sent."""
+        value = self._details.get("data")
+        return value if isinstance(value, bytes) else None
+
+    @property
+    def primitive(self) -> object:
+        """EVT_ACSE_RECV/SENT: the association control PDU (A-ASSOCIATE, A-RELEASE, A-ABORT)."""
+        return self._details.get("primitive")
+
+    @property
+    def current_state(self) -> str | None:
+        """EVT_FSM_TRANSITION: the state before the transition (e.g. ``"Sta6"``)."""
+        return _text(self._details.get("current_state"))
+
+    @property
+    def fsm_event(self) -> str | None:
+        """EVT_FSM_TRANSITION: the state machine event (e.g. ``"Evt10"``)."""
+        return _text(self._details.get("fsm_event"))
+
+    @property
+    def action(self) -> str | None:
+        """EVT_FSM_TRANSITION: the action taken (e.g. ``"DT-2"``)."""
+        return _text(self._details.get("action"))
+
+    @property
+    def next_state(self) -> str | None:
+        """EVT_FSM_TRANSITION: the state after the transition."""
+        return _text(self._details.get("next_state"))
 
     def __repr__(self) -> str:
         return f"<Event {self.event.name} message_id={self.message_id}>"
@@ -345,7 +536,9 @@ class Event(Generic[A]):
 
     def _parameter(self, keyword: str) -> object:
         request = self.request
-        return None if request is None or keyword not in request.FIELDS else getattr(request, keyword)
+        return (
+            None if request is None or keyword not in request.FIELDS else getattr(request, keyword)
+        )
 
     @property
     def action_type(self) -> int | None:
@@ -363,6 +556,48 @@ class Event(Generic[A]):
         if isinstance(value, bytes):
             value = value.decode("ascii", "replace")
         return value.strip() if isinstance(value, str) else None
+
+    @property
+    def attribute_identifiers(self) -> list[int]:
+        """N-GET: the requested attributes' tags (Attribute Identifier List; empty: all)."""
+        value = self._parameter("AttributeIdentifierList")
+        if value is None:
+            return []
+        items = value if isinstance(value, list | tuple) else [value]
+        return [int(tag) for tag in items if isinstance(tag, int)]
+
+    def encoded_dataset(self, include_meta: bool = True) -> bytes:
+        """The received data set as it came, encoded in the context's transfer syntax; with
+        ``include_meta`` as a whole Part 10 file (128-byte preamble, ``DICM``, File Meta
+        Information, PS3.10 section 7.1), ready to write to disk."""
+        source = self.data_source
+        if source is None:
+            raise ValueError(f"the {self.event.name} request has no received data set")
+        body = source.read()
+        return self._part10_header() + body if include_meta else body
+
+    def _part10_header(self) -> bytes:
+        # lazy: pydicom (see file_meta)
+        from pydicom.filebase import DicomBytesIO
+        from pydicom.filewriter import write_file_meta_info
+
+        out = DicomBytesIO()
+        out.write(b"\0" * 128 + b"DICM")
+        write_file_meta_info(out, self.file_meta, enforce_standard=True)
+        return out.getvalue()
+
+    @property
+    def dataset_path(self) -> Path | None:
+        """With ``dicomnet._config.STORE_RECV_CHUNKED_DATASET`` set: the path of a Part 10
+        file holding the received C-STORE data set (deleted when the event is), else None."""
+        # lazy: the switch and the file system are only needed by handlers that ask
+        from dicomnet import _config
+
+        if not _config.STORE_RECV_CHUNKED_DATASET or self.request is None:
+            return None
+        if self._path is None:
+            self._path = _write_temporary(self, self.encoded_dataset(include_meta=True))
+        return self._path
 
     @property
     def file_meta(self) -> FileMetaDataset:
@@ -396,6 +631,36 @@ class Event(Generic[A]):
                 meta.SourceApplicationEntityTitle = calling
             self._file_meta = meta
         return self._file_meta
+
+
+_NO_DETAILS: Mapping[str, object] = {}
+
+
+def _write_temporary(owner: object, data: bytes) -> Path:
+    """``data`` in a new temporary ``.dcm`` file, deleted when ``owner`` is collected."""
+    # lazy: file handling only for handlers that ask for a path
+    import os
+    import tempfile
+    import weakref
+    from pathlib import Path
+
+    fd, name = tempfile.mkstemp(suffix=".dcm", prefix="dicomnet-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    weakref.finalize(owner, _remove, name)
+    return Path(name)
+
+
+def _remove(name: str) -> None:
+    import contextlib  # lazy: as _write_temporary
+    import os  # lazy: as _write_temporary
+
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 _datetime_now: Callable[[], datetime] | None = None

@@ -32,6 +32,7 @@ __all__ = [
     "EXPLICIT_VR_BIG_ENDIAN",
     "EXPLICIT_VR_LITTLE_ENDIAN",
     "IMPLICIT_VR_LITTLE_ENDIAN",
+    "PREFERRED_TRANSFER_SYNTAXES",
     "QR_MODELS",
     "RECEIVE_TRANSFER_SYNTAXES",
     "VERIFICATION",
@@ -49,14 +50,24 @@ EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
 EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
 
-DEFAULT_TRANSFER_SYNTAXES: tuple[str, ...] = (
+PREFERRED_TRANSFER_SYNTAXES: tuple[str, ...] = (
     EXPLICIT_VR_LITTLE_ENDIAN,
     IMPLICIT_VR_LITTLE_ENDIAN,
 )
-"""Proposed when no transfer syntax is given: the two uncompressed little endian syntaxes every
-peer supports (Implicit VR LE is the DICOM default, PS3.5 section 10.1). Big endian and deflate
-are left out on purpose: re-encoding into them is lossy or slow in pydicom; add them explicitly
-when wanted."""
+"""Proposed (and accepted) when no transfer syntax is given: the two uncompressed little endian
+syntaxes every peer supports (Implicit VR LE is the DICOM default, PS3.5 section 10.1). Big
+endian and deflate are left out on purpose: re-encoding into them is lossy or slow in pydicom;
+add them explicitly when wanted."""
+
+DEFAULT_TRANSFER_SYNTAXES: list[str] = [
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    EXPLICIT_VR_BIG_ENDIAN,
+]
+"""The four non-compressed transfer syntaxes (PS3.5 section 10 and Annex A.5), in the order
+pynetdicom programs know under this name; the ready-made ``*PresentationContexts`` lists carry
+them. dicomnet's own default proposal is :data:`PREFERRED_TRANSFER_SYNTAXES`."""
 
 _J = "1.2.840.10008.1.2.4."
 RECEIVE_TRANSFER_SYNTAXES: tuple[str, ...] = (
@@ -100,7 +111,7 @@ class PresentationContext(Record, frozen=False):
     """One presentation context (see the module docstring).
 
     ``transfer_syntaxes``: proposed (requested side) or supported (acceptor side) syntaxes
-    (default: :data:`DEFAULT_TRANSFER_SYNTAXES`; a single UID string is accepted too).
+    (default: :data:`PREFERRED_TRANSFER_SYNTAXES`; a single UID string is accepted too).
     ``transfer_syntax``: after negotiation, the accepted one (``None`` if rejected).
     ``scu_role``/``scp_role``: role selection to propose or accept; ``None`` = default roles.
     ``as_scu``/``as_scp``: after negotiation, whether *this* AE may act as SCU / SCP on it.
@@ -133,7 +144,7 @@ class PresentationContext(Record, frozen=False):
     def __init__(
         self,
         abstract_syntax: str,
-        transfer_syntaxes: Iterable[str] | str = DEFAULT_TRANSFER_SYNTAXES,
+        transfer_syntaxes: Iterable[str] | str = PREFERRED_TRANSFER_SYNTAXES,
         context_id: int | None = None,
         scu_role: bool | None = None,
         scp_role: bool | None = None,
@@ -220,12 +231,22 @@ def _uid_name(uid: str) -> str:
 
 
 def build_context(
-    abstract_syntax: str, transfer_syntaxes: str | Sequence[str] | None = None
+    abstract_syntax: str,
+    transfer_syntaxes: str | Sequence[str] | None = None,
+    *,
+    transfer_syntax: str | Sequence[str] | None = None,
 ) -> PresentationContext:
     """A :class:`PresentationContext` for ``abstract_syntax``.
 
-    ``transfer_syntaxes`` defaults to :data:`DEFAULT_TRANSFER_SYNTAXES`.
+    ``transfer_syntaxes`` (one UID or a sequence) defaults to :data:`DEFAULT_TRANSFER_SYNTAXES`
+    (as pynetdicom programs expect; an AE's ``add_requested_context`` proposes
+    :data:`PREFERRED_TRANSFER_SYNTAXES` instead); ``transfer_syntax=`` is the same argument under
+    the name pynetdicom programs use.
     """
+    if transfer_syntax is not None:
+        if transfer_syntaxes is not None:
+            raise TypeError("give transfer_syntaxes or transfer_syntax, not both")
+        transfer_syntaxes = transfer_syntax
     if transfer_syntaxes is None:
         transfer_syntaxes = DEFAULT_TRANSFER_SYNTAXES
     elif isinstance(transfer_syntaxes, str):
@@ -342,4 +363,115 @@ def storage_contexts(
 ) -> list[PresentationContext]:
     """Presentation contexts for storage SOP classes (at most ``limit``; PS3.8 allows 128)."""
     classes = list(sop_classes) if sop_classes is not None else storage_sop_classes()
-    return [build_context(uid, transfer_syntaxes) for uid in classes[:limit]]
+    syntaxes = PREFERRED_TRANSFER_SYNTAXES if transfer_syntaxes is None else transfer_syntaxes
+    return [build_context(uid, syntaxes) for uid in classes[:limit]]
+
+
+# --- names pynetdicom programs import from here ---------------------------------------------------
+
+ALL_TRANSFER_SYNTAXES: list[str] = [
+    IMPLICIT_VR_LITTLE_ENDIAN,
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    EXPLICIT_VR_BIG_ENDIAN,
+    _J + "50", _J + "51", _J + "57", _J + "70",  # JPEG baseline, extended, lossless, SV1
+    _J + "80", _J + "81",  # JPEG-LS
+    _J + "90", _J + "91", _J + "92", _J + "93",  # JPEG 2000 (and multi-component)
+    _J + "94", _J + "95",  # JPIP referenced (and deflate)
+    _J + "100", _J + "100.1", _J + "101", _J + "101.1",  # MPEG-2
+    _J + "102", _J + "102.1", _J + "103", _J + "103.1", _J + "104", _J + "104.1",  # MPEG-4
+    _J + "105", _J + "105.1", _J + "106", _J + "106.1",  # MPEG-4 (3D, stereo)
+    _J + "107", _J + "108",  # HEVC
+    _J + "110", _J + "111", _J + "112",  # JPEG XL
+    _J + "201", _J + "202", _J + "203", _J + "204", _J + "205",  # HTJ2K, JPIP HTJ2K
+    "1.2.840.10008.1.2.5",  # RLE lossless
+    "1.2.840.10008.1.2.7.1", "1.2.840.10008.1.2.7.2", "1.2.840.10008.1.2.7.3",  # SMPTE 2110
+    "1.2.840.10008.1.2.8.1",  # Deflated Image Frame Compression
+]  # fmt: skip
+"""The non-retired transfer syntaxes of PS3.6 Annex A in registry order, as pynetdicom's
+``ALL_TRANSFER_SYNTAXES`` lists them (so without Encapsulated Uncompressed Explicit VR Little
+Endian, 1.2.840.10008.1.2.1.98). For ``add_supported_context(uid, ALL_TRANSFER_SYNTAXES)`` in
+an acceptor that stores what it receives as it is."""
+
+# The pynetdicom-style context lists (one per service class, see dicomnet.presentation_lists),
+# declared here for type checkers and built by __getattr__ below on first access.
+VerificationPresentationContexts: list[PresentationContext]
+StoragePresentationContexts: list[PresentationContext]
+AllStoragePresentationContexts: list[PresentationContext]
+QueryRetrievePresentationContexts: list[PresentationContext]
+BasicWorklistManagementPresentationContexts: list[PresentationContext]
+RelevantPatientInformationPresentationContexts: list[PresentationContext]
+SubstanceAdministrationPresentationContexts: list[PresentationContext]
+DisplaySystemPresentationContexts: list[PresentationContext]
+HangingProtocolPresentationContexts: list[PresentationContext]
+DefinedProcedureProtocolPresentationContexts: list[PresentationContext]
+ColorPalettePresentationContexts: list[PresentationContext]
+ImplantTemplatePresentationContexts: list[PresentationContext]
+ProtocolApprovalPresentationContexts: list[PresentationContext]
+NonPatientObjectPresentationContexts: list[PresentationContext]
+UnifiedProcedurePresentationContexts: list[PresentationContext]
+ModalityPerformedPresentationContexts: list[PresentationContext]
+ProcedureStepPresentationContexts: list[PresentationContext]
+StorageCommitmentPresentationContexts: list[PresentationContext]
+PrintManagementPresentationContexts: list[PresentationContext]
+MediaStoragePresentationContexts: list[PresentationContext]
+MediaCreationManagementPresentationContexts: list[PresentationContext]
+InstanceAvailabilityPresentationContexts: list[PresentationContext]
+ApplicationEventLoggingPresentationContexts: list[PresentationContext]
+RTMachineVerificationPresentationContexts: list[PresentationContext]
+
+__all__ += [
+    "ALL_TRANSFER_SYNTAXES",
+    "AllStoragePresentationContexts",
+    "ApplicationEventLoggingPresentationContexts",
+    "BasicWorklistManagementPresentationContexts",
+    "ColorPalettePresentationContexts",
+    "DefinedProcedureProtocolPresentationContexts",
+    "DisplaySystemPresentationContexts",
+    "HangingProtocolPresentationContexts",
+    "ImplantTemplatePresentationContexts",
+    "InstanceAvailabilityPresentationContexts",
+    "MediaCreationManagementPresentationContexts",
+    "MediaStoragePresentationContexts",
+    "ModalityPerformedPresentationContexts",
+    "NonPatientObjectPresentationContexts",
+    "PrintManagementPresentationContexts",
+    "ProcedureStepPresentationContexts",
+    "ProtocolApprovalPresentationContexts",
+    "QueryRetrievePresentationContexts",
+    "RTMachineVerificationPresentationContexts",
+    "RelevantPatientInformationPresentationContexts",
+    "StorageCommitmentPresentationContexts",
+    "StoragePresentationContexts",
+    "SubstanceAdministrationPresentationContexts",
+    "UnifiedProcedurePresentationContexts",
+    "VerificationPresentationContexts",
+]
+
+
+def __getattr__(name: str) -> object:
+    """PEP 562 hook building a ``*PresentationContexts`` list on first access.
+
+    Every client tool imports this module, and the lists hold some 400 contexts that only
+    pynetdicom-style programs read; building them here at import would cost every ``echoscu``
+    run. The list is built once, kept as a module global (so this hook is not called again for
+    it) and, like pynetdicom's, shared: copy a context before changing it (the AE's
+    ``requested_contexts``/``supported_contexts`` setters already do).
+    """
+    if name.endswith("PresentationContexts"):
+        # lazy: the SOP class tables are needed only when a list is first read (see above)
+        from dicomnet.presentation_lists import CONTEXT_LIST_TRANSFER_SYNTAXES, abstract_syntaxes
+
+        try:
+            uids = abstract_syntaxes(name)
+        except KeyError:
+            pass
+        else:
+            contexts = [build_context(uid, CONTEXT_LIST_TRANSFER_SYNTAXES) for uid in uids]
+            globals()[name] = contexts
+            return contexts
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import ssl
 import threading
 import weakref
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, TypeAlias, overload
 
@@ -124,14 +125,42 @@ class Server:
         return self._listener is not None and not self._stopping
 
     def bind(self, event: evt.EventType, handler: evt.Handler, args: Iterable[object] = ()) -> None:
-        """Bind a handler (replacing the one of an intervention event); applies at once."""
+        """Bind a handler (replacing the one of an intervention event); applies at once, to
+        the associations already accepted too."""
         self.handlers.bind(event, handler, args)
+        self._handlers_changed()
 
     def unbind(self, event: evt.EventType, handler: evt.Handler) -> None:
         self.handlers.unbind(event, handler)
+        self._handlers_changed()
 
-    def get_handlers(self, event: evt.EventType) -> list[evt.Binding]:
-        return self.handlers.get(event)
+    def _handlers_changed(self) -> None:
+        for acceptor in list(self._connections):
+            if acceptor.assoc is not None:
+                acceptor.assoc.handlers_changed()
+
+    def get_handlers(self, event: evt.EventType) -> evt.HandlerInfo:
+        """As :meth:`dicomnet.association.Association.get_handlers`, for the server."""
+        return evt.handler_info(self.handlers, event)
+
+    def get_events(self) -> list[evt.EventType]:
+        """The events with a handler bound on the server."""
+        return evt.bound_events(self.handlers)
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        """The bound ``(host, port)`` (also :attr:`address`)."""
+        return self.address
+
+    @property
+    def socket(self) -> object | None:
+        """The listening socket (None once closed)."""
+        listener = self._listener
+        return listener.sockets[0] if listener is not None and listener.sockets else None
+
+    def server_close(self) -> None:
+        """Stop listening and end the server (as :meth:`shutdown`)."""
+        self.shutdown()
 
     def shutdown(self, abort: bool = True, timeout: float = 5.0) -> None:
         """Stop serving: close the listener; abort the associations (``abort=True``) or let
@@ -183,7 +212,7 @@ class Server:
         self._stopped.wait()
 
     # --- internals ------------------------------------------------------------------------------
-    async def _listen(self, host: str, port: int, sock: socket.socket | None = None) -> None:
+    async def _listen(self, host: str, port: int, sock: ListeningSocket | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.loop = loop
         self._all_closed = asyncio.Event()
@@ -212,6 +241,10 @@ class Server:
             max_pdata_length=ae.maximum_pdu_size, artim_timeout=ae.acse_timeout
         )
         acceptor = Acceptor(self)
+        if evt.wants_protocol_events(self.handlers):  # EVT_PDU_*, EVT_DATA_*, EVT_FSM_...
+            conn.observer = evt.ProtocolObserver(
+                self.handlers, functools.partial(self._fire_details, acceptor)
+            )
         return AsyncDriver(conn, self.loop, acceptor, idle_timeout=ae.network_timeout,
                            write_limits=SERVER_WRITE_LIMITS)  # fmt: skip
 
@@ -278,6 +311,11 @@ class Server:
         if monitors:
             notify(monitors, method, *args)
 
+    def _fire_details(
+        self, acceptor: Acceptor, event: evt.EventType, details: dict[str, object]
+    ) -> None:
+        self.fire(event, acceptor.assoc, details=details)
+
     def fire(
         self,
         event: evt.EventType,
@@ -286,12 +324,14 @@ class Server:
         address: tuple[str, int] | None = None,
         rejection: AAssociateRJ | None = None,
         association_request: AAssociateRQ | None = None,
+        details: Mapping[str, object] | None = None,
     ) -> None:
         """Call the notification handlers of ``event`` (errors are logged, never raised)."""
         for fn, args in self.handlers.get(event):
             try:
                 result = fn(evt.Event(assoc, event, address=address, rejection=rejection,
-                                      association_request=association_request), *args)  # fmt: skip
+                                      association_request=association_request,
+                                      details=details), *args)  # fmt: skip
                 if isinstance(result, Awaitable):
                     loop = self.loop
                     if loop is not None and _running_loop() is loop:

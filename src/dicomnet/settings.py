@@ -38,6 +38,7 @@ from typing import Protocol
 
 from dicomnet.monitor import AccessPolicy, Monitor
 from dicomnet.presentation import (
+    PREFERRED_TRANSFER_SYNTAXES,
     RECEIVE_TRANSFER_SYNTAXES,
     PresentationContext,
     build_context,
@@ -97,6 +98,26 @@ def _timeout(value: float | None, what: str) -> float | None:
     if value < 0:
         raise ValueError(f"{what} must be >= 0 or None")
     return value
+
+
+def _without(
+    contexts: list[PresentationContext],
+    abstract_syntax: str,
+    transfer_syntax: str | Sequence[str] | None,
+) -> list[PresentationContext]:
+    abstract = str(abstract_syntax)
+    if transfer_syntax is None:
+        return [c for c in contexts if c.abstract_syntax != abstract]
+    drop = {transfer_syntax} if isinstance(transfer_syntax, str) else set(transfer_syntax)
+    kept = []
+    for cx in contexts:
+        if cx.abstract_syntax == abstract:
+            remaining = [ts for ts in cx.transfer_syntaxes if ts not in drop]
+            if not remaining:
+                continue
+            cx.transfer_syntaxes = remaining
+        kept.append(cx)
+    return kept
 
 
 class Settings:
@@ -207,10 +228,15 @@ class Settings:
                 scp_role=abstract_syntax.scp_role,
             )
             if transfer_syntaxes is not None:
-                for ts in [transfer_syntaxes] if isinstance(transfer_syntaxes, str) else transfer_syntaxes:
+                for ts in (
+                    [transfer_syntaxes] if isinstance(transfer_syntaxes, str) else transfer_syntaxes
+                ):
                     cx.add_transfer_syntax(ts)
         else:
-            cx = build_context(abstract_syntax, transfer_syntaxes)
+            cx = build_context(
+                abstract_syntax,
+                PREFERRED_TRANSFER_SYNTAXES if transfer_syntaxes is None else transfer_syntaxes,
+            )
         if scu_role is not None:
             cx.scu_role = scu_role
         if scp_role is not None:
@@ -220,12 +246,12 @@ class Settings:
     def add_requested_context(
         self,
         abstract_syntax: str | PresentationContext,
-        transfer_syntaxes: str | Sequence[str] | None = None,
+        transfer_syntax: str | Sequence[str] | None = None,
         *,
         scu_role: bool | None = None,
         scp_role: bool | None = None,
     ) -> PresentationContext:
-        """Propose ``abstract_syntax`` with ``transfer_syntaxes`` (default: Explicit VR LE,
+        """Propose ``abstract_syntax`` with ``transfer_syntax`` (one UID or a list; default: Explicit VR LE,
         Implicit VR LE; with ``scp_role=True``, e.g. the storage contexts of a C-GET, every
         syntax of :data:`~dicomnet.presentation.RECEIVE_TRANSFER_SYNTAXES`). The same abstract
         syntax may be proposed several times (e.g. one context per compressed syntax).
@@ -234,14 +260,18 @@ class Settings:
             raise ValueError(
                 f"at most {MAX_CONTEXTS} presentation contexts can be requested (PS3.8 9.3.2.2)"
             )
-        if transfer_syntaxes is None and scp_role and isinstance(abstract_syntax, str):
-            transfer_syntaxes = RECEIVE_TRANSFER_SYNTAXES
-        cx = self._make(abstract_syntax, transfer_syntaxes, scu_role, scp_role)
+        if transfer_syntax is None and scp_role and isinstance(abstract_syntax, str):
+            transfer_syntax = RECEIVE_TRANSFER_SYNTAXES
+        cx = self._make(abstract_syntax, transfer_syntax, scu_role, scp_role)
         self._requested.append(cx)
         return cx
 
-    def remove_requested_context(self, abstract_syntax: str) -> None:
-        self._requested = [c for c in self._requested if c.abstract_syntax != abstract_syntax]
+    def remove_requested_context(
+        self, abstract_syntax: str, transfer_syntax: str | Sequence[str] | None = None
+    ) -> None:
+        """Stop proposing ``abstract_syntax``; with ``transfer_syntax``, only those transfer
+        syntaxes (a context left with none is removed)."""
+        self._requested = _without(self._requested, abstract_syntax, transfer_syntax)
 
     @property
     def requested_contexts(self) -> list[PresentationContext]:
@@ -256,16 +286,17 @@ class Settings:
     def add_supported_context(
         self,
         abstract_syntax: str | PresentationContext,
-        transfer_syntaxes: str | Sequence[str] | None = None,
+        transfer_syntax: str | Sequence[str] | None = None,
         scu_role: bool | None = None,
         scp_role: bool | None = None,
     ) -> PresentationContext:
-        """Accept ``abstract_syntax`` with ``transfer_syntaxes`` (in our preference order).
+        """Accept ``abstract_syntax`` with ``transfer_syntax`` (one UID or a list, in our
+        preference order).
 
         Adding an already supported abstract syntax merges the transfer syntaxes.
         ``scu_role``/``scp_role``: whether a requestor's role selection proposal is granted.
         """
-        new = self._make(abstract_syntax, transfer_syntaxes, scu_role, scp_role)
+        new = self._make(abstract_syntax, transfer_syntax, scu_role, scp_role)
         for cx in self._supported:
             if cx.abstract_syntax == new.abstract_syntax:
                 for ts in new.transfer_syntaxes:
@@ -278,8 +309,12 @@ class Settings:
         self._supported.append(new)
         return new
 
-    def remove_supported_context(self, abstract_syntax: str) -> None:
-        self._supported = [c for c in self._supported if c.abstract_syntax != abstract_syntax]
+    def remove_supported_context(
+        self, abstract_syntax: str, transfer_syntax: str | Sequence[str] | None = None
+    ) -> None:
+        """Stop accepting ``abstract_syntax``; with ``transfer_syntax``, only those transfer
+        syntaxes (a context left with none is removed)."""
+        self._supported = _without(self._supported, abstract_syntax, transfer_syntax)
 
     @property
     def supported_contexts(self) -> list[PresentationContext]:

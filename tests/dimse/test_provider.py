@@ -134,8 +134,10 @@ def test_properties() -> None:
     assert p.maximum_pdu_size == 4096
     assoc.dimse_timeout = None
     assert p.dimse_timeout is None
-    assert isinstance(p.msg_queue, deque)
-    assert p.cancel_rq == {}
+    # queue.Queue's interface over the deque the provider appends to (no lock in this layer)
+    assert p.msg_queue.queue is p.queued and isinstance(p.queued, deque)
+    assert p.msg_queue.empty() and p.msg_queue.qsize() == 0
+    assert p.cancel_rq == {} and p.cancel_req is p.cancel_rq
 
 
 def test_receive_and_get_msg() -> None:
@@ -143,7 +145,7 @@ def test_receive_and_get_msg() -> None:
     for pdu in pdus_for(1, echo_rq(5)):
         p.receive_pdata(pdu)
     assert p.peek_msg()[0] == 1
-    assert len(p.msg_queue) == 1  # peek does not remove
+    assert p.msg_queue.qsize() == 1  # peek does not remove
     ctx, prim = p.get_msg()
     assert ctx == 1 and isinstance(prim, C_ECHO)
     assert prim.MessageID == 5 and prim.AffectedSOPClassUID == VERIFICATION
@@ -225,7 +227,7 @@ def test_cancel_goes_to_cancel_rq_with_limit() -> None:
     for mid in range(1, 14):
         for pdu in pdus_for(1, C_CANCEL(MessageIDBeingRespondedTo=mid)):
             p.receive_pdata(pdu)
-    assert p.msg_queue == deque()
+    assert p.queued == deque()
     assert len(p.cancel_rq) == MAX_CANCEL_RQ == 10
     assert sorted(p.cancel_rq) == list(range(4, 14))  # oldest dropped
     assert isinstance(p.cancel_rq[13], C_CANCEL)
@@ -262,7 +264,7 @@ def test_cancel_of_a_request_still_queued() -> None:
         p.receive_pdata(pdu)
     _cancel(p, 7)
     (context_id, request), = p.take(lambda prim: prim.Status is None)
-    assert (context_id, request.MessageID) == (1, 7) and not p.msg_queue
+    assert (context_id, request.MessageID) == (1, 7) and not p.queued
     p.start_operation(7)
     assert p.is_cancelled(7)
 
@@ -348,7 +350,7 @@ def test_request_with_missing_field_is_answered_not_queued() -> None:
     # C-STORE-RQ without AffectedSOPInstanceUID (mandatory)
     cmd = encode_command({0x0002: CT, 0x0100: 0x0001, 0x0110: 11, 0x0700: 0, 0x0800: 0})
     p.receive_pdata(PDataTF((PDV(1, 0x03, cmd), PDV(1, 0x02, b"ab"))))
-    assert p.msg_queue == deque()
+    assert p.queued == deque()
     ((ctx, rsp),) = assoc.dul.sent_messages()
     assert ctx == 1 and type(rsp).__name__ == "C_STORE_RSP"
     assert rsp.command_set.Status == 0x0120  # type: ignore[attr-defined]
@@ -364,7 +366,7 @@ def test_request_with_mistyped_field_is_answered() -> None:
     assoc, p = make()
     cmd = encode_command({0x0002: "1.2/../x", 0x0100: 0x0030, 0x0110: 4, 0x0800: 0x0101})
     p.receive_pdata(PDataTF((PDV(1, 0x03, cmd),)))
-    assert p.msg_queue == deque()
+    assert p.queued == deque()
     ((_, rsp),) = assoc.dul.sent_messages()
     assert rsp.command_set.Status == 0x0212  # type: ignore[attr-defined]
 
@@ -401,7 +403,7 @@ def test_spool_failure_answered_with_out_of_resources(tmp_path: Path) -> None:
     )
     for pdu in pdus_for(1, rq, 40):
         p.receive_pdata(pdu)
-    assert p.msg_queue == deque()
+    assert p.queued == deque()
     ((_, rsp),) = assoc.dul.sent_messages()
     assert rsp.command_set.Status == 0xA700  # type: ignore[attr-defined]
     assert rsp.command_set.MessageIDBeingRespondedTo == 21  # type: ignore[attr-defined]
@@ -478,4 +480,26 @@ def test_message_property_tracks_the_message_being_received() -> None:
     assert (info.command_field, info.message_id) == (0x0001, 7)
     provider.receive_pdata(PDataTF((PDV(1, 0x02, b"\x08\x00\x18\x00\x00\x00\x00\x00"),)))
     assert provider.message is None
-    assert len(provider.msg_queue) == 1
+    assert len(provider.queued) == 1
+
+
+def test_receive_primitive_takes_a_p_data_primitive() -> None:
+    """The founding document's receive_primitive(P_DATA): [context ID, control header +
+    fragment] values, PS3.8 7.6 / Annex E.2 -- the same message as the PDUs give."""
+    from dicomnet.ul.primitives import P_DATA
+
+    _, p = make()
+    for pdu in pdus_for(1, echo_rq(9)):
+        primitive = P_DATA.from_pdu(pdu)
+        assert all(isinstance(v[1], bytes) for v in primitive.presentation_data_value_list)
+        p.receive_primitive(primitive)
+    ctx, prim = p.msg_queue.get_nowait()
+    assert ctx == 1 and isinstance(prim, C_ECHO) and prim.MessageID == 9
+    # our own PDU object is still accepted
+    for pdu in pdus_for(3, echo_rq(10)):
+        p.receive_primitive(pdu)
+    assert p.get_msg()[1].MessageID == 10  # type: ignore[union-attr]
+    bad = P_DATA()
+    bad.presentation_data_value_list = [[1, b""]]  # no message control header
+    with pytest.raises(ProtocolError):
+        p.receive_primitive(bad)

@@ -33,9 +33,16 @@ Memory stays bounded on send only if ``dul.send_pdata_chunks`` transmits (or blo
 back-pressure) before returning: ``send_msg`` produces the PDUs of a file-backed data set
 lazily, one at a time, and would otherwise pile a whole 1 GB file up in the driver's queue.
 
-``msg_queue`` is a :class:`collections.deque`, not a ``queue.Queue``: everything here runs in
-the one thread (or event-loop task) that drives the association, so no locking is needed and
-none is paid for.
+The message queue
+-----------------
+:attr:`msg_queue` has the interface of a ``queue.Queue`` (``put``, ``get``, ``get_nowait``,
+``empty``, ``qsize``, and ``queue``, the deque of ``(context_id, primitive)`` pairs). The
+provider itself only ever touches that deque (:attr:`queued`): everything here runs in the one
+thread (or event-loop task) that drives the association, so the hot path takes no lock. An
+association passes a real ``queue.Queue`` (:class:`dicomnet.message_queue.MessageQueue`, whose
+``wake`` notifies a thread blocked in ``msg_queue.get()``); this layer cannot create one
+(``queue`` means threads), so on its own it uses :class:`LocalQueue`, the same interface for
+one thread.
 
 How ``get_msg(block=True)`` is driven
 -------------------------------------
@@ -116,12 +123,13 @@ from dicomnet.dimse.messages import (
 )
 from dicomnet.dimse.payload import Payload, PayloadFactory
 from dicomnet.dimse.primitives import C_CANCEL, DIMSEPrimitive
-from dicomnet.errors import DimseError, ProtocolError
+from dicomnet.dimse.status import Status
+from dicomnet.errors import DicomNetError, DimseError, ProtocolError
 from dicomnet.ul.pdu import PDataTF
+from dicomnet.ul.primitives import P_DATA
 
 __all__ = [
     "MAX_CANCEL_RQ",
-    "OUT_OF_RESOURCES",
     "AssociationLike",
     "DIMSEServiceProvider",
     "DULLike",
@@ -130,7 +138,6 @@ __all__ = [
 #: At most this many C-CANCEL requests are remembered (the oldest is dropped).
 MAX_CANCEL_RQ = 10
 #: Status sent when a request's data set could not be stored locally (PS3.4 e.g. B.2.3: A7xx).
-OUT_OF_RESOURCES = 0xA700
 
 _MESSAGE_ID = 0x0110
 _MESSAGE_ID_RSP = 0x0120
@@ -180,6 +187,59 @@ class AssociationLike(Protocol):
 MessageHook = Callable[[DIMSEMessage], None]
 
 
+QueueItem = tuple[int, DIMSEPrimitive]
+
+
+class MessageQueueLike(Protocol):
+    """What the provider needs of its message queue: the deque it appends to, and ``wake``,
+    called after each append (a thread-safe queue notifies its waiters there)."""
+
+    @property
+    def queue(self) -> deque[QueueItem]: ...
+
+    def wake(self) -> None: ...
+
+
+class LocalQueueEmpty(Exception):
+    """:meth:`LocalQueue.get` on an empty queue (``queue.Empty`` for a real queue)."""
+
+
+class LocalQueue:
+    """``queue.Queue``'s interface over a deque, for a single thread (nothing to wait for:
+    ``get`` on an empty queue raises :class:`LocalQueueEmpty`)."""
+
+    __slots__ = ("queue",)
+
+    def __init__(self) -> None:
+        self.queue: deque[QueueItem] = deque()
+
+    def wake(self) -> None:
+        """Nothing waits on a single-thread queue."""
+
+    def put(self, item: QueueItem, block: bool = True, timeout: float | None = None) -> None:
+        self.queue.append(item)
+
+    def put_nowait(self, item: QueueItem) -> None:
+        self.queue.append(item)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> QueueItem:
+        if not self.queue:
+            raise LocalQueueEmpty
+        return self.queue.popleft()
+
+    def get_nowait(self) -> QueueItem:
+        return self.get(False)
+
+    def empty(self) -> bool:
+        return not self.queue
+
+    def full(self) -> bool:
+        return False
+
+    def qsize(self) -> int:
+        return len(self.queue)
+
+
 class DIMSEServiceProvider:
     """The DIMSE service provider of one association (see the module docstring).
 
@@ -202,11 +262,16 @@ class DIMSEServiceProvider:
         max_message_size: int | None = None,
         check_dataset: DataSetCheckFactory | None = None,
         transfer_syntax_of: Callable[[int], str | None] | None = None,
+        msg_queue: MessageQueueLike | None = None,
     ) -> None:
         self._assoc = assoc
-        #: Received (context_id, primitive) pairs, oldest first (C-CANCEL excepted).
-        self.msg_queue: deque[tuple[int, DIMSEPrimitive]] = deque()
-        #: {MessageIDBeingRespondedTo: C_CANCEL}, at most MAX_CANCEL_RQ entries.
+        #: Received (context_id, primitive) pairs, oldest first (C-CANCEL excepted): a
+        #: ``queue.Queue``-like object (see the module docstring).
+        self.msg_queue: MessageQueueLike = LocalQueue() if msg_queue is None else msg_queue
+        self._queued = self.msg_queue.queue
+        self._wake = self.msg_queue.wake
+        #: {MessageIDBeingRespondedTo: C_CANCEL}, at most MAX_CANCEL_RQ entries (also
+        #: reachable as ``cancel_req``).
         self.cancel_rq: dict[int, C_CANCEL] = {}
         #: Called with each message decoded from the peer, before it is queued (logging).
         self.on_receive_dimse_message: MessageHook | None = None
@@ -266,6 +331,16 @@ class DIMSEServiceProvider:
         """The reassembler of incoming PDVs (its limits can be tuned)."""
         return self._reassembler
 
+    @property
+    def cancel_req(self) -> dict[int, C_CANCEL]:
+        """:attr:`cancel_rq` under its other spelling."""
+        return self.cancel_rq
+
+    @property
+    def queued(self) -> deque[QueueItem]:
+        """The received ``(context_id, primitive)`` pairs, oldest first (``msg_queue.queue``)."""
+        return self._queued
+
     def _is_accepted(self, context_id: int) -> bool:
         return context_id in self._assoc.accepted_context_ids
 
@@ -292,7 +367,7 @@ class DIMSEServiceProvider:
     ) -> list[tuple[int, DIMSEPrimitive]]:
         """Remove and return the queued ``(context_id, primitive)`` pairs ``select`` picks,
         oldest first; the others stay queued in their order."""
-        queue = self.msg_queue
+        queue = self._queued
         taken = [item for item in queue if select(item[1])]
         if taken:
             kept = [item for item in queue if not select(item[1])]
@@ -308,7 +383,7 @@ class DIMSEServiceProvider:
         ``block=True`` waits up to ``dimse_timeout`` by driving ``dul.wait_for_activity`` (see
         the module docstring); ``(None, None)`` then means timeout, abort or closed transport.
         """
-        queue = self.msg_queue
+        queue = self._queued
         if queue:
             return queue.popleft()
         if not block:
@@ -327,8 +402,8 @@ class DIMSEServiceProvider:
 
     def peek_msg(self) -> tuple[int, DIMSEPrimitive] | tuple[None, None]:
         """The oldest received ``(context_id, primitive)`` without removing it."""
-        if self.msg_queue:
-            return self.msg_queue[0]
+        if self._queued:
+            return self._queued[0]
         return None, None
 
     def receive_pdata(self, pdu: PDataTF) -> None:
@@ -341,13 +416,20 @@ class DIMSEServiceProvider:
             try:
                 done = feed(pdv)
             except ReassemblyResourceError as exc:
-                self._answer_failure(exc.context_id, exc.command, OUT_OF_RESOURCES, exc)
+                self._answer_failure(exc.context_id, exc.command, Status.OUT_OF_RESOURCES, exc)
                 continue
             if done is not None:
                 self._deliver(*done)
 
-    #: The founding document's name of :meth:`receive_pdata` (there, a P-DATA *primitive*).
-    receive_primitive = receive_pdata
+    def receive_primitive(self, primitive: P_DATA | PDataTF) -> None:
+        """Feed one received P-DATA primitive (PS3.8 section 7.6: ``[context ID, control
+        header + fragment]`` values) or P-DATA-TF PDU; as :meth:`receive_pdata`."""
+        if isinstance(primitive, P_DATA):
+            try:
+                primitive = primitive.to_pdu()
+            except DicomNetError as exc:  # a malformed PDV: invalid PDU parameter value (6)
+                raise ProtocolError(str(exc), abort_reason=6) from exc
+        self.receive_pdata(primitive)
 
     def connection_lost(self) -> None:
         """The association ended (release, abort, closed transport): drop the partial message
@@ -391,7 +473,8 @@ class DIMSEServiceProvider:
         if type(prim) is C_CANCEL:
             self._cancel(prim)
             return
-        self.msg_queue.append((context_id, prim))
+        self._queued.append((context_id, prim))
+        self._wake()
 
     def _cancel(self, prim: C_CANCEL) -> None:
         mid = prim.MessageIDBeingRespondedTo
@@ -403,7 +486,7 @@ class DIMSEServiceProvider:
         while len(cancels) > MAX_CANCEL_RQ:
             del cancels[next(iter(cancels))]
         if mid in self._operations or any(
-            p.MessageID == mid and p.Status is None for _, p in self.msg_queue
+            p.MessageID == mid and p.Status is None for _, p in self._queued
         ):
             self._cancelled.add(mid)
 

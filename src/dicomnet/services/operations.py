@@ -137,8 +137,14 @@ class Operations(AssociationBase, Generic[StatusT, PairT, StreamT, DoneT]):
         build = partial(requests.query, self, P.C_MOVE, dataset, query_model, priority, move_aet)
         return self._stream(Outgoing(build), msg_id)
 
-    def send_c_cancel(self, msg_id: int, context_id: int | None = None) -> DoneT:
-        """C-CANCEL the outstanding C-FIND/C-GET/C-MOVE ``msg_id`` (PS3.7 9.3.2.3)."""
+    def send_c_cancel(
+        self, msg_id: int, context_id: int | None = None, query_model: str | None = None
+    ) -> DoneT:
+        """C-CANCEL the outstanding C-FIND/C-GET/C-MOVE ``msg_id`` (PS3.7 9.3.2.3), on
+        ``context_id``, or on the context of ``query_model`` (the request's SOP class), or on
+        the context the request was sent on."""
+        if context_id is None and query_model is not None:
+            context_id = self.find_context(query_model).context_id
         return self._cancel(msg_id, context_id)
 
     # --- DIMSE-N ------------------------------------------------------------------------------

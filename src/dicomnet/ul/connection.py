@@ -54,6 +54,11 @@ Choices the standard leaves open (see also :mod:`dicomnet.ul.fsm`):
   inserted if the PDU has none, and a different value is refused (``ProtocolError(local=True)``)
   since the receive buffer enforces ``max_pdata_length``.
 
+Observing: ``observer`` (None by default) is told of every byte received and sent, every PDU
+received and sent (decoded) and every state machine transition (PS3.8 section 9.2), e.g. to
+log or trace a connection. Each hook point costs one test of ``observer`` when nobody
+observes; sent PDUs are decoded again from the outgoing bytes only for an observer.
+
 Fast paths: in Sta6 a P-DATA-TF PDU is decoded and queued as ``PDataReceived`` without going
 through the table; ``send_pdata_chunks`` only checks the state (Sta6, or Sta8 per AR-7) and
 appends the caller's pre-encoded buffers.
@@ -63,7 +68,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from dicomnet.errors import PDUDecodeError, ProtocolError
 from dicomnet.ul.buffer import ReceiveBuffer
@@ -103,7 +108,28 @@ from dicomnet.ul.pdu import (
     UserInformation,
 )
 
-__all__ = ["AcceptorConnection", "ProviderCheck", "RequestorConnection", "ULConnection"]
+__all__ = [
+    "AcceptorConnection",
+    "ProviderCheck",
+    "RequestorConnection",
+    "ULConnection",
+    "ULObserver",
+]
+
+
+class ULObserver(Protocol):
+    """What an observer of a :class:`ULConnection` is told (see the module docstring)."""
+
+    def data_received(self, data: bytes) -> None: ...
+
+    def data_sent(self, data: bytes) -> None: ...
+
+    def pdu_received(self, pdu: PDU) -> None: ...
+
+    def pdu_sent(self, pdu: PDU) -> None: ...
+
+    def transition(self, state: State, event: Event, action: Action, next_state: State) -> None:
+        ...
 
 ProviderCheck = Callable[[AAssociateRQ], "AAssociateRJ | None"]
 """Service-provider acceptability test of AE-6: None to accept, or the A-ASSOCIATE-RJ to send."""
@@ -145,10 +171,12 @@ class ULConnection:
         "_now",
         "_out",
         "_provider_check",
+        "_recv_view",
         "_state",
         "local_ac",
         "local_rq",
         "max_pdata_length",
+        "observer",
         "peer_ac",
         "peer_max_pdata_length",
         "peer_rq",
@@ -187,6 +215,8 @@ class ULConnection:
         self.local_rq: AAssociateRQ | None = None
         self.local_ac: AAssociateAC | None = None
         self.peer_max_pdata_length = 0
+        self.observer: ULObserver | None = None
+        self._recv_view: memoryview | None = None
 
     # --- state ----------------------------------------------------------------------------
 
@@ -216,6 +246,8 @@ class ULConnection:
             self._now = now
         if self._input_dead or not data:
             return
+        if self.observer is not None:
+            self.observer.data_received(bytes(data))
         try:
             self._buffer.feed(data)
         except PDUDecodeError:
@@ -227,7 +259,10 @@ class ULConnection:
         if self._input_dead:
             return self._discard
         try:
-            return self._buffer.get_write_buffer(sizehint)
+            view = self._buffer.get_write_buffer(sizehint)
+            if self.observer is not None:
+                self._recv_view = view
+            return view
         except PDUDecodeError:
             self._process()
             return self._discard
@@ -238,6 +273,9 @@ class ULConnection:
             self._now = now
         if self._input_dead:
             return
+        if self.observer is not None and self._recv_view is not None:
+            self.observer.data_received(bytes(self._recv_view[:nbytes]))
+            self._recv_view = None
         try:
             self._buffer.commit(nbytes)
         except PDUDecodeError:
@@ -248,7 +286,22 @@ class ULConnection:
         """The buffers to send, in order (taken: the connection forgets them)."""
         out = self._out
         self._out = []
+        if self.observer is not None and out:
+            self._observe_sent(self.observer, out)
         return out
+
+    @staticmethod
+    def _observe_sent(observer: ULObserver, out: list[bytes | memoryview]) -> None:
+        data = b"".join(bytes(chunk) for chunk in out)
+        observer.data_sent(data)
+        view, offset = memoryview(data), 0
+        while offset + 6 <= len(data):  # PDU header: type, reserved, 32-bit length (PS3.8 9.3)
+            end = offset + 6 + int.from_bytes(data[offset + 2 : offset + 6], "big")
+            try:
+                observer.pdu_sent(decode_pdu(view[offset:end]))
+            except PDUDecodeError:  # pragma: no cover - we only send what we can decode
+                return
+            offset = end
 
     def next_event(self) -> ULEvent | None:
         """The next event, or None."""
@@ -316,6 +369,9 @@ class ULConnection:
         if state is not _STA6 and state is not _STA8:
             raise ProtocolError(f"P-DATA request not allowed in Sta{state.value}", local=True)
         self._out.extend(chunks)
+        if self.observer is not None:  # DT-1 (Sta6) or AR-7 (Sta8), state unchanged
+            action = Action.DT_1 if state is _STA6 else Action.AR_7
+            self.observer.transition(state, Event.EVT9, action, state)
 
     def release_request(self) -> None:
         """A-RELEASE request (Evt11, AR-1)."""
@@ -366,9 +422,14 @@ class ULConnection:
             except PDUDecodeError as exc:
                 self._fire(Event.EVT19, exc.abort_reason)
                 return
+            observer = self.observer
+            if observer is not None:
+                observer.pdu_received(pdu)
             if self._state is _STA6 and view[0] == 0x04:
                 # Fast path, DT-2: P-DATA-TF in Sta6 is a P-DATA indication, state unchanged.
                 events.append(PDataReceived(pdu))  # type: ignore[arg-type]
+                if observer is not None:
+                    observer.transition(_STA6, Event.EVT10, Action.DT_2, _STA6)
                 continue
             self._fire(_PDU_EVENTS[view[0]], pdu)
 
@@ -394,6 +455,8 @@ class ULConnection:
         if event is Event.EVT19:
             self._input_dead = True
         _HANDLERS[action](self, event, arg)
+        if self.observer is not None:
+            self.observer.transition(state, event, action, self._state)
 
     def _goto(self, action: Action, *, acceptable: bool = True) -> None:
         self._state = next_state(action, requestor=self.is_requestor, acceptable=acceptable)

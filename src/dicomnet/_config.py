@@ -1,0 +1,40 @@
+"""Module-level switches, under the names and in the place pynetdicom programs set them
+(``from dicomnet import _config; _config.UNRESTRICTED_STORAGE_SERVICE = True``).
+
+Theory of operation
+-------------------
+Each switch is read where it applies, at the time it applies (a change takes effect for the
+next association or event), so setting one before or after creating an AE both work:
+
+* ``UNRESTRICTED_STORAGE_SERVICE``: a server accepts any abstract syntax proposed that it does
+  not list, as a Storage SOP class with the default transfer syntaxes, answered by its
+  EVT_C_STORE handler (PS3.4 Annex B; ``dicomnet storescp --promiscuous`` does the same).
+* ``STORE_RECV_CHUNKED_DATASET``: a C-STORE handler's ``event.dataset_path`` is the path of a
+  Part 10 file (PS3.10 section 7) holding the received data set. dicomnet never needs the
+  switch to keep large data sets out of memory (they are spooled to files above a threshold
+  anyway); with it, ``dataset_path`` is available for every C-STORE.
+* ``LOG_HANDLER_LEVEL``: ``"standard"`` (default) or ``"none"``; with ``"none"`` the
+  :func:`dicomnet.debug_logger` output stays quiet below warnings.
+* The other switches are accepted and documented in docs/migrating-from-pynetdicom.md:
+  ``ENFORCE_UID_CONFORMANCE`` (dicomnet always checks UIDs of received commands, PS3.5
+  9.1, and leniently those of files it sends), ``DECODE_STORE_DATASETS`` (data sets are always
+  decoded lazily, on first access to ``event.dataset``), ``STORE_SEND_CHUNKED_DATASET``
+  (file-backed sends are always streamed), ``USE_SHORT_DIMSE_AET``, ``LOG_REQUEST_IDENTIFIERS``,
+  ``LOG_RESPONSE_IDENTIFIERS``, ``CODECS``, ``PASS_CONTEXTVARS``, ``WINDOWS_TIMER_RESOLUTION``.
+"""
+
+from __future__ import annotations
+
+LOG_HANDLER_LEVEL = "standard"
+ENFORCE_UID_CONFORMANCE = False
+USE_SHORT_DIMSE_AET = True
+LOG_RESPONSE_IDENTIFIERS = True
+LOG_REQUEST_IDENTIFIERS = True
+STORE_SEND_CHUNKED_DATASET = False
+STORE_RECV_CHUNKED_DATASET = False
+DECODE_STORE_DATASETS = True
+UNRESTRICTED_STORAGE_SERVICE = False
+PASS_CONTEXTVARS = False
+WINDOWS_TIMER_RESOLUTION: float | None = 1.0
+CODECS: dict[str, tuple[object, ...]] = {}
+VALIDATORS: dict[str, object] = {}
