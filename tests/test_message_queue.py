@@ -27,8 +27,9 @@ def test_a_blocked_get_wakes_when_a_message_is_received() -> None:
             entered.set()
             return super()._qsize()
 
-    q = Probe()
-    p = DIMSEServiceProvider(FakeAssoc(), msg_queue=q)  # type: ignore[arg-type]
+    p = DIMSEServiceProvider(FakeAssoc(), msg_queue=Probe)  # type: ignore[arg-type]
+    q = p.msg_queue
+    assert isinstance(q, Probe)
     got: list[object] = []
 
     def consumer() -> None:
@@ -47,12 +48,14 @@ def test_a_blocked_get_wakes_when_a_message_is_received() -> None:
 
 
 def test_queue_interface() -> None:
-    q = MessageQueue()
-    assert isinstance(q, queue.Queue)
-    p = DIMSEServiceProvider(FakeAssoc(), msg_queue=q)  # type: ignore[arg-type]
-    for mid in (1, 2):
-        for pdu in pdus_for(1, echo_rq(mid)):
-            p.receive_pdata(pdu)
+    p = DIMSEServiceProvider(FakeAssoc(), msg_queue=MessageQueue)  # type: ignore[arg-type]
+    for pdu in pdus_for(1, echo_rq(1)):
+        p.receive_pdata(pdu)  # before anyone asked for msg_queue: kept in the deque
+    q = p.msg_queue  # made now, around the same deque
+    assert isinstance(q, queue.Queue) and isinstance(q, MessageQueue)
+    assert q.qsize() == 1 and p.msg_queue is q
+    for pdu in pdus_for(1, echo_rq(2)):
+        p.receive_pdata(pdu)
     assert q.qsize() == 2 and not q.empty() and len(q.queue) == 2
     assert q.get_nowait()[1].MessageID == 1  # type: ignore[attr-defined]
     assert p.get_msg()[1].MessageID == 2  # type: ignore[union-attr]

@@ -20,7 +20,6 @@ The AE holds no sockets and no threads itself; everything below it is typed agai
 
 from __future__ import annotations
 
-import copy
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, overload
@@ -67,6 +66,8 @@ class AE(Settings):
 
     def copy(self) -> Settings:
         """A copy of this AE's settings (contexts copied; no servers, no associations)."""
+        import copy  # lazy: only servers with their own title/contexts copy settings
+
         other = Settings(self.ae_title)
         for name, value in vars(self).items():
             if name not in ("_clients", "_servers"):

@@ -38,14 +38,14 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from dicomnet._record import Record
 from dicomnet.datasource import SpoolingFactory
-from dicomnet.dimse.checker import DataSetChecker
 from dicomnet.dimse.fragment import CommandInfo
-from dicomnet.dimse.provider import DIMSEServiceProvider
+from dicomnet.dimse.provider import DIMSEServiceProvider, MessageQueueLike, QueueItem
 from dicomnet.errors import (
     AssociationNotEstablishedError,
     NoPresentationContextError,
@@ -68,7 +68,6 @@ from dicomnet.events import (
     bound_events,
     handler_info,
 )
-from dicomnet.message_queue import MessageQueue
 from dicomnet.presentation import PresentationContext, context_result_text
 from dicomnet.settings import ContextView, Settings
 from dicomnet.transport.base import Driver, monotonic
@@ -90,6 +89,9 @@ from dicomnet.ul.pdu import (
     UserIdentityRQ,
     uid_norm,
 )
+
+if TYPE_CHECKING:
+    from dicomnet.dimse.checker import DataSetChecker
 
 __all__ = ["AssociationBase", "Mode", "ServiceUser", "rejection_text"]
 
@@ -120,6 +122,14 @@ def rejection_text(result: int, source: int, reason: int) -> str:
         f"{_RJ_SOURCE.get(source, f'source {source}')}: "
         f"{_RJ_REASON.get(source, {}).get(reason, f'reason {reason}')}"
     )
+
+
+def _message_queue(items: deque[QueueItem]) -> MessageQueueLike:
+    """The provider's ``msg_queue``: a real ``queue.Queue`` around its deque."""
+    # lazy: queue (and heapq) only for programs that read msg_queue
+    from dicomnet.message_queue import MessageQueue
+
+    return MessageQueue(items)
 
 
 class ServiceUser(Record, frozen=False):
@@ -296,7 +306,7 @@ class AssociationBase:
             max_message_size=ae.max_message_size,
             check_dataset=self.dataset_checker if ae.check_received_datasets else None,
             transfer_syntax_of=self.transfer_syntax_of,
-            msg_queue=MessageQueue(),
+            msg_queue=_message_queue,
         )
         if self.handlers or self.inherited:
             self._wire_dimse_events(provider)
@@ -522,6 +532,9 @@ class AssociationBase:
         def uid(key: int) -> str | None:
             value = found.get(key)
             return value.strip("\0 ") if isinstance(value, str) else None
+
+        # lazy: only associations that receive C-STORE data sets check them
+        from dicomnet.dimse.checker import DataSetChecker
 
         return DataSetChecker(
             cx.transfer_syntax if cx is not None else None,

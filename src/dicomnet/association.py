@@ -57,7 +57,6 @@ from dicomnet.errors import (
     ProtocolError,
 )
 from dicomnet.services import requests
-from dicomnet.services.dispatch import answer_request
 from dicomnet.services.operations import Operations
 from dicomnet.services.payloads import decode_payload
 from dicomnet.services.requests import Built, Outgoing
@@ -187,6 +186,10 @@ class Association(Operations["Dataset", Result, Iterator[Result], None]):
             if final:
                 handle.done = True
             return True
+        # lazy: answering requests (C-GET sub-operations, N-EVENT-REPORT) needs every
+        # service's module, which an association that only sends (echoscu) never loads
+        from dicomnet.services.dispatch import answer_request
+
         rsp = answer_request(self, context_id, prim)
         try:
             self.dimse.send_msg(rsp, context_id)

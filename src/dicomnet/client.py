@@ -51,7 +51,6 @@ from dicomnet.ul.pdu import (
     UserInformation,
     uid_norm,
 )
-from dicomnet.ul.primitives import NegotiationItem
 
 if TYPE_CHECKING:
     import ssl
@@ -146,6 +145,9 @@ def build_rq(
             scp = False if cx.scp_role is None else cx.scp_role
             roles[cx.abstract_syntax] = RoleSelection(cx.abstract_syntax, int(scu), int(scp))
     extended: list[SubItem] = []
+    if ext_neg:
+        # lazy: the attribute-style item classes only matter when items are given
+        from dicomnet.ul.primitives import NegotiationItem
     for given in ext_neg or ():
         # pynetdicom-style items (attributes set one by one) become their checked PDU records
         item = given.to_item() if isinstance(given, NegotiationItem) else given

@@ -18,6 +18,7 @@ Everything else is ``queue.Queue``'s own: ``put``/``get`` (blocking, with timeou
 from __future__ import annotations
 
 import queue
+from collections import deque
 
 from dicomnet.dimse.provider import QueueItem
 
@@ -27,8 +28,10 @@ __all__ = ["MessageQueue"]
 class MessageQueue(queue.Queue[QueueItem]):
     """``queue.Queue`` of ``(context_id, primitive)`` pairs for a DIMSE provider."""
 
-    def __init__(self) -> None:
+    def __init__(self, items: deque[QueueItem] | None = None) -> None:
         super().__init__()
+        if items is not None:
+            self.queue = items  # the provider's deque of received messages
         self.waiting = 0  # threads blocked in get()
 
     def get(self, block: bool = True, timeout: float | None = None) -> QueueItem:

@@ -34,15 +34,17 @@ mean fewer headers, system calls and Python round trips per megabyte, and each s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from dicomnet.monitor import AccessPolicy, Monitor
 from dicomnet.presentation import (
     PREFERRED_TRANSFER_SYNTAXES,
     RECEIVE_TRANSFER_SYNTAXES,
     PresentationContext,
     build_context,
 )
+
+if TYPE_CHECKING:
+    from dicomnet.monitor import AccessPolicy, Monitor
 
 __all__ = [
     "DEFAULT_MAXIMUM_PDU_SIZE",

@@ -349,7 +349,7 @@ def DIMSEServiceProvider(assoc: Any) -> Any:
 
     if not hasattr(assoc, "peer_max_pdata_length"):
         assoc = PynetdicomAssociationAdapter(assoc)
-    return Provider(assoc, msg_queue=MessageQueue())
+    return Provider(assoc, msg_queue=MessageQueue)
 
 
 class P_DATA_TF:

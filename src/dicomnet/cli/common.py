@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import socket
 import sys
 import time
@@ -607,6 +606,8 @@ def serve_until_signal(
     and the main thread waits for them with ``sigwait``: no polling, and shutdown runs in the
     main thread, outside any signal handler.
     """
+    import signal  # lazy: only servers wait for signals; a client tool never needs them
+
     stop = {signal.SIGINT, signal.SIGTERM}
     old = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
     try:

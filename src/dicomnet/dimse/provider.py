@@ -101,7 +101,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dicomnet.dimse.commands import decode_command
 from dicomnet.dimse.fragment import (
@@ -123,10 +123,11 @@ from dicomnet.dimse.messages import (
 )
 from dicomnet.dimse.payload import Payload, PayloadFactory
 from dicomnet.dimse.primitives import C_CANCEL, DIMSEPrimitive
-from dicomnet.dimse.status import Status
 from dicomnet.errors import DicomNetError, DimseError, ProtocolError
 from dicomnet.ul.pdu import PDataTF
-from dicomnet.ul.primitives import P_DATA
+
+if TYPE_CHECKING:
+    from dicomnet.ul.primitives import P_DATA
 
 __all__ = [
     "MAX_CANCEL_RQ",
@@ -137,7 +138,9 @@ __all__ = [
 
 #: At most this many C-CANCEL requests are remembered (the oldest is dropped).
 MAX_CANCEL_RQ = 10
-#: Status sent when a request's data set could not be stored locally (PS3.4 e.g. B.2.3: A7xx).
+#: Status sent when a request's data set could not be stored locally (PS3.4 e.g. B.2.3: A7xx;
+#: ``dimse.status.Status.OUT_OF_RESOURCES``, not imported: a client never needs that table).
+OUT_OF_RESOURCES = 0xA700
 
 _MESSAGE_ID = 0x0110
 _MESSAGE_ID_RSP = 0x0120
@@ -200,6 +203,14 @@ class MessageQueueLike(Protocol):
     def wake(self) -> None: ...
 
 
+MessageQueueFactory = Callable[[deque[QueueItem]], MessageQueueLike]
+"""Makes ``msg_queue`` around the provider's deque of received messages."""
+
+
+def _nothing() -> None:
+    """No queue object yet: nobody can be waiting on it."""
+
+
 class LocalQueueEmpty(Exception):
     """:meth:`LocalQueue.get` on an empty queue (``queue.Empty`` for a real queue)."""
 
@@ -210,8 +221,8 @@ class LocalQueue:
 
     __slots__ = ("queue",)
 
-    def __init__(self) -> None:
-        self.queue: deque[QueueItem] = deque()
+    def __init__(self, items: deque[QueueItem] | None = None) -> None:
+        self.queue: deque[QueueItem] = deque() if items is None else items
 
     def wake(self) -> None:
         """Nothing waits on a single-thread queue."""
@@ -262,14 +273,17 @@ class DIMSEServiceProvider:
         max_message_size: int | None = None,
         check_dataset: DataSetCheckFactory | None = None,
         transfer_syntax_of: Callable[[int], str | None] | None = None,
-        msg_queue: MessageQueueLike | None = None,
+        msg_queue: MessageQueueFactory | None = None,
     ) -> None:
         self._assoc = assoc
-        #: Received (context_id, primitive) pairs, oldest first (C-CANCEL excepted): a
-        #: ``queue.Queue``-like object (see the module docstring).
-        self.msg_queue: MessageQueueLike = LocalQueue() if msg_queue is None else msg_queue
-        self._queued = self.msg_queue.queue
-        self._wake = self.msg_queue.wake
+        # The received messages: a deque the provider appends to, wrapped in a queue object
+        # only when someone asks for msg_queue (see the module docstring).
+        self._queued: deque[QueueItem] = deque()
+        self._msg_queue: MessageQueueLike | None = None
+        self._msg_queue_factory: MessageQueueFactory = (
+            LocalQueue if msg_queue is None else msg_queue
+        )
+        self._wake: Callable[[], None] = _nothing
         #: {MessageIDBeingRespondedTo: C_CANCEL}, at most MAX_CANCEL_RQ entries (also
         #: reachable as ``cancel_req``).
         self.cancel_rq: dict[int, C_CANCEL] = {}
@@ -330,6 +344,16 @@ class DIMSEServiceProvider:
     def reassembler(self) -> Reassembler:
         """The reassembler of incoming PDVs (its limits can be tuned)."""
         return self._reassembler
+
+    @property
+    def msg_queue(self) -> MessageQueueLike:
+        """Received ``(context_id, primitive)`` pairs, oldest first (C-CANCEL excepted): a
+        ``queue.Queue``-like object over :attr:`queued`, made on first use."""
+        queue = self._msg_queue
+        if queue is None:
+            queue = self._msg_queue = self._msg_queue_factory(self._queued)
+            self._wake = queue.wake
+        return queue
 
     @property
     def cancel_req(self) -> dict[int, C_CANCEL]:
@@ -416,7 +440,7 @@ class DIMSEServiceProvider:
             try:
                 done = feed(pdv)
             except ReassemblyResourceError as exc:
-                self._answer_failure(exc.context_id, exc.command, Status.OUT_OF_RESOURCES, exc)
+                self._answer_failure(exc.context_id, exc.command, OUT_OF_RESOURCES, exc)
                 continue
             if done is not None:
                 self._deliver(*done)
@@ -424,6 +448,9 @@ class DIMSEServiceProvider:
     def receive_primitive(self, primitive: P_DATA | PDataTF) -> None:
         """Feed one received P-DATA primitive (PS3.8 section 7.6: ``[context ID, control
         header + fragment]`` values) or P-DATA-TF PDU; as :meth:`receive_pdata`."""
+        # lazy: the P-DATA primitive class is for callers of this API; drivers pass PDUs
+        from dicomnet.ul.primitives import P_DATA
+
         if isinstance(primitive, P_DATA):
             try:
                 primitive = primitive.to_pdu()

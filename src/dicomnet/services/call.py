@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from dicomnet.dimse.primitives import DIMSEPrimitive
 from dicomnet.dimse.status import Status
 from dicomnet.errors import DimseError
 from dicomnet.events import Event, EventType, Handler
 from dicomnet.presentation import PresentationContext
-from dicomnet.services.contract import ServiceAssociation
+
+if TYPE_CHECKING:
+    from dicomnet.services.contract import ServiceAssociation
 
 __all__ = [
     "OneShotService",

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Coroutine, Generator
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from dicomnet.dimse import primitives as P
 from dicomnet.dimse.status import Status
@@ -41,10 +41,12 @@ from dicomnet.services.call import (
     error_comment,
     response_to,
 )
-from dicomnet.services.contract import ServiceAssociation
 from dicomnet.services.nservices import N_SERVICES
 from dicomnet.services.storage import STORAGE
 from dicomnet.services.verification import VERIFICATION
+
+if TYPE_CHECKING:
+    from dicomnet.services.contract import ServiceAssociation
 
 __all__ = [
     "ONE_SHOT",

@@ -30,12 +30,12 @@ from dicomnet.datasource import DataSource
 from dicomnet.dimse import primitives as P
 from dicomnet.dimse.textenc import with_character_set
 from dicomnet.presentation import VERIFICATION, query_model_uid
-from dicomnet.services.contract import ServiceAssociation
 from dicomnet.services.payloads import DataSetLike, as_payload
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
+    from dicomnet.services.contract import ServiceAssociation
     from dicomnet.services.sending import StoreInput
 
 __all__ = [

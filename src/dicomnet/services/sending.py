@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, TypeAlias, cast
 
 from dicomnet.datasource import DataSource
 from dicomnet.errors import DicomNetError, NoPresentationContextError
-from dicomnet.services.contract import ServiceAssociation
 from dicomnet.transcode import (
     CODECS_HINT,
     ConversionError,
@@ -55,6 +54,8 @@ from dicomnet.uid import is_valid_uid
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
+
+    from dicomnet.services.contract import ServiceAssociation
 
 __all__ = [
     "WHOLE_FILE",
