@@ -18,13 +18,20 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 
 from dicomnet import _config
 from dicomnet import events as evt
 from dicomnet.presentation import DEFAULT_TRANSFER_SYNTAXES
 from dicomnet.settings import Settings
 from dicomnet.ul.negotiation import AcceptorPolicy
-from dicomnet.ul.pdu import AAssociateRQ, SOPClassExtendedNegotiation, UserIdentityRQ
+from dicomnet.ul.pdu import (
+    AAssociateRQ,
+    AsyncOpsWindow,
+    SOPClassCommonExtendedNegotiation,
+    SOPClassExtendedNegotiation,
+    UserIdentityRQ,
+)
 
 __all__ = ["acceptor_policy"]
 
@@ -48,6 +55,12 @@ def acceptor_policy(
     if promiscuous:  # anything else proposed: taken as a storage SOP class of its own
         for pc in rq.presentation_contexts:
             supported.setdefault(pc.abstract_syntax.rstrip("\0 "), list(promiscuous))
+    window = (ae.maximum_operations_performed, ae.maximum_operations_invoked)
+    ui = rq.user_information
+    if ui.async_ops_window is not None and handlers.first(evt.EVT_ASYNC_OPS):
+        window = _async_ops(handlers, assoc, ui.async_ops_window, window)
+    if ui.common_extended_negotiations and handlers.first(evt.EVT_SOP_COMMON):
+        _sop_common(handlers, assoc, ui.common_extended_negotiations)
     return AcceptorPolicy(
         ae_title=ae.ae_title,
         supported=supported,
@@ -55,7 +68,7 @@ def acceptor_policy(
         allowed_calling_ae_titles=list(ae.require_calling_aet) or None,
         roles=roles,
         max_pdata_length=ae.maximum_pdu_size,
-        async_ops_window=(ae.maximum_operations_performed, ae.maximum_operations_invoked),
+        async_ops_window=window,
         implementation_class_uid=ae.implementation_class_uid,
         implementation_version_name=ae.implementation_version_name,
         user_identity=(
@@ -69,6 +82,48 @@ def acceptor_policy(
             else None
         ),
     )
+
+
+def _async_ops(
+    handlers: evt.Handlers,
+    assoc: evt.EventAssociation | None,
+    item: AsyncOpsWindow,
+    default: tuple[int, int],
+) -> tuple[int, int]:
+    """EVT_ASYNC_OPS: the handler gets the requestor's ``invoked``/``performed`` (PS3.7 D.3.3.3)
+    and returns ``(maximum invoked, maximum performed)``, the values of our A-ASSOCIATE-AC's
+    item (its invoked value is what the requestor may invoke, i.e. what we perform at once)."""
+    bound = handlers.first(evt.EVT_ASYNC_OPS)
+    assert bound is not None
+    fn, args = bound
+    details = {"invoked": item.max_operations_invoked, "performed": item.max_operations_performed}
+    try:
+        result = fn(evt.Event(assoc, evt.EVT_ASYNC_OPS, details=details), *args)
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise TypeError(f"EVT_ASYNC_OPS handlers return (invoked, performed), not {result!r}")
+        return (int(result[0]), int(result[1]))
+    except Exception:
+        LOGGER.exception("EVT_ASYNC_OPS handler failed: the AE's window is offered")
+        return default
+
+
+def _sop_common(
+    handlers: evt.Handlers,
+    assoc: evt.EventAssociation | None,
+    items: Sequence[SOPClassCommonExtendedNegotiation],
+) -> None:
+    """EVT_SOP_COMMON: the handler sees the requestor's SOP Class Common Extended Negotiation
+    items (PS3.7 D.3.3.6) as ``{SOP class UID: item}``; the standard defines no answer to them,
+    so what it returns only tells the application (it is logged)."""
+    bound = handlers.first(evt.EVT_SOP_COMMON)
+    assert bound is not None
+    fn, args = bound
+    offered = {item.sop_class_uid: item for item in items}
+    try:
+        accepted = fn(evt.Event(assoc, evt.EVT_SOP_COMMON, details={"items": offered}), *args)
+        LOGGER.debug("SOP class common extended negotiation: %s", accepted)
+    except Exception:
+        LOGGER.exception("EVT_SOP_COMMON handler failed")
 
 
 def _user_identity(

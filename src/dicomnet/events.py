@@ -471,6 +471,24 @@ class Event(Generic[A]):
         return self._details.get("primitive")
 
     @property
+    def invoked(self) -> int | None:
+        """EVT_ASYNC_OPS: the requestor's Maximum Number Operations Invoked (PS3.7 D.3.3.3)."""
+        value = self._details.get("invoked")
+        return value if isinstance(value, int) else None
+
+    @property
+    def performed(self) -> int | None:
+        """EVT_ASYNC_OPS: the requestor's Maximum Number Operations Performed."""
+        value = self._details.get("performed")
+        return value if isinstance(value, int) else None
+
+    @property
+    def items(self) -> dict[str, object]:
+        """EVT_SOP_COMMON: {SOP class UID: the requestor's 57H item} (PS3.7 D.3.3.6)."""
+        value = self._details.get("items")
+        return dict(value) if isinstance(value, dict) else {}
+
+    @property
     def current_state(self) -> str | None:
         """EVT_FSM_TRANSITION: the state before the transition (e.g. ``"Sta6"``)."""
         return _text(self._details.get("current_state"))
