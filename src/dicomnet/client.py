@@ -14,7 +14,7 @@ what is left is to connect the transport:
   the A-ASSOCIATE-AC/RJ arrives or ``acse_timeout`` passes; it returns an
   :class:`~dicomnet.association.Association`;
 * :func:`request_association_async` connects on the running event loop
-  (:func:`dicomnet.transport.aio.open_connection`) and returns an
+  (:func:`dicomnet.transport.connect.open_connection`) and returns an
   :class:`~dicomnet.aio_association.AsyncAssociation` driven by an
   :class:`~dicomnet.transport.aio.AsyncDriver`.
 
@@ -299,8 +299,9 @@ async def request_association_async(
     # of start-up it never needs
     import asyncio
 
-    from dicomnet.aio_association import AsyncAssociation
-    from dicomnet.transport.aio import AsyncDriver, open_connection
+    from dicomnet.aio_association import AsyncAssociation  # lazy: as above
+    from dicomnet.transport.aio import AsyncDriver  # lazy: as above
+    from dicomnet.transport.connect import open_connection  # lazy: as above
 
     loop = asyncio.get_running_loop()
     assoc = AsyncAssociation(settings, loop)

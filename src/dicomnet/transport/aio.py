@@ -57,17 +57,14 @@ import asyncio
 import contextlib
 import logging
 import socket
-import ssl
-import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from dicomnet.errors import DicomNetError, ProtocolError
-from dicomnet.transport.base import ConnectError, TLSHandshakeError
-from dicomnet.transport.tls import DEFAULT_HANDSHAKE_TIMEOUT
+from dicomnet.transport.sockinfo import certificate_subject, socket_address, tcp_progress
 from dicomnet.ul.connection import ULConnection
 from dicomnet.ul.events import (
     Aborted,
@@ -76,7 +73,7 @@ from dicomnet.ul.events import (
     TransportShouldClose,
 )
 
-__all__ = ["AsyncDriver", "DriverOwner", "open_connection"]
+__all__ = ["AsyncDriver", "DriverOwner"]
 
 LOGGER = logging.getLogger("dicomnet.transport.aio")
 
@@ -177,9 +174,9 @@ class AsyncDriver(asyncio.BufferedProtocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:  # pragma: no cover - platform specific
                 pass
-        self.peername = _addr(transport.get_extra_info("peername"))
-        self.sockname = _addr(transport.get_extra_info("sockname"))
-        self.tls_subject = _subject(transport.get_extra_info("peercert"))
+        self.peername = socket_address(transport.get_extra_info("peername"))
+        self.sockname = socket_address(transport.get_extra_info("sockname"))
+        self.tls_subject = certificate_subject(transport.get_extra_info("peercert"))
         transport.set_write_buffer_limits(high=self.write_limits[0], low=self.write_limits[1])
         with self._cond:
             self._alive = True
@@ -301,7 +298,7 @@ class AsyncDriver(asyncio.BufferedProtocol):
         """Bytes we sent wait in the kernel (unacknowledged) and the peer has acknowledged
         none for the idle timeout (Linux: SIOCOUTQ and TCP_INFO's bytes_acked; elsewhere
         never True). Sampled by the timer: a stall is seen within two idle timeouts."""
-        probe = _tcp_progress(self.transport)
+        probe = tcp_progress(self.transport)
         if probe is None or probe[0] == 0:
             self._ack_seen = None
             return False
@@ -737,100 +734,3 @@ class AsyncDriver(asyncio.BufferedProtocol):
 
     def close(self) -> None:
         self._run_on_loop(self._close_transport)
-
-
-async def open_connection(
-    factory: Callable[[], AsyncDriver],
-    host: str,
-    port: int,
-    *,
-    bind_address: tuple[str, int] | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    server_hostname: str | None = None,
-    connect_timeout: float | None = None,
-    handshake_timeout: float | None = None,
-) -> None:
-    """Connect to ``host:port`` on the running loop and hand the connection to the driver
-    ``factory()`` makes (which then gets ``connection_made``).
-
-    Two steps, so that a failure is reported as what it is: the TCP connection
-    (:class:`~dicomnet.transport.base.ConnectError` when refused, unreachable or not made
-    within ``connect_timeout``), then the TLS handshake when ``ssl_context`` is given
-    (:class:`~dicomnet.transport.base.TLSHandshakeError`, within ``handshake_timeout``).
-    """
-    loop = asyncio.get_running_loop()
-    sock: socket.socket | None = None
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        family, kind, proto, _name, sockaddr = infos[0]
-        sock = socket.socket(family, kind, proto)
-        sock.setblocking(False)
-        if bind_address is not None:
-            sock.bind(bind_address)
-        await asyncio.wait_for(loop.sock_connect(sock, sockaddr), connect_timeout)
-    except (TimeoutError, OSError) as exc:
-        if sock is not None:
-            sock.close()
-        raise ConnectError(f"cannot connect to {host}:{port}: {exc or 'timed out'}") from exc
-    try:
-        if ssl_context is None:
-            await loop.create_connection(factory, sock=sock)
-        else:
-            await loop.create_connection(
-                factory, sock=sock, ssl=ssl_context,
-                server_hostname=server_hostname or (host if ssl_context.check_hostname else ""),
-                ssl_handshake_timeout=handshake_timeout or DEFAULT_HANDSHAKE_TIMEOUT,
-            )  # fmt: skip
-    except (TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
-        sock.close()
-        if ssl_context is not None:
-            raise TLSHandshakeError(
-                f"TLS handshake with {host}:{port} failed: {exc or 'timed out'} "
-                "(does the peer speak TLS?)"
-            ) from exc
-        # pragma: no cover - a connected socket cannot fail here without TLS
-        raise ConnectError(f"cannot connect to {host}:{port}: {exc}") from exc
-
-
-def _tcp_progress(transport: asyncio.BaseTransport | None) -> tuple[int, int] | None:
-    """(bytes in the kernel's send queue, bytes the peer acknowledged so far) of a TCP
-    transport on Linux (SIOCOUTQ; struct tcp_info's tcpi_bytes_acked at offset 120, Linux
-    4.1+); None when not available."""
-    if transport is None:
-        return None
-    sock = transport.get_extra_info("socket")
-    tcp_info = getattr(socket, "TCP_INFO", None)
-    if sock is None or tcp_info is None:
-        return None
-    try:
-        import fcntl
-        import termios
-
-        queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
-        info = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 232)
-    except (OSError, AttributeError, ImportError):
-        return None
-    if len(info) < 128:
-        return None
-    return int(queued), struct.unpack_from("<Q", info, 120)[0]
-
-
-def _subject(cert: object) -> str | None:
-    """A TLS peer certificate's subject as "CN=...,O=..." (RFC 4514 order: most specific
-    first), None without a (verified) certificate."""
-    if not isinstance(cert, dict):
-        return None
-    rdns = cert.get("subject") or ()
-    parts = [f"{k}={v}" for rdn in reversed(rdns) for k, v in rdn]
-    names = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
-             "countryName": "C", "stateOrProvinceName": "ST", "localityName": "L"}  # fmt: skip
-    for long, short in names.items():
-        parts = [p.replace(f"{long}=", f"{short}=", 1) if p.startswith(f"{long}=") else p
-                 for p in parts]  # fmt: skip
-    return ",".join(parts) or None
-
-
-def _addr(value: Any) -> tuple[str, int] | None:
-    if isinstance(value, tuple) and len(value) >= 2:
-        return (str(value[0]), int(value[1]))
-    return None
