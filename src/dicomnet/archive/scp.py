@@ -233,6 +233,8 @@ class Archive:
         relational ones follow the hierarchical rules (A900 otherwise)."""
         if durability not in ("fast", "safe"):
             raise ValueError(f"durability must be 'fast' or 'safe', not {durability!r}")
+        self.on_stored: Callable[[str], None] | None = None
+        """Called with the SOP Instance UID of every instance a C-STORE stored."""
         self.durability = durability
         safe = durability == "safe"
         self.files = FileStore(storage, fsync=safe)
@@ -340,8 +342,18 @@ class Archive:
         return True
 
     def handle_store(self, event: Event) -> StatusResult:
-        """EVT_C_STORE: stream to a temp Part 10 file, rename, then index."""
-        return store_received(event, self._write, self._adopt)
+        """EVT_C_STORE: stream to a temp Part 10 file, rename, then index; ``on_stored`` (e.g.
+        the Instance Availability notifier) hears of each instance stored."""
+        result = store_received(event, self._write, self._adopt)
+        hook = self.on_stored
+        if hook is not None and _code(result) == Status.SUCCESS:
+            request = event.request
+            if isinstance(request, P.C_STORE) and request.AffectedSOPInstanceUID:
+                try:
+                    hook(str(request.AffectedSOPInstanceUID))
+                except Exception:  # a notification problem never fails a store
+                    LOG.exception("on_stored hook failed")
+        return result
 
     def handle_find(self, event: Event) -> Iterator[tuple[StatusResult, Dataset | None]]:
         """EVT_C_FIND: one Pending response per match; FE00 on cancel."""
@@ -482,3 +494,7 @@ def storage_ae(ae_title: str, transfer_syntaxes: Sequence[str] | None = None) ->
     ae.add_supported_context(VERIFICATION, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
     add_storage_contexts(ae, transfer_syntaxes=transfer_syntaxes)
     return ae
+
+
+def _code(result: StatusResult) -> int:
+    return result if isinstance(result, int) else int(result.Status)

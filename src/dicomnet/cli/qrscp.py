@@ -38,6 +38,7 @@ import socket
 import sys
 from typing import TYPE_CHECKING
 
+from dicomnet.cli import qrscp_workflow
 from dicomnet.cli.common import (
     ExitCode,
     configure_ae,
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics", default=None, metavar="ADDR:PORT",
         help="serve Prometheus metrics on http://ADDR:PORT/metrics (prometheus-client)",
     )
+    qrscp_workflow.add_options(p)
     p.add_argument(
         "--workers", type=int, default=1, metavar="N",
         help="serve from N processes sharing the port (SO_REUSEPORT; default 1). More than one "
@@ -340,6 +342,7 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: b
             ae.promiscuous_syntaxes = storage_transfer_syntaxes()
         audit, metrics = _monitors(args, archive, owner)
         ae.monitors = [m for m in (audit, metrics) if m is not None]
+        workflow = qrscp_workflow.start(args, archive, ae)
 
         def banner(addr: tuple[str, int]) -> str:
             lines = [
@@ -348,6 +351,7 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: b
             ]
             for aet, (host, port) in sorted(destinations.items()):
                 lines.append(f"qrscp: C-MOVE destination {aet} = {host}:{port}")
+            lines.extend(workflow.banner)
             return "\n".join(lines)
 
         if audit is not None:
@@ -356,7 +360,7 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: b
             serve_until_signal(
                 ae,
                 (args.bind, args.port),
-                archive.handlers(),
+                qrscp_workflow.handlers(archive.handlers(), workflow.handlers),
                 server_ssl_context(args),
                 banner,
                 quiet=args.quiet,
@@ -368,6 +372,7 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: b
                 audit.close()
             if metrics is not None:
                 metrics.close()
+            workflow.close()
     finally:
         archive.close()
     return ExitCode.OK

@@ -1,0 +1,232 @@
+"""Instance Availability Notification SCU (PS3.4 Annex R): tell other systems which instances
+of a study the archive now holds, once the study has been quiet for a while.
+
+Theory of operation
+-------------------
+A modality sends a study as many C-STOREs; a notification per instance would be noise, and
+one sent after the first instance would be wrong (PS3.4 R.1: the notification lists instances
+*available*). So :meth:`IANotifier.stored` only notes the study and its last activity; when a
+study has received nothing for ``quiet_seconds``, one N-CREATE of the Instance Availability
+Notification SOP Class (1.2.840.10008.5.1.4.33, PS3.4 R.3) goes to every configured
+destination with the study's instances as the index lists them at that moment:
+
+* Study Instance UID, an empty Referenced Performed Procedure Step Sequence (type 2, PS3.4
+  Table R.3-1: no MPPS is referenced), and a Referenced Series Sequence with, per series, the
+  Referenced SOP Sequence items (Referenced SOP Class/Instance UID, Instance Availability
+  ``ONLINE`` and the Retrieve AE Title the instances are retrieved from, PS3.4 R.3.1);
+* the SOP Instance UID of the notification is made by the SCU (a UUID-derived UID, PS3.5 B.2),
+  as PS3.4 R.3.1 asks of an N-CREATE without an SCP-assigned instance.
+
+One scheduler thread waits on a condition with the nearest deadline as its timeout -- no
+polling; a new store moves the study's deadline, ``close()`` wakes it. A destination that is
+down (no association, or a failure status) is retried with a growing delay
+(``retry_delays``); a success or the last retry ends the attempts for that destination. What
+is pending lives in memory: after a restart, studies stored before it are not announced again
+(the modality's next study is).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from dicomnet.ae import AE
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+    from dicomnet.archive.index import ArchiveIndex
+
+__all__ = ["IAN_SOP_CLASS", "IANotifier", "availability_dataset"]
+
+LOG = logging.getLogger("dicomnet.archive.ian")
+
+#: Instance Availability Notification SOP Class (PS3.4 R.3, PS3.6 Annex A)
+IAN_SOP_CLASS = "1.2.840.10008.5.1.4.33"
+#: The delays between attempts to reach a destination (seconds).
+RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0)
+
+Destination = tuple[str, str, int]  # (AE title, host, port)
+Sender = Callable[["Dataset", Destination], int]
+
+
+def availability_dataset(index: ArchiveIndex, study_uid: str, retrieve_ae_title: str) -> Dataset:
+    """The N-CREATE Attribute List announcing every instance of ``study_uid`` the index holds
+    (PS3.4 Table R.3-1)."""
+    from pydicom.dataset import Dataset  # lazy: pydicom only when a study is announced
+    from pydicom.uid import generate_uid
+
+    rows = index.select(
+        "SELECT se.series_uid, i.sop_class_uid, i.sop_uid FROM instance i "
+        "JOIN series se ON i.series_fk = se.pk JOIN study st ON se.study_fk = st.pk",
+        ["st.study_uid = ?"],
+        [study_uid],
+    )
+    by_series: dict[str, list[tuple[str, str]]] = {}
+    for series_uid, sop_class, sop_uid in rows:
+        by_series.setdefault(str(series_uid), []).append((str(sop_class), str(sop_uid)))
+    ds = Dataset()
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID = study_uid
+    ds.ReferencedPerformedProcedureStepSequence = []
+    series_items = []
+    for series_uid, instances in sorted(by_series.items()):
+        series = Dataset()
+        series.SeriesInstanceUID = series_uid
+        refs = []
+        for sop_class, sop_uid in instances:
+            ref = Dataset()
+            ref.ReferencedSOPClassUID = sop_class
+            ref.ReferencedSOPInstanceUID = sop_uid
+            ref.InstanceAvailability = "ONLINE"
+            ref.RetrieveAETitle = retrieve_ae_title
+            refs.append(ref)
+        series.ReferencedSOPSequence = refs
+        series_items.append(series)
+    ds.ReferencedSeriesSequence = series_items
+    return ds
+
+
+class _Pending:
+    __slots__ = ("attempts", "destinations", "due")
+
+    def __init__(self, due: float, destinations: list[Destination]) -> None:
+        self.due = due
+        self.destinations = destinations
+        self.attempts = 0
+
+
+class IANotifier:
+    """Announces quiet studies to ``destinations`` (see the module docstring).
+
+    ``send(dataset, destination) -> status`` performs one N-CREATE (default: a new association
+    from an AE titled ``ae_title``); ``clock`` is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        index: ArchiveIndex,
+        destinations: Sequence[Destination],
+        *,
+        ae_title: str = "DICOMNET",
+        quiet_seconds: float = 30.0,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
+        send: Sender | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.index = index
+        self.destinations = list(destinations)
+        self.ae_title = ae_title
+        self.quiet_seconds = float(quiet_seconds)
+        self.retry_delays = tuple(retry_delays)
+        self.send: Sender = send if send is not None else self._send_n_create
+        self.clock = clock
+        self.sent = 0
+        self._pending: dict[str, _Pending] = {}
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="dicomnet-ian", daemon=True)
+        self._thread.start()
+
+    # --- what the archive calls ---------------------------------------------------------------
+    def stored(self, study_uid: str) -> None:
+        """An instance of ``study_uid`` was stored: announce the study once it is quiet."""
+        if not study_uid or not self.destinations:
+            return
+        with self._cond:
+            due = self.clock() + self.quiet_seconds
+            pending = self._pending.get(study_uid)
+            if pending is None or pending.attempts:
+                self._pending[study_uid] = _Pending(due, list(self.destinations))
+            else:
+                pending.due = due
+            self._cond.notify()
+
+    def instance_stored(self, sop_instance_uid: str) -> None:
+        """:meth:`stored` for the study of an instance just indexed (the archive's hook)."""
+        if not self.destinations:
+            return
+        rows = self.index.select(
+            "SELECT st.study_uid FROM instance i JOIN series se ON i.series_fk = se.pk "
+            "JOIN study st ON se.study_fk = st.pk", ["i.sop_uid = ?"], [sop_instance_uid],
+        )  # fmt: skip
+        if rows:
+            self.stored(str(rows[0][0]))
+
+    def pending(self) -> list[str]:
+        """Studies waiting to be announced (or retried)."""
+        with self._cond:
+            return sorted(self._pending)
+
+    def close(self) -> None:
+        """Stop the scheduler (what is pending is dropped)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(5)
+
+    # --- the scheduler ------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed:
+                    now = self.clock()
+                    due = [uid for uid, p in self._pending.items() if p.due <= now]
+                    if due:
+                        break
+                    nearest = min((p.due for p in self._pending.values()), default=None)
+                    self._cond.wait(None if nearest is None else max(0.0, nearest - now))
+                if self._closed:
+                    return
+                work = [(uid, self._pending[uid]) for uid in due]
+            for study_uid, pending in work:
+                self._announce(study_uid, pending)
+
+    def _announce(self, study_uid: str, pending: _Pending) -> None:
+        try:
+            dataset = availability_dataset(self.index, study_uid, self.ae_title)
+        except Exception:
+            LOG.exception("IAN for study %s: cannot list its instances", study_uid)
+            dataset = None
+        failed: list[Destination] = []
+        for destination in pending.destinations:
+            status = -1
+            if dataset is not None:
+                try:
+                    status = self.send(dataset, destination)
+                except Exception as exc:  # the destination is down: retried
+                    LOG.warning("IAN for study %s to %s failed: %s", study_uid, destination[0], exc)
+            if status in (0x0000, 0x0001) or 0xB000 <= status <= 0xBFFF:  # success, warning
+                self.sent += 1
+                LOG.info("IAN for study %s sent to %s", study_uid, destination[0])
+            else:
+                failed.append(destination)
+        with self._cond:
+            if self._pending.get(study_uid) is not pending:
+                return  # stored again meanwhile: a new notification is scheduled
+            if not failed or pending.attempts >= len(self.retry_delays):
+                if failed:
+                    LOG.error("IAN for study %s: giving up on %s", study_uid,
+                              ", ".join(d[0] for d in failed))  # fmt: skip
+                del self._pending[study_uid]
+                return
+            pending.destinations = failed
+            pending.due = self.clock() + self.retry_delays[pending.attempts]
+            pending.attempts += 1
+
+    def _send_n_create(self, dataset: Dataset, destination: Destination) -> int:
+        """One N-CREATE of ``dataset`` on a new association (PS3.4 R.3)."""
+        title, host, port = destination
+        ae = AE(ae_title=self.ae_title)
+        ae.add_requested_context(IAN_SOP_CLASS)
+        assoc = ae.associate(host, port, ae_title=title)
+        if not assoc.is_established:
+            raise ConnectionError(assoc.failure_reason or "association not established")
+        try:
+            status, _ = assoc.send_n_create(dataset, IAN_SOP_CLASS, dataset.SOPInstanceUID)
+            return int(status.Status) if status is not None and "Status" in status else -1
+        finally:
+            assoc.release()

@@ -1,0 +1,111 @@
+"""The workflow services of ``dicomnet qrscp``: what a department runs besides store and query.
+
+Theory of operation
+-------------------
+Each service is switched on by its options and lives in its own archive module; this module
+only turns options into services and services into what the server needs -- presentation
+contexts to accept, handlers to bind, and something to close at shutdown:
+
+* ``--worklist DIR``: Modality Worklist Information Model - FIND (PS3.4 K) from the DICOM /
+  DICOM JSON files in DIR (:mod:`dicomnet.archive.worklist`). The archive's C-FIND handler
+  already answers Q/R; C-FIND requests are routed by their Affected SOP Class UID.
+* ``--mpps``: Modality Performed Procedure Step SCP (PS3.4 F, :mod:`dicomnet.archive.mpps`),
+  kept in the storage folder's ``workflow.sqlite``; ``--mpps-forward`` forwards each step.
+* ``--commitment``: Storage Commitment Push Model SCP (PS3.4 J,
+  :mod:`dicomnet.archive.commitment`); reports go back on the association or, once it is
+  gone, to the requestor's address from the known destinations.
+* ``--ian AET=HOST:PORT``: Instance Availability Notification SCU (PS3.4 R,
+  :mod:`dicomnet.archive.ian`): a study quiet for ``--ian-quiet`` seconds is announced.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from dicomnet.cli.common import parse_destination
+
+if TYPE_CHECKING:
+    from dicomnet.archive.scp import Archive
+    from dicomnet.events import Event, EventType
+    from dicomnet.settings import Settings
+
+__all__ = ["Workflow", "add_options", "start"]
+
+HandlerList = list[tuple["EventType", Callable[["Event"], object]]]
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The workflow options of qrscp."""
+    group = parser.add_argument_group("workflow services")
+    group.add_argument(
+        "--ian", action="append", type=parse_destination, default=[], metavar="AET=HOST:PORT",
+        help="send Instance Availability Notifications (PS3.4 R) of each study, once it is "
+        "quiet, to this destination (repeatable)",
+    )  # fmt: skip
+    group.add_argument(
+        "--ian-quiet", type=float, default=30.0, metavar="SECONDS",
+        help="a study is announced when nothing was stored into it for this long "
+        "(default: %(default)s)",
+    )  # fmt: skip
+
+
+def handlers(archive: HandlerList, workflow: HandlerList) -> HandlerList:
+    """The archive's handlers with the workflow services' added. An event both bind (C-FIND:
+    Q/R and the worklist) gets one handler that picks by the request's SOP class: the
+    workflow handler answers its own SOP classes (``handler.sop_classes``), the archive the
+    rest."""
+    merged = dict(archive)
+    for event, handler in workflow:
+        base = merged.get(event)
+        if base is None:
+            merged[event] = handler
+            continue
+        classes = frozenset(getattr(handler, "sop_classes", ()))
+        merged[event] = _by_sop_class(classes, handler, base)
+    return list(merged.items())
+
+
+def _by_sop_class(
+    classes: frozenset[str], mine: Callable[[Event], object], other: Callable[[Event], object]
+) -> Callable[[Event], object]:
+    def route(event: Event) -> object:
+        request = event.request
+        sop_class = None if request is None else request.AffectedSOPClassUID
+        return mine(event) if sop_class in classes else other(event)
+
+    return route
+
+
+class Workflow:
+    """The workflow services started for one qrscp process."""
+
+    def __init__(self) -> None:
+        self.handlers: HandlerList = []
+        self.contexts: list[str] = []
+        self.banner: list[str] = []
+        self._closers: list[Callable[[], None]] = []
+
+    def close(self) -> None:
+        for close in reversed(self._closers):
+            close()
+        self._closers.clear()
+
+
+def start(args: argparse.Namespace, archive: Archive, ae: Settings) -> Workflow:
+    """Start what the options ask for; the caller binds ``handlers`` and calls ``close()``."""
+    flow = Workflow()
+    if args.ian:
+        # lazy: only with --ian
+        from dicomnet.archive.ian import IANotifier
+
+        notifier = IANotifier(archive.index, args.ian, ae_title=args.aet,
+                              quiet_seconds=args.ian_quiet)  # fmt: skip
+        archive.on_stored = notifier.instance_stored
+        flow._closers.append(notifier.close)
+        for aet, host, port in args.ian:
+            flow.banner.append(f"qrscp: Instance Availability Notification to {aet} = {host}:{port}")
+    for uid in flow.contexts:
+        ae.add_supported_context(uid)
+    return flow

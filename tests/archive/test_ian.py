@@ -1,0 +1,116 @@
+"""Instance Availability Notification SCU (PS3.4 Annex R): a quiet study is announced once,
+with every instance the index holds, to every destination; a destination that is down is
+retried; a real N-CREATE reaches a real SCP."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from pydicom import Dataset
+
+from dicomnet import evt
+from dicomnet.ae import AE
+from dicomnet.archive.ian import IAN_SOP_CLASS, IANotifier, availability_dataset
+from tests.archive.conftest import SERIES, Archive
+
+
+def _study_of(archive: Archive) -> tuple[str, Counter[str]]:
+    """A study of the test archive and its instance count per series."""
+    rows = archive.index.select(
+        "SELECT st.study_uid, se.series_uid FROM instance i JOIN series se ON i.series_fk = se.pk "
+        "JOIN study st ON se.study_fk = st.pk", [], [],
+    )  # fmt: skip
+    studies: dict[str, Counter[str]] = {}
+    for study, series in rows:
+        studies.setdefault(str(study), Counter())[str(series)] += 1
+    # the study with the most series
+    return max(studies.items(), key=lambda kv: (len(kv[1]), kv[0]))
+
+
+def test_the_dataset_lists_every_instance_by_series(archive: Archive) -> None:
+    study_uid, per_series = _study_of(archive)
+    ds = availability_dataset(archive.index, study_uid, "ARCHIVE")
+    assert ds.StudyInstanceUID == study_uid and ds.ReferencedPerformedProcedureStepSequence == []
+    got = {s.SeriesInstanceUID: len(s.ReferencedSOPSequence) for s in ds.ReferencedSeriesSequence}
+    assert got == dict(per_series) and set(got) <= set(SERIES)
+    for series in ds.ReferencedSeriesSequence:
+        for ref in series.ReferencedSOPSequence:
+            assert ref.InstanceAvailability == "ONLINE" and ref.RetrieveAETitle == "ARCHIVE"
+            assert ref.ReferencedSOPClassUID and ref.ReferencedSOPInstanceUID
+
+
+def test_a_quiet_study_is_announced_once_per_destination(archive: Archive) -> None:
+    study_uid, per_series = _study_of(archive)
+    sent: list[tuple[str, Dataset]] = []
+    done = threading.Event()
+
+    def send(ds: Dataset, destination: tuple[str, str, int]) -> int:
+        sent.append((destination[0], ds))
+        if len(sent) == 2:
+            done.set()
+        return 0x0000
+
+    notifier = IANotifier(archive.index, [("A", "h", 1), ("B", "h", 2)], quiet_seconds=0.05,
+                          send=send)  # fmt: skip
+    try:
+        for _ in range(5):  # five stores of the same study: one notification
+            notifier.stored(study_uid)
+        assert done.wait(10)
+        assert sorted(d for d, _ in sent) == ["A", "B"]
+        total = sum(len(s.ReferencedSOPSequence) for s in sent[0][1].ReferencedSeriesSequence)
+        assert total == sum(per_series.values())
+        assert notifier.pending() == [] and notifier.sent == 2
+    finally:
+        notifier.close()
+    assert len(sent) == 2
+
+
+def test_a_destination_that_is_down_is_retried(archive: Archive) -> None:
+    study_uid, _ = _study_of(archive)
+    calls: Counter[str] = Counter()
+    done = threading.Event()
+
+    def send(ds: Dataset, destination: tuple[str, str, int]) -> int:
+        calls[destination[0]] += 1
+        if destination[0] == "DOWN" and calls["DOWN"] < 3:
+            raise ConnectionError("refused")
+        if destination[0] == "DOWN":
+            done.set()
+        return 0x0000
+
+    notifier = IANotifier(archive.index, [("UP", "h", 1), ("DOWN", "h", 2)], quiet_seconds=0.01,
+                          retry_delays=(0.02, 0.02, 0.02), send=send)  # fmt: skip
+    try:
+        notifier.stored(study_uid)
+        assert done.wait(10)
+    finally:
+        notifier.close()
+    assert calls == Counter({"UP": 1, "DOWN": 3})  # the one that answered is not asked again
+
+
+def test_a_real_n_create_reaches_an_scp(archive: Archive) -> None:
+    study_uid, per_series = _study_of(archive)
+    received: list[Dataset] = []
+    got = threading.Event()
+
+    def on_create(event: evt.Event) -> tuple[int, Dataset]:
+        received.append(event.attribute_list)
+        got.set()
+        return 0x0000, event.attribute_list
+
+    scp = AE(ae_title="RIS")
+    scp.add_supported_context(IAN_SOP_CLASS)
+    server = scp.start_server(("127.0.0.1", 0), block=False,
+                              evt_handlers=[(evt.EVT_N_CREATE, on_create)])  # fmt: skip
+    notifier = IANotifier(archive.index, [("RIS", "127.0.0.1", server.address[1])],
+                          ae_title="ARCHIVE", quiet_seconds=0.01)  # fmt: skip
+    try:
+        notifier.stored(study_uid)
+        assert got.wait(15)
+    finally:
+        notifier.close()
+        server.shutdown()
+    [ds] = received
+    assert ds.StudyInstanceUID == study_uid
+    assert {s.SeriesInstanceUID for s in ds.ReferencedSeriesSequence} == set(per_series)
