@@ -19,7 +19,7 @@ from tests.conftest import require_dcmtk
 
 
 def test_a_stored_study_is_announced(qrscp: Callable[..., Server], tmp_path: Path) -> None:
-    require_dcmtk("storescu")
+    storescu = require_dcmtk("storescu")
     received: list[Dataset] = []
     got = threading.Event()
 
@@ -35,7 +35,7 @@ def test_a_stored_study_is_announced(qrscp: Callable[..., Server], tmp_path: Pat
     try:
         arc = qrscp(extra=["--ian", f"RIS=127.0.0.1:{server.address[1]}", "--ian-quiet", "0.2"])
         path = str(get_testdata_file("CT_small.dcm"))
-        subprocess.run(["storescu", "-aec", arc.aet, "127.0.0.1", str(arc.port), path],
+        subprocess.run([storescu, "-aec", arc.aet, "127.0.0.1", str(arc.port), path],
                        check=True, capture_output=True, timeout=30)  # fmt: skip
         assert got.wait(20), "no Instance Availability Notification arrived"
     finally:
@@ -48,3 +48,49 @@ def test_a_stored_study_is_announced(qrscp: Callable[..., Server], tmp_path: Pat
     [ref] = series.ReferencedSOPSequence
     assert ref.ReferencedSOPInstanceUID == stored.SOPInstanceUID
     assert ref.InstanceAvailability == "ONLINE" and ref.RetrieveAETitle == arc.aet
+
+
+def _findscu_w(findscu: str, arc: Server, out: Path, *keys: str) -> list[Dataset]:
+    """DCMTK findscu -W against the archive; the answers (written with -X into ``out``)."""
+    out.mkdir(exist_ok=True)
+    for old in out.iterdir():
+        old.unlink()
+    args = [findscu, "-W", "-X", "-od", str(out), "-aec", arc.aet]
+    for key in keys:
+        args += ["-k", key]
+    done = subprocess.run([*args, "127.0.0.1", str(arc.port)], capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return [dcmread(p) for p in sorted(out.iterdir())]
+
+
+def test_the_worklist_is_served_and_follows_its_folder(
+    qrscp: Callable[..., Server], tmp_path: Path
+) -> None:
+    """qrscp --worklist DIR answers DCMTK findscu -W from the files in DIR (PS3.4 K); a file
+    dropped in later is found by the next query; Q/R C-FINDs still reach the archive."""
+    findscu = require_dcmtk("findscu")
+    from tests.archive.test_worklist import make_item, save, sps
+
+    folder = tmp_path / "worklist"
+    folder.mkdir()
+    save(folder / "a.wl", make_item("Doe^Jane", "P1", "A1"))
+    arc = qrscp(extra=["--worklist", str(folder)])
+    out = tmp_path / "answers"
+    found = _findscu_w(findscu, arc, out, "PatientName", "PatientID", "(0040,0100)[0].Modality=CT")
+    assert [str(d.PatientID) for d in found] == ["P1"]
+    assert found[0].ScheduledProcedureStepSequence[0].Modality == "CT"
+    step = sps(Modality="MR", ScheduledStationAETitle="MR1",
+               ScheduledProcedureStepStartDate="20240106", ScheduledProcedureStepID="S9")
+    save(folder / "b.wl", make_item("Roe^Rick", "P2", "A2", steps=[step]))  # dropped in
+    found = _findscu_w(findscu, arc, out, "PatientID", "(0040,0100)[0].Modality")
+    assert sorted(str(d.PatientID) for d in found) == ["P1", "P2"]
+    found = _findscu_w(findscu, arc, out, "PatientID", "(0040,0100)[0].Modality=MR")
+    assert [str(d.PatientID) for d in found] == ["P2"]
+    (folder / "a.wl").unlink()  # removed: gone at the next query
+    found = _findscu_w(findscu, arc, out, "PatientID", "(0040,0100)[0].Modality")
+    assert [str(d.PatientID) for d in found] == ["P2"]
+    # the archive's own C-FIND (Study Root) is still answered (nothing stored: no match)
+    q = subprocess.run([findscu, "-S", "-aec", arc.aet, "-k", "QueryRetrieveLevel=STUDY",
+                        "-k", "StudyInstanceUID", "127.0.0.1", str(arc.port)],
+                       capture_output=True, timeout=30)  # fmt: skip
+    assert q.returncode == 0, q.stderr

@@ -21,10 +21,11 @@ contexts to accept, handlers to bind, and something to close at shutdown:
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from dicomnet.cli.common import parse_destination
+from dicomnet.cli.common import ExitCode, fail, parse_destination
 
 if TYPE_CHECKING:
     from dicomnet.archive.scp import Archive
@@ -39,6 +40,11 @@ HandlerList = list[tuple["EventType", Callable[["Event"], object]]]
 def add_options(parser: argparse.ArgumentParser) -> None:
     """The workflow options of qrscp."""
     group = parser.add_argument_group("workflow services")
+    group.add_argument(
+        "--worklist", metavar="DIR",
+        help="serve Modality Worklist items (PS3.4 K) from the DICOM / DICOM JSON files in DIR "
+        "(added, changed and removed files are seen at the next query)",
+    )  # fmt: skip
     group.add_argument(
         "--ian", action="append", type=parse_destination, default=[], metavar="AET=HOST:PORT",
         help="send Instance Availability Notifications (PS3.4 R) of each study, once it is "
@@ -73,6 +79,8 @@ def _by_sop_class(
     def route(event: Event) -> object:
         request = event.request
         sop_class = None if request is None else request.AffectedSOPClassUID
+        if isinstance(sop_class, str):
+            sop_class = sop_class.rstrip("\0 ")
         return mine(event) if sop_class in classes else other(event)
 
     return route
@@ -96,6 +104,17 @@ class Workflow:
 def start(args: argparse.Namespace, archive: Archive, ae: Settings) -> Workflow:
     """Start what the options ask for; the caller binds ``handlers`` and calls ``close()``."""
     flow = Workflow()
+    if args.worklist:
+        # lazy: only with --worklist
+        from dicomnet import events as evt
+        from dicomnet.archive.worklist import WORKLIST_FIND, WorklistStore, worklist_handler
+
+        if not os.path.isdir(args.worklist):
+            fail(f"--worklist {args.worklist}: not a directory", ExitCode.USAGE)
+        store = WorklistStore(args.worklist)
+        flow.handlers.append((evt.EVT_C_FIND, worklist_handler(store)))
+        flow.contexts.append(WORKLIST_FIND)
+        flow.banner.append(f"qrscp: Modality Worklist from {store.folder}")
     if args.ian:
         # lazy: only with --ian
         from dicomnet.archive.ian import IANotifier
