@@ -57,6 +57,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import workflow_bench  # noqa: E402
 from gen_data import generate, generate_big_endian, generate_compressed, ram_dir  # noqa: E402
 
 PY = sys.executable
@@ -656,6 +657,32 @@ def concurrent_variants(files: list[Path], work: Path, nassoc: int) -> list[Vari
 # --------------------------------------------------------------------------- table
 
 
+def mwl_variants(work: Path, n: int) -> list[Variant]:
+    """Scenario w: ten concurrent findscu -W against each worklist server (bench/workflow_bench)."""
+    data = work / "mwl"
+    workflow_bench.write_items(data / workflow_bench.CALLED, n)
+
+    def run(ours: bool) -> Callable[[], Result]:
+        def once() -> Result:
+            port = free_port()
+            argv = ([*DN, "qrscp", "--port", str(port), "--storage", str(work / "mwl-arc"),
+                     "-aet", workflow_bench.CALLED, "--worklist",
+                     str(data / workflow_bench.CALLED), "--audit-log", "none", "-q"] if ours
+                    else [dcmtk("wlmscpfs"), "-q", "-dfp", str(data), str(port)])  # fmt: skip
+            server = Server(argv, port, None if ours else DCMTK_ENV)
+            try:
+                seconds, ok, note = workflow_bench.concurrent_queries(
+                    dcmtk("findscu"), port, n, work / "mwl-out", DCMTK_ENV)
+            finally:
+                srss = server.stop()
+            return Result(seconds, 0, srss, ok, note)
+        return once
+
+    return [Variant("dicomnet", f"10 x findscu -W -> dicomnet qrscp --worklist ({n} items)",
+                    run(True)),
+            Variant("DCMTK", f"10 x findscu -W -> wlmscpfs ({n} items)", run(False))]
+
+
 def fmt_rss(kib: int) -> str:
     return f"{kib / 1024:.0f} MB" if kib else "-"
 
@@ -714,7 +741,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one tenth of the counts, 1 repetition")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--only", default="", help="comma-separated scenario numbers (1-9, s)")
+    ap.add_argument("--only", default="", help="comma-separated scenario numbers (1-9, s, w)")
     ap.add_argument("--with-1g", action="store_true", help="include the 1 GiB instance")
     ap.add_argument("--out", default="", help="also write the markdown table to this file")
     args = ap.parse_args()
@@ -802,6 +829,10 @@ def main() -> int:
                                     retrieve_variants(arc, work, move=False), reps))
             out.append(run_scenario(f"5d. C-MOVE {len(ctarc)} CT from the archive",
                                     retrieve_variants(arc, work, move=True), reps))
+        if want("w"):
+            out.append(run_scenario("w. Modality Worklist: 10 concurrent findscu -W, "
+                                    f"{1000 // scale} items", mwl_variants(work, 1000 // scale),
+                                    reps))  # fmt: skip
         if want("6"):
             nassoc = 50
             ct6 = generate(data, "ct6", nassoc * (100 // scale))

@@ -203,6 +203,8 @@ class WorklistStore:
         self._files: dict[str, _FileEntry] = {}  # relative path -> what it held
         self._memory: dict[str, _Item] = {}  # key -> item, in the order added
         self._folder_error: str | None = None
+        # read the folder now, not in the first query (a server starts before it is asked)
+        self.refresh()
 
     # --- library items ------------------------------------------------------------------------
 

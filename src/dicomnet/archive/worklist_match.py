@@ -192,7 +192,7 @@ class ItemQuery:
             elif elem is None:
                 out.add(DataElement(key.tag, key.vr, empty_value_for_VR(key.vr)))
             else:
-                out.add(copy.deepcopy(elem))
+                out.add(elem)  # shared, not copied: a response is encoded, never changed
         return out
 
     @staticmethod
