@@ -4,6 +4,7 @@ Availability Notification of a study stored by DCMTK's storescu reaches an SCP (
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -94,3 +95,33 @@ def test_the_worklist_is_served_and_follows_its_folder(
                         "-k", "StudyInstanceUID", "127.0.0.1", str(arc.port)],
                        capture_output=True, timeout=30)  # fmt: skip
     assert q.returncode == 0, q.stderr
+
+
+def test_mpps_steps_through_qrscp(qrscp: Callable[..., Server]) -> None:
+    """qrscp --mpps with our mppsscu: a step is created IN PROGRESS, completed, then refused
+    any further change (PS3.4 F.7.2.2.3: 0110H, Error ID A710H); the archive keeps it."""
+    from tests.cli.helpers import env
+
+    arc = qrscp(extra=["--mpps"])
+    base = [sys.executable, "-m", "dicomnet.cli.main", "mppsscu", "-aec", arc.aet,
+            "127.0.0.1", str(arc.port)]  # fmt: skip
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args], capture_output=True, text=True, timeout=60,
+                              env=env())  # fmt: skip
+
+    created = run("create", "-q", "-k", "PatientID=P77", "-k", "PatientName=Doe^Jo")
+    assert created.returncode == 0, created.stderr
+    uid = created.stdout.strip().splitlines()[-1]
+    done = run("complete", uid)
+    assert done.returncode == 0, done.stderr
+    again = run("set", uid, "-k", "PerformedProcedureStepDescription=late")
+    assert again.returncode == 1 and "0x0110" in (again.stdout + again.stderr)
+    from dicomnet.archive.mpps import MPPSStore
+
+    store = MPPSStore(arc.directory)
+    try:
+        step = store.get(uid)
+        assert step.PerformedProcedureStepStatus == "COMPLETED" and step.PatientID == "P77"
+    finally:
+        store.close()

@@ -21,6 +21,7 @@ TOOLS: dict[str, str] = {
     "getscu": "getscu",
     "movescu": "movescu",
     "qrscp": "qrscp",
+    "mppsscu": "mppsscu",
 }
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from dicomnet.cli.common import ExitCode, fail, parse_destination
+from dicomnet.dimse import primitives as P
 
 if TYPE_CHECKING:
     from dicomnet.archive.scp import Archive
@@ -44,6 +45,21 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--worklist", metavar="DIR",
         help="serve Modality Worklist items (PS3.4 K) from the DICOM / DICOM JSON files in DIR "
         "(added, changed and removed files are seen at the next query)",
+    )  # fmt: skip
+    group.add_argument(
+        "--mpps", action="store_true",
+        help="Modality Performed Procedure Step SCP (PS3.4 F): steps kept in "
+        "STORAGE/workflow.sqlite",
+    )  # fmt: skip
+    group.add_argument(
+        "--mpps-forward", action="append", type=parse_destination, default=[],
+        metavar="AET=HOST:PORT", help="also forward each accepted N-CREATE/N-SET there "
+        "(repeatable; implies --mpps)",
+    )  # fmt: skip
+    group.add_argument(
+        "--mpps-strict", action="store_true",
+        help="also enforce what PS3.4 F.7.2 asks of the SCU (type 2 attributes on N-CREATE, "
+        "the final state's attributes on COMPLETED)",
     )  # fmt: skip
     group.add_argument(
         "--ian", action="append", type=parse_destination, default=[], metavar="AET=HOST:PORT",
@@ -73,12 +89,17 @@ def handlers(archive: HandlerList, workflow: HandlerList) -> HandlerList:
     return list(merged.items())
 
 
+_REQUESTED = (P.N_SET, P.N_GET, P.N_ACTION, P.N_DELETE)
+
+
 def _by_sop_class(
     classes: frozenset[str], mine: Callable[[Event], object], other: Callable[[Event], object]
 ) -> Callable[[Event], object]:
     def route(event: Event) -> object:
         request = event.request
         sop_class = None if request is None else request.AffectedSOPClassUID
+        if sop_class is None and isinstance(request, _REQUESTED):
+            sop_class = request.RequestedSOPClassUID  # N-SET, N-GET, N-ACTION, N-DELETE
         if isinstance(sop_class, str):
             sop_class = sop_class.rstrip("\0 ")
         return mine(event) if sop_class in classes else other(event)
@@ -115,6 +136,18 @@ def start(args: argparse.Namespace, archive: Archive, ae: Settings) -> Workflow:
         flow.handlers.append((evt.EVT_C_FIND, worklist_handler(store)))
         flow.contexts.append(WORKLIST_FIND)
         flow.banner.append(f"qrscp: Modality Worklist from {store.folder}")
+    if args.mpps or args.mpps_forward:
+        # lazy: only with --mpps
+        from dicomnet.archive.mpps import MPPS_SOP_CLASS, MPPSStore, mpps_handlers
+
+        mpps = MPPSStore(archive.files.root, forward=args.mpps_forward, ae_title=args.aet,
+                         strict=args.mpps_strict, durable=archive.durability == "safe")  # fmt: skip
+        flow._closers.append(mpps.close)
+        flow.handlers += mpps_handlers(mpps)
+        flow.contexts.append(MPPS_SOP_CLASS)
+        flow.banner.append(f"qrscp: MPPS steps in {mpps.path}")
+        for aet, host, port in args.mpps_forward:
+            flow.banner.append(f"qrscp: MPPS forwarded to {aet} = {host}:{port}")
     if args.ian:
         # lazy: only with --ian
         from dicomnet.archive.ian import IANotifier

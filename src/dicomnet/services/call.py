@@ -23,7 +23,7 @@ what it answers without a handler, and what a handler's result or failure become
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from dicomnet.dimse.primitives import DIMSEPrimitive
@@ -175,7 +175,9 @@ def apply_status(rsp: DIMSEPrimitive, code: int, extras: dict[str, object] | Non
         if keyword == "ErrorComment":
             value = error_comment(str(value))
         elif keyword == "OffendingElement":
-            items = value if isinstance(value, list | tuple) else [value]
+            # several tags: a list, a tuple or pydicom's MultiValue (any non-text sequence)
+            items = (list(value) if isinstance(value, Sequence) and not isinstance(value, str | bytes)
+                     else [value])  # fmt: skip
             tags = [int(v) for v in items if isinstance(v, int)]
             if len(tags) != len(items):
                 LOGGER.debug("dropping invalid OffendingElement=%r from a handler's status", value)
