@@ -20,8 +20,11 @@ SAMPLES: dict[str, object] = {
     "network_timeout": 5, "port": 104, "destination": ["VIEWER=10.0.0.7:104"], "max_ops": 4,
     "max_associations": 10, "durability": "fast", "max_associations_per_peer": 3,
     "workers": 2, "metrics": "127.0.0.1:9100", "audit_syslog": "udp://127.0.0.1:514",
-    "study_conflict": "accept",
+    "study_conflict": "accept", "ian": ["VIEWER=10.0.0.7:104"], "ian_quiet": 5,
+    "mpps_forward": ["VIEWER=10.0.0.7:104"], "commitment_attempts": 3,
 }  # fmt: skip
+# options that take AET=HOST:PORT destinations
+DESTINATIONS = {"destination", "ian", "mpps_forward"}
 
 
 def _toml(value: object) -> str:
@@ -49,7 +52,7 @@ def test_every_option_has_a_key(tmp_path: Path) -> None:
         got = getattr(parser.parse_args(argv), dest)
         if flag:
             assert got is True, dest
-        elif dest == "destination":
+        elif dest in DESTINATIONS:
             assert got == [("VIEWER", "10.0.0.7", 104)]
         else:
             assert str(got) == str(value) or got == value, (dest, got)

@@ -22,6 +22,7 @@ TOOLS: dict[str, str] = {
     "movescu": "movescu",
     "qrscp": "qrscp",
     "mppsscu": "mppsscu",
+    "stgcmtscu": "stgcmtscu",
 }
 
 

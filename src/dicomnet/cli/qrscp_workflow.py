@@ -62,6 +62,16 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "the final state's attributes on COMPLETED)",
     )  # fmt: skip
     group.add_argument(
+        "--commitment", action="store_true",
+        help="Storage Commitment Push Model SCP (PS3.4 J): requests kept in "
+        "STORAGE/workflow.sqlite; reports on the request's association, else to the "
+        "requestor's --destination / [[peer]] port",
+    )  # fmt: skip
+    group.add_argument(
+        "--commitment-attempts", type=int, default=6, metavar="N",
+        help="tries of a report on a new association (default: %(default)s)",
+    )  # fmt: skip
+    group.add_argument(
         "--ian", action="append", type=parse_destination, default=[], metavar="AET=HOST:PORT",
         help="send Instance Availability Notifications (PS3.4 R) of each study, once it is "
         "quiet, to this destination (repeatable)",
@@ -148,6 +158,22 @@ def start(args: argparse.Namespace, archive: Archive, ae: Settings) -> Workflow:
         flow.banner.append(f"qrscp: MPPS steps in {mpps.path}")
         for aet, host, port in args.mpps_forward:
             flow.banner.append(f"qrscp: MPPS forwarded to {aet} = {host}:{port}")
+    if args.commitment:
+        # lazy: only with --commitment
+        from dicomnet.archive.commitment import SOP_CLASS as COMMITMENT
+        from dicomnet.archive.commitment import CommitmentService
+
+        commitment = CommitmentService(
+            archive.index, archive.destinations,
+            os.path.join(archive.files.root, "workflow.sqlite"), ae_title=args.aet,
+            settings=ae, retrieve_ae_title=args.aet, max_attempts=args.commitment_attempts,
+        )  # fmt: skip
+        flow._closers.append(commitment.close)
+        flow.handlers += commitment.handlers()
+        flow.contexts.append(COMMITMENT)
+        known = ", ".join(sorted(archive.destinations)) or "the request's association only"
+        flow.banner.append(f"qrscp: Storage Commitment SCP (reports to: {known})")
+        commitment.resume()
     if args.ian:
         # lazy: only with --ian
         from dicomnet.archive.ian import IANotifier

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from dicomnet.datasource import DataSource
 from dicomnet.dimse import primitives as P
 from dicomnet.dimse.textenc import with_character_set
+from dicomnet.errors import NoPresentationContextError
 from dicomnet.presentation import VERIFICATION, query_model_uid
 from dicomnet.services.payloads import DataSetLike, as_payload
 
@@ -160,8 +161,20 @@ def n_request(
     payload: DataSetLike | None = None,
 ) -> Built:
     """A DIMSE-N request (PS3.7 10.1) on a context of ``abstract_syntax`` (the SOP class, or
-    the Meta SOP class it belongs to), with ``payload`` as its ``payload_field``."""
-    context_id, ts = _context_id(assoc, abstract_syntax)
+    the Meta SOP class it belongs to), with ``payload`` as its ``payload_field``.
+
+    An N-EVENT-REPORT is sent by the SOP class's SCP to its SCU (PS3.7 10.1.1; e.g. a Storage
+    Commitment report, PS3.4 J.3.3): it goes on a context where we play the SCP role, and only
+    without one on a context where we are SCU (a peer that negotiated no roles)."""
+    if isinstance(prim, P.N_EVENT_REPORT):
+        try:
+            cx = assoc.find_context(abstract_syntax, role="scp")
+        except NoPresentationContextError:
+            cx = assoc.find_context(abstract_syntax)
+        assert cx.context_id is not None
+        context_id, ts = cx.context_id, cx.transfer_syntax
+    else:
+        context_id, ts = _context_id(assoc, abstract_syntax)
     if payload_field is not None and payload is not None:
         setattr(prim, payload_field, as_payload(payload, ts))
     return Built(prim, context_id)
