@@ -125,3 +125,34 @@ def test_mpps_steps_through_qrscp(qrscp: Callable[..., Server]) -> None:
         assert step.PerformedProcedureStepStatus == "COMPLETED" and step.PatientID == "P77"
     finally:
         store.close()
+
+
+def test_storage_commitment_through_qrscp(qrscp: Callable[..., Server]) -> None:
+    """qrscp --commitment with our stgcmtscu (PS3.4 J): a stored instance is committed, one
+    never stored is reported failed (0112H); the report arrives on the request's association
+    and, with --port-scp, on a separate association qrscp opens to the requestor."""
+    from tests.cli.helpers import env
+    from tests.conftest import free_port
+
+    storescu = require_dcmtk("storescu")
+    scp_port = free_port()
+    arc = qrscp(destinations={"STGCMTSCU": scp_port}, extra=["--commitment"])
+    stored = str(get_testdata_file("CT_small.dcm"))
+    other = str(get_testdata_file("MR_small.dcm"))
+    subprocess.run([storescu, "-aec", arc.aet, "127.0.0.1", str(arc.port), stored],
+                   check=True, capture_output=True, timeout=30)  # fmt: skip
+    base = [sys.executable, "-m", "dicomnet.cli.main", "stgcmtscu", "-aet", "STGCMTSCU",
+            "-aec", arc.aet, "127.0.0.1", str(arc.port)]  # fmt: skip
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args], capture_output=True, text=True, timeout=90,
+                              env=env())  # fmt: skip
+
+    same = run(stored)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "committed" in same.stdout
+    failed = run(stored, other)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "0x0112" in failed.stdout + failed.stderr
+    separate = run("--port-scp", str(scp_port), "--bind-scp", "127.0.0.1", stored)
+    assert separate.returncode == 0, separate.stdout + separate.stderr
