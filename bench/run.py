@@ -657,6 +657,26 @@ def concurrent_variants(files: list[Path], work: Path, nassoc: int) -> list[Vari
 # --------------------------------------------------------------------------- table
 
 
+def commitment_variants(arc: ArchiveFixture) -> list[Variant]:
+    """Scenario 5e: dicomnet stgcmtscu asks qrscp --commitment to commit to the 10,000 small
+    instances; the time is the whole process, until the report (on the same association) is
+    read. No DCMTK tool asks for storage commitment: the reference is the C-FIND of 5a."""
+    n = len(arc.small)
+
+    def run() -> Result:
+        port = free_port()
+        server = Server([*qrscp_argv(port, arc.base), "--commitment"], port)
+        try:
+            seconds, rss, _out, rc = run_client(
+                [*DN, "stgcmtscu", "-q", "-aec", "DICOMNET", "127.0.0.1", str(port),
+                 str(arc.small[0].parent)])  # fmt: skip
+        finally:
+            srss = server.stop()
+        return Result(seconds, rss, srss, rc == 0, "" if rc == 0 else f"rc={rc}")
+
+    return [Variant("dicomnet", f"stgcmtscu {n} instances -> qrscp --commitment (report)", run)]
+
+
 def mwl_variants(work: Path, n: int) -> list[Variant]:
     """Scenario w: ten concurrent findscu -W against each worklist server (bench/workflow_bench)."""
     data = work / "mwl"
@@ -829,6 +849,8 @@ def main() -> int:
                                     retrieve_variants(arc, work, move=False), reps))
             out.append(run_scenario(f"5d. C-MOVE {len(ctarc)} CT from the archive",
                                     retrieve_variants(arc, work, move=True), reps))
+            out.append(run_scenario(f"5e. Storage commitment of {len(small)} instances",
+                                    commitment_variants(arc), reps))
         if want("w"):
             out.append(run_scenario("w. Modality Worklist: 10 concurrent findscu -W, "
                                     f"{1000 // scale} items", mwl_variants(work, 1000 // scale),
