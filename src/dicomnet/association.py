@@ -215,7 +215,8 @@ class Association(Operations["Dataset", Result, Iterator[Result], None]):
             elif msg_id in router:
                 raise ValueError(f"Message ID {msg_id} is already outstanding")
             # honour the asynchronous operations window (1 = wait for every response)
-            while len(router) >= max(1, self.async_window):
+            outstanding = router.outstanding
+            while len(outstanding) >= max(1, self.async_window):
                 if not self.pump():
                     break
             if generated:

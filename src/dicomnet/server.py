@@ -288,7 +288,9 @@ class Server:
         """Requests received but not yet served, over all associations (for the monitors)."""
         self._waiting = max(0, self._waiting + delta)
         if delta:
-            self.monitor("pending_changed", self._waiting)
+            monitors = self.ae.monitors
+            if monitors:  # inline: called twice per request, nearly always without monitors
+                notify(monitors, "pending_changed", self._waiting)
 
     def open_by(self, calling_ae: str) -> int:
         """Established associations of ``calling_ae`` (for a per-peer limit)."""

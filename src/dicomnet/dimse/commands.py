@@ -205,6 +205,12 @@ def _encode_multi(tag: int, kind: int, value: object) -> bytes:
     return struct.pack(f"<{len(seq)}H", *seq)
 
 
+# (tag, UID) -> the encoded element, for the UIDs that name SOP classes (see encode_command)
+_ENCODED_UIDS: dict[tuple[int, str], bytes] = {}
+_MAX_ENCODED_UIDS = 256
+_INSTANCE_UIDS: Final = frozenset((0x0000_1000, 0x0000_1001))  # Affected/Requested SOP Instance
+
+
 def encode_command(elements: Mapping[int, object]) -> bytes:
     """Encode a command set: Command Group Length (0000,0000) first, then ascending tags.
 
@@ -229,8 +235,21 @@ def encode_command(elements: Mapping[int, object]) -> bytes:
             size += 10
             continue
         if kind == _UI:
-            raw = _encode_str(tag, value, b"\x00")
-        elif kind in (_AE, _STR):
+            # SOP Class UIDs repeat from message to message: their element is encoded once
+            # (instance UIDs, unique per message, are not kept)
+            cached = isinstance(value, str) and tag not in _INSTANCE_UIDS
+            elem = _ENCODED_UIDS.get((tag, value)) if cached else None  # type: ignore[arg-type]
+            if elem is None:
+                raw = _encode_str(tag, value, b"\x00")
+                elem = _pack_hdr(0, tag, len(raw)) + raw
+                if cached:
+                    if len(_ENCODED_UIDS) >= _MAX_ENCODED_UIDS:
+                        _ENCODED_UIDS.clear()
+                    _ENCODED_UIDS[tag, value] = elem  # type: ignore[index]
+            append(elem)
+            size += len(elem)
+            continue
+        if kind in (_AE, _STR):
             raw = _encode_str(tag, value, b" ")
         elif kind == _UL:
             if (

@@ -392,11 +392,14 @@ class DIMSEServiceProvider:
         """Remove and return the queued ``(context_id, primitive)`` pairs ``select`` picks,
         oldest first; the others stay queued in their order."""
         queue = self._queued
-        taken = [item for item in queue if select(item[1])]
+        taken: list[tuple[int, DIMSEPrimitive]] = []
+        kept: list[tuple[int, DIMSEPrimitive]] = []
+        for item in queue:  # one pass, ``select`` called once per item
+            (taken if select(item[1]) else kept).append(item)
         if taken:
-            kept = [item for item in queue if not select(item[1])]
             queue.clear()
-            queue.extend(kept)
+            if kept:
+                queue.extend(kept)
         return taken
 
     # -- receiving ---------------------------------------------------------------------------

@@ -498,13 +498,7 @@ class AsyncDriver(asyncio.BufferedProtocol):
     def send_pdata_chunks(self, chunks: Sequence[bytes | memoryview]) -> None:
         """Send one pre-encoded P-DATA-TF PDU. Blocks a worker thread under back-pressure."""
         if self.on_loop_thread:
-            with self._cond:
-                queued = bool(self._outq)
-                if queued:  # PDUs a worker queued are not written yet: keep the order
-                    frozen = [c if isinstance(c, bytes) else bytes(c) for c in chunks]
-                    self._enqueue(frozen, 0)
-            if not queued:
-                self._write_pdata(chunks)
+            self._send_on_loop(chunks)
             return
         size = 0
         stable = True
@@ -575,7 +569,7 @@ class AsyncDriver(asyncio.BufferedProtocol):
         (one loop wake-up per batch, not per PDU)."""
         if self.on_loop_thread:  # written straight to the transport: nothing to batch
             for chunks in pdus:
-                self.send_pdata_chunks(chunks)
+                self._send_on_loop(chunks)
             return
         with self.hold():
             for chunks in pdus:
@@ -653,6 +647,16 @@ class AsyncDriver(asyncio.BufferedProtocol):
             self._drain_scheduled = True
             self._held_since = None
         return self._run_on_loop_threadsafe(self._drain_outq) if ring else True
+
+    def _send_on_loop(self, chunks: Sequence[bytes | memoryview]) -> None:
+        """:meth:`send_pdata_chunks` on the loop thread."""
+        with self._cond:
+            queued = bool(self._outq)
+            if queued:  # PDUs a worker queued are not written yet: keep the order
+                frozen = [c if isinstance(c, bytes) else bytes(c) for c in chunks]
+                self._enqueue(frozen, 0)
+        if not queued:
+            self._write_pdata(chunks)
 
     def _write_pdata(self, chunks: Sequence[bytes | memoryview]) -> None:
         self.conn.send_pdata_chunks(chunks)
