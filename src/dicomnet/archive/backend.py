@@ -285,6 +285,12 @@ class PostgresBackend(Backend):
             ) from exc
         self.url = url
         self.errors = (psycopg.Error,)
+        try:
+            # one direct connection first: an unreachable database fails now, with libpq's
+            # reason (the pool would retry until its timeout)
+            psycopg.connect(url, connect_timeout=max(1, int(timeout))).close()
+        except psycopg.Error as exc:
+            raise ConnectionError(f"cannot connect to the index database: {exc}") from exc
         self._pool = ConnectionPool(url, min_size=1, max_size=max_connections,
                                     kwargs={"autocommit": True}, timeout=timeout,
                                     open=False, name="dicomnet-index")  # fmt: skip
