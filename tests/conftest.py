@@ -86,3 +86,18 @@ def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+
+
+@pytest.fixture(scope="session")
+def postgresql() -> Iterator[object]:
+    """A throwaway PostgreSQL cluster for this session (:mod:`tests.pg_cluster`): skips when
+    PostgreSQL or psycopg is not installed."""
+    pytest.importorskip("psycopg")
+    pytest.importorskip("psycopg_pool")
+    from tests import pg_cluster
+
+    cluster = pg_cluster.start()
+    if cluster is None:
+        pytest.skip("PostgreSQL is not installed (initdb/pg_ctl not found) or did not start")
+    yield cluster
+    cluster.stop()

@@ -17,6 +17,7 @@ from pydicom.filewriter import write_dataset
 
 from dicomnet.archive.index import ArchiveIndex
 from dicomnet.archive.store import FileStore
+from tests.pg_cluster import Cluster
 
 IMPLICIT = "1.2.840.10008.1.2"
 EXPLICIT = "1.2.840.10008.1.2.1"
@@ -153,23 +154,38 @@ class Archive:
     index: ArchiveIndex
 
 
-def build_archive(root: Path) -> Archive:
+def build_archive(root: Path, location: str | None = None) -> Archive:
     store = FileStore(root / "files")
-    index = ArchiveIndex(root / "index.sqlite")
+    index = ArchiveIndex(location or root / "index.sqlite")
     for ds, ts in all_datasets():
         store.store(index, ds.SOPClassUID, ds.SOPInstanceUID, ts, [encode(ds, ts)])
     return Archive(root, store, index)
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
-    arc = build_archive(tmp_path_factory.mktemp("archive"))
+#: The index backends the archive fixtures run on (tests using them run once per backend).
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def index_location(request: pytest.FixtureRequest, root: Path) -> str:
+    """Where a test's index lives for the backend ``request.param``: a SQLite file under
+    ``root``, or a fresh database of the session's PostgreSQL cluster."""
+    if request.param == "postgresql":
+        cluster: Cluster = request.getfixturevalue("postgresql")
+        return cluster.database()
+    return str(root / "index.sqlite")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def archive(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:  # fmt: skip
+    root = tmp_path_factory.mktemp("archive")
+    arc = build_archive(root, index_location(request, root))
     yield arc
     arc.index.close()
 
 
-@pytest.fixture
-def fresh_archive(tmp_path: Path) -> Iterator[Archive]:
-    arc = build_archive(tmp_path)
+@pytest.fixture(params=BACKENDS)
+def fresh_archive(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Archive]:
+    arc = build_archive(tmp_path, index_location(request, tmp_path))
     yield arc
     arc.index.close()

@@ -4,11 +4,14 @@ the peer are bound parameters, never SQL text."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dicomnet.archive.backend import translate_ddl, translate_sql
 from dicomnet.archive.matching import (
     fold_pn,
     glob_escape,
@@ -19,13 +22,15 @@ from dicomnet.archive.matching import (
     sql_condition,
 )
 from dicomnet.archive.models import QueryError
+from tests.pg_cluster import Cluster
 
 
-def sql_match(vr: str, stored: list[str], key: list[str]) -> set[int]:
+def sql_match(vr: str, stored: list[str], key: list[str], pg: Any = None) -> set[int]:
     """Rows of ``stored`` that the SQL condition selects (stored values prepared like the
-    index does: folded PN, normalised TM/DA)."""
-    conn = sqlite3.connect(":memory:")
-    conn.execute("CREATE TABLE t (pk INTEGER PRIMARY KEY, v TEXT, n INTEGER)")
+    index does: folded PN, normalised TM/DA), on SQLite, or on PostgreSQL when ``pg`` (a
+    psycopg connection) is given -- through the backend's translation of the SQL."""
+    create = "CREATE TABLE t (pk INTEGER PRIMARY KEY, v TEXT, n INTEGER)"
+    rows = []
     for i, s in enumerate(stored):
         if vr == "PN":
             v = fold_pn(s)
@@ -36,13 +41,33 @@ def sql_match(vr: str, stored: list[str], key: list[str]) -> set[int]:
         else:
             v = s
         number = int(s) if vr == "IS" and s.strip().lstrip("-").isdigit() else None
-        conn.execute("INSERT INTO t VALUES (?, ?, ?)", (i, v, number))
+        rows.append((i, v, number))
     column = "n" if vr == "IS" else "v"
     cond = sql_condition(vr, column, key, integer=vr == "IS", case_insensitive=vr == "PN")
     sql = "SELECT pk FROM t" + ("" if cond is None else f" WHERE {cond[0]}")
-    rows = conn.execute(sql, [] if cond is None else cond[1]).fetchall()
+    params = [] if cond is None else cond[1]
+    if pg is not None:
+        with pg.transaction(force_rollback=True):
+            pg.execute(translate_ddl(create).replace("CREATE TABLE", "CREATE TEMP TABLE"))
+            with pg.cursor() as cur:
+                cur.executemany(translate_sql("INSERT INTO t VALUES (?, ?, ?)"), rows)
+            found = pg.execute(translate_sql(sql), params).fetchall()
+        return {r[0] for r in found}
+    conn = sqlite3.connect(":memory:")
+    conn.execute(create)
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
+    result = conn.execute(sql, params).fetchall()
     conn.close()
-    return {r[0] for r in rows}
+    return {r[0] for r in result}
+
+
+@pytest.fixture(scope="module")
+def pg(postgresql: Cluster) -> Iterator[Any]:
+    """A connection to a fresh database of the session's PostgreSQL cluster."""
+    import psycopg
+
+    with psycopg.connect(postgresql.database()) as conn:
+        yield conn
 
 
 def py_match(vr: str, stored: list[str], key: list[str]) -> set[int]:
@@ -86,6 +111,13 @@ CASES = [
 def test_sql_and_python_agree(vr: str, stored: list[str], key: list[str], expected: set[int]):
     assert sql_match(vr, stored, key) == expected
     assert py_match(vr, stored, key) == expected
+
+
+@pytest.mark.parametrize(("vr", "stored", "key", "expected"), CASES)
+def test_postgresql_matches_the_same(vr: str, stored: list[str], key: list[str],
+                                     expected: set[int], pg: Any) -> None:  # fmt: skip
+    """The same table on PostgreSQL (GLOB as LIKE, byte-order collation, ? as %s)."""
+    assert sql_match(vr, stored, key, pg) == expected
 
 
 @pytest.mark.parametrize(
@@ -148,6 +180,19 @@ def test_text_matching_property(vr: str, stored: list[str], key: list[str]) -> N
     assert sql_match(vr, stored, key) == py_match(vr, stored, key)
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    vr=st.sampled_from(["LO", "PN", "CS", "SH"]),
+    stored=st.lists(st.text(st.sampled_from(list("aAbB[ ^é%_\\")), max_size=5), max_size=6),
+    key=st.lists(st.text(st.sampled_from(list("aAbB*?[ ^é%_\\")), max_size=6)
+                 .map(str.strip).filter(bool), max_size=3),
+)
+def test_text_matching_property_postgresql(pg: Any, vr: str, stored: list[str],
+                                           key: list[str]) -> None:  # fmt: skip
+    stored = [s.strip() for s in stored]
+    assert sql_match(vr, stored, key, pg) == py_match(vr, stored, key)
+
+
 _times = st.builds(
     lambda h, m, s, f: f"{h:02d}{m:02d}{s:02d}" + (f".{f}" if f else ""),
     st.integers(0, 23),
@@ -174,3 +219,10 @@ def test_time_range_property(stored: list[str], low: str, high: str) -> None:
         and (not high or normalize_time(s) <= normalize_time(high, upper=True))
     }
     assert sql_match("TM", stored, key) == py_match("TM", stored, key) == expected
+
+
+@settings(max_examples=50, deadline=None)
+@given(low=_times, high=_times, stored=st.lists(_times, max_size=6))
+def test_time_range_postgresql(pg: Any, low: str, high: str, stored: list[str]) -> None:
+    key = [f"{low}-{high}"]
+    assert sql_match("TM", stored, key, pg) == py_match("TM", stored, key)

@@ -1,4 +1,4 @@
-"""The archive's SQLite index: what is stored where, and who it belongs to.
+"""The archive's index (SQLite or PostgreSQL): what is stored where, and who it belongs to.
 
 Theory of operation
 -------------------
@@ -8,7 +8,11 @@ and C-GET/C-MOVE are answered by :mod:`dicomnet.archive.query` (patient objects)
 :mod:`dicomnet.archive.nonpatient` (objects outside the patient hierarchy) over the rows this
 module writes.
 
-Writing an instance is one ``BEGIN IMMEDIATE`` transaction: the patient identity (Patient ID,
+The database is a :class:`~dicomnet.archive.backend.Backend`: a SQLite file (the default; a
+path or ``sqlite:PATH``) or a PostgreSQL database (``postgresql://...``); the SQL here is
+written once and the backend runs it in its dialect.
+
+Writing an instance is one write transaction: the patient identity (Patient ID,
 Issuer of Patient ID) is upserted with the instance's patient attributes; the study row of
 that identity (Study Instance UID, patient) with the study's attributes *and* the patient
 attributes it arrived with; the series row of that study; the instance with its file's path,
@@ -18,12 +22,13 @@ answers it) unless the index
 was opened with ``study_conflict="accept"``, which keeps a second study row for the new
 identity. Objects without a Study Instance UID go to the ``other`` table.
 
-Concurrency: one SQLite connection per thread (``threading.local``), WAL journal so readers
+Concurrency (SQLite): one connection per thread (``threading.local``), WAL journal so readers
 never block the writer nor each other; writes are serialised by a process-wide lock (so
 in-process writers never meet SQLITE_BUSY). Durability: ``synchronous=NORMAL`` by default - a
 committed row survives a crash of the process, a power loss can only lose the last few
 transactions; ``durable=True`` switches to ``synchronous=FULL`` (the WAL is fsynced at every
-commit).
+commit). PostgreSQL: pooled connections, writes of one process serialised the same way, every
+commit durable (the server's ``synchronous_commit``).
 
 Paths are stored absolute; :meth:`ArchiveIndex.rebase` rewrites them when the storage folder
 was moved (the index remembers the folder it was last opened for in ``meta``).
@@ -32,8 +37,6 @@ was moved (the index remembers the folder it was last opened for in ``meta``).
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, NamedTuple, TypeAlias
@@ -41,6 +44,7 @@ from typing import Any, NamedTuple, TypeAlias
 from pydicom.dataset import Dataset
 
 from dicomnet.archive import matching, query, schema
+from dicomnet.archive.backend import Backend, Connection, open_backend
 from dicomnet.archive.fields import (
     InstanceFields,
     fields_from_dataset,
@@ -149,7 +153,8 @@ class RetrieveSet:
 
 
 class ArchiveIndex:
-    """The SQLite index of an archive; thread-safe (one connection per thread).
+    """The index of an archive; thread-safe. ``path``: a SQLite file (or ``sqlite:PATH``) or a
+    ``postgresql://`` URI (:func:`dicomnet.archive.backend.open_backend`).
 
     ``study_conflict``: what to do with a study arriving under a second patient identity,
     ``"reject"`` (:class:`StudyConflictError`) or ``"accept"`` (keep both)."""
@@ -157,55 +162,22 @@ class ArchiveIndex:
     def __init__(self, path: str | os.PathLike[str], *, durable: bool = False,
                  timeout: float = 30.0, study_conflict: str = "reject") -> None:  # fmt: skip
         self.path = os.fspath(path)
-        if self.path == ":memory:" or self.path.startswith("file:"):
-            raise ValueError("ArchiveIndex needs a file path (connections are per thread)")
         if study_conflict not in ("reject", "accept"):
             raise ValueError(f"study_conflict must be 'reject' or 'accept', not {study_conflict!r}")
         self.durable = durable
         self.study_conflict = study_conflict
-        self._timeout = timeout
-        self._local = threading.local()
-        self._write_lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        self._conn_lock = threading.Lock()
-        self._closed = False
-        conn = self._conn()
-        with self._write_lock:
+        #: where the index lives (:mod:`dicomnet.archive.backend`)
+        self.backend: Backend = open_backend(self.path, durable=durable, timeout=timeout)
+        try:
             #: the schema version found when opened (0: new index; 1: upgraded just now)
-            self.upgraded_from = schema.prepare(conn, _NORMALIZERS)
-
-    # --- connections -----------------------------------------------------------------------------
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
-        if self._closed:
-            raise sqlite3.ProgrammingError("ArchiveIndex is closed")
-        conn = sqlite3.connect(
-            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-        )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
-        conn.execute("PRAGMA temp_store=MEMORY")
-        # a small page cache per thread's connection (the OS caches the file for all)
-        conn.execute("PRAGMA cache_size=-4000")
-        self._local.conn = conn
-        with self._conn_lock:
-            self._connections.append(conn)
-        return conn
+            self.upgraded_from = schema.prepare(self.backend, _NORMALIZERS)
+        except BaseException:
+            self.backend.close()
+            raise
 
     def close(self) -> None:
         """Close every connection (of every thread)."""
-        self._closed = True
-        with self._conn_lock:
-            conns, self._connections = self._connections, []
-        for conn in conns:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
-        self._local = threading.local()
+        self.backend.close()
 
     def __enter__(self) -> ArchiveIndex:
         return self
@@ -235,22 +207,15 @@ class ArchiveIndex:
             for f, p, ts, n in items
         ]
         sums = list(checksums) if checksums is not None else [None] * len(rows)
-        conn = self._conn()
         replaced: list[str | None] = []
         now = time.time()
-        with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for (fields, path, ts, size), checksum in zip(rows, sums, strict=True):
-                    if fields.in_patient_hierarchy:
-                        replaced.append(self._upsert(conn, fields, path, ts, size, checksum, now))
-                    else:
-                        replaced.append(_upsert_other(conn, fields, path, ts, size, checksum,
-                                                      now))  # fmt: skip
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self.backend.transaction() as conn:
+            for (fields, path, ts, size), checksum in zip(rows, sums, strict=True):
+                if fields.in_patient_hierarchy:
+                    replaced.append(self._upsert(conn, fields, path, ts, size, checksum, now))
+                else:
+                    replaced.append(_upsert_other(conn, fields, path, ts, size, checksum,
+                                                  now))  # fmt: skip
         return replaced
 
     def check_conflict(self, fields: InstanceFields) -> None:
@@ -258,15 +223,15 @@ class ArchiveIndex:
         is put in place; :meth:`add_instance` checks again)."""
         if self.study_conflict != "reject" or not fields.in_patient_hierarchy:
             return
-        rows = self._conn().execute(
+        rows = self.backend.fetch(
             "SELECT st.patient_id, st.issuer FROM study st WHERE st.study_uid = ?",
             (fields.study_instance_uid,),
-        ).fetchall()
+        )
         identity = (fields.patient_id, fields.issuer_of_patient_id)
         if rows and identity not in {(r[0], r[1]) for r in rows}:
             raise _conflict(fields, rows[0])
 
-    def _upsert(self, conn: sqlite3.Connection, f: InstanceFields, path: str, ts: str,
+    def _upsert(self, conn: Connection, f: InstanceFields, path: str, ts: str,
                 size: int, checksum: str | None, now: float) -> str | None:  # fmt: skip
         if not f.sop_instance_uid or not f.series_instance_uid:
             raise QueryError("instance lacks SOP Instance / Series Instance UID",
@@ -353,26 +318,19 @@ class ArchiveIndex:
     def remove_instance(self, sop_instance_uid: str) -> str | None:
         """Drop an instance (and parents left empty), patient or not; returns its path, or
         None if unknown."""
-        conn = self._conn()
         path: str | None
-        with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "DELETE FROM instance WHERE sop_uid = ? RETURNING series_fk, path",
-                    (sop_instance_uid,),
-                ).fetchone()
-                if row is not None:
-                    _prune_series(conn, row[0])
-                    path = str(row[1])
-                else:
-                    other = conn.execute("DELETE FROM other WHERE sop_uid = ? RETURNING path",
-                                         (sop_instance_uid,)).fetchone()  # fmt: skip
-                    path = None if other is None else str(other[0])
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self.backend.transaction() as conn:
+            row = conn.execute(
+                "DELETE FROM instance WHERE sop_uid = ? RETURNING series_fk, path",
+                (sop_instance_uid,),
+            ).fetchone()
+            if row is not None:
+                _prune_series(conn, row[0])
+                path = str(row[1])
+            else:
+                other = conn.execute("DELETE FROM other WHERE sop_uid = ? RETURNING path",
+                                     (sop_instance_uid,)).fetchone()  # fmt: skip
+                path = None if other is None else str(other[0])
         return path
 
     def rebase(self, root: str) -> int:
@@ -380,29 +338,23 @@ class ArchiveIndex:
         (the archive was moved, or copied) to the same place below ``root`` -- the last three
         components, ``<study>/<series>/<file>`` or ``_nonpatient/<class>/<file>``. Returns how
         many paths changed; remembers ``root``."""
-        conn = self._conn()
         prefix = os.path.join(root, "")
-        row = conn.execute("SELECT value FROM meta WHERE key = 'root'").fetchone()
-        if row is not None and row[0] == root:
+        rows = self.backend.fetch("SELECT value FROM meta WHERE key = 'root'")
+        if rows and rows[0][0] == root:
             return 0
         changed = 0
-        with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for table in ("instance", "other"):
-                    moved = []
-                    for pk, path in conn.execute(f"SELECT pk, path FROM {table}").fetchall():
-                        if path.startswith(prefix):
-                            continue
-                        parts = os.path.normpath(path).split(os.sep)[-3:]
-                        moved.append((os.path.join(root, *parts), pk))
-                    conn.executemany(f"UPDATE {table} SET path = ? WHERE pk = ?", moved)
-                    changed += len(moved)
-                conn.execute("INSERT OR REPLACE INTO meta VALUES ('root', ?)", (root,))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self.backend.transaction() as conn:
+            for table in ("instance", "other"):
+                moved = []
+                for pk, path in conn.execute(f"SELECT pk, path FROM {table}").fetchall():
+                    if path.startswith(prefix):
+                        continue
+                    parts = os.path.normpath(path).split(os.sep)[-3:]
+                    moved.append((os.path.join(root, *parts), pk))
+                conn.executemany(f"UPDATE {table} SET path = ? WHERE pk = ?", moved)
+                changed += len(moved)
+            conn.execute("INSERT INTO meta VALUES ('root', ?) ON CONFLICT (key) DO UPDATE "
+                         "SET value = excluded.value", (root,))  # fmt: skip
         return changed
 
     def refill_study_patients(self, read: Callable[[str], InstanceFields]) -> int:
@@ -410,11 +362,10 @@ class ArchiveIndex:
         per Patient ID): give each study the patient attributes of its own latest instance,
         ``read(path) -> InstanceFields`` (a file that cannot be read keeps what the upgrade
         gave). Returns how many studies changed."""
-        conn = self._conn()
-        rows = conn.execute(
+        rows = self.backend.fetch(
             "SELECT st.pk, (SELECT x.path FROM instance x JOIN series y ON x.series_fk = y.pk "
             "WHERE y.study_fk = st.pk ORDER BY x.pk DESC LIMIT 1) FROM study st"
-        ).fetchall()
+        )
         updates = []
         for pk, path in rows:
             try:
@@ -425,59 +376,47 @@ class ArchiveIndex:
                             matching.fuzzy_pn(f.patient_name), f.patient_birth_date,
                             matching.normalize_date(f.patient_birth_date), f.patient_sex,
                             f.issuer_of_patient_id, f.timezone_offset, pk))  # fmt: skip
-        with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(
-                    "UPDATE study SET patient_name = ?, patient_name_fold = ?, "
-                    "patient_name_fuzzy = ?, birth_date = ?, birth_date_norm = ?, sex = ?, "
-                    "issuer = ?, timezone = ? WHERE pk = ?", updates)  # fmt: skip
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self.backend.transaction() as conn:
+            conn.executemany(
+                "UPDATE study SET patient_name = ?, patient_name_fold = ?, "
+                "patient_name_fuzzy = ?, birth_date = ?, birth_date_norm = ?, sex = ?, "
+                "issuer = ?, timezone = ? WHERE pk = ?", updates)  # fmt: skip
         return len(updates)
 
     # --- simple reads ------------------------------------------------------------------------------
 
     def instance_count(self) -> int:
-        conn = self._conn()
-        return int(conn.execute("SELECT (SELECT COUNT(*) FROM instance) + "
-                                "(SELECT COUNT(*) FROM other)").fetchone()[0])  # fmt: skip
+        return int(self.backend.fetch("SELECT (SELECT COUNT(*) FROM instance) + "
+                                      "(SELECT COUNT(*) FROM other)")[0][0])  # fmt: skip
 
     def get_instance(self, sop_instance_uid: str) -> RetrieveItem | None:
-        conn = self._conn()
         for table in ("instance", "other"):
-            row = conn.execute(f"SELECT sop_class_uid, sop_uid, path, transfer_syntax FROM "
-                               f"{table} WHERE sop_uid = ?", (sop_instance_uid,)).fetchone()  # fmt: skip
-            if row is not None:
-                return RetrieveItem(*row)
+            rows = self.backend.fetch(f"SELECT sop_class_uid, sop_uid, path, transfer_syntax "
+                                      f"FROM {table} WHERE sop_uid = ?", (sop_instance_uid,))  # fmt: skip
+            if rows:
+                return RetrieveItem(*rows[0])
         return None
 
     def iter_stored(self) -> Iterator[tuple[str, str, int, str | None, float]]:
         """(SOP Instance UID, path, size, checksum or None, time stored or 0) of every
         instance, for the start-up check."""
-        conn = self._conn()
         for table in ("instance", "other"):
-            rows = conn.execute(f"SELECT sop_uid, path, size, checksum, stored_at "
-                                f"FROM {table}").fetchall()  # fmt: skip
+            rows = self.backend.fetch(f"SELECT sop_uid, path, size, checksum, stored_at "
+                                      f"FROM {table}")  # fmt: skip
             for uid, path, size, checksum, stored_at in rows:
                 yield str(uid), str(path), int(size), checksum, float(stored_at or 0.0)
 
     def iter_paths(self) -> Iterator[tuple[str, str]]:
         """(SOP Instance UID, path) of every indexed instance (a snapshot)."""
-        conn = self._conn()
-        rows = conn.execute("SELECT sop_uid, path FROM instance UNION ALL "
-                            "SELECT sop_uid, path FROM other").fetchall()  # fmt: skip
+        rows = self.backend.fetch("SELECT sop_uid, path FROM instance UNION ALL "
+                                  "SELECT sop_uid, path FROM other")  # fmt: skip
         return iter(rows)
 
     def pragma(self, name: str) -> object:
-        """The value of SQLite's ``PRAGMA name`` on this thread's connection (diagnostics:
-        e.g. ``synchronous`` is 2 (FULL) for a durable index)."""
-        if not name.replace("_", "").isalnum():
-            raise ValueError(f"not a pragma name: {name!r}")
-        row = self._conn().execute(f"PRAGMA {name}").fetchone()
-        return None if row is None else row[0]
+        """The value of SQLite's ``PRAGMA name`` on this thread's connection, or PostgreSQL's
+        setting ``name`` (diagnostics: e.g. ``synchronous`` is 2 (FULL) for a durable SQLite
+        index)."""
+        return self.backend.setting(name)
 
     # --- query / retrieve --------------------------------------------------------------------------
 
@@ -553,8 +492,8 @@ class ArchiveIndex:
                 f"identifier too large ({len(params)} values)", Status.CANNOT_UNDERSTAND
             )
         try:
-            return self._conn().execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
+            return self.backend.fetch(sql, params)
+        except self.backend.errors as exc:
             raise QueryError(f"query failed: {exc}", Status.CANNOT_UNDERSTAND) from exc
 
 
@@ -568,7 +507,7 @@ def _conflict(f: InstanceFields, stored: tuple[str, str]) -> StudyConflictError:
     )
 
 
-def _upsert_other(conn: sqlite3.Connection, f: InstanceFields, path: str, ts: str, size: int,
+def _upsert_other(conn: Connection, f: InstanceFields, path: str, ts: str, size: int,
                   checksum: str | None, now: float) -> str | None:  # fmt: skip
     """A non-patient object, keyed by its own attributes (``other`` table)."""
     if not f.sop_instance_uid:
@@ -609,7 +548,7 @@ def _int_or_none(value: str) -> int | None:
         return None
 
 
-def _prune_series(conn: sqlite3.Connection, series_pk: int) -> None:
+def _prune_series(conn: Connection, series_pk: int) -> None:
     row = conn.execute(
         "DELETE FROM series WHERE pk = ? AND NOT EXISTS "
         "(SELECT 1 FROM instance WHERE series_fk = ?) RETURNING study_fk",
@@ -619,7 +558,7 @@ def _prune_series(conn: sqlite3.Connection, series_pk: int) -> None:
         _prune_study(conn, row[0])
 
 
-def _prune_study(conn: sqlite3.Connection, study_pk: int) -> None:
+def _prune_study(conn: Connection, study_pk: int) -> None:
     row = conn.execute(
         "DELETE FROM study WHERE pk = ? AND NOT EXISTS "
         "(SELECT 1 FROM series WHERE study_fk = ?) RETURNING patient_fk",
@@ -629,7 +568,7 @@ def _prune_study(conn: sqlite3.Connection, study_pk: int) -> None:
         _prune_patient(conn, row[0])
 
 
-def _prune_patient(conn: sqlite3.Connection, patient_pk: int) -> None:
+def _prune_patient(conn: Connection, patient_pk: int) -> None:
     conn.execute(
         "DELETE FROM patient WHERE pk = ? AND NOT EXISTS (SELECT 1 FROM study WHERE patient_fk = ?)",
         (patient_pk, patient_pk),

@@ -68,7 +68,7 @@ _RANGE_VRS = frozenset({"DA", "TM", "DT"})
 _INT_VRS = frozenset({"IS", "SL", "SS", "UL", "US", "SV", "UV"})
 
 Condition = tuple[str, list[object]]
-_FALSE: Condition = ("0", [])
+_FALSE: Condition = ("1 = 0", [])
 
 _DA_RE = re.compile(r"\d{8}\Z")
 _TM_RE = re.compile(r"(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?\Z")
@@ -326,7 +326,7 @@ def sql_condition(
             try:
                 number = int(v)
             except ValueError:
-                parts.append("0")
+                parts.append("1 = 0")  # matches nothing, in every SQL dialect
                 continue
             parts.append(f"{column} = ?")
             params.append(number)

@@ -218,11 +218,12 @@ _STUDY_INSTANCES = (
 )
 _STUDY_MODALITIES = (
     "(SELECT group_concat(m, '\\') FROM (SELECT DISTINCT x.modality AS m FROM series x "
-    "WHERE x.study_fk = st.pk AND x.modality <> '' ORDER BY x.modality))"
+    "WHERE x.study_fk = st.pk AND x.modality <> '' ORDER BY x.modality) AS d)"
 )
 _STUDY_SOP_CLASSES = (
     "(SELECT group_concat(c, '\\') FROM (SELECT DISTINCT x.sop_class_uid AS c FROM instance x "
-    "JOIN series y ON x.series_fk = y.pk WHERE y.study_fk = st.pk ORDER BY x.sop_class_uid))"
+    "JOIN series y ON x.series_fk = y.pk WHERE y.study_fk = st.pk ORDER BY x.sop_class_uid)"
+    " AS d)"
 )
 _SERIES_INSTANCES = "(SELECT COUNT(*) FROM instance x WHERE x.series_fk = se.pk)"
 

@@ -1,4 +1,5 @@
-"""The archive index's SQLite schema, and its upgrade from earlier releases.
+"""The archive index's schema (one definition for SQLite and PostgreSQL), and its upgrade
+from earlier releases.
 
 Theory of operation
 -------------------
@@ -32,12 +33,18 @@ Instance UID, ``integrity`` apart, no matching columns for dates) is rebuilt row
 version 2 from its own columns. Per-study patient attributes a version 1 index did not keep
 are taken from the patient row (the best it knows); the start-up walk after the upgrade is not
 needed.
+
+The DDL is written for SQLite; :meth:`dicomnet.archive.backend.Backend.ddl` translates each
+statement for PostgreSQL (types, identity keys, byte-order text collation).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dicomnet.archive.backend import Backend, Connection
 
 __all__ = ["SCHEMA_VERSION", "prepare"]
 
@@ -142,60 +149,59 @@ CREATE INDEX IF NOT EXISTS other_class_ix ON other(sop_class_uid);
 Normalizers = dict[str, Callable[..., str]]
 
 
-def _tables(conn: sqlite3.Connection) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-
-def version(conn: sqlite3.Connection) -> int:
+def version(backend: Backend) -> int:
     """The schema version of an index: 0 (empty), 1 (no ``meta``) or what ``meta`` says."""
-    tables = _tables(conn)
+    tables = backend.tables()
     if "meta" in tables:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is not None:
-            return int(row[0])
+        rows = backend.fetch("SELECT value FROM meta WHERE key = 'schema'")
+        if rows:
+            return int(rows[0][0])
     return 1 if "instance" in tables else 0
 
 
-def prepare(conn: sqlite3.Connection, normalize: Normalizers) -> int:
+def prepare(backend: Backend, normalize: Normalizers) -> int:
     """Create the schema, or upgrade an older one in place (one transaction); returns the
     version found. ``normalize``: the matching-column functions (``pn_fold``, ``pn_fuzzy``,
-    ``date``, ``time``, ``datetime``) of :mod:`dicomnet.archive.matching`."""
-    found = version(conn)
-    if found > SCHEMA_VERSION:
-        raise sqlite3.DatabaseError(
-            f"the index has schema version {found}, newer than this dicomnet ({SCHEMA_VERSION})"
-        )
+    ``date``, ``time``, ``datetime``) of :mod:`dicomnet.archive.matching`. Processes starting
+    on one empty database create it once (:meth:`~dicomnet.archive.backend.Backend.schema_lock`)."""
+    found = version(backend)
     if found == SCHEMA_VERSION:
         return found
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if found == 1:
-            _upgrade_from_1(conn, normalize)
-        else:
-            _create(conn)
-        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    if found < SCHEMA_VERSION:
+        with backend.transaction() as conn:
+            backend.schema_lock(conn)
+            found = version(backend)  # another process may have created it meanwhile
+            if found == 1:
+                _upgrade_from_1(conn, normalize, has_integrity="integrity" in backend.tables())
+            elif found == 0:
+                _create(backend, conn)
+            if found < SCHEMA_VERSION:
+                conn.execute("INSERT INTO meta VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE "
+                             "SET value = excluded.value", (str(SCHEMA_VERSION),))  # fmt: skip
+    if found > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the index has schema version {found}, newer than this dicomnet ({SCHEMA_VERSION})"
+        )
     return found
 
 
-def _create(conn: sqlite3.Connection) -> None:
+def _create(backend: Backend | None, conn: Connection) -> None:
     for statement in DDL.strip().split(";"):
         if statement.strip():
-            conn.execute(statement)
+            conn.execute(statement if backend is None else backend.ddl(statement))
 
 
-def _upgrade_from_1(conn: sqlite3.Connection, n: Normalizers) -> None:
-    """Version 1 -> 2: the old tables are renamed, the new ones created, and every row copied
-    with the new columns computed (patients keep their Patient ID with an empty issuer)."""
+def _upgrade_from_1(conn: Connection, n: Normalizers, *, has_integrity: bool) -> None:
+    """Version 1 -> 2 (SQLite only: no release wrote version 1 elsewhere): the old tables are
+    renamed, the new ones created, and every row copied with the new columns computed
+    (patients keep their Patient ID with an empty issuer)."""
     for table in ("patient", "study", "series", "instance"):
         conn.execute(f"ALTER TABLE {table} RENAME TO v1_{table}")
     for index in [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")]:  # fmt: skip
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    ).fetchall()]:  # fmt: skip
         conn.execute(f"DROP INDEX IF EXISTS {index}")
-    _create(conn)
+    _create(None, conn)
     pn_fold, pn_fuzzy, date, time_, datetime_ = (
         n["pn_fold"], n["pn_fuzzy"], n["date"], n["time"], n["datetime"])
     for pk, pid, name, birth, sex, cs in conn.execute(
@@ -230,7 +236,6 @@ def _upgrade_from_1(conn: sqlite3.Connection, n: Normalizers) -> None:
         "series_description, charset) SELECT pk, study_fk, series_uid, modality, "
         "series_number, series_description, charset FROM v1_series"
     )
-    has_integrity = "integrity" in _tables(conn)
     conn.execute(
         "INSERT INTO instance (pk, series_fk, sop_uid, sop_class_uid, instance_number, path, "
         "transfer_syntax, size, charset, checksum, stored_at) "

@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         "known peers in --config, or --allow-any)",
     )
     p.add_argument("--storage", default="archive", metavar="DIR", help="default: ./%(default)s")
-    p.add_argument("--db", default=None, metavar="PATH", help="default: DIR/index.sqlite")
+    p.add_argument("--db", default=None, metavar="PATH|URI",
+                   help="the index: a SQLite file (default: DIR/index.sqlite) or a PostgreSQL "
+                   "database, postgresql://user@host/db (pip install 'dicomnet[postgresql]')")
     p.add_argument(
         "--destination",
         action="append",
@@ -177,9 +179,9 @@ def _serve(args: argparse.Namespace) -> int:
         # any worker runs; the workers inherit the lock and die with the parent.
         archive = Archive(args.storage, args.db, ae_title=args.aet, durability=args.durability,
                           study_conflict=args.study_conflict)  # fmt: skip
-    except StorageInUseError as exc:
+    except (StorageInUseError, ConnectionError) as exc:  # in use; index database unreachable
         fail(str(exc), ExitCode.FAILURE)
-    archive.index.close()  # no SQLite connection crosses the fork
+    archive.index.close()  # no database connection crosses the fork
     clean = False
     summed: WorkerMetrics | None = None
     if args.metrics:  # the workers count, the parent serves their sum (after the forks)
@@ -323,7 +325,7 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: b
             study_conflict=args.study_conflict, overwrite=args.overwrite,
             strict_hierarchical=args.strict_hierarchical,
         )  # fmt: skip
-    except StorageInUseError as exc:
+    except (StorageInUseError, ConnectionError) as exc:  # in use; index database unreachable
         fail(str(exc), ExitCode.FAILURE)
     try:
         ae = archive_ae(args.aet)

@@ -1,0 +1,346 @@
+"""The SQL databases an archive index can live in: SQLite (embedded, the default) and
+PostgreSQL (a server several archive nodes can share).
+
+Theory of operation
+-------------------
+:class:`~dicomnet.archive.index.ArchiveIndex`, :mod:`~dicomnet.archive.schema` and
+:mod:`~dicomnet.archive.query` write one SQL text, in the dialect SQLite reads natively (``?``
+placeholders, ``GLOB`` for DICOM wildcards, ``group_concat``, ``ON CONFLICT ... DO UPDATE``,
+``RETURNING``). A :class:`Backend` runs it:
+
+* :meth:`Backend.fetch` reads rows (any thread); :meth:`Backend.transaction` yields a
+  :class:`Connection` inside one write transaction, committed when the block ends and rolled
+  back when it raises. Writes of one process are serialised by a lock (as before: SQLite's
+  writers never meet ``SQLITE_BUSY``; PostgreSQL's never deadlock on each other's rows).
+* :class:`SQLiteBackend` keeps what the index always did: one connection per thread, WAL,
+  ``synchronous=NORMAL`` (``FULL`` when durable), ``BEGIN IMMEDIATE``. The SQL runs as written,
+  so SQLite's speed and behaviour are unchanged.
+* :class:`PostgresBackend` (psycopg 3, the optional ``postgresql`` extra) takes connections from
+  a ``psycopg_pool.ConnectionPool`` in autocommit mode (a read is one statement; a write is an
+  explicit transaction) and translates each statement once (cached): ``?`` becomes ``%s``
+  (outside string literals), ``group_concat(`` becomes ``string_agg(``, and ``column GLOB ?``
+  becomes ``column LIKE <the GLOB pattern rewritten as a LIKE pattern>`` -- the rewrite is an
+  immutable expression of the bound value, folded by the planner, so a prefix pattern still
+  uses the column's index. The schema's DDL is translated too (:meth:`Backend.ddl`): 64-bit
+  integers, identity primary keys, ``DOUBLE PRECISION``, and every text column ``COLLATE "C"``
+  -- byte order on UTF-8, which is what SQLite's BINARY collation compares, so ranges, equality
+  and wildcards match the same rows on both, and ``LIKE 'abc%'`` can use a B-tree index.
+  PostgreSQL text cannot hold NUL characters: they are dropped from bound values.
+* :meth:`Backend.schema_lock` serialises schema creation between processes (``BEGIN
+  IMMEDIATE`` already does on SQLite; a transaction-scoped advisory lock on PostgreSQL, so two
+  nodes starting on an empty database create it once).
+
+:func:`open_backend` chooses by the location: ``postgresql://...`` / ``postgres://...`` (a
+libpq connection URI), ``sqlite:PATH``, or a plain file path (SQLite).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Protocol
+
+__all__ = [
+    "Backend",
+    "Connection",
+    "Cursor",
+    "PostgresBackend",
+    "SQLiteBackend",
+    "is_postgres",
+    "open_backend",
+    "translate_ddl",
+    "translate_sql",
+]
+
+
+class Cursor(Protocol):
+    """The result of :meth:`Connection.execute`."""
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """What the index's SQL runs on inside a transaction (SQLite dialect, ``?`` parameters)."""
+
+    def execute(self, sql: str, params: Sequence[object] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, params: Iterable[Sequence[object]], /) -> object: ...
+
+
+class Backend(ABC):
+    """A database holding an archive index (see the module docstring)."""
+
+    #: ``"sqlite"`` or ``"postgresql"``
+    name: str
+    #: the exceptions a statement can raise (a failed query becomes a QueryError)
+    errors: tuple[type[Exception], ...]
+
+    def __init__(self) -> None:
+        self.write_lock = threading.Lock()
+
+    @abstractmethod
+    def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one statement (outside any write transaction of this thread)."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A write transaction: commit at the end of the block, rollback on an exception."""
+
+    @abstractmethod
+    def tables(self) -> set[str]:
+        """The names of the tables in the index's schema."""
+
+    def ddl(self, statement: str) -> str:
+        """One DDL statement of :data:`dicomnet.archive.schema.DDL` in this dialect."""
+        return statement
+
+    def schema_lock(self, conn: Connection) -> None:
+        """Serialise schema creation with other processes (inside :meth:`transaction`; SQLite's
+        ``BEGIN IMMEDIATE`` already does: nothing more to do)."""
+        return None
+
+    @abstractmethod
+    def setting(self, name: str) -> object:
+        """A database setting (SQLite ``PRAGMA name``, PostgreSQL ``current_setting``)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close every connection."""
+
+
+class SQLiteBackend(Backend):
+    """The embedded index: one SQLite file, one connection per thread (WAL)."""
+
+    name = "sqlite"
+    errors = (sqlite3.Error,)
+
+    def __init__(self, path: str, *, durable: bool = False, timeout: float = 30.0) -> None:
+        super().__init__()
+        if path == ":memory:" or path.startswith("file:"):
+            raise ValueError("ArchiveIndex needs a file path (connections are per thread)")
+        self.path = path
+        self.durable = durable
+        self._timeout = timeout
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._conn_lock = threading.Lock()
+        self._closed = False
+
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise sqlite3.ProgrammingError("ArchiveIndex is closed")
+        conn = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        # a small page cache per thread's connection (the OS caches the file for all)
+        conn.execute("PRAGMA cache_size=-4000")
+        self._local.conn = conn
+        with self._conn_lock:
+            self._connections.append(conn)
+        return conn
+
+    def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self.conn().execute(sql, params).fetchall()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        conn = self.conn()
+        with self.write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def tables(self) -> set[str]:
+        rows = self.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {str(r[0]) for r in rows}
+
+    def setting(self, name: str) -> object:
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"not a pragma name: {name!r}")
+        row = self.conn().execute(f"PRAGMA {name}").fetchone()
+        return None if row is None else row[0]
+
+    def close(self) -> None:
+        self._closed = True
+        with self._conn_lock:
+            conns, self._connections = self._connections, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------
+
+# The GLOB pattern (``*``, ``?``; a literal ``[`` written ``[[]`` by matching.glob_escape) as a
+# LIKE pattern with the default escape ``\``: ``[[]`` back to ``[``, LIKE's own metacharacters
+# escaped, then the wildcards translated.
+_GLOB_AS_LIKE = (
+    "replace(replace(replace(replace(replace(replace(CAST(? AS text), '[[]', '['), "
+    "'\\', '\\\\'), '%', '\\%'), '_', '\\_'), '*', '%'), '?', '_')"
+)
+_GLOB_RE = re.compile(r"(\S+) GLOB \?")
+
+
+@functools.lru_cache(maxsize=4096)
+def translate_sql(sql: str) -> str:
+    """One statement of the index (SQLite dialect) for PostgreSQL via psycopg (see the module
+    docstring)."""
+    sql = _GLOB_RE.sub(lambda m: f"{m.group(1)} LIKE {_GLOB_AS_LIKE}", sql)
+    sql = sql.replace("group_concat(", "string_agg(").replace("BEGIN IMMEDIATE", "BEGIN")
+    out: list[str] = []
+    quoted = False
+    for ch in sql:
+        if ch == "'":
+            quoted = not quoted  # '' inside a literal toggles twice: still inside
+            out.append(ch)
+        elif ch == "%":
+            out.append("%%")
+        elif ch == "?" and not quoted:
+            out.append("%s")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_DDL_RULES = (
+    (re.compile(r"\bINTEGER PRIMARY KEY\b"), "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+    (re.compile(r"\bTEXT\b"), 'TEXT COLLATE "C"'),
+)
+
+
+def translate_ddl(statement: str) -> str:
+    """One DDL statement of the schema for PostgreSQL (see the module docstring)."""
+    for pattern, replacement in _DDL_RULES:
+        statement = pattern.sub(replacement, statement)
+    return statement
+
+
+def _param(value: object) -> object:
+    return value.replace("\x00", "") if isinstance(value, str) and "\x00" in value else value
+
+
+def _params(params: Sequence[object]) -> list[object]:
+    return [_param(p) for p in params]
+
+
+class _PgConnection:
+    """A psycopg connection speaking the index's dialect (:class:`Connection`)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[object] = (), /) -> Cursor:
+        cursor: Cursor = self._conn.execute(translate_sql(sql), _params(params))
+        return cursor
+
+    def executemany(self, sql: str, params: Iterable[Sequence[object]], /) -> object:
+        with self._conn.cursor() as cur:
+            cur.executemany(translate_sql(sql), [_params(p) for p in params])
+        return None
+
+
+#: the advisory lock key taken while the schema is created (any fixed 64-bit number)
+_SCHEMA_LOCK_KEY = 0x6469636F6D6E6574  # "dicomnet"
+
+
+class PostgresBackend(Backend):
+    """An index in a PostgreSQL database (psycopg 3 and psycopg-pool; ``pip install
+    dicomnet[postgresql]``). ``url``: a libpq connection URI."""
+
+    name = "postgresql"
+
+    def __init__(self, url: str, *, timeout: float = 30.0, max_connections: int = 16) -> None:
+        super().__init__()
+        try:
+            import psycopg
+            from psycopg_pool import ConnectionPool
+        except ImportError as exc:  # pragma: no cover - depends on the installation
+            raise RuntimeError(
+                "a PostgreSQL index needs psycopg 3 and psycopg-pool: "
+                "pip install 'dicomnet[postgresql]'"
+            ) from exc
+        self.url = url
+        self.errors = (psycopg.Error,)
+        try:
+            # one direct connection first: an unreachable database fails now, with libpq's
+            # reason (the pool would retry until its timeout)
+            psycopg.connect(url, connect_timeout=max(1, int(timeout))).close()
+        except psycopg.Error as exc:
+            raise ConnectionError(f"cannot connect to the index database: {exc}") from exc
+        self._pool = ConnectionPool(url, min_size=1, max_size=max_connections,
+                                    kwargs={"autocommit": True}, timeout=timeout,
+                                    open=False, name="dicomnet-index")  # fmt: skip
+        try:
+            # wait=True: an unreachable database fails here, with libpq's reason
+            self._pool.open(wait=True, timeout=timeout)
+        except Exception as exc:
+            self._pool.close()
+            raise ConnectionError(f"cannot connect to the index database: {exc}") from exc
+
+    def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._pool.connection() as conn:
+            rows: list[tuple[Any, ...]] = conn.execute(translate_sql(sql),
+                                                       _params(params)).fetchall()  # fmt: skip
+            return rows
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        with self.write_lock, self._pool.connection() as conn, conn.transaction():
+            yield _PgConnection(conn)
+
+    def schema_lock(self, conn: Connection) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK_KEY,))
+
+    def ddl(self, statement: str) -> str:
+        return translate_ddl(statement)
+
+    def tables(self) -> set[str]:
+        rows = self.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        return {str(r[0]) for r in rows}
+
+    def setting(self, name: str) -> object:
+        rows = self.fetch("SELECT current_setting(?)", (name,))
+        return rows[0][0] if rows else None
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def is_postgres(location: str) -> bool:
+    """Whether an index location names a PostgreSQL database."""
+    return location.startswith(("postgresql://", "postgres://"))
+
+
+def open_backend(location: str | os.PathLike[str], *, durable: bool = False,
+                 timeout: float = 30.0) -> Backend:  # fmt: skip
+    """The backend of an index location (see the module docstring)."""
+    loc = os.fspath(location)
+    if is_postgres(loc):
+        return PostgresBackend(loc, timeout=timeout)
+    if loc.startswith("sqlite:"):
+        loc = loc[len("sqlite:"):]
+    return SQLiteBackend(loc, durable=durable, timeout=timeout)

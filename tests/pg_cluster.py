@@ -1,0 +1,117 @@
+"""A throwaway PostgreSQL cluster for the tests of the PostgreSQL index backend.
+
+Theory of operation
+-------------------
+:func:`start` runs Debian's (or any) ``initdb`` in a new temporary directory and ``pg_ctl -w
+start`` on a free port of 127.0.0.1 (``-w``: pg_ctl returns once the server accepts
+connections, no polling here). PostgreSQL refuses to run as root, so when the tests run as
+root the cluster belongs to the unprivileged ``postgres`` user (Debian's package creates it)
+and the commands run through ``runuser``. Authentication is ``trust`` on 127.0.0.1 only; fsync
+is off (a test cluster). :meth:`Cluster.database` creates a fresh database per caller and
+returns its URI; :meth:`Cluster.stop` stops the server (``-m immediate``) and removes the
+directory.
+
+``DICOMNET_TEST_POSTGRESQL=postgresql://user@host:port/db`` uses an existing server instead
+(fresh databases are created on it). :func:`start` returns None (the tests skip) when no
+``initdb`` can be found or the cluster does not start.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from urllib.parse import urlsplit, urlunsplit
+
+_counter = itertools.count(1)
+
+
+def _binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster:
+    """A running PostgreSQL server the tests may create databases on."""
+
+    def __init__(self, admin_url: str, datadir: str | None = None,
+                 user: str | None = None) -> None:  # fmt: skip
+        self.admin_url = admin_url
+        self._datadir = datadir
+        self._user = user
+
+    def database(self) -> str:
+        """A new, empty database; its URI."""
+        import psycopg
+
+        name = f"dicomnet_test_{os.getpid()}_{next(_counter)}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+        parts = urlsplit(self.admin_url)
+        return urlunsplit(parts._replace(path="/" + name))
+
+    def stop(self) -> None:
+        if self._datadir is None:
+            return
+        pg_ctl = _binary("pg_ctl")
+        assert pg_ctl is not None
+        _run(self._user, [pg_ctl, "-D", os.path.join(self._datadir, "data"), "-m", "immediate",
+                          "-w", "stop"])  # fmt: skip
+        shutil.rmtree(self._datadir, ignore_errors=True)
+        self._datadir = None
+
+
+def _run(user: str | None, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    if user is not None:
+        argv = ["runuser", "-u", user, "--", *argv]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+def start() -> Cluster | None:
+    """A cluster for this test session (see the module docstring), or None."""
+    existing = os.environ.get("DICOMNET_TEST_POSTGRESQL")
+    if existing:
+        return Cluster(existing)
+    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        return None
+    user: str | None = None
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return None
+        user = "postgres"
+    datadir = tempfile.mkdtemp(prefix="dicomnet-pg-")
+    if user is not None:
+        shutil.chown(datadir, user)
+    data = os.path.join(datadir, "data")
+    done = _run(user, [initdb, "-D", data, "-A", "trust", "-U", "dicomnet", "-E", "UTF8",
+                       "--locale=C"])  # fmt: skip
+    if done.returncode != 0:
+        shutil.rmtree(datadir, ignore_errors=True)
+        return None
+    port = _free_port()
+    options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {datadir} -c fsync=off "
+               "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")  # fmt: skip
+    done = _run(user, [pg_ctl, "-D", data, "-o", options, "-l",
+                       os.path.join(datadir, "server.log"), "-w", "-t", "60", "start"])  # fmt: skip
+    if done.returncode != 0:
+        shutil.rmtree(datadir, ignore_errors=True)
+        return None
+    return Cluster(f"postgresql://dicomnet@127.0.0.1:{port}/postgres", datadir, user)
