@@ -598,13 +598,10 @@ class AssociationBase:
         )  # fmt: skip
 
     def _dimse_event(self, event_type: EventType, message: object) -> None:
-        self.notify(event_type, message=message)
+        bindings = self.handlers.get(event_type)
         if self.inherited is not None:  # the server's handlers, for this association
-            for fn, args in self.inherited.get(event_type):
-                try:
-                    fn(Event(self, event_type, details={"message": message}), *args)
-                except Exception:
-                    LOGGER.exception("%s handler failed", event_type.name)
+            bindings += self.inherited.get(event_type)
+        self._call(bindings, event_type, {"message": message})
 
     def get_handlers(self, event: EventType) -> HandlerInfo:
         """The handlers bound to ``event`` (this association's and, for an accepted one, its
@@ -666,9 +663,13 @@ class AssociationBase:
     def notify(self, event_type: EventType, **details: object) -> None:
         """Call the notification handlers bound to ``event_type`` (errors logged); ``details``
         become the event's attributes (e.g. ``message`` for EVT_DIMSE_RECV)."""
-        if not self.handlers:
-            return
-        for fn, args in self.handlers.get(event_type):
+        if self.handlers:
+            self._call(self.handlers.get(event_type), event_type, details)
+
+    def _call(
+        self, bindings: list[Binding], event_type: EventType, details: dict[str, object]
+    ) -> None:
+        for fn, args in bindings:
             try:
                 fn(Event(self, event_type, details=details), *args)
             except Exception:

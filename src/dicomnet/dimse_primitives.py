@@ -1,37 +1,10 @@
 """``dicomnet.dimse_primitives``: the DIMSE service primitives (PS3.7 sections 9.1 and 10.1)
 under the module name pynetdicom programs import them from; they are those of
-:mod:`dicomnet.dimse.primitives`."""
+:mod:`dicomnet.dimse.primitives`, re-exported by its ``__all__``."""
 
 from __future__ import annotations
 
-from dicomnet.dimse.primitives import (
-    C_CANCEL,
-    C_ECHO,
-    C_FIND,
-    C_GET,
-    C_MOVE,
-    C_STORE,
-    N_ACTION,
-    N_CREATE,
-    N_DELETE,
-    N_EVENT_REPORT,
-    N_GET,
-    N_SET,
-    DIMSEPrimitive,
-)
+from dicomnet.dimse import primitives as _primitives
+from dicomnet.dimse.primitives import *  # noqa: F403 - the same names, re-exported
 
-__all__ = [
-    "C_CANCEL",
-    "C_ECHO",
-    "C_FIND",
-    "C_GET",
-    "C_MOVE",
-    "C_STORE",
-    "N_ACTION",
-    "N_CREATE",
-    "N_DELETE",
-    "N_EVENT_REPORT",
-    "N_GET",
-    "N_SET",
-    "DIMSEPrimitive",
-]
+__all__ = list(_primitives.__all__)

@@ -9,39 +9,10 @@ association imports these anyway, so importing them here costs a client nothing 
 
 from __future__ import annotations
 
+from dicomnet.dimse import messages as _messages
+from dicomnet.dimse import primitives as _primitives
 from dicomnet.dimse.messages import *  # noqa: F403 - the message classes, re-exported
-from dicomnet.dimse.messages import __all__ as _messages_all
-from dicomnet.dimse.primitives import (
-    C_CANCEL,
-    C_ECHO,
-    C_FIND,
-    C_GET,
-    C_MOVE,
-    C_STORE,
-    N_ACTION,
-    N_CREATE,
-    N_DELETE,
-    N_EVENT_REPORT,
-    N_GET,
-    N_SET,
-    DIMSEPrimitive,
-)
+from dicomnet.dimse.primitives import *  # noqa: F403 - the service primitives, re-exported
 from dicomnet.dimse.provider import DIMSEServiceProvider
 
-__all__ = [
-    *_messages_all,
-    "C_CANCEL",
-    "C_ECHO",
-    "C_FIND",
-    "C_GET",
-    "C_MOVE",
-    "C_STORE",
-    "N_ACTION",
-    "N_CREATE",
-    "N_DELETE",
-    "N_EVENT_REPORT",
-    "N_GET",
-    "N_SET",
-    "DIMSEPrimitive",
-    "DIMSEServiceProvider",
-]
+__all__ = [*_messages.__all__, *_primitives.__all__, "DIMSEServiceProvider"]
