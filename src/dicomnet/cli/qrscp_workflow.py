@@ -162,10 +162,11 @@ def start(args: argparse.Namespace, archive: Archive, ae: Settings) -> Workflow:
         # lazy: only with --commitment
         from dicomnet.archive.commitment import SOP_CLASS as COMMITMENT
         from dicomnet.archive.commitment import CommitmentService
+        from dicomnet.archive.workflow_db import workflow_path
 
         commitment = CommitmentService(
             archive.index, archive.destinations,
-            os.path.join(archive.files.root, "workflow.sqlite"), ae_title=args.aet,
+            workflow_path(archive.files.root), ae_title=args.aet,
             settings=ae, retrieve_ae_title=args.aet, max_attempts=args.commitment_attempts,
         )  # fmt: skip
         flow._closers.append(commitment.close)

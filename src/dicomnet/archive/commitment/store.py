@@ -151,16 +151,13 @@ class Workflow:
 
     def __init__(self, path: str) -> None:
         # lazy: sqlite3 (~5 ms) is only needed by the SCP, not by stgcmtscu's codec imports
-        import sqlite3
 
         self.path = path
         self.lock = threading.Lock()
-        self.conn: sqlite3.Connection = sqlite3.connect(
-            path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        self.conn.execute("PRAGMA journal_mode=WAL")
+        from dicomnet.archive.workflow_db import connect  # lazy: sqlite3, as above
+
         # the request is on disk before the N-ACTION-RSP says Success (PS3.4 J.3.2.1.3)
-        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn: sqlite3.Connection = connect(path, durable=True, timeout=30.0)
         with self.lock:
             self.conn.executescript(_SCHEMA)
 
