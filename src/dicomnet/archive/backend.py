@@ -30,6 +30,19 @@ placeholders, ``GLOB`` for DICOM wildcards, ``group_concat``, ``ON CONFLICT ... 
   IMMEDIATE`` already does on SQLite; a transaction-scoped advisory lock on PostgreSQL, so two
   nodes starting on an empty database create it once).
 
+Several processes on one PostgreSQL database (archive nodes): the per-process write lock does
+not order them, so :meth:`Backend.lock_key` takes a transaction-scoped advisory lock on a name
+(the index locks each Study Instance UID it writes: two nodes storing one study never both
+decide it is new); a deadlock or serialization failure the server breaks is
+:attr:`Backend.retryable` (the index runs the transaction again). :meth:`Backend.lease` holds a
+session advisory lock on its own connection for as long as a node runs: the server drops it
+when the node's connection dies, so a killed node never leaves it behind.
+
+A database that cannot be reached (refused, reset, a server shutting down, no pooled
+connection within the wait) raises :class:`~dicomnet.archive.models.IndexUnavailableError`
+(answered A700: try again); the pool then checks its idle connections, dropping the broken
+ones, so service resumes with the first request after the server is back -- no reconnect loop.
+
 :func:`open_backend` chooses by the location: ``postgresql://...`` / ``postgres://...`` (a
 libpq connection URI), ``sqlite:PATH``, or a plain file path (SQLite).
 """
@@ -46,10 +59,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
+from dicomnet.archive.models import IndexUnavailableError
+
 __all__ = [
     "Backend",
     "Connection",
     "Cursor",
+    "Lease",
     "PostgresBackend",
     "SQLiteBackend",
     "is_postgres",
@@ -83,6 +99,9 @@ class Backend(ABC):
     #: the exceptions a statement can raise (a failed query becomes a QueryError)
     errors: tuple[type[Exception], ...]
 
+    #: errors after which the whole transaction may simply run again (deadlock broken...)
+    retryable: tuple[type[Exception], ...] = ()
+
     def __init__(self) -> None:
         self.write_lock = threading.Lock()
 
@@ -107,6 +126,17 @@ class Backend(ABC):
         ``BEGIN IMMEDIATE`` already does: nothing more to do)."""
         return None
 
+    def lock_key(self, conn: Connection, key: str) -> None:
+        """Inside :meth:`transaction`: hold a lock on ``key`` until it ends, against other
+        processes writing the same database (SQLite's single writer already is one)."""
+        return None
+
+    def lease(self, name: str) -> Lease | None:
+        """Hold ``name`` against every other process on this database for as long as the
+        returned lease is open; None when another process holds it. (SQLite: a database of one
+        host, whose folder lock already is the lease.)"""
+        return Lease(None)
+
     @abstractmethod
     def setting(self, name: str) -> object:
         """A database setting (SQLite ``PRAGMA name``, PostgreSQL ``current_setting``)."""
@@ -114,6 +144,21 @@ class Backend(ABC):
     @abstractmethod
     def close(self) -> None:
         """Close every connection."""
+
+
+class Lease:
+    """A name held by this process (:meth:`Backend.lease`) until :meth:`close`."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # the connection is gone already: so is the lease
+                pass
 
 
 class SQLiteBackend(Backend):
@@ -267,17 +312,27 @@ class _PgConnection:
 _SCHEMA_LOCK_KEY = 0x6469636F6D6E6574  # "dicomnet"
 
 
+#: the advisory lock keys of :meth:`PostgresBackend.lock_key` and :meth:`PostgresBackend.lease`
+#: are 64-bit hashes of the name with these seeds (two spaces: a lease never waits on a key)
+_KEY_SEED, _LEASE_SEED = 0, 1
+#: SQLSTATEs of a server that cannot serve now (PostgreSQL Appendix A: class 08 connection
+#: exception; 57P01-57P03 shutting down, crashed, not accepting connections yet)
+_GONE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
 class PostgresBackend(Backend):
     """An index in a PostgreSQL database (psycopg 3 and psycopg-pool; ``pip install
-    dicomnet[postgresql]``). ``url``: a libpq connection URI."""
+    dicomnet[postgresql]``). ``url``: a libpq connection URI. ``wait``: how long a statement
+    waits for a pooled connection before the database counts as unavailable."""
 
     name = "postgresql"
 
-    def __init__(self, url: str, *, timeout: float = 30.0, max_connections: int = 16) -> None:
+    def __init__(self, url: str, *, timeout: float = 30.0, max_connections: int = 16,
+                 wait: float = 10.0) -> None:  # fmt: skip
         super().__init__()
         try:
             import psycopg
-            from psycopg_pool import ConnectionPool
+            from psycopg_pool import ConnectionPool, PoolTimeout
         except ImportError as exc:  # pragma: no cover - depends on the installation
             raise RuntimeError(
                 "a PostgreSQL index needs psycopg 3 and psycopg-pool: "
@@ -285,15 +340,23 @@ class PostgresBackend(Backend):
             ) from exc
         self.url = url
         self.errors = (psycopg.Error,)
+        self.retryable = (psycopg.errors.TransactionRollback,)  # 40001, 40P01
+        self._psycopg = psycopg
+        self._operational = psycopg.OperationalError
+        self._pool_timeout = PoolTimeout
+        self._wait = wait
+        self._connect_timeout = max(1, int(timeout))
         try:
             # one direct connection first: an unreachable database fails now, with libpq's
             # reason (the pool would retry until its timeout)
-            psycopg.connect(url, connect_timeout=max(1, int(timeout))).close()
+            psycopg.connect(url, connect_timeout=self._connect_timeout).close()
         except psycopg.Error as exc:
             raise ConnectionError(f"cannot connect to the index database: {exc}") from exc
         self._pool = ConnectionPool(url, min_size=1, max_size=max_connections,
-                                    kwargs={"autocommit": True}, timeout=timeout,
-                                    open=False, name="dicomnet-index")  # fmt: skip
+                                    kwargs={"autocommit": True,
+                                            "connect_timeout": self._connect_timeout},
+                                    timeout=timeout, open=False,
+                                    name="dicomnet-index")  # fmt: skip
         try:
             # wait=True: an unreachable database fails here, with libpq's reason
             self._pool.open(wait=True, timeout=timeout)
@@ -301,19 +364,66 @@ class PostgresBackend(Backend):
             self._pool.close()
             raise ConnectionError(f"cannot connect to the index database: {exc}") from exc
 
+    def _unavailable(self, exc: BaseException) -> IndexUnavailableError | None:
+        """The error to raise when ``exc`` means the server cannot be reached (see the module
+        docstring), after dropping the pool's broken connections; None for other errors."""
+        if isinstance(exc, self._pool_timeout):
+            gone = True
+        elif isinstance(exc, self._operational) and not isinstance(exc, self.retryable):
+            state = exc.sqlstate
+            gone = state is None or state.startswith(_GONE_STATES)
+        else:
+            gone = False
+        if not gone:
+            return None
+        try:
+            self._pool.check()  # the idle connections that died with the server go now
+        except Exception:  # pragma: no cover - check() reports through the pool's logger
+            pass
+        return IndexUnavailableError(f"the index database is unavailable: {exc}")
+
     def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        with self._pool.connection() as conn:
-            rows: list[tuple[Any, ...]] = conn.execute(translate_sql(sql),
-                                                       _params(params)).fetchall()  # fmt: skip
-            return rows
+        try:
+            with self._pool.connection(timeout=self._wait) as conn:
+                rows: list[tuple[Any, ...]] = conn.execute(translate_sql(sql),
+                                                           _params(params)).fetchall()  # fmt: skip
+                return rows
+        except Exception as exc:
+            gone = self._unavailable(exc)
+            if gone is None:
+                raise
+            raise gone from exc
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self.write_lock, self._pool.connection() as conn, conn.transaction():
-            yield _PgConnection(conn)
+        with self.write_lock:
+            try:
+                with self._pool.connection(timeout=self._wait) as conn, conn.transaction():
+                    yield _PgConnection(conn)
+            except Exception as exc:
+                gone = self._unavailable(exc)
+                if gone is None:
+                    raise
+                raise gone from exc
 
     def schema_lock(self, conn: Connection) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK_KEY,))
+
+    def lock_key(self, conn: Connection, key: str) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, ?))", (key, _KEY_SEED))
+
+    def lease(self, name: str) -> Lease | None:
+        try:
+            conn = self._psycopg.connect(self.url, autocommit=True,
+                                         connect_timeout=self._connect_timeout)  # fmt: skip
+        except self._psycopg.Error as exc:
+            raise ConnectionError(f"cannot connect to the index database: {exc}") from exc
+        row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, %s))",
+                           (name, _LEASE_SEED)).fetchone()  # fmt: skip
+        if not (row and row[0]):
+            conn.close()
+            return None
+        return Lease(conn)
 
     def ddl(self, statement: str) -> str:
         return translate_ddl(statement)

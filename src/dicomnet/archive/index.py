@@ -52,6 +52,7 @@ from dicomnet.archive.fields import (
     scan_instance_fields,
 )
 from dicomnet.archive.models import (
+    IndexUnavailableError,
     Level,
     Model,
     QueryError,
@@ -207,16 +208,35 @@ class ArchiveIndex:
             for f, p, ts, n in items
         ]
         sums = list(checksums) if checksums is not None else [None] * len(rows)
-        replaced: list[str | None] = []
-        now = time.time()
-        with self.backend.transaction() as conn:
-            for (fields, path, ts, size), checksum in zip(rows, sums, strict=True):
-                if fields.in_patient_hierarchy:
-                    replaced.append(self._upsert(conn, fields, path, ts, size, checksum, now))
-                else:
-                    replaced.append(_upsert_other(conn, fields, path, ts, size, checksum,
-                                                  now))  # fmt: skip
-        return replaced
+        if len(sums) != len(rows):
+            raise ValueError("one checksum per instance")
+        # Written in one order everywhere -- patient identity, then study -- so that two
+        # processes writing overlapping batches take their row and study locks in the same
+        # order (no deadlock between nodes sharing a PostgreSQL index).
+        order = sorted(range(len(rows)), key=lambda k: _lock_order(rows[k][0]))
+        for attempt in range(_ATTEMPTS):
+            replaced: list[str | None] = [None] * len(rows)
+            now = time.time()
+            try:
+                with self.backend.transaction() as conn:
+                    locked: set[str] = set()
+                    for k in order:
+                        fields, path, ts, size = rows[k]
+                        if fields.in_patient_hierarchy:
+                            study = fields.study_instance_uid
+                            if study not in locked:  # PS3.3 C.7.2: one study, one patient
+                                self.backend.lock_key(conn, "study:" + study)
+                                locked.add(study)
+                            replaced[k] = self._upsert(conn, fields, path, ts, size, sums[k],
+                                                       now)  # fmt: skip
+                        else:
+                            replaced[k] = _upsert_other(conn, fields, path, ts, size, sums[k],
+                                                        now)  # fmt: skip
+                return replaced
+            except self.backend.retryable:
+                if attempt + 1 == _ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def check_conflict(self, fields: InstanceFields) -> None:
         """Raise :class:`StudyConflictError` now if storing ``fields`` would (before the file
@@ -315,23 +335,30 @@ class ArchiveIndex:
             _prune_series(conn, old[0])  # entities left without children by a move go
         return None if old is None else str(old[1])
 
-    def remove_instance(self, sop_instance_uid: str) -> str | None:
+    def remove_instance(self, sop_instance_uid: str, *, path: str | None = None) -> str | None:
         """Drop an instance (and parents left empty), patient or not; returns its path, or
-        None if unknown."""
-        path: str | None
+        None if unknown. ``path``: only if it is still indexed with that file (the start-up
+        check of one node never drops a row another node has just pointed at a new file)."""
+        cond, params = "sop_uid = ?", [sop_instance_uid]
+        if path is not None:
+            cond, params = "sop_uid = ? AND path = ?", [sop_instance_uid, path]
+        removed: str | None
         with self.backend.transaction() as conn:
-            row = conn.execute(
-                "DELETE FROM instance WHERE sop_uid = ? RETURNING series_fk, path",
-                (sop_instance_uid,),
-            ).fetchone()
+            row = conn.execute(f"DELETE FROM instance WHERE {cond} RETURNING series_fk, path",
+                               params).fetchone()  # fmt: skip
             if row is not None:
                 _prune_series(conn, row[0])
-                path = str(row[1])
+                removed = str(row[1])
             else:
-                other = conn.execute("DELETE FROM other WHERE sop_uid = ? RETURNING path",
-                                     (sop_instance_uid,)).fetchone()  # fmt: skip
-                path = None if other is None else str(other[0])
-        return path
+                other = conn.execute(f"DELETE FROM other WHERE {cond} RETURNING path",
+                                     params).fetchone()  # fmt: skip
+                removed = None if other is None else str(other[0])
+        return removed
+
+    def storage_root(self) -> str | None:
+        """The storage folder the index was last opened for (None: never recorded)."""
+        rows = self.backend.fetch("SELECT value FROM meta WHERE key = 'root'")
+        return str(rows[0][0]) if rows else None
 
     def rebase(self, root: str) -> int:
         """The storage folder is now ``root``: rewrite the stored paths that are not under it
@@ -493,6 +520,8 @@ class ArchiveIndex:
             )
         try:
             return self.backend.fetch(sql, params)
+        except IndexUnavailableError as exc:  # try again later (PS3.4 C.4.1.1.4: A700)
+            raise QueryError(str(exc), exc.status) from exc
         except self.backend.errors as exc:
             raise QueryError(f"query failed: {exc}", Status.CANNOT_UNDERSTAND) from exc
 
@@ -531,6 +560,14 @@ def _upsert_other(conn: Connection, f: InstanceFields, path: str, ts: str, size:
          f.specific_character_set, checksum, now if checksum else 0.0),
     )  # fmt: skip
     return None if old is None else str(old[0])
+
+
+#: how often a write transaction the database broke (deadlock, serialization) runs
+_ATTEMPTS = 3
+
+
+def _lock_order(f: InstanceFields) -> tuple[str, str, str]:
+    return (f.patient_id, f.issuer_of_patient_id, f.study_instance_uid)
 
 
 def _datetime_norm(value: str) -> str:

@@ -20,7 +20,8 @@ carries the DIMSE status it is answered with (``status``; :class:`ArchiveError` 
 Processing Failure): :class:`InvalidUIDError` (a UID that must never become a path, C010),
 :class:`StorageFullError` (ENOSPC while storing: A700 Refused: Out of Resources),
 :class:`InstanceMismatchError` (a data set that is not the instance the C-STORE request
-names: A900), :class:`StudyConflictError` (a study stored for another patient: A778) and
+names: A900), :class:`StudyConflictError` (a study stored for another patient: A778),
+:class:`IndexUnavailableError` (the index database cannot be reached: A700, try again) and
 :class:`QueryError` (the C-FIND/C-GET/C-MOVE failure status to answer, PS3.4 C.4.1.1.4 /
 C.4.2.1.5; A900 unless given).
 """
@@ -40,6 +41,7 @@ __all__ = [
     "UNIQUE_KEYS",
     "ArchiveError",
     "Attribute",
+    "IndexUnavailableError",
     "InstanceMismatchError",
     "InvalidUIDError",
     "Level",
@@ -69,6 +71,13 @@ class StorageFullError(ArchiveError):
     """The file system is full (ENOSPC/EDQUOT); nothing was stored."""
 
     status = Status.OUT_OF_RESOURCES  # PS3.4 Table B.2-1 Refused: Out of Resources (A7xx)
+
+
+class IndexUnavailableError(ArchiveError):
+    """The index database cannot be reached (a PostgreSQL server restarting, the network to it
+    down); nothing was written. The peer may try again later."""
+
+    status = Status.OUT_OF_RESOURCES  # PS3.4 B.2.3 / C.4.1.1.4: Refused: Out of Resources
 
 
 class InstanceMismatchError(ArchiveError):

@@ -11,6 +11,16 @@ power cut damages -- a truncated or zero-filled tail, lost blocks -- changes it)
 whose file is gone are dropped, damaged files moved to ``<storage>/.quarantine`` (one log line
 each, kept for a person to look at, never served). Files the index does not know are indexed
 when they are whole (every element header walks to the end), quarantined otherwise.
+
+Nodes sharing a storage folder and a PostgreSQL index (:mod:`dicomnet.archive.ownership`):
+a node empties only its own temp folder (``.tmp/<node>``; and files left loose in ``.tmp``
+by a single-owner archive, which cannot be running beside nodes). The rest must not disturb
+what another node is doing at the same moment: an index row is dropped only if it still names
+the file found missing (:meth:`~dicomnet.archive.index.ArchiveIndex.remove_instance` with
+``path``: a node may have just pointed it at a new file); a file the index does not know is
+indexed like any other (another node renaming it into place indexes the same row an instant
+later: the upsert is idempotent), except when its SOP Instance UID is indexed at another
+path whose file exists (a file being replaced by another node, about to be deleted by it).
 """
 
 from __future__ import annotations
@@ -65,18 +75,25 @@ def recover(store: FileStore, index: ArchiveIndex, *, full: bool = True,
     are indexed when whole; a file that fails is moved to ``root/.quarantine`` and dropped
     from the index, one log line each."""
     report = RecoveryReport()
-    try:
-        leftovers = os.listdir(store.tmp_dir)
-    except FileNotFoundError:
-        os.makedirs(store.tmp_dir, exist_ok=True)
-        leftovers = []
-    for name in leftovers:
-        path = os.path.join(store.tmp_dir, name)
+    shared = store.node is not None
+    temp_dirs = [store.tmp_dir]
+    if shared:  # a single owner's leftovers, directly in .tmp (the nodes' folders stay)
+        temp_dirs.append(os.path.dirname(store.tmp_dir))
+    for temp_dir in temp_dirs:
         try:
-            os.unlink(path)
-            report.temp_files_removed.append(path)
-        except OSError:
-            pass
+            leftovers = os.listdir(temp_dir)
+        except FileNotFoundError:
+            os.makedirs(temp_dir, exist_ok=True)
+            leftovers = []
+        for name in leftovers:
+            path = os.path.join(temp_dir, name)
+            if os.path.isdir(path):
+                continue
+            try:
+                os.unlink(path)
+                report.temp_files_removed.append(path)
+            except OSError:
+                pass
     if not full:
         return report
 
@@ -86,10 +103,9 @@ def recover(store: FileStore, index: ArchiveIndex, *, full: bool = True,
         if problem is None:
             known.add(os.path.realpath(path))
         elif problem == "missing":
-            index.remove_instance(sop_uid)
-            report.missing_files.append(sop_uid)
-        else:
-            index.remove_instance(sop_uid)
+            if index.remove_instance(sop_uid, path=path) is not None:
+                report.missing_files.append(sop_uid)
+        elif index.remove_instance(sop_uid, path=path) is not None:
             _quarantine(store, path, problem, report)
 
     found: list[tuple[InstanceFields, str, str, int]] = []
@@ -109,6 +125,8 @@ def recover(store: FileStore, index: ArchiveIndex, *, full: bool = True,
                 size = os.path.getsize(path)
             except Exception:
                 report.unreadable.append(path)
+                continue
+            if shared and _indexed_elsewhere(index, fields.sop_instance_uid, path):
                 continue
             problem = _whole_file_problem(path, ts)
             if problem is not None:
@@ -130,6 +148,14 @@ def recover(store: FileStore, index: ArchiveIndex, *, full: bool = True,
                     continue
                 report.reindexed.append(item[1])
     return report
+
+
+def _indexed_elsewhere(index: ArchiveIndex, sop_uid: str, path: str) -> bool:
+    """Whether ``sop_uid`` is indexed with another file that exists (see the module
+    docstring: the file at ``path`` is then one being replaced by another node)."""
+    item = index.get_instance(sop_uid)
+    return item is not None and item.path != path and os.path.exists(item.path)
+
 
 def _quarantine(store: FileStore, path: str, problem: str, report: RecoveryReport) -> None:
     """Move a damaged file out of the archive into ``root/.quarantine`` (kept for a person

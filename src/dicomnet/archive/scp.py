@@ -45,10 +45,11 @@ from typing import TYPE_CHECKING, TypeAlias
 from dicomnet import events as evt
 from dicomnet.ae import AE
 from dicomnet.archive import nonpatient
+from dicomnet.archive.backend import Lease
 from dicomnet.archive.fields import read_instance_fields
 from dicomnet.archive.index import ArchiveIndex, RetrieveItem, RetrieveSet
 from dicomnet.archive.models import Model, QueryError
-from dicomnet.archive.ownership import ShutdownMarker, StorageLock
+from dicomnet.archive.ownership import ShutdownMarker, StorageInUseError, StorageLock, node_dir
 from dicomnet.archive.query import QueryOptions
 from dicomnet.archive.receive import (
     CHUNK,
@@ -218,6 +219,7 @@ class Archive:
         study_conflict: str = "reject",
         overwrite: bool = False,
         strict_hierarchical: bool = False,
+        node: str | None = None,
     ) -> None:
         """``durability``: "safe" fsyncs every file and new directory before the success
         response and runs SQLite with ``synchronous=FULL`` (what ``qrscp`` does by default);
@@ -230,31 +232,46 @@ class Archive:
         ("accept"). ``overwrite``: a second C-STORE of a stored SOP Instance UID replaces it
         (default: the first copy is kept and the second answered Success, as Orthanc does).
         ``strict_hierarchical``: queries and retrieves of a peer that did not negotiate
-        relational ones follow the hierarchical rules (A900 otherwise)."""
+        relational ones follow the hierarchical rules (A900 otherwise). ``node``: this
+        archive's name when several nodes share ``storage`` and one PostgreSQL index
+        (:mod:`dicomnet.archive.ownership`): its own spool, lock, markers and lease; the index
+        must have been made for the same storage path (every node mounts the shared folder at
+        one path)."""
         if durability not in ("fast", "safe"):
             raise ValueError(f"durability must be 'fast' or 'safe', not {durability!r}")
         self.on_stored: Callable[[str], None] | None = None
         """Called with the SOP Instance UID of every instance a C-STORE stored."""
         self.durability = durability
         safe = durability == "safe"
-        self.files = FileStore(storage, fsync=safe)
+        self.node = node
+        self.files = FileStore(storage, fsync=safe, node=node)
         self.owner = recover if owner is None else owner
-        self._lock = StorageLock(self.files.root) if self.owner else None
-        self._marker = ShutdownMarker(self.files.root)
+        #: where this archive (node) keeps its own state: markers, audit trail, metrics
+        self.state_dir = node_dir(self.files.root, node) if node else self.files.root
+        self._lock = StorageLock(self.files.root, node) if self.owner else None
+        self._lease: Lease | None = None
+        self._marker = ShutdownMarker(self.state_dir)
         db_path = os.fspath(db) if db is not None else os.path.join(self.files.root, "index.sqlite")
+        index: ArchiveIndex | None = None
         try:
-            self.index: ArchiveIndex = ArchiveIndex(db_path, durable=safe,
-                                                    study_conflict=study_conflict)  # fmt: skip
+            self.index = index = ArchiveIndex(db_path, durable=safe, study_conflict=study_conflict)
             if self.index.upgraded_from == 1:
                 LOG.warning("index %s upgraded to schema version 2 (patients by Patient ID "
                             "and Issuer, per-study patient attributes)", db_path)  # fmt: skip
-            moved = self.index.rebase(self.files.root) if self.owner else 0
-            if moved:
-                LOG.warning("index: %d path(s) rebased to %s (the storage folder moved)",
-                            moved, self.files.root)  # fmt: skip
+            if node is not None:
+                self._join(node)
+            else:
+                moved = self.index.rebase(self.files.root) if self.owner else 0
+                if moved:
+                    LOG.warning("index: %d path(s) rebased to %s (the storage folder moved)",
+                                moved, self.files.root)  # fmt: skip
             if self.index.upgraded_from == 1:
                 self.index.refill_study_patients(lambda path: read_instance_fields(path)[0])
         except BaseException:
+            if index is not None:
+                index.close()
+            if self._lease is not None:
+                self._lease.close()
             if self._lock is not None:
                 self._lock.release()
             raise
@@ -280,10 +297,30 @@ class Archive:
         elif self.owner:
             self._marker.take()  # from now on a crash must be noticed
 
+    def _join(self, node: str) -> None:
+        """A node starting: hold its lease in the index database (the owner), and check the
+        index was made for this storage path (the stored paths are absolute)."""
+        if self.owner:
+            self._lease = self.index.backend.lease("dicomnet-node:" + node)
+            if self._lease is None:
+                raise StorageInUseError(f"node {node!r} is running on another host (its lease "
+                                        "in the index database is held)")  # fmt: skip
+        root = self.index.storage_root()
+        if root is None and self.owner:
+            self.index.rebase(self.files.root)  # a new index: remember the storage path
+        elif root is not None and root != self.files.root:
+            raise StorageInUseError(
+                f"the index was made for the storage folder {root}, this node has "
+                f"{self.files.root}: every node must mount the shared storage at one path"
+            )
+
     def close(self, *, clean: bool = True) -> None:
         """Close the index; the owner then records a clean stop (``clean``) and gives the
         folder up."""
         self.index.close()
+        if self._lease is not None:
+            self._lease.close()
+            self._lease = None
         if self._lock is not None:
             if clean:
                 self._marker.write()
@@ -295,9 +332,12 @@ class Archive:
         # transaction: well under a millisecond for a CT) runs on the server's event loop: no
         # thread-pool hop and cross-thread wake-up per C-STORE (measured: ~20% of the server's
         # CPU per CT). Queries and retrieves stay in the handler pool.
+        # A PostgreSQL index answers over the network (several round trips per instance, and
+        # a server that went away makes a statement wait): C-STORE then runs in the pool too.
+        on_loop = self.index.backend.name == "sqlite"
         return [
             (evt.EVT_C_ECHO, inline(self.handle_echo)),
-            (evt.EVT_C_STORE, inline(self.handle_store)),
+            (evt.EVT_C_STORE, inline(self.handle_store) if on_loop else self.handle_store),
             (evt.EVT_C_FIND, self.handle_find),
             (evt.EVT_C_GET, self.handle_get),
             (evt.EVT_C_MOVE, self.handle_move),

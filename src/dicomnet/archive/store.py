@@ -196,11 +196,16 @@ class StoredInstance:
 class FileStore:
     """Files of the archive under ``root``; safe to use from several threads."""
 
-    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = False) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = False,
+                 node: str | None = None) -> None:  # fmt: skip
+        """``node``: the name of this archive node when several share ``root``
+        (:mod:`dicomnet.archive.ownership`): its temp files go to ``root/.tmp/<node>/``, which
+        only its own start-up check empties."""
         os.makedirs(root, exist_ok=True)
         self.root = os.path.realpath(root)
         self.fsync = fsync
-        self.tmp_dir = os.path.join(self.root, _TMP_DIR)
+        self.node = node
+        self.tmp_dir = os.path.join(self.root, _TMP_DIR, *([node] if node else []))
         os.makedirs(self.tmp_dir, exist_ok=True)
         self._root_prefix = self.root + os.sep
         self._dirs: set[str] = set()
@@ -474,8 +479,17 @@ class FileStore:
             except OSError as exc:
                 pending.discard()
                 _raise_os(exc, f"reading {pending.path}")
+        existed = os.path.lexists(final)
         self.commit(pending, final)
-        old = index.add_instance(fields, final, transfer_syntax_uid, size, checksum)
+        try:
+            old = index.add_instance(fields, final, transfer_syntax_uid, size, checksum)
+        except BaseException:
+            # not indexed (the database went away, a conflict found at the last moment): a file
+            # that is new here goes again, so nothing stays half stored; one that replaced a
+            # file of the same path keeps the path the index already names
+            if not existed:
+                self.remove_file(final)
+            raise
         if old is not None and old != final:
             self.remove_file(old)
         return StoredInstance(
@@ -507,4 +521,3 @@ class FileStore:
     def quarantine_dir(self) -> str:
         """Where damaged files are moved (kept for a person to look at, never served)."""
         return os.path.join(self.root, _QUARANTINE)
-

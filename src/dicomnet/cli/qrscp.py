@@ -17,6 +17,12 @@ file). A clean stop leaves a marker so that the next start skips walking every f
 crash or power cut the start-up check verifies sizes and, for what was written since the last
 clean stop, checksums, and moves damaged files to ``.quarantine``.
 
+Several nodes (``--db postgresql://...``, optionally ``--node NAME``): any number of qrscp
+processes, on one host or several, share one PostgreSQL index and one storage folder (a shared
+file system mounted at the same path everywhere). Each node has its own spool, lock, markers,
+audit log and lease (:mod:`dicomnet.archive.ownership`); any node stores, and finds and
+retrieves what any other stored.
+
 ``--workers N`` (N > 1, Linux) serves from N processes: after the recovery the parent binds N
 listening sockets to the same port with ``SO_REUSEPORT`` (the kernel spreads new connections
 over them), forks one worker per socket and waits for SIGINT/SIGTERM, which it passes on. Each
@@ -82,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", default=None, metavar="PATH|URI",
                    help="the index: a SQLite file (default: DIR/index.sqlite) or a PostgreSQL "
                    "database, postgresql://user@host/db (pip install 'dicomnet[postgresql]')")
+    p.add_argument("--node", default=None, metavar="NAME",
+                   help="this node's name when several qrscp share --storage (one path on "
+                   "every host) and a PostgreSQL --db: its own spool, lock, audit log and "
+                   "start-up check (default with a postgresql:// --db: HOSTNAME-PORT)")
     p.add_argument(
         "--destination",
         action="append",
@@ -162,6 +172,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _node_name(args: argparse.Namespace) -> str | None:
+    """The node name (see --node): given, or made from the host name and port when the index
+    is a PostgreSQL database (which several nodes may share); None for a SQLite index."""
+    from dicomnet.archive.backend import is_postgres  # lazy: the archive
+    from dicomnet.archive.ownership import valid_node_name  # lazy: the archive
+
+    shared = args.db is not None and is_postgres(args.db)
+    if args.node is None:
+        if not shared:
+            return None
+        host = socket.gethostname().split(".")[0] or "node"
+        name = "".join(c if c.isalnum() or c in "-_" else "-" for c in host)[:56]
+        return f"{name}-{args.port}"
+    if not shared:
+        fail("--node needs a PostgreSQL index (--db postgresql://...): a SQLite index "
+             "belongs to one host", ExitCode.USAGE)  # fmt: skip
+    try:
+        return valid_node_name(args.node)
+    except ValueError as exc:
+        fail(f"--node: {exc}", ExitCode.USAGE)
+
+
 def _serve(args: argparse.Namespace) -> int:
     # lazy: the archive (pydicom, sqlite3: ~250 ms) is not needed for --help or a usage error
     from dicomnet.archive.ownership import StorageInUseError, die_with_parent
@@ -169,6 +201,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         fail("--workers must be at least 1", ExitCode.USAGE)
+    args.node = _node_name(args)
     _raise_fd_limit()
     try:
         if args.workers == 1:
@@ -178,7 +211,7 @@ def _serve(args: argparse.Namespace) -> int:
         # The parent owns the folder (lock, start-up check, clean-stop marker) for as long as
         # any worker runs; the workers inherit the lock and die with the parent.
         archive = Archive(args.storage, args.db, ae_title=args.aet, durability=args.durability,
-                          study_conflict=args.study_conflict)  # fmt: skip
+                          study_conflict=args.study_conflict, node=args.node)  # fmt: skip
     except (StorageInUseError, ConnectionError) as exc:  # in use; index database unreachable
         fail(str(exc), ExitCode.FAILURE)
     archive.index.close()  # no database connection crosses the fork
@@ -187,7 +220,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.metrics:  # the workers count, the parent serves their sum (after the forks)
         from dicomnet.archive.metrics import WorkerMetrics  # lazy: only with --metrics
 
-        summed = WorkerMetrics(os.path.join(archive.files.root, ".metrics"))
+        summed = WorkerMetrics(os.path.join(archive.state_dir, ".metrics"))
     try:
         socks = _reuseport_sockets(args.bind, args.port, args.workers)
         bound = socks[0].getsockname()
@@ -323,7 +356,7 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: b
             args.storage, args.db, destinations=destinations, ae_title=args.aet,
             recover=owner, owner=owner, durability=args.durability,
             study_conflict=args.study_conflict, overwrite=args.overwrite,
-            strict_hierarchical=args.strict_hierarchical,
+            strict_hierarchical=args.strict_hierarchical, node=args.node,
         )  # fmt: skip
     except (StorageInUseError, ConnectionError) as exc:  # in use; index database unreachable
         fail(str(exc), ExitCode.FAILURE)
@@ -349,7 +382,8 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: b
         def banner(addr: tuple[str, int]) -> str:
             lines = [
                 f"qrscp: AE {args.aet} listening on {addr[0]}:{addr[1]}",
-                f"qrscp: storage {archive.files.root}, index {archive.db_path}",
+                f"qrscp: storage {archive.files.root}, index {_safe_url(archive.db_path)}"
+                + (f", node {archive.node}" if archive.node else ""),
             ]
             for aet, (host, port) in sorted(destinations.items()):
                 lines.append(f"qrscp: C-MOVE destination {aet} = {host}:{port}")
@@ -407,7 +441,7 @@ def _monitors(args: argparse.Namespace, archive: Archive,
     audit = None
     path = args.audit_log
     if path is None:
-        path = os.path.join(archive.files.root, "audit.jsonl")
+        path = os.path.join(archive.state_dir, "audit.jsonl")
     if path != "none" or args.audit_syslog:
         try:
             syslog = SyslogSender(args.audit_syslog) if args.audit_syslog else None
@@ -435,6 +469,17 @@ def _serve_metrics(metrics: Metrics | WorkerMetrics, where: str) -> None:
     except (RuntimeError, OSError, ValueError) as exc:
         fail(f"--metrics {where}: {exc}", ExitCode.USAGE)
     LOG.info("metrics on http://%s:%d/metrics", *bound)
+
+
+def _safe_url(location: str) -> str:
+    """An index location for the banner, without a password a URI may carry."""
+    from urllib.parse import urlsplit, urlunsplit  # lazy: only for the banner
+
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

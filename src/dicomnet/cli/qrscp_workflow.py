@@ -21,6 +21,7 @@ contexts to accept, handlers to bind, and something to close at shutdown:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from dicomnet.archive.scp import Archive
     from dicomnet.events import Event, EventType
     from dicomnet.settings import Settings
+
+LOG = logging.getLogger("dicomnet.qrscp")
 
 __all__ = ["Workflow", "add_options", "start"]
 
@@ -135,6 +138,12 @@ class Workflow:
 def start(args: argparse.Namespace, archive: Archive, ae: Settings) -> Workflow:
     """Start what the options ask for; the caller binds ``handlers`` and calls ``close()``."""
     flow = Workflow()
+    if archive.node and (args.mpps or args.mpps_forward or args.commitment):
+        # MPPS steps and commitment requests live in STORAGE/workflow.sqlite: one host's
+        # SQLite file, not a database nodes on several hosts can share safely
+        LOG.warning("node %s: MPPS and storage commitment state is kept in %s; serve them "
+                    "from one node only", archive.node,
+                    os.path.join(archive.files.root, "workflow.sqlite"))  # fmt: skip
     if args.worklist:
         # lazy: only with --worklist
         from dicomnet import events as evt
