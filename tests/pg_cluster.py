@@ -49,10 +49,37 @@ class Cluster:
     """A running PostgreSQL server the tests may create databases on."""
 
     def __init__(self, admin_url: str, datadir: str | None = None,
-                 user: str | None = None) -> None:  # fmt: skip
+                 user: str | None = None, options: str = "") -> None:  # fmt: skip
         self.admin_url = admin_url
         self._datadir = datadir
         self._user = user
+        self._options = options
+
+    @property
+    def own(self) -> bool:
+        """Whether this cluster was started here (and may be paused)."""
+        return self._datadir is not None
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data (``-m fast``: its clients' connections end with
+        "terminating connection due to administrator command"; an immediate stop would lose
+        the last commits of this cluster, which runs with ``synchronous_commit=off``)."""
+        assert self._datadir is not None, "not a cluster of ours"
+        pg_ctl = _binary("pg_ctl")
+        assert pg_ctl is not None
+        done = _run(self._user, [pg_ctl, "-D", os.path.join(self._datadir, "data"), "-m",
+                                 "fast", "-w", "stop"])  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    def resume(self) -> None:
+        """Start the server again after :meth:`pause` (same port, same data)."""
+        assert self._datadir is not None, "not a cluster of ours"
+        pg_ctl = _binary("pg_ctl")
+        assert pg_ctl is not None
+        done = _run(self._user, [pg_ctl, "-D", os.path.join(self._datadir, "data"), "-o",
+                                 self._options, "-l", os.path.join(self._datadir, "server.log"),
+                                 "-w", "-t", "60", "start"])  # fmt: skip
+        assert done.returncode == 0, done.stderr
 
     def database(self) -> str:
         """A new, empty database; its URI."""
@@ -114,4 +141,4 @@ def start() -> Cluster | None:
     if done.returncode != 0:
         shutil.rmtree(datadir, ignore_errors=True)
         return None
-    return Cluster(f"postgresql://dicomnet@127.0.0.1:{port}/postgres", datadir, user)
+    return Cluster(f"postgresql://dicomnet@127.0.0.1:{port}/postgres", datadir, user, options)

@@ -1,7 +1,8 @@
 """qrscp --db postgresql://...: the archive's index in a PostgreSQL database (issue 17).
 
 Two workers store into one PostgreSQL index and a C-FIND answers what either stored; an
-unreachable database at start is a clear error with exit code 1."""
+unreachable database at start is a clear error with exit code 1; a database that goes away
+mid-association fails one C-STORE cleanly and service resumes when it is back."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydicom import dcmread
 
+from dicomnet import AE
 from tests.cli.helpers import make_files, run_tool
 from tests.cli.test_qrscp_workers import _store
 from tests.conftest import free_port
@@ -41,3 +44,40 @@ def test_unreachable_database_at_start(tmp_path: Path) -> None:
     assert out.returncode == 1, out.stdout + out.stderr
     assert "cannot connect to the index database" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_database_away_mid_association(qrscp: Any, tmp_path: Path) -> None:
+    """The index database stops while a modality stores on one association: that C-STORE is
+    answered A700 (Refused: Out of Resources, try again), nothing of it stays, and the next
+    C-STORE on the same association succeeds once the database is back."""
+    from tests import pg_cluster
+
+    cluster = pg_cluster.start()
+    if cluster is None or not cluster.own:
+        pytest.skip("needs a PostgreSQL cluster of its own (initdb/pg_ctl)")
+    try:
+        srv = qrscp(extra=["--db", cluster.database()])
+        files = make_files(tmp_path / "in", 3)
+        ae = AE(ae_title="SENDER")
+        ae.add_requested_context("1.2.840.10008.5.1.4.1.1.2")
+        assoc = ae.associate("127.0.0.1", srv.port, ae_title="DICOMNET")
+        assert assoc.is_established
+        try:
+            assert assoc.send_c_store(str(files[0])).Status == 0
+            cluster.pause()
+            assert assoc.send_c_store(str(files[1])).Status == 0xA700
+            cluster.resume()
+            assert assoc.send_c_store(str(files[2])).Status == 0
+        finally:
+            assoc.release()
+        stored = sorted(p.name for p in Path(srv.directory).rglob("*.dcm"))
+        expected = sorted(f"{dcmread(f).SOPInstanceUID}.dcm" for f in (files[0], files[2]))
+        assert stored == expected  # the refused one left no file
+        out = run_tool(["findscu", "127.0.0.1", str(srv.port), "-aec", "DICOMNET", "-S",
+                        "-k", "QueryRetrieveLevel=IMAGE",
+                        "-k", f"StudyInstanceUID={dcmread(files[0]).StudyInstanceUID}",
+                        "-k", "SOPInstanceUID", "--json"])  # fmt: skip
+        assert out.stdout.count('"00080018"') == 2, out.stdout + out.stderr
+        assert srv.stop() == 0
+    finally:
+        cluster.stop()
