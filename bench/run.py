@@ -57,6 +57,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import nodes_bench  # noqa: E402
 import workflow_bench  # noqa: E402
 from gen_data import generate, generate_big_endian, generate_compressed, ram_dir  # noqa: E402
 
@@ -761,7 +762,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one tenth of the counts, 1 repetition")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--only", default="", help="comma-separated scenario numbers (1-9, s, w)")
+    ap.add_argument("--only", default="", help="comma-separated scenario numbers (1-9, s, w, n)")
     ap.add_argument("--with-1g", action="store_true", help="include the 1 GiB instance")
     ap.add_argument("--out", default="", help="also write the markdown table to this file")
     args = ap.parse_args()
@@ -855,6 +856,23 @@ def main() -> int:
             out.append(run_scenario("w. Modality Worklist: 10 concurrent findscu -W, "
                                     f"{1000 // scale} items", mwl_variants(work, 1000 // scale),
                                     reps))  # fmt: skip
+        if want("n"):
+            cluster = nodes_bench.start_cluster()
+            if cluster is None:
+                out.append("### n. Archive nodes on PostgreSQL\n\nskipped: no PostgreSQL "
+                           "(initdb) on this machine\n")  # fmt: skip
+            else:
+                try:
+                    small = generate(data, "small10k", 10000 // scale)
+                    vs = nodes_bench.variants(
+                        small, work, cluster, dn=DN, dcmtk=dcmtk, dcmtk_env=DCMTK_ENV,
+                        free_port=free_port, server=Server, count=count_dicom, result=Result,
+                        variant=Variant)  # fmt: skip
+                    out.append(run_scenario(f"n. {len(small)} small instances, 4 concurrent "
+                                            "storescu: 2 archive nodes vs 1", vs, reps,
+                                            warmup=True))  # fmt: skip
+                finally:
+                    cluster.stop()
         if want("6"):
             nassoc = 50
             ct6 = generate(data, "ct6", nassoc * (100 // scale))

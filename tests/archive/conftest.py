@@ -189,3 +189,10 @@ def fresh_archive(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ar
     arc = build_archive(tmp_path, index_location(request, tmp_path))
     yield arc
     arc.index.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def index_at(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's own new, empty index lives: a SQLite file, or a fresh PostgreSQL
+    database (tests building their own ArchiveIndex run once per backend)."""
+    return index_location(request, tmp_path)

@@ -83,9 +83,9 @@ def test_scan_rejects_garbage_quietly() -> None:
         assert fields is None or fields.sop_instance_uid == ""
 
 
-def test_store_falls_back_to_pydicom(tmp_path: Path) -> None:
+def test_store_falls_back_to_pydicom(tmp_path: Path, index_at: str) -> None:
     store = FileStore(tmp_path / "f")
-    index = ArchiveIndex(tmp_path / "i.sqlite")
+    index = ArchiveIndex(index_at)
     ds = make_dataset("2.25.1.1", 1)
     ds.SpecificCharacterSet = "ISO_IR 144"  # Cyrillic: not on the fast path
     ds.PatientName = "Иванов^Иван"
@@ -115,8 +115,8 @@ def test_hostile_wildcards_are_linear() -> None:
     assert glob_match("**", "") and glob_match("*x*", "x") and not glob_match("?", "")
 
 
-def test_too_many_key_values_refused(tmp_path: Path) -> None:
-    index = ArchiveIndex(tmp_path / "i.sqlite")
+def test_too_many_key_values_refused(tmp_path: Path, index_at: str) -> None:
+    index = ArchiveIndex(index_at)
     q = Dataset()
     q.StudyInstanceUID = [f"1.2.{n}" for n in range(MAX_PARAMETERS + 1)]
     with pytest.raises(QueryError) as info:

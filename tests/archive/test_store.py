@@ -97,9 +97,9 @@ def test_store_produces_readable_part10_file(fresh_archive: Archive) -> None:
     assert os.listdir(fresh_archive.store.tmp_dir) == []
 
 
-def test_source_ae_title_in_meta(tmp_path: Path) -> None:
+def test_source_ae_title_in_meta(tmp_path: Path, index_at: str) -> None:
     store = FileStore(tmp_path / "f")
-    index = ArchiveIndex(tmp_path / "i.sqlite")
+    index = ArchiveIndex(index_at)
     ds = make_dataset("2.25.3.1", 1)
     stored = store.store(
         index, CT, ds.SOPInstanceUID, IMPLICIT, [encode(ds, IMPLICIT)], source_ae_title="MODALITY1"
@@ -177,10 +177,10 @@ def test_symlinked_directory_outside_root_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fail_at", [1, 2])
 def test_enospc_while_writing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int
+    tmp_path: Path, index_at: str, monkeypatch: pytest.MonkeyPatch, fail_at: int
 ) -> None:
     store = FileStore(tmp_path / "root")
-    index = ArchiveIndex(tmp_path / "index.sqlite")
+    index = ArchiveIndex(index_at)
     real_write = os.write
     calls = {"n": 0}
 
@@ -253,9 +253,9 @@ def test_abort_removes_temp_file(tmp_path: Path) -> None:
     assert not os.path.exists(pending.path)
 
 
-def test_mismatching_affected_sop_instance_refused(tmp_path: Path) -> None:
+def test_mismatching_affected_sop_instance_refused(tmp_path: Path, index_at: str) -> None:
     store = FileStore(tmp_path / "root")
-    index = ArchiveIndex(tmp_path / "index.sqlite")
+    index = ArchiveIndex(index_at)
     ds = make_dataset("2.25.1.1", 1)
     with pytest.raises(ArchiveError):
         store.store(index, CT, "1.2.3.4", IMPLICIT, [encode(ds, IMPLICIT)])
@@ -408,9 +408,9 @@ def test_read_instance_fields_stops_before_pixels(fresh_archive: Archive) -> Non
 # --- threads -------------------------------------------------------------------------------------
 
 
-def test_concurrent_stores_and_queries(tmp_path: Path) -> None:
+def test_concurrent_stores_and_queries(tmp_path: Path, index_at: str) -> None:
     store = FileStore(tmp_path / "root")
-    index = ArchiveIndex(tmp_path / "index.sqlite")
+    index = ArchiveIndex(index_at)
     errors: list[BaseException] = []
 
     def worker(t: int) -> None:

@@ -417,12 +417,12 @@ class ArchiveIndex:
                                       "(SELECT COUNT(*) FROM other)")[0][0])  # fmt: skip
 
     def get_instance(self, sop_instance_uid: str) -> RetrieveItem | None:
-        for table in ("instance", "other"):
-            rows = self.backend.fetch(f"SELECT sop_class_uid, sop_uid, path, transfer_syntax "
-                                      f"FROM {table} WHERE sop_uid = ?", (sop_instance_uid,))  # fmt: skip
-            if rows:
-                return RetrieveItem(*rows[0])
-        return None
+        # one statement for both tables: one round trip to a PostgreSQL index per C-STORE
+        rows = self.backend.fetch(
+            "SELECT sop_class_uid, sop_uid, path, transfer_syntax FROM instance "
+            "WHERE sop_uid = ? UNION ALL SELECT sop_class_uid, sop_uid, path, transfer_syntax "
+            "FROM other WHERE sop_uid = ?", (sop_instance_uid, sop_instance_uid))  # fmt: skip
+        return RetrieveItem(*rows[0]) if rows else None
 
     def iter_stored(self) -> Iterator[tuple[str, str, int, str | None, float]]:
         """(SOP Instance UID, path, size, checksum or None, time stored or 0) of every
