@@ -315,6 +315,10 @@ _SCHEMA_LOCK_KEY = 0x6469636F6D6E6574  # "dicomnet"
 #: the advisory lock keys of :meth:`PostgresBackend.lock_key` and :meth:`PostgresBackend.lease`
 #: are 64-bit hashes of the name with these seeds (two spaces: a lease never waits on a key)
 _KEY_SEED, _LEASE_SEED = 0, 1
+#: the server's TCP keepalive on a lease's connection (PostgreSQL 19.3.1: idle s, interval s,
+#: lost probes)
+_LEASE_KEEPALIVE = (("tcp_keepalives_idle", "30"), ("tcp_keepalives_interval", "10"),
+                    ("tcp_keepalives_count", "3"))  # fmt: skip
 #: SQLSTATEs of a server that cannot serve now (PostgreSQL Appendix A: class 08 connection
 #: exception; 57P01-57P03 shutting down, crashed, not accepting connections yet)
 _GONE_STATES = ("08", "57P01", "57P02", "57P03")
@@ -418,6 +422,10 @@ class PostgresBackend(Backend):
                                          connect_timeout=self._connect_timeout)  # fmt: skip
         except self._psycopg.Error as exc:
             raise ConnectionError(f"cannot connect to the index database: {exc}") from exc
+        # a node whose host dies (no FIN ever comes) loses its lease within about a minute,
+        # not after the system's two-hour keepalive default (no effect on a Unix socket)
+        for setting, value in _LEASE_KEEPALIVE:
+            conn.execute("SELECT set_config(%s, %s, false)", (setting, value))
         row = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, %s))",
                            (name, _LEASE_SEED)).fetchone()  # fmt: skip
         if not (row and row[0]):
