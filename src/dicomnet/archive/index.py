@@ -428,10 +428,17 @@ class ArchiveIndex:
         """(SOP Instance UID, path, size, checksum or None, time stored or 0) of every
         instance, for the start-up check."""
         for table in ("instance", "other"):
-            rows = self.backend.fetch(f"SELECT sop_uid, path, size, checksum, stored_at "
-                                      f"FROM {table}")  # fmt: skip
-            for uid, path, size, checksum, stored_at in rows:
-                yield str(uid), str(path), int(size), checksum, float(stored_at or 0.0)
+            # keyset pages: an index of millions never sits in memory at once
+            last = 0
+            while True:
+                rows = self.backend.fetch(
+                    f"SELECT sop_uid, path, size, checksum, stored_at, pk FROM {table} "
+                    f"WHERE pk > ? ORDER BY pk LIMIT {_STORED_PAGE}", (last,))  # fmt: skip
+                for uid, path, size, checksum, stored_at, _pk in rows:
+                    yield str(uid), str(path), int(size), checksum, float(stored_at or 0.0)
+                if len(rows) < _STORED_PAGE:
+                    break
+                last = rows[-1][5]
 
     def iter_paths(self) -> Iterator[tuple[str, str]]:
         """(SOP Instance UID, path) of every indexed instance (a snapshot)."""
@@ -562,6 +569,8 @@ def _upsert_other(conn: Connection, f: InstanceFields, path: str, ts: str, size:
     return None if old is None else str(old[0])
 
 
+#: rows per statement while the start-up check reads every stored instance
+_STORED_PAGE = 5000
 #: how often a write transaction the database broke (deadlock, serialization) runs
 _ATTEMPTS = 3
 
