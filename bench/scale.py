@@ -489,7 +489,7 @@ class _Recorder:
         self.statements: list[tuple[str, list[object]]] = []
 
     def pages(self, head: str, where: list[str], params: list[object], key: str) -> Iterator[Row]:
-        self.statements.append((page_sql(head, where, key), [*params, 0]))
+        self.statements.append((page_sql(head, where, key, first=True), list(params)))
         return iter(())
 
     def select(self, sql: str, where: list[str], params: list[object]) -> list[Row]:
@@ -505,14 +505,20 @@ def statements(identifier: Dataset, model: str) -> list[tuple[str, list[object]]
     return rec.statements
 
 
-def explain(location: str, sql: str, params: list[object]) -> list[str]:
-    """The plan of one statement: EXPLAIN QUERY PLAN (SQLite) or EXPLAIN ANALYZE (PostgreSQL)."""
+def explain(
+    location: str, sql: str, params: list[object], settings: tuple[str, ...] = ()
+) -> list[str]:
+    """The plan of one statement: EXPLAIN QUERY PLAN (SQLite) or EXPLAIN ANALYZE (PostgreSQL,
+    after the ``SET`` statements ``settings``)."""
     if location.startswith("postgresql://"):
         import psycopg  # lazy: the optional PostgreSQL driver, only for that backend
 
         with psycopg.connect(location, autocommit=True) as conn:
-            rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + translate_sql(sql),
-                                params).fetchall()  # fmt: skip
+            for setting in settings:
+                conn.execute(f"SET {setting}")
+            rows = conn.execute(
+                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + translate_sql(sql), params
+            ).fetchall()
         return [str(r[0]) for r in rows]
     conn = sqlite3.connect(location)
     try:
