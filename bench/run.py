@@ -28,7 +28,9 @@ codecs in Debian's build, so its reference is dcmdjpls on every file plus stores
 no free DCMTK JPEG 2000 codec: 8b has no DCMTK variant). 9 stores the 1000 CT into an empty
 qrscp with --durability safe (fsync of every file and new directory, SQLite synchronous=FULL)
 and fast, in tmpfs and on disk (/var/tmp), next to DCMTK storescp +B (which never fsyncs), and
-prints the safe/fast ratio.
+prints the safe/fast ratio. m (only with ``--only m``: bench/scale.py) generates an index of
+1,000,000 instances straight into SQLite (cached under .cache/scale) and into a throwaway
+PostgreSQL cluster, and prints p50/p99 C-FIND latencies of six viewer queries per backend.
 
 Whole-process variants time the client process from spawn to exit (start-up included);
 "in-process" variants report the time the client library measured itself, from association
@@ -762,7 +764,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one tenth of the counts, 1 repetition")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--only", default="", help="comma-separated scenario numbers (1-9, s, w, n)")
+    ap.add_argument("--only", default="",
+                    help="comma-separated scenario numbers (1-9, s, w, n; m: C-FIND latency at "
+                         "1,000,000 instances, bench/scale.py, only when named)")  # fmt: skip
     ap.add_argument("--with-1g", action="store_true", help="include the 1 GiB instance")
     ap.add_argument("--out", default="", help="also write the markdown table to this file")
     args = ap.parse_args()
@@ -911,6 +915,12 @@ def main() -> int:
                     out.append(safe_fast_note(vs))
             finally:
                 shutil.rmtree(disk, ignore_errors=True)
+        if only and "m" in only:  # opt-in: minutes, and a PostgreSQL cluster of its own
+            import scale  # lazy: the scale scenario's generator and client, only when asked
+
+            out.append(scale.run(scale.Spec(100_000 if args.quick else 1_000_000),
+                                 ["sqlite", "postgresql"], 20 if args.quick else 200,
+                                 log=lambda s: print(s, file=sys.stderr, flush=True)))  # fmt: skip
         if want("s"):
             vs = [startup_variant("dicomnet", work), startup_variant("DCMTK", work)]
             out.append(run_scenario("Start-up: one whole echoscu process (seconds each)", vs, reps))

@@ -138,6 +138,10 @@ class Backend(ABC):
         return Lease(None)
 
     @abstractmethod
+    def indexes(self) -> set[str]:
+        """The names of the indexes in the index's schema (those of constraints included)."""
+
+    @abstractmethod
     def setting(self, name: str) -> object:
         """A database setting (SQLite ``PRAGMA name``, PostgreSQL ``current_setting``)."""
 
@@ -216,6 +220,10 @@ class SQLiteBackend(Backend):
 
     def tables(self) -> set[str]:
         rows = self.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {str(r[0]) for r in rows}
+
+    def indexes(self) -> set[str]:
+        rows = self.fetch("SELECT name FROM sqlite_master WHERE type = 'index'")
         return {str(r[0]) for r in rows}
 
     def setting(self, name: str) -> object:
@@ -438,6 +446,10 @@ class PostgresBackend(Backend):
 
     def tables(self) -> set[str]:
         rows = self.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        return {str(r[0]) for r in rows}
+
+    def indexes(self) -> set[str]:
+        rows = self.fetch("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
         return {str(r[0]) for r in rows}
 
     def setting(self, name: str) -> object:
