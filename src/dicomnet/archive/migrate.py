@@ -11,7 +11,9 @@ the storage folder and are copied as they are, so the new index serves the same 
 :func:`migrate` opens both ends as an :class:`~dicomnet.archive.index.ArchiveIndex`: the
 source is upgraded first if it is an index of an earlier release (version 1), the destination
 gets the current schema if it has none. Both must then have this release's schema version.
-The source is read through :meth:`~dicomnet.archive.backend.Backend.snapshot`: everything
+An index upgraded here is finished as the archive's first start would (paths rebased to the
+storage folder when the source is one, each study's patient attributes read back from its
+files). The source is read through :meth:`~dicomnet.archive.backend.Backend.snapshot`: everything
 copied belongs to one moment of the source (on SQLite a read transaction, so a running archive
 keeps storing meanwhile, WAL).
 
@@ -61,6 +63,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dicomnet.archive import schema
 from dicomnet.archive.backend import Backend, Connection, is_postgres
+from dicomnet.archive.fields import read_instance_fields
 from dicomnet.archive.index import ArchiveIndex
 
 __all__ = [
@@ -215,6 +218,8 @@ def migrate(source: str | os.PathLike[str], destination: str | os.PathLike[str],
     destination, a schema version mismatch, counts that differ at the end) and
     :class:`ConnectionError` (a database that cannot be reached)."""
     started = time.monotonic()
+    folder = os.fspath(source).removeprefix("sqlite:")
+    folder = folder if not is_postgres(folder) and os.path.isdir(folder) else ""
     src_loc = resolve_location(source, must_exist=True)
     dst_loc = resolve_location(destination, must_exist=False)
     if src_loc == dst_loc:
@@ -223,6 +228,8 @@ def migrate(source: str | os.PathLike[str], destination: str | os.PathLike[str],
     try:
         src = _open(src_loc, "source")
         try:
+            if src.upgraded_from == 1:
+                _finish_upgrade(src, folder)
             report = MigrationReport(describe_location(src_loc), describe_location(dst_loc),
                                      incremental, src.upgraded_from)  # fmt: skip
             _check_versions(src.backend, dst.backend)
@@ -266,6 +273,16 @@ def _open(location: str, role: str) -> ArchiveIndex:
         raise MigrationError(f"schema version mismatch in the {role}: {exc}") from exc
     except sqlite3.Error as exc:
         raise MigrationError(f"cannot open the {role} index: {exc}") from exc
+
+
+def _finish_upgrade(index: ArchiveIndex, folder: str) -> None:
+    """What the archive does when it first opens an index it just upgraded from version 1:
+    paths rebased to the storage folder (when the source was given as one) and each study's
+    own patient attributes read back from its latest file (version 1 kept one set per
+    Patient ID)."""
+    if folder:
+        index.rebase(os.path.realpath(folder))
+    index.refill_study_patients(lambda path: read_instance_fields(path)[0])
 
 
 def _check_versions(src: Backend, dst: Backend) -> None:
