@@ -229,7 +229,7 @@ def _assert_same(source: ArchiveIndex, destination: ArchiveIndex) -> None:
 
 
 def test_migrated_index_answers_as_the_original(postgresql: Cluster, tmp_path: Path) -> None:
-    store, source = _build(tmp_path / "storage", range(6))
+    _, source = _build(tmp_path / "storage", range(6))
     try:
         url = postgresql.database()
         report = migrate(tmp_path / "storage", url)
@@ -315,7 +315,7 @@ def test_incremental_pass_catches_up(postgresql: Cluster, tmp_path: Path) -> Non
 
 def test_migrate_to_sqlite_and_back(postgresql: Cluster, tmp_path: Path) -> None:
     """The copy is backend-neutral: PostgreSQL back to a new SQLite file answers the same."""
-    store, source = _build(tmp_path / "storage", range(1))
+    _, source = _build(tmp_path / "storage", range(1))
     try:
         url = postgresql.database()
         migrate(tmp_path / "storage" / "index.sqlite", url)
