@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -313,6 +314,34 @@ def test_incremental_pass_catches_up(postgresql: Cluster, tmp_path: Path) -> Non
         source.close()
 
 
+def test_archive_keeps_storing_during_the_copy(postgresql: Cluster, tmp_path: Path) -> None:
+    """The source is read in one snapshot: instances stored while the copy runs (another
+    connection, as the running archive) neither wait for it nor appear half-way in it; the
+    catch-up brings them in."""
+    root = tmp_path / "storage"
+    store, source = _build(root, range(1))
+    source.close()
+    url = postgresql.database()
+    stored: list[float] = []
+
+    def store_meanwhile(table: str, done: int, total: int) -> None:
+        if table == "series" and not stored:
+            started = time.monotonic()
+            with ArchiveIndex(root / "index.sqlite", timeout=5) as archive:
+                _store(store, archive, _generated(range(5, 6), studies=1, series=1))
+            stored.append(time.monotonic() - started)
+
+    report = migrate(root, url, progress=store_meanwhile)
+    assert stored and stored[0] < 2
+    assert {t.table: t.source_rows for t in report.tables}["instance"] == 50 + 48 + 2
+    with ArchiveIndex(root / "index.sqlite") as again:
+        assert again.instance_count() == 50 + 48 + 2 + 8 + 2
+        report = migrate(root, url, incremental=True)
+        assert {t.table: t.inserted for t in report.tables}["instance"] == 8
+        with ArchiveIndex(url) as destination:
+            _assert_same(again, destination)
+
+
 def test_migrate_to_sqlite_and_back(postgresql: Cluster, tmp_path: Path) -> None:
     """The copy is backend-neutral: PostgreSQL back to a new SQLite file answers the same."""
     _, source = _build(tmp_path / "storage", range(1))
@@ -324,6 +353,27 @@ def test_migrate_to_sqlite_and_back(postgresql: Cluster, tmp_path: Path) -> None
         assert report.ok
         with ArchiveIndex(back, study_conflict="accept") as again:
             _assert_same(source, again)
+    finally:
+        source.close()
+
+
+def test_identity_changed_under_the_same_key(postgresql: Cluster, tmp_path: Path) -> None:
+    """A patient row whose identity changed under its key (edited by hand or a tool): the
+    catch-up deletes it with the rows that refer to it and inserts them again (PostgreSQL
+    checks every reference at each statement)."""
+    root = tmp_path / "storage"
+    _, source = _build(root, range(1))
+    try:
+        url = postgresql.database()
+        migrate(root, url)
+        with source.backend.transaction() as conn:
+            conn.execute("UPDATE patient SET patient_id = 'EDITED' WHERE patient_id = 'PID001'")
+        report = migrate(root, url, incremental=True)
+        by_table = {t.table: t for t in report.tables}
+        assert (by_table["patient"].deleted, by_table["patient"].inserted) == (1, 1)
+        assert by_table["instance"].deleted == by_table["instance"].inserted == 10 + 5 + 8 + 2
+        with ArchiveIndex(url) as destination:
+            _assert_same(source, destination)
     finally:
         source.close()
 
@@ -363,7 +413,10 @@ def test_command(postgresql: Cluster, tmp_path: Path) -> None:
 
     again = _migrate_cmd("--from", f"sqlite:{storage / 'index.sqlite'}", "--to", url)
     assert again.returncode == 1
-    assert again.stderr.startswith("error: the destination is not empty") and "--incremental" in again.stderr
+    assert (
+        again.stderr.startswith("error: the destination is not empty")
+        and "--incremental" in again.stderr
+    )
     assert again.stderr.count("\n") == 1 and "Traceback" not in again.stderr
 
     catch_up = _migrate_cmd("--from", str(storage), "--to", url, "--incremental", "-q")
@@ -392,6 +445,8 @@ def test_command_upgrades_a_version_1_index(postgresql: Cluster, tmp_path: Path)
         q = _identifier("STUDY", {"PatientName": "DOE^JANE"})
         assert [d.StudyInstanceUID for d in index.query("STUDY", q)] == [
             "1.2.826.0.1.3680043.10.999.11.1"]  # fmt: skip
+        root = index.backend.fetch("SELECT value FROM meta WHERE key = 'root'")
+        assert root == [(str(storage.resolve()),)]  # meta copied: no rebase at the first start
         paths = [p for _, p in index.iter_paths()]
         assert paths and all(p.startswith(str(storage.resolve())) and Path(p).is_file()
                              for p in paths)  # fmt: skip
