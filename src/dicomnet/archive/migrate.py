@@ -42,6 +42,8 @@ transaction, so every foreign key holds at each step and a unique key is never h
 Comparing whole rows (not only "keys above the largest copied") is what makes a re-stored
 instance (same key, new path) and SQLite's reuse of a deleted largest key safe; it costs one
 read of both indexes (about a second per 100,000 instances) -- the archive is stopped then.
+Only keys are held for the whole pass; the rows to insert or update (what changed since the
+first pass) are held in memory until they are written.
 
 At the end the row count of every table is read from both (the source in the same snapshot)
 and compared: the :class:`MigrationReport`, or :class:`MigrationError` when they differ.
@@ -67,6 +69,7 @@ from dicomnet.archive.fields import read_instance_fields
 from dicomnet.archive.index import ArchiveIndex
 
 __all__ = [
+    "BATCH_ROWS",
     "INDEX_FILE",
     "TABLES",
     "MigrationError",
@@ -75,6 +78,7 @@ __all__ = [
     "describe_location",
     "migrate",
     "resolve_location",
+    "table_columns",
 ]
 
 #: The index file in a storage folder (what :class:`dicomnet.archive.scp.Archive` opens when
@@ -113,7 +117,8 @@ class MigrationError(Exception):
 
 @dataclass
 class TableReport:
-    """One table: rows in the source and destination at the end; what this run changed."""
+    """One table: rows in the source and destination at the end; what this run changed (a
+    row deleted and inserted again by the catch-up counts in both)."""
 
     table: str
     source_rows: int
