@@ -26,6 +26,10 @@ placeholders, ``GLOB`` for DICOM wildcards, ``group_concat``, ``ON CONFLICT ... 
   -- byte order on UTF-8, which is what SQLite's BINARY collation compares, so ranges, equality
   and wildcards match the same rows on both, and ``LIKE 'abc%'`` can use a B-tree index.
   PostgreSQL text cannot hold NUL characters: they are dropped from bound values.
+* :meth:`Backend.snapshot` reads the whole index as of one moment (a SQLite read transaction:
+  WAL lets the archive go on writing meanwhile; a ``REPEATABLE READ`` one on PostgreSQL), and
+  :meth:`Backend.copy_rows` bulk-loads rows as they are, primary keys included (``executemany``;
+  ``COPY`` on PostgreSQL): what :mod:`dicomnet.archive.migrate` moves an index with.
 * :meth:`Backend.schema_lock` serialises schema creation between processes (``BEGIN
   IMMEDIATE`` already does on SQLite; a transaction-scoped advisory lock on PostgreSQL, so two
   nodes starting on an empty database create it once).
@@ -142,6 +146,21 @@ class Backend(ABC):
         """The names of the indexes in the index's schema (those of constraints included)."""
 
     @abstractmethod
+    def snapshot(self) -> AbstractContextManager[Connection]:
+        """A read-only view of the whole index as of one moment, for as long as the block runs
+        (other connections may write meanwhile); nothing it does is kept."""
+
+    def copy_rows(self, conn: Connection, table: str, columns: Sequence[str],
+                  rows: Iterable[Sequence[object]]) -> int:  # fmt: skip
+        """Insert ``rows`` (values of ``columns``, primary keys included) into ``table``
+        inside :meth:`transaction`; returns how many. One ``executemany`` here."""
+        sql = (f"INSERT INTO {_identifier(table)} ({', '.join(map(_identifier, columns))}) "
+               f"VALUES ({', '.join('?' * len(columns))})")  # fmt: skip
+        batch = [tuple(row) for row in rows]
+        conn.executemany(sql, batch)
+        return len(batch)
+
+    @abstractmethod
     def setting(self, name: str) -> object:
         """A database setting (SQLite ``PRAGMA name``, PostgreSQL ``current_setting``)."""
 
@@ -218,6 +237,16 @@ class SQLiteBackend(Backend):
                 conn.execute("ROLLBACK")
                 raise
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        conn = self.conn()
+        conn.execute("BEGIN DEFERRED")
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot starts
+            yield conn
+        finally:
+            conn.execute("ROLLBACK")
+
     def tables(self) -> set[str]:
         rows = self.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")
         return {str(r[0]) for r in rows}
@@ -290,6 +319,16 @@ def translate_ddl(statement: str) -> str:
     for pattern, replacement in _DDL_RULES:
         statement = pattern.sub(replacement, statement)
     return statement
+
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*\Z")
+
+
+def _identifier(name: str) -> str:
+    """A table or column name put into SQL text: checked, never quoted from outside."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a table or column name: {name!r}")
+    return name
 
 
 def _param(value: object) -> object:
@@ -417,6 +456,26 @@ class PostgresBackend(Backend):
                 if gone is None:
                     raise
                 raise gone from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield _PgConnection(conn)
+
+    def copy_rows(self, conn: Connection, table: str, columns: Sequence[str],
+                  rows: Iterable[Sequence[object]]) -> int:  # fmt: skip
+        """``COPY ... FROM STDIN`` (several times faster than inserts)."""
+        if not isinstance(conn, _PgConnection):
+            return super().copy_rows(conn, table, columns, rows)
+        n = 0
+        statement = (f"COPY {_identifier(table)} ({', '.join(map(_identifier, columns))}) "
+                     "FROM STDIN")  # fmt: skip
+        with conn._conn.cursor() as cur, cur.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(_params(row))
+                n += 1
+        return n
 
     def schema_lock(self, conn: Connection) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK_KEY,))

@@ -23,6 +23,7 @@ TOOLS: dict[str, str] = {
     "qrscp": "qrscp",
     "mppsscu": "mppsscu",
     "stgcmtscu": "stgcmtscu",
+    "archive": "archive",
 }
 
 
