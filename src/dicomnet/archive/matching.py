@@ -157,6 +157,21 @@ def glob_escape(pattern: str) -> str:
     return pattern.replace("[", "[[]")
 
 
+def _prefix_bounds(pattern: str) -> tuple[str, str | None] | None:
+    """``(low, high)`` such that every string the wildcard ``pattern`` matches lies in
+    ``low <= s < high`` in code point order -- which is the order of UTF-8 bytes, SQLite's
+    BINARY and PostgreSQL's ``COLLATE "C"`` -- or None when it starts with a wildcard. ``high``
+    is None when the last literal character has no successor that UTF-8 can hold."""
+    cut = min((i for i in (pattern.find("*"), pattern.find("?")) if i >= 0), default=-1)
+    literal = pattern[:cut] if cut >= 0 else pattern
+    if not literal:
+        return None
+    successor = ord(literal[-1]) + 1
+    if successor > 0x10FFFF or 0xD800 <= successor <= 0xDFFF:
+        return literal, None
+    return literal, literal[:-1] + chr(successor)
+
+
 def _effective(vr: str, values: Sequence[str]) -> list[str]:
     # A PN made only of component separators ("^", "=^^") is an empty name: zero length.
     if vr == "PN":
@@ -306,8 +321,19 @@ def sql_condition(
             if _is_universal_wildcard(v):
                 return None
             pattern = v.casefold() if case_insensitive else v
-            parts.append(f"{column} GLOB ?")
-            params.append(glob_escape(pattern))
+            bounds = _prefix_bounds(pattern)
+            if bounds is None:
+                parts.append(f"{column} GLOB ?")
+                params.append(glob_escape(pattern))
+            else:
+                # The literal prefix as a range too: redundant for the result, but a plan made
+                # for any value of the parameters (PostgreSQL's generic plan of a prepared
+                # statement) can still read just that range of the column's index.
+                first, beyond = bounds
+                parts.append(f"({column} GLOB ? AND {column} >= ?"
+                             + (f" AND {column} < ?)" if beyond is not None else ")"))  # fmt: skip
+                params.extend([glob_escape(pattern), first]
+                              + ([beyond] if beyond is not None else []))  # fmt: skip
         elif vr in _RANGE_VRS:
             low, high = _range_bounds(vr, v)
             if vr == "DA" or vr == "TM":
