@@ -63,7 +63,7 @@ from pydicom.dataset import Dataset
 from dicomnet.archive import matching, query
 from dicomnet.archive.backend import translate_sql
 from dicomnet.archive.index import ArchiveIndex, Row, page_sql
-from dicomnet.archive.ownership import ShutdownMarker
+from dicomnet.archive.ownership import ShutdownMarker, node_dir
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE.parent / ".cache" / "scale"
@@ -557,11 +557,15 @@ class Qrscp:
     """``dicomnet qrscp`` on an index (started with a clean-stop marker; stopped by SIGTERM)."""
 
     def __init__(self, storage: Path, db: str | None = None) -> None:
-        ShutdownMarker(str(storage)).write()  # the files do not exist: no start-up walk
+        # the files do not exist: no start-up walk (a PostgreSQL index is served by a node,
+        # whose marker is its own)
+        where = node_dir(str(storage), "bench") if db else str(storage)
+        ShutdownMarker(where).write()
         self.port = _free_port()
         argv = [sys.executable, "-m", "dicomnet.cli.main", "qrscp", "--port", str(self.port),
                 "--bind", "127.0.0.1", "--storage", str(storage), "-aet", "DICOMNET", "-q",
-                "--audit-log", "none", *(["--db", db] if db else [])]  # fmt: skip
+                "--audit-log", "none",
+                *(["--db", db, "--node", "bench"] if db else [])]  # fmt: skip
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
         end = time.monotonic() + 120
         while time.monotonic() < end:
