@@ -297,6 +297,11 @@ class CommitmentService:
         self._live.clear()
         self._db.close()
 
+    @property
+    def owner(self) -> str:
+        """This service's owner token (the ``owner`` of the commitments it handles)."""
+        return self._owner
+
     def __enter__(self) -> CommitmentService:
         return self
 
