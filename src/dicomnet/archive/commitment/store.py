@@ -6,9 +6,9 @@ Every state change of a commitment is written here first, so that nothing we ans
 Success to is lost by a crash or a restart. Table ``commitment`` holds one row per request
 (its Transaction UID, requestor AE title, state, attempts, owner); ``commitment_item`` its
 references with their verdicts (NULL: not checked, 0: committed, else the Failure Reason).
-They live in the workflow database (:mod:`~dicomnet.archive.workflow_db`): ``<storage>/
-workflow.sqlite`` (WAL journal, ``synchronous=FULL``), or the index's PostgreSQL database when
-archive nodes share it.
+They live in the workflow database (:mod:`~dicomnet.archive.workflow_db`):
+``<storage>/workflow.sqlite`` (WAL journal, ``synchronous=FULL``), or the index's PostgreSQL
+database when archive nodes share it.
 
 :meth:`Workflow.accept` reads a request as a stream into both tables in one transaction,
 committed before the N-ACTION-RSP (PS3.4 J.3.2.1.3): a malformed request rolls it back and
@@ -37,7 +37,9 @@ owner is gone depends on the database:
   or it lost the database -- so an owner is gone exactly when its lease can be taken
   (:meth:`Workflow.owner_gone`; the lease of a gone owner is never held again: tokens are
   unique). A node still running whose lease connection was lost finds its rows owned by
-  another service and leaves them (the service re-reads the owner before each report).
+  another service and leaves them (the service re-reads the owner before each report; a
+  report already on its way at that moment may go out twice -- delivery is at least once, as
+  after any crash between sending a report and recording it).
   Running services adopt the work of gone ones periodically
   (:class:`~dicomnet.archive.commitment.service.CommitmentService` ``adopt_every``), not only
   at start-up, so the commitments of a node that dies for good are still reported.
