@@ -8,7 +8,6 @@ wrote), except for the 100 000-reference request, read with the streaming reader
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 import tracemalloc
@@ -39,8 +38,11 @@ from dicomnet.archive.commitment import (
     new_transaction_uid,
 )
 from dicomnet.archive.scp import Archive, archive_ae
+from dicomnet.archive.workflow_db import open_workflow
 from dicomnet.association import Association
+from dicomnet.cli.qrscp_workflow import workflow_location
 from dicomnet.datasource import DataSource
+from tests.archive.conftest import BACKENDS, index_location
 from tests.conftest import free_port
 
 IMPLICIT = "1.2.840.10008.1.2"
@@ -150,14 +152,30 @@ class Scp:
         return item.path
 
 
-def start_scp(tmp_path: Path, destinations: Mapping[str, tuple[str, int]] | None = None,
+@dataclass
+class Site:
+    """Where a test's archive lives: its storage folder, and its index (None: SQLite in the
+    storage folder; else a PostgreSQL database, which then holds the workflow state too)."""
+
+    root: Path
+    db: str | None
+
+
+@pytest.fixture(params=BACKENDS)
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Site:
+    """The tests run once per backend (:data:`tests.archive.conftest.BACKENDS`)."""
+    db = index_location(request, tmp_path) if request.param == "postgresql" else None
+    return Site(tmp_path, db)
+
+
+def start_scp(site: Site, destinations: Mapping[str, tuple[str, int]] | None = None,
               **options: Any) -> Scp:  # fmt: skip
-    archive = Archive(tmp_path / "storage", durability="safe", ae_title="ARCHIVE")
+    archive = Archive(site.root / "storage", site.db, durability="safe", ae_title="ARCHIVE")
     for n in range(1, 8):
         ds = make_ct(n)
         archive.files.store(archive.index, CT, ds.SOPInstanceUID, IMPLICIT, [encode(ds)])
     states = States()
-    db_path = os.path.join(archive.files.root, "workflow.sqlite")
+    db_path = workflow_location(archive)  # as qrscp does: the PostgreSQL index, or a file
     service = CommitmentService(archive.index, dict(destinations or {}), db_path,
                                 ae_title="ARCHIVE", on_state=states, **options)  # fmt: skip
     ae = archive_ae("ARCHIVE")
@@ -168,8 +186,8 @@ def start_scp(tmp_path: Path, destinations: Mapping[str, tuple[str, int]] | None
 
 
 @pytest.fixture
-def scp(tmp_path: Path) -> Iterator[Scp]:
-    s = start_scp(tmp_path)
+def scp(site: Site) -> Iterator[Scp]:
+    s = start_scp(site)
     yield s
     s.server.shutdown()
     s.service.close()
@@ -230,10 +248,18 @@ def committed_of(info: Dataset) -> list[str]:
     return [i.ReferencedSOPInstanceUID for i in info.get("ReferencedSOPSequence", [])]
 
 
+def query(db_path: str, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    """Rows of the workflow database at ``db_path`` (a SQLite file or a PostgreSQL URL)."""
+    backend, _ = open_workflow(db_path)
+    try:
+        return [tuple(r) for r in backend.fetch(sql, params)]
+    finally:
+        backend.close()
+
+
 def rows(db_path: str, txn: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(db_path) as conn:
-        return conn.execute("SELECT state, attempts, item_count FROM commitment WHERE "
-                            "transaction_uid = ?", (txn,)).fetchall()  # fmt: skip
+    return query(db_path, "SELECT state, attempts, item_count FROM commitment WHERE "
+                          "transaction_uid = ?", (txn,))  # fmt: skip
 
 
 # --- the codec --------------------------------------------------------------------------------
@@ -349,8 +375,7 @@ def test_wrong_action_instance_or_no_data_set(scp: Scp) -> None:
         assert peer.n_action(None).Status == 0x0120  # no Action Information
     finally:
         peer.release()
-    with sqlite3.connect(scp.db_path) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM commitment").fetchone()[0] == 0
+    assert query(scp.db_path, "SELECT COUNT(*) FROM commitment") == [(0,)]
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -372,8 +397,8 @@ def test_all_present_gives_event_type_1_on_the_same_association(scp: Scp) -> Non
     assert "FailedSOPSequence" not in report.info
     scp.states.wait(txn, "delivered")
     assert rows(scp.db_path, txn) == [("delivered", 0, 3)]
-    with sqlite3.connect(scp.db_path) as conn:  # delivered: the references are dropped
-        assert conn.execute("SELECT COUNT(*) FROM commitment_item").fetchone()[0] == 0
+    # delivered: the references are dropped
+    assert query(scp.db_path, "SELECT COUNT(*) FROM commitment_item") == [(0,)]
 
 
 def test_failures_give_event_type_2_with_their_reasons(scp: Scp) -> None:
@@ -449,9 +474,9 @@ def test_a_reused_transaction_uid_fails_every_reference(scp: Scp) -> None:
 # --- where the report goes ----------------------------------------------------------------------
 
 
-def test_report_on_a_new_association_after_the_requestor_released(tmp_path: Path) -> None:
+def test_report_on_a_new_association_after_the_requestor_released(site: Site) -> None:
     listener = Listener("MODALITY")
-    scp = start_scp(tmp_path, {"MODALITY": ("127.0.0.1", listener.port)})
+    scp = start_scp(site, {"MODALITY": ("127.0.0.1", listener.port)})
     try:
         peer = Requestor(scp.port, aet="MODALITY")
         peer.assoc.unbind(evt.EVT_N_EVENT_REPORT, peer.handle)  # a modality that only asks
@@ -474,11 +499,11 @@ def test_report_on_a_new_association_after_the_requestor_released(tmp_path: Path
         listener.close()
 
 
-def test_a_report_refused_on_the_same_association_goes_on_a_new_one(tmp_path: Path) -> None:
+def test_a_report_refused_on_the_same_association_goes_on_a_new_one(site: Site) -> None:
     """The requestor keeps its association open but has no N-EVENT-REPORT handler: it answers
     our report with 0122H, and the report goes to its address on a new association."""
     listener = Listener("MODALITY")
-    scp = start_scp(tmp_path, {"MODALITY": ("127.0.0.1", listener.port)})
+    scp = start_scp(site, {"MODALITY": ("127.0.0.1", listener.port)})
     try:
         peer = Requestor(scp.port, aet="MODALITY")
         peer.assoc.unbind(evt.EVT_N_EVENT_REPORT, peer.handle)
@@ -497,11 +522,11 @@ def test_a_report_refused_on_the_same_association_goes_on_a_new_one(tmp_path: Pa
         listener.close()
 
 
-def test_requestor_releasing_while_the_report_is_on_its_way(tmp_path: Path) -> None:
+def test_requestor_releasing_while_the_report_is_on_its_way(site: Site) -> None:
     """The requestor releases right when the report goes out on its association (a release
     collision with our N-EVENT-REPORT-RQ): the report still arrives once, on a new one."""
     listener = Listener("MODALITY")
-    scp = start_scp(tmp_path, {"MODALITY": ("127.0.0.1", listener.port)})
+    scp = start_scp(site, {"MODALITY": ("127.0.0.1", listener.port)})
     try:
         for n in range(10):
             peer = Requestor(scp.port, aet="MODALITY")
@@ -537,9 +562,9 @@ def test_unknown_requestor_waits_for_its_next_association(scp: Scp) -> None:
     scp.states.wait(first, "delivered")
 
 
-def test_retries_then_gives_up(tmp_path: Path) -> None:
+def test_retries_then_gives_up(site: Site) -> None:
     down = free_port()  # nobody listens there
-    scp = start_scp(tmp_path, {"MODALITY": ("127.0.0.1", down)}, max_attempts=3,
+    scp = start_scp(site, {"MODALITY": ("127.0.0.1", down)}, max_attempts=3,
                     retry_delays=(0.05, 0.1))  # fmt: skip
     try:
         peer = Requestor(scp.port, aet="MODALITY")
@@ -564,12 +589,12 @@ class BrokenLookup:
 
 
 @pytest.mark.parametrize("stage", ["accepted", "checked"])
-def test_pending_commitments_survive_a_restart(tmp_path: Path, stage: str) -> None:
+def test_pending_commitments_survive_a_restart(site: Site, stage: str) -> None:
     """A request accepted (stage "accepted": the check itself failed; "checked": the
     destination was down) is in the database when the service closes; a new service on the
     same database resumes it and delivers the report."""
     down = free_port()
-    scp = start_scp(tmp_path, {"MODALITY": ("127.0.0.1", down)}, retry_delays=(3600,))
+    scp = start_scp(site, {"MODALITY": ("127.0.0.1", down)}, retry_delays=(3600,))
     if stage == "accepted":
         scp.service.close()
         scp.service = CommitmentService(BrokenLookup(), {}, scp.db_path, ae_title="ARCHIVE",
@@ -612,13 +637,13 @@ def test_pending_commitments_survive_a_restart(tmp_path: Path, stage: str) -> No
 
 
 def test_resume_shares_nothing_and_sends_waiting_reports_once_an_address_is_known(
-    tmp_path: Path,
+    site: Site,
 ) -> None:
     """Two services opened on one database at once (as ``qrscp --workers`` runs them): the
     pending work of a closed one is taken over by exactly one; a report that waited for lack
     of an address goes out once the address is configured."""
     down = free_port()
-    scp = start_scp(tmp_path, {"MODALITY": ("127.0.0.1", down)}, retry_delays=(3600,))
+    scp = start_scp(site, {"MODALITY": ("127.0.0.1", down)}, retry_delays=(3600,))
     listener = Listener("MODALITY")
     try:
         peer = Requestor(scp.port, aet="MODALITY")
@@ -708,8 +733,8 @@ class HundredThousand:
         return {u: self.real[u] for u in sop_instance_uids if u in self.real}
 
 
-def test_a_100k_reference_request_in_bounded_memory(tmp_path: Path) -> None:
-    scp = start_scp(tmp_path)
+def test_a_100k_reference_request_in_bounded_memory(site: Site) -> None:
+    scp = start_scp(site)
     real = {}
     for n in range(1, 8):
         uid = f"2.25.7001.1.{n}"
@@ -745,7 +770,7 @@ def test_a_100k_reference_request_in_bounded_memory(tmp_path: Path) -> None:
     peer.assoc.bind(evt.EVT_N_EVENT_REPORT, handle)
     try:
         payload = encode_request("2.25.100000", iter(items), peer.transfer_syntax,
-                                 spool_dir=str(tmp_path))  # fmt: skip
+                                 spool_dir=str(site.root))  # fmt: skip
         assert payload.is_file  # spooled, not held
         with PeakMemory() as memory:
             start = time.monotonic()
@@ -772,8 +797,8 @@ def test_a_100k_reference_request_in_bounded_memory(tmp_path: Path) -> None:
     )
 
 
-def test_max_items_is_a_resource_limitation(tmp_path: Path) -> None:
-    scp = start_scp(tmp_path, max_items=10)
+def test_max_items_is_a_resource_limitation(site: Site) -> None:
+    scp = start_scp(site, max_items=10)
     peer = Requestor(scp.port)
     try:
         txn, status = peer.commit([(CT, f"2.25.1.{n}") for n in range(11)])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -33,7 +32,9 @@ from dicomnet.archive.mpps import (
     mpps_handlers,
 )
 from dicomnet.server import Server
+from tests.archive.conftest import BACKENDS
 from tests.conftest import free_port
+from tests.pg_cluster import Cluster
 
 MPPS = MPPS_SOP_CLASS
 SSAS = 0x00400270
@@ -173,9 +174,34 @@ class MPPSServer:
         self.server.shutdown()
 
 
+#: where a test's workflow database named ``name`` lives (one per name and test)
+Where = Callable[[str], str]
+
+
+@pytest.fixture(params=BACKENDS)
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
+    """The tests run once per backend: a workflow database is a storage folder of its own
+    (``<folder>/workflow.sqlite``) or a fresh database of the session's PostgreSQL cluster."""
+    cluster: Cluster | None = (request.getfixturevalue("postgresql")
+                               if request.param == "postgresql" else None)  # fmt: skip
+    made: dict[str, str] = {}
+
+    def location(name: str = "workflow") -> str:
+        if name not in made:
+            if cluster is not None:
+                made[name] = cluster.database()
+            else:
+                folder = tmp_path / name
+                folder.mkdir()
+                made[name] = str(folder)
+        return made[name]
+
+    return location
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[MPPSStore]:
-    s = MPPSStore(tmp_path)
+def store(where: Where) -> Iterator[MPPSStore]:
+    s = MPPSStore(where("storage"))
     yield s
     s.close()
 
@@ -499,8 +525,8 @@ def test_lenient_final_state_by_default(assoc: Any, store: MPPSStore) -> None:
 
 
 @pytest.fixture
-def strict_assoc(tmp_path: Path) -> Iterator[tuple[Any, MPPSStore]]:
-    s = MPPSStore(tmp_path / "strict.sqlite", strict=True)
+def strict_assoc(where: Where) -> Iterator[tuple[Any, MPPSStore]]:
+    s = MPPSStore(where("strict"), strict=True)
     srv = MPPSServer(s)
     ae = AE(ae_title="MODALITY")
     ae.add_requested_context(MPPS)
@@ -567,12 +593,12 @@ def test_character_sets_of_create_and_set_are_combined(assoc: Any, store: MPPSSt
 # --- durability --------------------------------------------------------------------------------
 
 
-def test_steps_survive_close_and_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "storage"
-    path.mkdir()
+def test_steps_survive_close_and_reopen(where: Where) -> None:
+    path = where("storage")
     s = MPPSStore(path)
-    assert s.path == str(path / WORKFLOW_DB)
-    assert s.pragma("synchronous") == 2 and s.pragma("journal_mode") == "wal"
+    if s.backend.name == "sqlite":
+        assert s.path == os.path.join(path, WORKFLOW_DB)
+        assert s.pragma("synchronous") == 2 and s.pragma("journal_mode") == "wal"
     srv = MPPSServer(s)
     ae = AE()
     ae.add_requested_context(MPPS)
@@ -611,11 +637,12 @@ sys.stdin.read()  # until the test kills us
 """
 
 
-def test_acknowledged_step_survives_sigkill(tmp_path: Path) -> None:
+def test_acknowledged_step_survives_sigkill(where: Where) -> None:
     """The answer is sent after the commit: a server killed (SIGKILL, no close) right after
     answering has the step and its last change on disk."""
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2] / "src"))
-    proc = subprocess.Popen([sys.executable, "-c", _KILLED_SERVER, str(tmp_path)],
+    location = where("storage")
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_SERVER, location],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)  # fmt: skip
     try:
         assert proc.stdout is not None
@@ -632,14 +659,15 @@ def test_acknowledged_step_survives_sigkill(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
-    with MPPSStore(tmp_path) as s:
+    with MPPSStore(location) as s:
         assert s.get(uid).PerformedProcedureStepStatus == COMPLETED
 
 
-def test_two_stores_on_one_file_create_a_uid_once(tmp_path: Path) -> None:
-    """Two processes serving one storage folder (qrscp --workers) share the file: the UID's
-    uniqueness is the database's, not the process's."""
-    a, b = MPPSStore(tmp_path), MPPSStore(tmp_path)
+def test_two_stores_on_one_file_create_a_uid_once(where: Where) -> None:
+    """Two processes serving one storage folder (qrscp --workers), or two nodes on one
+    PostgreSQL database, share it: the UID's uniqueness is the database's, not the
+    process's."""
+    a, b = MPPSStore(where("storage")), MPPSStore(where("storage"))
     try:
         uid = generate_uid(prefix=None)
         results: list[int] = []
@@ -662,6 +690,46 @@ def test_two_stores_on_one_file_create_a_uid_once(tmp_path: Path) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_two_nodes_on_one_postgresql_database(postgresql: Cluster) -> None:
+    """Two archive nodes (one MPPSStore and server each) on one PostgreSQL database: a step
+    created through one is updated through the other, the other's N-SET after the end is
+    refused, and each node's outbox is one queue: forwarded in order, once."""
+    url = postgresql.database()
+    dest_store = MPPSStore(postgresql.database())
+    dest = MPPSServer(dest_store)
+    forward = [("MPPSSCP", "127.0.0.1", dest.port)]
+    one, two = MPPSStore(url, forward=forward), MPPSStore(url, forward=forward)
+    node1, node2 = MPPSServer(one), MPPSServer(two)
+    try:
+        ae = AE(ae_title="MODALITY")
+        ae.add_requested_context(MPPS)
+        a1 = ae.associate("127.0.0.1", node1.port, ae_title="MPPSSCP")
+        a2 = ae.associate("127.0.0.1", node2.port, ae_title="MPPSSCP")
+        status, _, uid = create(a1, step(study_uid="1.2.826.0.3.1"))
+        assert status == 0x0000
+        mod = Dataset()
+        mod.PerformedProcedureStepDescription = "on node 2"
+        assert code_of(a2.send_n_set(mod, MPPS, uid)[0]) == 0x0000
+        assert code_of(a2.send_n_set(final(), MPPS, uid)[0]) == 0x0000
+        assert code_of(a1.send_n_set(final(), MPPS, uid)[0]) == 0x0110  # ended on node 2
+        assert code_of(a2.send_n_create(step(), MPPS, uid)[0]) == 0x0111  # node 1's UID
+        a1.release()
+        a2.release()
+        for s in (one, two):
+            assert s.record(uid).status == COMPLETED  # type: ignore[union-attr]
+            assert s.get(uid).PerformedProcedureStepDescription == "on node 2"
+        assert two.find(series_uid="1.2.826.0.1.2")[0].sop_instance_uid == uid
+        assert one.flush_forwards() == 0 and two.flush_forwards() == 0
+        assert dest.wait_calls(3) == ["EVT_N_CREATE", "EVT_N_SET", "EVT_N_SET"]
+        assert dest_store.record(uid).status == COMPLETED  # type: ignore[union-attr]
+        assert one.failed_forwards() == []
+    finally:
+        for srv in (node1, node2, dest):
+            srv.stop()
+        for s in (one, two, dest_store):
+            s.close()
 
 
 # --- queries -----------------------------------------------------------------------------------
@@ -695,10 +763,10 @@ def test_queries(assoc: Any, store: MPPSStore) -> None:
 # --- forwarding --------------------------------------------------------------------------------
 
 
-def test_forwarding_delivers_in_order(tmp_path: Path) -> None:
-    dest_store = MPPSStore(tmp_path / "dest.sqlite")
+def test_forwarding_delivers_in_order(where: Where) -> None:
+    dest_store = MPPSStore(where("dest"))
     dest = MPPSServer(dest_store)
-    src_store = MPPSStore(tmp_path / "src.sqlite", forward=[("MPPSSCP", "127.0.0.1", dest.port)],
+    src_store = MPPSStore(where("src"), forward=[("MPPSSCP", "127.0.0.1", dest.port)],
                           ae_title="ARCHIVE")  # fmt: skip
     src = MPPSServer(src_store)
     try:
@@ -726,11 +794,11 @@ def test_forwarding_delivers_in_order(tmp_path: Path) -> None:
         dest_store.close()
 
 
-def test_forwarding_keeps_and_retries_while_destination_is_down(tmp_path: Path) -> None:
+def test_forwarding_keeps_and_retries_while_destination_is_down(where: Where) -> None:
     port = free_port()  # nothing listens there yet
-    src_store = MPPSStore(tmp_path / "src.sqlite", forward=[("MPPSSCP", "127.0.0.1", port)])
+    src_store = MPPSStore(where("src"), forward=[("MPPSSCP", "127.0.0.1", port)])
     src = MPPSServer(src_store)
-    dest_store = MPPSStore(tmp_path / "dest.sqlite")
+    dest_store = MPPSStore(where("dest"))
     dest: MPPSServer | None = None
     try:
         ae = AE()
@@ -740,8 +808,7 @@ def test_forwarding_keeps_and_retries_while_destination_is_down(tmp_path: Path) 
         # the answer does not wait for forwarding; the destination is down: the row stays
         assert src_store.flush_forwards() == 1
         assert src_store.pending_forwards() == [(f"MPPSSCP@127.0.0.1:{port}", uid, "create")]
-        with sqlite3.connect(src_store.path) as db:
-            attempts, error = db.execute("SELECT attempts, last_error FROM mpps_outbox").fetchone()
+        [(attempts, error)] = src_store.backend.fetch("SELECT attempts, last_error FROM mpps_outbox")
         assert attempts >= 1 and "association" in error
 
         dest = MPPSServer(dest_store, port=port)
@@ -759,15 +826,15 @@ def test_forwarding_keeps_and_retries_while_destination_is_down(tmp_path: Path) 
         dest_store.close()
 
 
-def test_forwarding_sets_refusals_aside(tmp_path: Path) -> None:
+def test_forwarding_sets_refusals_aside(where: Where) -> None:
     """A destination's failure status is final for that request: marked failed, the queue goes
     on. A duplicate N-CREATE (0111H) counts as delivered."""
-    dest_store = MPPSStore(tmp_path / "dest.sqlite")
+    dest_store = MPPSStore(where("dest"))
     dest = MPPSServer(dest_store)
     uid = generate_uid(prefix=None)
     dest_store.create(uid, step())  # the destination already has the step, and closed it
     dest_store.update(uid, final(DISCONTINUED))
-    src_store = MPPSStore(tmp_path / "src.sqlite", forward=[("MPPSSCP", "127.0.0.1", dest.port)])
+    src_store = MPPSStore(where("src"), forward=[("MPPSSCP", "127.0.0.1", dest.port)])
     src = MPPSServer(src_store)
     try:
         ae = AE()
@@ -791,16 +858,16 @@ def test_forwarding_sets_refusals_aside(tmp_path: Path) -> None:
         dest_store.close()
 
 
-def test_pending_rows_are_sent_at_the_next_start(tmp_path: Path) -> None:
+def test_pending_rows_are_sent_at_the_next_start(where: Where) -> None:
     port = free_port()
-    s = MPPSStore(tmp_path / "src.sqlite", forward=[("MPPSSCP", "127.0.0.1", port)])
+    s = MPPSStore(where("src"), forward=[("MPPSSCP", "127.0.0.1", port)])
     uid = generate_uid(prefix=None)
     s.create(uid, step())
     assert s.flush_forwards() == 1
     s.close()
-    dest_store = MPPSStore(tmp_path / "dest.sqlite")
+    dest_store = MPPSStore(where("dest"))
     dest = MPPSServer(dest_store, port=port)
-    again = MPPSStore(tmp_path / "src.sqlite", forward=[("MPPSSCP", "127.0.0.1", port)])
+    again = MPPSStore(where("src"), forward=[("MPPSSCP", "127.0.0.1", port)])
     try:
         assert dest.wait_calls(1) == ["EVT_N_CREATE"]  # the start is an event
         assert dest_store.get(uid).PerformedProcedureStepStatus == IN_PROGRESS

@@ -192,3 +192,44 @@ def test_node_killed_mid_store_loses_nothing_acknowledged(nodes: Nodes, tmp_path
     assert received == found  # whatever is indexed can be sent
     # a's spool holds nothing from before the kill
     assert os.listdir(tmp_path / "shared" / ".tmp" / "a") == []
+
+
+def test_mpps_and_commitment_state_is_shared_by_the_nodes(nodes: Nodes) -> None:
+    """qrscp --mpps --commitment on two nodes: the state lives in the PostgreSQL index's
+    database (no STORAGE/workflow.sqlite); a step created through node a is completed through
+    node b, then refused by a; a commitment asked of b covers what a stored."""
+    import sys
+
+    from pydicom.data import get_testdata_file
+
+    from dicomnet.archive.mpps import MPPSStore
+
+    a = nodes.start("a", ["--mpps", "--commitment"])
+    b = nodes.start("b", ["--mpps", "--commitment"])
+
+    def mppsscu(node: Server, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "dicomnet.cli.main", "mppsscu", "-aec",
+                               node.aet, "127.0.0.1", str(node.port), *args],
+                              capture_output=True, text=True, timeout=60, env=env())  # fmt: skip
+
+    created = mppsscu(a, "create", "-q", "-k", "PatientID=P77")
+    assert created.returncode == 0, created.stderr
+    uid = created.stdout.strip().splitlines()[-1]
+    done = mppsscu(b, "complete", uid)
+    assert done.returncode == 0, done.stderr
+    again = mppsscu(a, "set", uid, "-k", "PerformedProcedureStepDescription=late")
+    assert again.returncode == 1 and "0x0110" in (again.stdout + again.stderr)
+    assert not (nodes.storage / "workflow.sqlite").exists()
+    with MPPSStore(nodes.db) as store:
+        assert store.get(uid).PerformedProcedureStepStatus == "COMPLETED"
+
+    stored = str(get_testdata_file("CT_small.dcm"))
+    put = _dcmtk("storescu", "-aec", a.aet, "127.0.0.1", str(a.port), stored)
+    assert put.returncode == 0, put.stderr
+    commit = subprocess.run([sys.executable, "-m", "dicomnet.cli.main", "stgcmtscu", "-aet",
+                             "STGCMTSCU", "-aec", b.aet, "127.0.0.1", str(b.port), stored],
+                            capture_output=True, text=True, timeout=90, env=env())  # fmt: skip
+    assert commit.returncode == 0, commit.stdout + commit.stderr
+    assert "committed" in commit.stdout
+    [(state, count)] = _index_rows(nodes.db, "SELECT state, item_count FROM commitment")
+    assert (state, count) == ("delivered", 1)

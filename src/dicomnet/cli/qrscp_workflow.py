@@ -9,11 +9,16 @@ contexts to accept, handlers to bind, and something to close at shutdown:
 * ``--worklist DIR``: Modality Worklist Information Model - FIND (PS3.4 K) from the DICOM /
   DICOM JSON files in DIR (:mod:`dicomnet.archive.worklist`). The archive's C-FIND handler
   already answers Q/R; C-FIND requests are routed by their Affected SOP Class UID.
-* ``--mpps``: Modality Performed Procedure Step SCP (PS3.4 F, :mod:`dicomnet.archive.mpps`),
-  kept in the storage folder's ``workflow.sqlite``; ``--mpps-forward`` forwards each step.
+* ``--mpps``: Modality Performed Procedure Step SCP (PS3.4 F, :mod:`dicomnet.archive.mpps`);
+  ``--mpps-forward`` forwards each step.
 * ``--commitment``: Storage Commitment Push Model SCP (PS3.4 J,
   :mod:`dicomnet.archive.commitment`); reports go back on the association or, once it is
   gone, to the requestor's address from the known destinations.
+
+Where their state lives (:func:`workflow_location`): with a SQLite index, in the storage
+folder's ``workflow.sqlite``; with a PostgreSQL index (archive nodes), in that same database,
+in tables of their own -- every node serves MPPS and storage commitment on one shared state
+(:mod:`dicomnet.archive.workflow_db`). A node spools its commitment reports in its own folder.
 * ``--ian AET=HOST:PORT``: Instance Availability Notification SCU (PS3.4 R,
   :mod:`dicomnet.archive.ian`): a study quiet for ``--ian-quiet`` seconds is announced.
 """
@@ -36,7 +41,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("dicomnet.qrscp")
 
-__all__ = ["Workflow", "add_options", "start"]
+__all__ = ["Workflow", "add_options", "start", "workflow_location"]
 
 HandlerList = list[tuple["EventType", Callable[["Event"], object]]]
 
@@ -52,7 +57,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--mpps", action="store_true",
         help="Modality Performed Procedure Step SCP (PS3.4 F): steps kept in "
-        "STORAGE/workflow.sqlite",
+        "STORAGE/workflow.sqlite, or in the --db PostgreSQL database",
     )  # fmt: skip
     group.add_argument(
         "--mpps-forward", action="append", type=parse_destination, default=[],
@@ -67,7 +72,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--commitment", action="store_true",
         help="Storage Commitment Push Model SCP (PS3.4 J): requests kept in "
-        "STORAGE/workflow.sqlite; reports on the request's association, else to the "
+        "STORAGE/workflow.sqlite, or in the --db PostgreSQL database; reports on the "
+        "request's association, else to the "
         "requestor's --destination / [[peer]] port",
     )  # fmt: skip
     group.add_argument(
@@ -120,6 +126,18 @@ def _by_sop_class(
     return route
 
 
+def workflow_location(archive: Archive) -> str:
+    """Where the workflow services of ``archive`` keep their state (see the module docstring):
+    the PostgreSQL index's URL, or ``STORAGE/workflow.sqlite``."""
+    # lazy: the archive's backends, only with --mpps / --commitment
+    from dicomnet.archive.backend import is_postgres
+    from dicomnet.archive.workflow_db import workflow_path
+
+    if is_postgres(archive.db_path):
+        return archive.db_path
+    return workflow_path(archive.files.root)
+
+
 class Workflow:
     """The workflow services started for one qrscp process."""
 
@@ -138,12 +156,6 @@ class Workflow:
 def start(args: argparse.Namespace, archive: Archive, ae: Settings) -> Workflow:
     """Start what the options ask for; the caller binds ``handlers`` and calls ``close()``."""
     flow = Workflow()
-    if archive.node and (args.mpps or args.mpps_forward or args.commitment):
-        # MPPS steps and commitment requests live in STORAGE/workflow.sqlite: one host's
-        # SQLite file, not a database nodes on several hosts can share safely
-        LOG.warning("node %s: MPPS and storage commitment state is kept in %s; serve them "
-                    "from one node only", archive.node,
-                    os.path.join(archive.files.root, "workflow.sqlite"))  # fmt: skip
     if args.worklist:
         # lazy: only with --worklist
         from dicomnet import events as evt
@@ -159,7 +171,7 @@ def start(args: argparse.Namespace, archive: Archive, ae: Settings) -> Workflow:
         # lazy: only with --mpps
         from dicomnet.archive.mpps import MPPS_SOP_CLASS, MPPSStore, mpps_handlers
 
-        mpps = MPPSStore(archive.files.root, forward=args.mpps_forward, ae_title=args.aet,
+        mpps = MPPSStore(workflow_location(archive), forward=args.mpps_forward, ae_title=args.aet,
                          strict=args.mpps_strict, durable=archive.durability == "safe")  # fmt: skip
         flow._closers.append(mpps.close)
         flow.handlers += mpps_handlers(mpps)
@@ -171,11 +183,10 @@ def start(args: argparse.Namespace, archive: Archive, ae: Settings) -> Workflow:
         # lazy: only with --commitment
         from dicomnet.archive.commitment import SOP_CLASS as COMMITMENT
         from dicomnet.archive.commitment import CommitmentService
-        from dicomnet.archive.workflow_db import workflow_path
 
         commitment = CommitmentService(
             archive.index, archive.destinations,
-            workflow_path(archive.files.root), ae_title=args.aet,
+            workflow_location(archive), ae_title=args.aet, spool_dir=archive.state_dir,
             settings=ae, retrieve_ae_title=args.aet, max_attempts=args.commitment_attempts,
         )  # fmt: skip
         flow._closers.append(commitment.close)

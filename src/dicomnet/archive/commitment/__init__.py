@@ -14,8 +14,9 @@ imports only those before it):
   both, spooled to a file when large;
 * :mod:`~dicomnet.archive.commitment.check`: the archive as the check sees it (what is
   stored, :class:`InstanceLookup`), the per-instance verdict and the Failure Reasons;
-* :mod:`~dicomnet.archive.commitment.store`: ``workflow.sqlite``, the commitments and their
-  references, ownership of pending work across processes and restarts;
+* :mod:`~dicomnet.archive.commitment.store`: the commitments and their references in the
+  workflow database (``workflow.sqlite`` or the nodes' PostgreSQL database), ownership of
+  pending work across processes, nodes and restarts;
 * :mod:`~dicomnet.archive.commitment.event_report`: the N-EVENT-REPORT sent as the SCP
   (:func:`send_event_report`), and waiting for our N-ACTION-RSP on the request's association;
 * :mod:`~dicomnet.archive.commitment.service`: :class:`CommitmentService` -- the N-ACTION

@@ -9,8 +9,9 @@ instance (PS3.4 J.3.5), to take responsibility for the SOP Instances it lists (P
 J.3-1). The answer comes in two parts:
 
 1. **The N-ACTION-RSP, at once** (PS3.4 J.3.2.1.3). The Action Information is read as a stream
-   (:mod:`~dicomnet.archive.commitment.codec`) into ``workflow.sqlite``
-   (:mod:`~dicomnet.archive.commitment.store`) in one transaction committed *before* the
+   (:mod:`~dicomnet.archive.commitment.codec`) into the workflow database -- ``workflow.sqlite``,
+   or the index's PostgreSQL database (:mod:`~dicomnet.archive.commitment.store`) -- in one
+   transaction committed *before* the
    response: once we said Success, a crash or a restart cannot lose the request. A malformed
    request is refused and nothing is kept (PS3.4 J.3.2.1.3: "a failure status conveys that the
    SCP is not processing the request"; the statuses are PS3.7 Annex C's): a missing Transaction
@@ -43,7 +44,11 @@ commitment.
 
 Pending work survives a restart: every state change is written to the database first, and
 :meth:`CommitmentService.resume` picks up what an earlier run left (accepted and not yet
-checked, checked and not yet delivered) and no other live service owns.
+checked, checked and not yet delivered) and no other live service owns. On a database that
+archive nodes share (PostgreSQL), the timer also adopts, every ``adopt_every`` seconds, the
+pending work of services that are gone (a node killed, or whose host died: see
+:mod:`~dicomnet.archive.commitment.store` for how a gone owner is recognized and why each
+commitment is taken by exactly one service).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ import contextlib
 import heapq
 import logging
 import os
+import tempfile
 import threading
 import time
 import weakref
@@ -96,6 +102,7 @@ if TYPE_CHECKING:
 
     from pydicom.dataset import Dataset
 
+    from dicomnet.archive.workflow_db import WorkflowLocation
     from dicomnet.datasource import DataSource
     from dicomnet.events import Event, EventType
     from dicomnet.settings import Settings
@@ -142,7 +149,8 @@ class CommitmentService:
     :class:`~dicomnet.archive.commitment.check.InstanceLookup`, or an object with
     ``get_instance``); ``destinations``: {AE title: (host, port)} of requestors, read when a
     report must go out on a new association (the mapping is kept, not copied: changes apply);
-    ``db_path``: the workflow database.
+    ``db_path``: the workflow database -- a SQLite file, a ``postgresql://`` URL, or an open
+    :class:`~dicomnet.archive.backend.Backend` (used, not closed).
     ``ae_title``: our calling AE title on those associations, with the timeouts and Maximum
     Length of ``settings`` (the server's AE) when given, and ``ssl_context`` for TLS.
     ``retrieve_ae_title``: put in every report as (0008,0054), where the instances can be
@@ -151,13 +159,16 @@ class CommitmentService:
     ``keep_done``: seconds a delivered transaction's UID is remembered (duplicates: 0131H).
     ``on_state``: called as ``on_state(transaction UID, state, detail)`` after each change
     (accepted, checked, delivered, waiting, retry, failed), e.g. for an audit trail.
+    ``spool_dir``: where reports are spooled (default: the SQLite file's folder, else the
+    system's temporary folder). ``adopt_every``: on a database shared by nodes (PostgreSQL),
+    seconds between two adoptions of the work of gone services (None: at :meth:`resume` only).
     """
 
     def __init__(
         self,
         index: object,
         destinations: Mapping[str, tuple[str, int]],
-        db_path: str | os.PathLike[str],
+        db_path: WorkflowLocation,
         *,
         ae_title: str = "DICOMNET",
         settings: Settings | None = None,
@@ -173,6 +184,7 @@ class CommitmentService:
         supported_class: Callable[[str], bool] | None = None,
         spool_dir: str | None = None,
         on_state: Callable[[str, str, str | None], None] | None = None,
+        adopt_every: float | None = 60.0,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -180,7 +192,6 @@ class CommitmentService:
             raise ValueError("retry_delays must be non-negative seconds, at least one")
         self._lookup = instance_lookup(index)
         self.destinations = destinations
-        self.db_path = os.fspath(db_path)
         self.ae_title = ae_title
         self.retrieve_ae_title = retrieve_ae_title
         self.max_attempts = max_attempts
@@ -189,7 +200,6 @@ class CommitmentService:
         self.response_wait = response_wait
         self.max_items = max_items
         self.keep_done = keep_done
-        self.spool_dir = spool_dir or os.path.dirname(os.path.abspath(self.db_path))
         self._supported = supported_class or storage_class_check()
         self._ssl_context = ssl_context
         self._on_state = on_state
@@ -203,9 +213,24 @@ class CommitmentService:
             # system's TCP connect timeout of minutes: the retry schedule takes over
             self._ae.connection_timeout = DEFAULT_CONNECT_TIMEOUT
         self._ae.add_requested_context(SOP_CLASS, list(REPORT_SYNTAXES))
+        self._db = Workflow(db_path)
+        #: where the state is: the SQLite file, or which database
+        self.db_path = self._db.path
+        if spool_dir is None:
+            spool_dir = (tempfile.gettempdir() if self._db.shared
+                         else os.path.dirname(os.path.abspath(self._db.path)))  # fmt: skip
+        self.spool_dir = spool_dir
         remove_stale_spool_files(self.spool_dir)
-        self._db = Workflow(self.db_path)
-        self._owner = new_owner()
+        self._owner = new_owner(host=self._db.shared)
+        try:
+            self._lease = self._db.hold(self._owner)
+        except BaseException:
+            release_owner(self._owner)
+            self._db.close()
+            raise
+        self._adopt_every = adopt_every if self._db.shared else None
+        self._next_adopt = (None if self._adopt_every is None
+                            else time.monotonic() + self._adopt_every)  # fmt: skip
         self._cond = threading.Condition()
         self._due: list[tuple[float, int]] = []  # (monotonic deadline, commitment id) heap
         self._busy: set[int] = set()
@@ -235,6 +260,14 @@ class CommitmentService:
         purged = self._db.purge(time.time() - self.keep_done)
         if purged:
             LOG.info("storage commitment: %d delivered transaction(s) forgotten", purged)
+        n = self.adopt()
+        if n:
+            LOG.info("storage commitment: %d pending report(s) resumed", n)
+        return n
+
+    def adopt(self) -> int:
+        """Take over and send the pending work of services that are gone (see the module
+        docstring); how many commitments were taken."""
         n = 0
         for cid, state, aet in self._db.claim(self._owner):
             if state == "waiting":
@@ -243,8 +276,6 @@ class CommitmentService:
                 self._db.set_state(cid, "checked")
             self._submit(cid)
             n += 1
-        if n:
-            LOG.info("storage commitment: %d pending report(s) resumed", n)
         return n
 
     def close(self) -> None:
@@ -259,10 +290,17 @@ class CommitmentService:
         self._timer.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
         release_owner(self._owner)
+        if self._lease is not None:
+            self._lease.close()  # another service may take what is left over now
         for live in list(self._live.values()):
             live.unbind()
         self._live.clear()
         self._db.close()
+
+    @property
+    def owner(self) -> str:
+        """This service's owner token (the ``owner`` of the commitments it handles)."""
+        return self._owner
 
     def __enter__(self) -> CommitmentService:
         return self
@@ -370,6 +408,9 @@ class CommitmentService:
         try:
             row = self._db.row(cid)
             if row is None or row.state not in PENDING:
+                return
+            if row.owner != self._owner:
+                LOG.warning("storage commitment %d is owned by %s now; left to it", cid, row.owner)
                 return
             if row.state == "accepted":
                 failed = self._check(cid)
@@ -563,19 +604,39 @@ class CommitmentService:
 
     def _run_timer(self) -> None:
         """Hand each retry to the pool at its deadline: one condition wait until the earliest
-        one (or new work, or close) -- no sleep, no polling."""
+        one (or new work, or close) -- no sleep, no polling; and the adoption of gone services'
+        work every ``adopt_every`` seconds (a shared database only)."""
         with self._cond:
             while not self._closed:
                 now = time.monotonic()
                 due = []
                 while self._due and self._due[0][0] <= now:
                     due.append(heapq.heappop(self._due)[1])
-                if due:
+                adopt = self._next_adopt is not None and self._next_adopt <= now
+                if adopt and self._adopt_every is not None:
+                    self._next_adopt = now + self._adopt_every
+                if due or adopt:
                     self._cond.release()
                     try:
                         for cid in due:
                             self._submit(cid)
+                        if adopt:
+                            with contextlib.suppress(RuntimeError):  # shut down meanwhile
+                                self._pool.submit(self._adopt_quietly)
                     finally:
                         self._cond.acquire()
                     continue
-                self._cond.wait(self._due[0][0] - now if self._due else None)
+                deadlines = [d for d in (self._due[0][0] if self._due else None,
+                                         self._next_adopt) if d is not None]  # fmt: skip
+                self._cond.wait(min(deadlines) - now if deadlines else None)
+
+    def _adopt_quietly(self) -> None:
+        if self._closed:
+            return
+        try:
+            n = self.adopt()
+        except Exception:  # the database unavailable: the next round tries again
+            LOG.exception("storage commitment: adopting the work of gone services failed")
+            return
+        if n:
+            LOG.warning("storage commitment: %d pending report(s) of gone services adopted", n)

@@ -7,8 +7,8 @@ A modality reports the work it does as a *performed procedure step* (PS3.4 F.1):
 the step with N-CREATE when it starts (Performed Procedure Step Status "IN PROGRESS"), updates
 it with N-SET while it works, and ends it with an N-SET to "COMPLETED" or "DISCONTINUED"
 (PS3.4 Table F.1-4). A step in one of those two final states can no longer be changed.
-:class:`MPPSStore` keeps the steps in ``<storage>/workflow.sqlite``, each request checked and
-committed to disk before it is answered; :func:`mpps_handlers` serves it to an AE.
+:class:`MPPSStore` keeps the steps in ``<storage>/workflow.sqlite`` (or the PostgreSQL database
+archive nodes share), each request checked and committed to disk before it is answered; :func:`mpps_handlers` serves it to an AE.
 
 The modules, from the bottom up (each imports only those before it):
 

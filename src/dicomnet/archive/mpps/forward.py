@@ -1,5 +1,5 @@
-"""Forwarding of accepted N-CREATE/N-SET requests to other MPPS SCPs: the outbox table in
-``workflow.sqlite`` and the one background thread that sends it.
+"""Forwarding of accepted N-CREATE/N-SET requests to other MPPS SCPs: the outbox table in the
+workflow database and the one background thread that sends it.
 
 Theory of operation
 -------------------
@@ -12,28 +12,30 @@ next start, or :meth:`MPPSStore.flush_forwards`). A destination that answers a f
 gets the row marked failed (``failed_status``; kept for a person to look at) and the next row is
 sent: a refusal does not become a success by repeating it. A duplicate N-CREATE (0111H) counts as
 delivered: it is the answer to our own earlier attempt whose response was lost. Rows are sent
-at least once; a file lock beside the database makes processes sharing it take turns.
+at least once; processes sharing the database take turns (a lock held for a whole sending
+round: a file lock beside a SQLite file, a session advisory lock on PostgreSQL -- see
+:func:`~dicomnet.archive.workflow_db.exclusive`), so a row is not sent by two at once, and the
+outbox is one table ordered by its key: an N-SET is queued after its step's N-CREATE committed,
+so it follows it whichever node received either.
 
 :class:`~dicomnet.archive.mpps.store.MPPSStore` owns the database and its transactions: it
 calls :func:`queue` inside the transaction of each accepted request, and gives :class:`Outbox`
 (the reads and updates of the ``mpps_outbox`` rows) its own read and transaction functions, so
-every statement here runs on the store's connection under the store's lock. This module never
-imports the store.
+every statement here runs on the store's database. This module never imports the store.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from pydicom.dataset import Dataset
 
 from dicomnet.ae import AE
+from dicomnet.archive.backend import Connection
 from dicomnet.archive.mpps.attributes import dumps
 from dicomnet.archive.mpps.rules import MPPS_SOP_CLASS
 from dicomnet.dimse.status import Category, Status, category
@@ -45,8 +47,10 @@ Destination = tuple[str, str, int]
 
 #: The store's query function: (SQL, parameters) -> rows.
 Reader = Callable[[str, Sequence[object]], list[Any]]
-#: The store's transaction: a ``BEGIN IMMEDIATE`` ... ``COMMIT`` around the block.
-Transaction = Callable[[], AbstractContextManager[sqlite3.Connection]]
+#: The store's transaction: a write transaction around the block.
+Transaction = Callable[[], AbstractContextManager[Connection]]
+#: The turn of this process among those sharing the database: held around a sending round.
+Turn = Callable[[], AbstractContextManager[None]]
 
 
 def destination_key(destination: Destination) -> str:
@@ -54,7 +58,7 @@ def destination_key(destination: Destination) -> str:
     return f"{aet}@{host}:{port}"
 
 
-def queue(conn: sqlite3.Connection, destinations: Sequence[Destination], uid: str,
+def queue(conn: Connection, destinations: Sequence[Destination], uid: str,
           operation: str, doc: dict[str, Any], now: float) -> None:  # fmt: skip
     """One outbox row per destination for an accepted request, in the request's transaction
     ``conn``."""
@@ -69,7 +73,7 @@ def queue(conn: sqlite3.Connection, destinations: Sequence[Destination], uid: st
 
 
 class Outbox:
-    """The ``mpps_outbox`` rows, read and changed through the store's connection."""
+    """The ``mpps_outbox`` rows, read and changed through the store's database."""
 
     def __init__(self, read: Reader, transaction: Transaction) -> None:
         self._read = read
@@ -115,13 +119,13 @@ class Outbox:
 
 class Forwarder:
     """The background sender of the outbox (see the module docstring): one thread, woken by an
-    event after each commit; :meth:`drain` is also callable from any thread. ``path``: the
-    database file (the file lock is ``<path>.forward.lock``)."""
+    event after each commit; :meth:`drain` is also callable from any thread. ``turn``: held
+    around each sending round (see the module docstring)."""
 
-    def __init__(self, outbox: Outbox, *, path: str, destinations: Sequence[Destination],
+    def __init__(self, outbox: Outbox, *, turn: Turn, destinations: Sequence[Destination],
                  ae_title: str) -> None:  # fmt: skip
         self.outbox = outbox
-        self.path = path
+        self._turn = turn
         self.destinations = tuple(destinations)
         self._wake = threading.Event()
         self._stopping = False
@@ -159,7 +163,7 @@ class Forwarder:
                 LOG.exception("MPPS forwarding failed")
 
     def drain(self) -> None:
-        with self._drain_lock, _file_lock(self.path + ".forward.lock"):
+        with self._drain_lock, self._turn():
             for destination in self.destinations:
                 if self._stopping:
                     return
@@ -206,20 +210,3 @@ class Forwarder:
         finally:
             if assoc.is_established:
                 assoc.release()
-
-
-@contextmanager
-def _file_lock(path: str) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` (processes sharing the database take turns)."""
-    try:
-        # lazy: POSIX only; elsewhere one process is all there is to order
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing drops the lock

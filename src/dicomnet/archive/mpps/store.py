@@ -1,18 +1,23 @@
-"""The performed procedure steps of one archive, kept durably in SQLite and queryable:
-:class:`MPPSStore`, the N-CREATE and N-SET it applies, and its listings.
+"""The performed procedure steps of one archive, kept durably and queryable: :class:`MPPSStore`,
+the N-CREATE and N-SET it applies, and its listings.
 
 Theory of operation
 -------------------
-:class:`MPPSStore` keeps the steps in a SQLite file of their own, normally
-``<storage>/workflow.sqlite`` beside the archive's index (table ``mpps``: SOP Instance UID,
+:class:`MPPSStore` keeps the steps in the archive's workflow database
+(:mod:`~dicomnet.archive.workflow_db`): normally a SQLite file, ``<storage>/workflow.sqlite``
+beside the archive's index, or the index's own PostgreSQL database when archive nodes share it
+(table ``mpps``: SOP Instance UID,
 status, the key identifiers, the time it was created, last updated and ended, and every
 attribute as a DICOM JSON Model object, PS3.18 F.2; tables ``mpps_study``/``mpps_series``: the
 Study Instance UIDs of the Scheduled Step Attributes Sequence and the Series Instance UIDs of
-the Performed Series Sequence, which link a step to the studies it belongs to). Each request is checked and written in one
-``BEGIN IMMEDIATE`` transaction on a WAL database with ``synchronous=FULL``: the response is
-sent only after the commit reached the disk, so a step that was acknowledged survives a power
-loss, and two processes serving the same storage folder (``qrscp --workers``) cannot both
-create one UID or both update one step.
+the Performed Series Sequence, which link a step to the studies it belongs to). Each request
+is checked and written in one transaction (SQLite: ``BEGIN IMMEDIATE`` on a WAL database with
+``synchronous=FULL``): the response is sent only after the commit reached the disk, so a step
+that was acknowledged survives a power loss. Processes sharing the database (``qrscp
+--workers``, or nodes on one PostgreSQL database) cannot both create one UID -- the insert is
+``ON CONFLICT DO NOTHING RETURNING``, and no returned row is the duplicate -- nor both update
+one step: an N-SET first takes the step's lock (:meth:`~dicomnet.archive.backend.Backend.lock_key`
+on PostgreSQL; SQLite's writer is single already), then reads it.
 
 :meth:`MPPSStore.create` and :meth:`MPPSStore.update` run the checks of
 :mod:`~dicomnet.archive.mpps.rules` and, in the transaction, those that need the stored step (a
@@ -27,9 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sqlite3
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +41,8 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from dicomnet.archive.backend import Backend, Connection
+from dicomnet.archive.models import IndexUnavailableError
 from dicomnet.archive.mpps.attributes import (
     dumps,
     element_text,
@@ -67,18 +71,22 @@ from dicomnet.archive.mpps.rules import (
     check_set,
     check_sop_common,
 )
-from dicomnet.archive.workflow_db import WORKFLOW_DB, connect
+from dicomnet.archive.workflow_db import (
+    WorkflowLocation,
+    create_tables,
+    exclusive,
+    location_text,
+    open_workflow,
+)
 from dicomnet.dimse.status import Status
 from dicomnet.uid import is_valid_uid
 
 #: The logger of the old single module, shared by the package's modules.
 LOG = logging.getLogger("dicomnet.archive.mpps")
 
-#: File name of the workflow database inside the archive's storage folder.
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS mpps_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS mpps (
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS mpps_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS mpps (
     sop_instance_uid TEXT PRIMARY KEY,
     status TEXT NOT NULL,
     pps_id TEXT NOT NULL DEFAULT '',
@@ -90,21 +98,21 @@ CREATE TABLE IF NOT EXISTS mpps (
     updated_at REAL NOT NULL,
     ended_at REAL,
     attributes TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS mpps_status_ix ON mpps(status);
-CREATE TABLE IF NOT EXISTS mpps_study (
+)""",
+    "CREATE INDEX IF NOT EXISTS mpps_status_ix ON mpps(status)",
+    """CREATE TABLE IF NOT EXISTS mpps_study (
     study_uid TEXT NOT NULL,
     sop_instance_uid TEXT NOT NULL,
     PRIMARY KEY (study_uid, sop_instance_uid)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS mpps_study_step_ix ON mpps_study(sop_instance_uid);
-CREATE TABLE IF NOT EXISTS mpps_series (
+) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS mpps_study_step_ix ON mpps_study(sop_instance_uid)",
+    """CREATE TABLE IF NOT EXISTS mpps_series (
     series_uid TEXT NOT NULL,
     sop_instance_uid TEXT NOT NULL,
     PRIMARY KEY (series_uid, sop_instance_uid)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS mpps_series_step_ix ON mpps_series(sop_instance_uid);
-CREATE TABLE IF NOT EXISTS mpps_outbox (
+) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS mpps_series_step_ix ON mpps_series(sop_instance_uid)",
+    """CREATE TABLE IF NOT EXISTS mpps_outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     destination TEXT NOT NULL,
     sop_instance_uid TEXT NOT NULL,
@@ -114,10 +122,10 @@ CREATE TABLE IF NOT EXISTS mpps_outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT NOT NULL DEFAULT '',
     failed_status INTEGER
-);
-CREATE INDEX IF NOT EXISTS mpps_outbox_dest_ix ON mpps_outbox(destination, failed_status, id);
-INSERT OR IGNORE INTO mpps_meta (key, value) VALUES ('schema', '1');
-"""
+)""",
+    "CREATE INDEX IF NOT EXISTS mpps_outbox_dest_ix ON mpps_outbox(destination, failed_status, id)",
+    "INSERT INTO mpps_meta (key, value) VALUES ('schema', '1') ON CONFLICT (key) DO NOTHING",
+)
 
 _STEP_COLUMNS = (
     "m.sop_instance_uid, m.status, m.pps_id, m.station_ae_title, m.modality, m.patient_id, "
@@ -150,7 +158,9 @@ class StepRecord:
 class MPPSStore:
     """The performed procedure steps of one archive (see the module docstring).
 
-    ``path``: the SQLite file, or a directory (then ``<path>/workflow.sqlite``). ``forward``:
+    ``path``: the SQLite file, or a directory (then ``<path>/workflow.sqlite``), or a
+    ``postgresql://`` URL, or an open :class:`~dicomnet.archive.backend.Backend` (used, not
+    closed: see :mod:`~dicomnet.archive.workflow_db`). ``forward``:
     (AE title, host, port) of SCPs each accepted request is forwarded to, with ``ae_title`` as
     our calling AE title. ``strict``: also enforce the SCU's type 2 and Final State
     requirements. ``durable`` (default): ``synchronous=FULL``, a commit is on disk before the
@@ -159,7 +169,7 @@ class MPPSStore:
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: WorkflowLocation,
         *,
         forward: Iterable[Destination] = (),
         ae_title: str = "DICOMNET",
@@ -167,31 +177,30 @@ class MPPSStore:
         durable: bool = True,
         timeout: float = 30.0,
     ) -> None:
-        path = os.fspath(path)
-        if os.path.isdir(path):
-            path = os.path.join(path, WORKFLOW_DB)
-        self.path = path
         self.strict = strict
         self.durable = durable
         self.ae_title = ae_title
         self.destinations: tuple[Destination, ...] = tuple(
             (str(aet).strip(), str(host), int(port)) for aet, host, port in forward
         )
-        self._lock = threading.Lock()
         self._closed = False
-        new = not os.path.exists(path)
-        self._conn = connect(path, durable=durable, timeout=timeout)
+        #: the database of the steps (see :mod:`~dicomnet.archive.workflow_db`)
+        self.backend: Backend
+        self.backend, self._owned = open_workflow(path, durable=durable, timeout=timeout)
+        #: where the steps are: the SQLite file, or which database
+        self.path = location_text(self.backend)
+        self._errors: tuple[type[Exception], ...] = (*self.backend.errors, IndexUnavailableError)
         try:
-            self._conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+            create_tables(self.backend, _SCHEMA)
         except BaseException:
-            self._conn.close()
+            if self._owned:
+                self.backend.close()
             raise
-        if new and durable:
-            _fsync_directory(os.path.dirname(os.path.abspath(path)))
         self._outbox = Outbox(self._read, self._transaction)
         self._forwarder: Forwarder | None = None
         if self.destinations:
-            self._forwarder = Forwarder(self._outbox, path=self.path,
+            backend = self.backend
+            self._forwarder = Forwarder(self._outbox, turn=lambda: exclusive(backend, "forward"),
                                         destinations=self.destinations,
                                         ae_title=self.ae_title)  # fmt: skip
             self._forwarder.start()
@@ -205,9 +214,9 @@ class MPPSStore:
             return
         if self._forwarder is not None:
             self._forwarder.stop()
-        with self._lock:
-            self._closed = True
-            self._conn.close()
+        self._closed = True
+        if self._owned:
+            self.backend.close()
 
     def __enter__(self) -> MPPSStore:
         return self
@@ -216,33 +225,25 @@ class MPPSStore:
         self.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction (the write lock, across processes too)."""
-        with self._lock:
-            if self._closed:
-                raise sqlite3.ProgrammingError("MPPSStore is closed")
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+    def _transaction(self) -> Iterator[Connection]:
+        """One write transaction (SQLite: ``BEGIN IMMEDIATE``, the write lock across processes
+        too)."""
+        if self._closed:
+            raise RuntimeError("MPPSStore is closed")
+        with self.backend.transaction() as conn:
+            yield conn
 
     def pragma(self, name: str) -> object:
-        """SQLite's ``PRAGMA name`` on the store's connection (diagnostics: ``synchronous`` is
+        """A setting of the database (SQLite's ``PRAGMA name``; diagnostics: ``synchronous`` is
         2, FULL, for a durable store; ``journal_mode`` is "wal")."""
         if not name.replace("_", "").isalpha():
             raise ValueError(f"not a pragma name: {name!r}")
-        rows = self._read(f"PRAGMA {name}")
-        return rows[0][0] if rows else None
+        return self.backend.setting(name)
 
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
-        with self._lock:
-            if self._closed:
-                raise sqlite3.ProgrammingError("MPPSStore is closed")
-            return self._conn.execute(sql, params).fetchall()
+        if self._closed:
+            raise RuntimeError("MPPSStore is closed")
+        return self.backend.fetch(sql, params)
 
     # --- the two operations ------------------------------------------------------------------
 
@@ -265,26 +266,27 @@ class MPPSStore:
         now = time.time()
         try:
             with self._transaction() as conn:
-                try:
-                    conn.execute(
-                        "INSERT INTO mpps (sop_instance_uid, status, pps_id, station_ae_title, "
-                        "modality, patient_id, calling_ae_title, created_at, updated_at, "
-                        "attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (uid, IN_PROGRESS, element_text(stored, 0x00400253),
-                         element_text(stored, 0x00400241), element_text(stored, 0x00080060),
-                         element_text(stored, 0x00100020), calling_ae_title, now, now,
-                         dumps(doc)),
-                    )  # fmt: skip
-                except sqlite3.IntegrityError:
+                new = conn.execute(
+                    "INSERT INTO mpps (sop_instance_uid, status, pps_id, station_ae_title, "
+                    "modality, patient_id, calling_ae_title, created_at, updated_at, "
+                    "attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (sop_instance_uid) DO NOTHING RETURNING sop_instance_uid",
+                    (uid, IN_PROGRESS, element_text(stored, 0x00400253),
+                     element_text(stored, 0x00400241), element_text(stored, 0x00080060),
+                     element_text(stored, 0x00100020), calling_ae_title, now, now,
+                     dumps(doc)),
+                ).fetchone()  # fmt: skip
+                if new is None:
                     raise MPPSError(Status.DUPLICATE_SOP_INSTANCE,
-                                    f"SOP Instance {uid} already exists") from None  # fmt: skip
+                                    f"SOP Instance {uid} already exists")  # fmt: skip
                 conn.executemany(
-                    "INSERT OR IGNORE INTO mpps_study (study_uid, sop_instance_uid) VALUES (?, ?)",
+                    "INSERT INTO mpps_study (study_uid, sop_instance_uid) VALUES (?, ?) "
+                    "ON CONFLICT DO NOTHING",
                     [(study, uid) for study in item_uids(stored, SSAS, STUDY_INSTANCE_UID)],
                 )
                 self._link_series(conn, uid, stored)
                 queue(conn, self.destinations, uid, "create", received, now)
-        except sqlite3.Error as exc:
+        except self._errors as exc:
             LOG.error("MPPS N-CREATE %s not stored: %s", uid, exc)
             raise MPPSError(Status.PROCESSING_FAILURE, f"cannot store the step: {exc}") from exc
         LOG.info("MPPS %s created (%s)", uid, IN_PROGRESS)
@@ -297,6 +299,8 @@ class MPPSStore:
         now = time.time()
         try:
             with self._transaction() as conn:
+                # nodes sharing a PostgreSQL database: one N-SET of a step at a time
+                self.backend.lock_key(conn, "mpps:" + sop_instance_uid)
                 row = conn.execute("SELECT status, attributes FROM mpps WHERE sop_instance_uid = ?",
                                    (sop_instance_uid,)).fetchone()  # fmt: skip
                 if row is None:
@@ -329,7 +333,7 @@ class MPPSStore:
                                  (sop_instance_uid,))  # fmt: skip
                     self._link_series(conn, sop_instance_uid, stored)
                 queue(conn, self.destinations, sop_instance_uid, "set", mod, now)
-        except sqlite3.Error as exc:
+        except self._errors as exc:
             LOG.error("MPPS N-SET %s not stored: %s", sop_instance_uid, exc)
             raise MPPSError(Status.PROCESSING_FAILURE, f"cannot store the step: {exc}") from exc
         LOG.info("MPPS %s updated (%s)", sop_instance_uid, status)
@@ -341,9 +345,10 @@ class MPPSStore:
         return reply
 
     @staticmethod
-    def _link_series(conn: sqlite3.Connection, uid: str, stored: Dataset) -> None:
+    def _link_series(conn: Connection, uid: str, stored: Dataset) -> None:
         conn.executemany(
-            "INSERT OR IGNORE INTO mpps_series (series_uid, sop_instance_uid) VALUES (?, ?)",
+            "INSERT INTO mpps_series (series_uid, sop_instance_uid) VALUES (?, ?) "
+            "ON CONFLICT DO NOTHING",
             [(series, uid) for series in item_uids(stored, PERFORMED_SERIES, SERIES_INSTANCE_UID)],
         )
 
@@ -432,18 +437,3 @@ def _record(row: Sequence[Any]) -> StepRecord:
         study_uids=tuple(sorted(studies.split("\\"))) if studies else (),
         series_uids=tuple(sorted(series.split("\\"))) if series else (),
     )  # fmt: skip
-
-
-def _fsync_directory(path: str) -> None:
-    """Make a new file's directory entry durable (a file created just now is not on disk
-    until its directory is)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
