@@ -10,8 +10,9 @@ placeholders, ``GLOB`` for DICOM wildcards, ``group_concat``, ``ON CONFLICT ... 
 
 * :meth:`Backend.fetch` reads rows (any thread); :meth:`Backend.transaction` yields a
   :class:`Connection` inside one write transaction, committed when the block ends and rolled
-  back when it raises. Writes of one process are serialised by a lock (as before: SQLite's
-  writers never meet ``SQLITE_BUSY``; PostgreSQL's never deadlock on each other's rows).
+  back when it raises. SQLite's writers of one process are serialised by a lock (they never
+  meet ``SQLITE_BUSY``); PostgreSQL's run concurrently, ordered by the server's row locks and
+  the index's per-study locks (:meth:`Backend.lock_key`).
 * :class:`SQLiteBackend` keeps what the index always did: one connection per thread, WAL,
   ``synchronous=NORMAL`` (``FULL`` when durable), ``BEGIN IMMEDIATE``. The SQL runs as written,
   so SQLite's speed and behaviour are unchanged.
@@ -447,15 +448,16 @@ class PostgresBackend(Backend):
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        with self.write_lock:
-            try:
-                with self._pool.connection(timeout=self._wait) as conn, conn.transaction():
-                    yield _PgConnection(conn)
-            except Exception as exc:
-                gone = self._unavailable(exc)
-                if gone is None:
-                    raise
-                raise gone from exc
+        # no process-wide lock: the server orders concurrent writers (row locks, the index's
+        # per-study advisory locks), several at once from one node as from several nodes
+        try:
+            with self._pool.connection(timeout=self._wait) as conn, conn.transaction():
+                yield _PgConnection(conn)
+        except Exception as exc:
+            gone = self._unavailable(exc)
+            if gone is None:
+                raise
+            raise gone from exc
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:

@@ -27,7 +27,10 @@ never block the writer nor each other; writes are serialised by a process-wide l
 in-process writers never meet SQLITE_BUSY). Durability: ``synchronous=NORMAL`` by default - a
 committed row survives a crash of the process, a power loss can only lose the last few
 transactions; ``durable=True`` switches to ``synchronous=FULL`` (the WAL is fsynced at every
-commit). PostgreSQL: pooled connections, writes of one process serialised the same way, every
+commit). PostgreSQL: pooled connections, writers concurrent (of one process or of several
+nodes): every write of a study -- store or removal -- first takes that study's transaction
+lock (:meth:`~dicomnet.archive.backend.Backend.lock_key`), then rows parent to child, so no
+two nodes both take a study for new, and a deadlock the server breaks anyway is retried; every
 commit durable (the server's ``synchronous_commit``).
 
 Paths are stored absolute; :meth:`ArchiveIndex.rebase` rewrites them when the storage folder
@@ -343,18 +346,31 @@ class ArchiveIndex:
         cond, params = "sop_uid = ?", [sop_instance_uid]
         if path is not None:
             cond, params = "sop_uid = ? AND path = ?", [sop_instance_uid, path]
-        removed: str | None
+        for attempt in range(_ATTEMPTS):
+            try:
+                return self._remove(cond, params)
+            except self.backend.retryable:
+                if attempt + 1 == _ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _remove(self, cond: str, params: list[str]) -> str | None:
         with self.backend.transaction() as conn:
+            # the study's lock first, as a store takes it (no deadlock between nodes)
+            study = conn.execute(
+                "SELECT st.study_uid FROM instance i JOIN series se ON i.series_fk = se.pk "
+                "JOIN study st ON se.study_fk = st.pk WHERE i." + cond.replace(" AND ", " AND i."),
+                params).fetchone()  # fmt: skip
+            if study is not None:
+                self.backend.lock_key(conn, "study:" + str(study[0]))
             row = conn.execute(f"DELETE FROM instance WHERE {cond} RETURNING series_fk, path",
                                params).fetchone()  # fmt: skip
             if row is not None:
                 _prune_series(conn, row[0])
-                removed = str(row[1])
-            else:
-                other = conn.execute(f"DELETE FROM other WHERE {cond} RETURNING path",
-                                     params).fetchone()  # fmt: skip
-                removed = None if other is None else str(other[0])
-        return removed
+                return str(row[1])
+            other = conn.execute(f"DELETE FROM other WHERE {cond} RETURNING path",
+                                 params).fetchone()  # fmt: skip
+            return None if other is None else str(other[0])
 
     def storage_root(self) -> str | None:
         """The storage folder the index was last opened for (None: never recorded)."""
