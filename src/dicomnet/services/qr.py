@@ -233,6 +233,16 @@ class HandlerItems:
         assert self._sync is not None
         return await self.run(_next_step, self._sync, prepare)
 
+    async def next_steps(self, prepare: Callable[[object], S], n: int) -> list[Step[S]]:
+        """Up to ``n`` items and their prepared sub-operations in one pool step (at least one;
+        the batch ends after an item that is not a prepared Pending one, at a cancel, or after
+        :data:`FIND_BATCH_SECONDS`): one hand-over between loop and pool for many
+        sub-operations whose ``prepare`` runs them whole (C-MOVE)."""
+        if self._async is not None or n <= 1:
+            return [await self.next_step(prepare)]
+        assert self._sync is not None
+        return await self.run(_next_steps, self._sync, prepare, n, self.call)
+
     async def batch(
         self, convert: Callable[[object], tuple[E | None, bool]], n: int
     ) -> tuple[list[E], BatchEnd]:
@@ -296,6 +306,20 @@ def _pull(it: Iterator[object], convert: Callable[[object], tuple[E | None, bool
 
 def _next_step(it: Iterator[object], prepare: Callable[[object], S]) -> Step[S]:
     return make_step(next(it, DONE), prepare)
+
+
+def _next_steps(it: Iterator[object], prepare: Callable[[object], S], n: int,
+                call: ServiceCall) -> list[Step[S]]:  # fmt: skip
+    """Pool thread: :meth:`HandlerItems.next_steps` of a sync generator."""
+    steps: list[Step[S]] = []
+    until = time.monotonic() + FIND_BATCH_SECONDS
+    while True:
+        # the handler is resumed before the cancel is looked at: it may see it itself
+        step = make_step(next(it, DONE), prepare)
+        steps.append(step)
+        if (step.prepared is None or len(steps) >= n or call.is_cancelled
+                or time.monotonic() >= until):  # fmt: skip
+            return steps
 
 
 def make_step(item: object, prepare: Callable[[object], S]) -> Step[S]:

@@ -79,6 +79,7 @@ __all__ = ["LOOKAHEAD", "get", "move", "short_reason"]
 LOGGER = logging.getLogger("dicomnet.services.retrieve")
 
 LOOKAHEAD = 64  # C-MOVE items read before the sub-association is requested
+MOVE_BATCH = 32  # C-MOVE sub-operations run in one pool step at most
 
 E = TypeVar("E")  # the flow's encoded responses
 S = TypeVar("S")  # the flow's prepared C-STORE sub-operations
@@ -350,8 +351,46 @@ def _outcome(code: int | None) -> tuple[int | None, str | None]:
     return code, None
 
 
-def _nothing(done: Outcome) -> None:
-    """A C-MOVE sub-operation is done when prepared: nothing to discard."""
+async def _move_loop(call: ServiceCall, items: HandlerItems, retrieve: _Retrieve[E, S],
+                     prepare: Callable[[object], Outcome], head: list[object]) -> None:  # fmt: skip
+    """C-MOVE's sub-operations and responses. Each sub-operation runs whole in the pool (a
+    C-STORE over the blocking sub-association), several in one pool step
+    (:meth:`~dicomnet.services.qr.HandlerItems.next_steps`): the loop then records them and
+    writes their Pending responses at once -- one hand-over per batch instead of two per
+    sub-operation, the Pending responses the same."""
+    flow = retrieve.flow
+    while True:
+        if head:
+            steps = [await flow.run(make_step, head.pop(0), prepare)]
+        else:
+            steps = await items.next_steps(prepare, MOVE_BATCH)
+        pending: list[E] = []
+        for step in steps:
+            if step.item is DONE:
+                await retrieve.send_final(Status.CANCEL if call.is_cancelled else None,
+                                          before=pending)  # fmt: skip
+                return
+            status, _payload = pair(step.item, retrieve.cls.SERVICE)
+            code, extras = status_parts(status)
+            cat = category(code)
+            if cat is Category.CANCEL:
+                await retrieve.send_final(Status.CANCEL, before=pending)
+                return
+            if cat is not Category.PENDING:
+                await retrieve.send_final(code, extras, pending)
+                return
+            if step.error is not None:  # the payload could not even be looked at
+                LOGGER.warning("C-MOVE sub-operation failed: %s", step.error)
+                retrieve.record(None, step.uid, short_reason(step.error))
+            else:
+                assert step.prepared is not None
+                result, reason, uid = step.prepared
+                retrieve.record(result, uid, reason)
+            pending.append(retrieve.encode_pending())
+        if call.is_cancelled:  # after the sub-operations that ran: they are counted
+            await retrieve.send_final(Status.CANCEL, before=pending)
+            return
+        await flow.write(pending)
 
 
 def _move_store(sub: SubAssociation, payload: object, originator: tuple[str, int]) -> Outcome:
@@ -411,12 +450,7 @@ async def move(call: ServiceCall, flow: Flow[E, S]) -> None:
         def prepare(payload: object) -> Outcome:
             return _move_store(established, payload, originator)  # the whole sub-operation
 
-        async def finish(done: Outcome, before: list[E]) -> Outcome:
-            if before:
-                await flow.write(before)
-            return done
-
-        await _retrieve_loop(call, items, retrieve, prepare, finish, _nothing, head)
+        await _move_loop(call, items, retrieve, prepare, head)
     except Exception as exc:
         if association_gone(exc):
             raise
