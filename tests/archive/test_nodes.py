@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -42,6 +42,15 @@ def _dataset(sop: str, study: str, series: str, patient: str = "P1") -> bytes:
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
     ds.PatientID, ds.PatientName, ds.Modality = patient, f"Name^{patient}", "CT"
     return encode(ds, IMPLICIT)
+
+
+def _both(node: Callable[[int], None]) -> None:
+    """``node(0)`` and ``node(1)`` at once, each in a thread of its own (two nodes)."""
+    threads = [threading.Thread(target=node, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 @pytest.fixture
@@ -146,11 +155,7 @@ def test_two_nodes_never_both_take_a_new_study_for_their_patient(db: str) -> Non
                 outcomes[r].append("conflict")
 
     try:
-        threads = [threading.Thread(target=node, args=(k,)) for k in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _both(node)
         assert all(sorted(o) == ["conflict", "stored"] for o in outcomes), outcomes
         rows = nodes[0].backend.fetch("SELECT study_uid, COUNT(*) FROM study GROUP BY study_uid")
         assert len(rows) == rounds and all(n == 1 for _, n in rows)
@@ -169,11 +174,7 @@ def test_two_nodes_storing_one_study_at_once_make_one_set_of_rows(db: str) -> No
                                   f"/nowhere/{n}.dcm", IMPLICIT, 1)  # fmt: skip
 
     try:
-        threads = [threading.Thread(target=node, args=(k,)) for k in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _both(node)
         fetch = nodes[1].backend.fetch
         assert fetch("SELECT COUNT(*) FROM patient") == [(1,)]
         assert fetch("SELECT COUNT(*) FROM study") == [(1,)]

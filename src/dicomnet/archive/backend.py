@@ -434,34 +434,35 @@ class PostgresBackend(Backend):
             pass
         return IndexUnavailableError(f"the index database is unavailable: {exc}")
 
-    def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A pooled connection; a server that cannot be reached raises
+        IndexUnavailableError (see :meth:`_unavailable`)."""
         try:
             with self._pool.connection(timeout=self._wait) as conn:
-                rows: list[tuple[Any, ...]] = conn.execute(translate_sql(sql),
-                                                           _params(params)).fetchall()  # fmt: skip
-                return rows
+                yield conn
         except Exception as exc:
             gone = self._unavailable(exc)
             if gone is None:
                 raise
             raise gone from exc
+
+    def fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._connection() as conn:
+            rows: list[tuple[Any, ...]] = conn.execute(translate_sql(sql),
+                                                       _params(params)).fetchall()  # fmt: skip
+            return rows
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         # no process-wide lock: the server orders concurrent writers (row locks, the index's
         # per-study advisory locks), several at once from one node as from several nodes
-        try:
-            with self._pool.connection(timeout=self._wait) as conn, conn.transaction():
-                yield _PgConnection(conn)
-        except Exception as exc:
-            gone = self._unavailable(exc)
-            if gone is None:
-                raise
-            raise gone from exc
+        with self._connection() as conn, conn.transaction():
+            yield _PgConnection(conn)
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield _PgConnection(conn)
 

@@ -19,7 +19,7 @@ import sys
 import time
 from typing import TextIO
 
-from dicomnet.cli.common import ExitCode, fail, run
+from dicomnet.cli.common import ExitCode, fail, positive_int, run
 
 _MIGRATE_HELP = """\
 Copy an archive's index (patients, studies, series, instances, non-patient objects) into
@@ -69,18 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         "changed since, delete what was removed (run it with the archive stopped)",
     )  # fmt: skip
     m.add_argument(
-        "--batch", type=_positive_int, default=None, metavar="N",
+        "--batch", type=positive_int, default=None, metavar="N",
         help="rows per statement (default 5000)",
     )  # fmt: skip
     m.add_argument("-q", "--quiet", action="store_true", help="no report, errors only")
     return p
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
 
 
 class _TableProgress:

@@ -48,6 +48,7 @@ from dicomnet.cli.common import (
     describe_response,
     human_bytes,
     port_number,
+    positive_int,
     run,
     setup_logging,
     status_category,
@@ -419,23 +420,16 @@ def build_parser() -> argparse.ArgumentParser:
         "-r", "--recurse", dest="recursive", action="store_true", help="recurse into directories"
     )
     p.add_argument(
-        "--max-ops", type=_positive_int, default=1, metavar="N",
+        "--max-ops", type=positive_int, default=1, metavar="N",
         help="propose an asynchronous operations window of N outstanding C-STOREs (PS3.7 "
         "D.3.3.3) and use what the peer grants (default 1: not proposed; some peers refuse it)",
     )
     p.add_argument(
-        "--parallel", type=_positive_int, default=1, metavar="N",
+        "--parallel", type=positive_int, default=1, metavar="N",
         help="send over N associations at once, the files dealt among them (default 1)",
     )
     add_propose_options(p)
     return p
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -203,6 +203,21 @@ def _count(item: object) -> int:
     return int(item)
 
 
+async def _ended_by(item: object, retrieve: _Retrieve[E, S], before: list[E]) -> bool:
+    """Whether the handler's ``item`` ends the operation (a status other than Pending: its
+    final response is sent, after ``before``)."""
+    status, _payload = pair(item, retrieve.cls.SERVICE)
+    code, extras = status_parts(status)
+    cat = category(code)
+    if cat is Category.CANCEL:
+        await retrieve.send_final(Status.CANCEL, before=before)
+        return True
+    if cat is not Category.PENDING:
+        await retrieve.send_final(code, extras, before)
+        return True
+    return False
+
+
 async def _retrieve_loop(
     call: ServiceCall,
     items: HandlerItems,
@@ -237,14 +252,7 @@ async def _retrieve_loop(
             return
         if step.item is DONE:
             break
-        status, _payload = pair(step.item, retrieve.cls.SERVICE)
-        code, extras = status_parts(status)
-        cat = category(code)
-        if cat is Category.CANCEL:
-            await retrieve.send_final(Status.CANCEL, before=before)
-            return
-        if cat is not Category.PENDING:
-            await retrieve.send_final(code, extras, before)
+        if await _ended_by(step.item, retrieve, before):
             return
         result: int | None
         reason: str | None
@@ -370,14 +378,7 @@ async def _move_loop(call: ServiceCall, items: HandlerItems, retrieve: _Retrieve
                 await retrieve.send_final(Status.CANCEL if call.is_cancelled else None,
                                           before=pending)  # fmt: skip
                 return
-            status, _payload = pair(step.item, retrieve.cls.SERVICE)
-            code, extras = status_parts(status)
-            cat = category(code)
-            if cat is Category.CANCEL:
-                await retrieve.send_final(Status.CANCEL, before=pending)
-                return
-            if cat is not Category.PENDING:
-                await retrieve.send_final(code, extras, pending)
+            if await _ended_by(step.item, retrieve, pending):
                 return
             if step.error is not None:  # the payload could not even be looked at
                 LOGGER.warning("C-MOVE sub-operation failed: %s", step.error)
