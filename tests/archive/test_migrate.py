@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -614,3 +615,39 @@ def test_workflow_catch_up(postgresql: Cluster, tmp_path: Path) -> None:
     again = migrate(root, url, incremental=True)
     assert all((t.inserted, t.updated, t.deleted) == (0, 0, 0) for t in again.workflow_tables)
     assert [t.table for t in again.workflow_tables] == list(WORKFLOW_TABLES)
+
+
+def test_table_definitions_match_the_databases(tmp_path: Path) -> None:
+    """What the copy reads from the DDL (columns, primary key, INTEGER PRIMARY KEY) is what
+    SQLite made of it."""
+    MPPSStore(tmp_path).close()
+    Workflow(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / "workflow.sqlite")
+    try:
+        for table in workflow_tables():
+            info = conn.execute(f"PRAGMA table_info({table.name})").fetchall()
+            assert sorted(table.columns) == sorted(r[1] for r in info), table.name
+            key = tuple(r[1] for r in sorted(info, key=lambda r: r[5]) if r[5])
+            assert table.key == key, table.name
+            assert table.columns[: table.width] == key
+        serials = {t.name: t.serial for t in workflow_tables() if t.serial}
+        assert serials == {"mpps_outbox": "id", "commitment": "id"}
+    finally:
+        conn.close()
+
+
+def test_a_sqlite_copy_in_the_same_folder_shares_its_workflow_state(tmp_path: Path) -> None:
+    root = tmp_path / "storage"
+    _small_archive(root)
+    with MPPSStore(root) as mpps:
+        mpps.create(STEP_A, step("2.25.1"))
+    report = migrate(root, f"sqlite:{root / 'copy.sqlite'}")
+    assert report.workflow_tables == []
+    assert report.workflow == (f"workflow state stays in {root / 'workflow.sqlite'} (the "
+                               "destination index's folder)")  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    report = migrate(root, f"sqlite:{elsewhere / 'index.sqlite'}")
+    assert {t.table: t.destination_rows for t in report.workflow_tables}["mpps"] == 1
+    with MPPSStore(elsewhere) as mpps:
+        assert mpps.record(STEP_A) is not None
