@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,10 +18,27 @@ import pytest
 from pydicom import Dataset
 
 from dicomnet.archive import nonpatient
+from dicomnet.archive.commitment import CommitmentRequest, encode_request
+from dicomnet.archive.commitment.store import Workflow, new_owner, release_owner
 from dicomnet.archive.index import ArchiveIndex
-from dicomnet.archive.migrate import TABLES, MigrationError, migrate, table_columns
+from dicomnet.archive.migrate import (
+    TABLES,
+    WORKFLOW_TABLES,
+    MigrationError,
+    migrate,
+    table_columns,
+    workflow_tables,
+)
+from dicomnet.archive.mpps import (
+    COMPLETED,
+    ERROR_NO_LONGER_UPDATABLE,
+    IN_PROGRESS,
+    MPPSError,
+    MPPSStore,
+)
 from dicomnet.archive.store import FileStore
 from tests.archive.conftest import CT, EXPLICIT, IMPLICIT, MR, US, all_datasets, encode
+from tests.archive.test_mpps import final, step
 from tests.cli.helpers import env
 from tests.conftest import DATA, free_port
 from tests.pg_cluster import Cluster
@@ -240,6 +258,8 @@ def test_migrated_index_answers_as_the_original(postgresql: Cluster, tmp_path: P
                           "other": 2}  # fmt: skip
         assert all(t.destination_rows == t.source_rows for t in report.tables)
         assert report.source_version == 2 and not report.incremental
+        assert report.workflow_tables == [] and report.workflow.startswith(
+            "no workflow state to move (no ")  # fmt: skip
         with ArchiveIndex(url, study_conflict="accept") as destination:
             answers = _answers(destination)
             assert len(answers[f"find STUDY STUDY {{'StudyInstanceUID': '{CONFLICT_STUDY}'}}"]) == 2
@@ -410,6 +430,8 @@ def test_command(postgresql: Cluster, tmp_path: Path) -> None:
     assert "verified: row counts equal in every table" in done.stdout
     assert [ln.split()[:3] for ln in done.stdout.splitlines() if ln.startswith("instance")] == [
         ["instance", "50", "50"]]  # fmt: skip
+    assert f"no workflow state to move (no {storage / 'workflow.sqlite'})" in done.stdout
+    assert not (storage / "workflow.sqlite").exists()
 
     again = _migrate_cmd("--from", f"sqlite:{storage / 'index.sqlite'}", "--to", url)
     assert again.returncode == 1
@@ -450,3 +472,182 @@ def test_command_upgrades_a_version_1_index(postgresql: Cluster, tmp_path: Path)
         paths = [p for _, p in index.iter_paths()]
         assert paths and all(p.startswith(str(storage.resolve())) and Path(p).is_file()
                              for p in paths)  # fmt: skip
+
+
+# --- the workflow state ----------------------------------------------------------------------
+
+STEP_A, STEP_B, STEP_C = "2.25.500.1", "2.25.500.2", "2.25.500.3"
+
+
+def _small_archive(root: Path) -> None:
+    store = FileStore(root)
+    with ArchiveIndex(root / "index.sqlite") as index:
+        for ds, ts in all_datasets():
+            store.store(index, ds.SOPClassUID, ds.SOPInstanceUID, ts, [encode(ds, ts)])
+
+
+def _commit(workflow: Workflow, txn: str, items: list[tuple[str, str]]) -> int:
+    """A Storage Commitment request accepted by a service that then closed (its owner gone)."""
+    owner = new_owner(host=workflow.shared)
+    cid, _, duplicate = workflow.accept(CommitmentRequest(encode_request(txn, items, IMPLICIT),
+                                                          IMPLICIT), "MODALITY", owner, 100)  # fmt: skip
+    release_owner(owner)
+    assert not duplicate
+    return cid
+
+
+def _workflow_rows(backend: Any) -> dict[str, list[tuple[Any, ...]]]:
+    return {t.name: backend.fetch(f"SELECT {', '.join(t.columns)} FROM {t.name} "
+                                  f"ORDER BY {', '.join(t.key)}")
+            for t in workflow_tables()}  # fmt: skip
+
+
+def test_workflow_state_moves_with_the_index(postgresql: Cluster, tmp_path: Path) -> None:
+    """MPPS steps (one IN PROGRESS after an N-SET, one COMPLETED), the forwarding outbox of a
+    destination that is down, a pending and a delivered storage commitment: on PostgreSQL the
+    same services find them as they were, and go on (state rules, new keys past the copied
+    ones); and back to SQLite."""
+    root = tmp_path / "storage"
+    _small_archive(root)
+    downstream = [("DOWNSTREAM", "127.0.0.1", free_port())]  # nothing listens: rows stay
+    with MPPSStore(root, forward=downstream) as mpps:
+        mpps.create(STEP_A, step("2.25.1"), calling_ae_title="CT01")
+        set_a = Dataset()
+        set_a.PerformedProcedureStepDescription = "CT HEAD PLAIN"
+        mpps.update(STEP_A, set_a)
+        mpps.create(STEP_B, step("2.25.2"))
+        mpps.update(STEP_B, final(COMPLETED, series="2.25.2.7"))
+        assert mpps.flush_forwards() == 4
+        outbox = mpps.pending_forwards()
+    workflow = Workflow(root)
+    try:
+        pending = _commit(workflow, "2.25.600.1", [(CT, "2.25.1.1.1"), (CT, "2.25.404")])
+        done = _commit(workflow, "2.25.600.2", [(CT, "2.25.1.1.2")])
+        workflow.delivered(done)
+        source_rows = _workflow_rows(workflow.backend)
+    finally:
+        workflow.close()
+
+    url = postgresql.database()
+    report = migrate(root, url)
+    assert report.workflow == f"{root / 'workflow.sqlite'} -> {url}"
+    assert {t.table: t.source_rows for t in report.workflow_tables} == {
+        "mpps": 2, "mpps_study": 2, "mpps_series": 1, "mpps_outbox": 4, "commitment": 2,
+        "commitment_item": 2}  # fmt: skip
+    assert all(t.ok and t.inserted == t.source_rows for t in report.workflow_tables)
+
+    with MPPSStore(url) as mpps:
+        assert _workflow_rows(mpps.backend) == source_rows
+        a = mpps.record(STEP_A)
+        assert a is not None and (a.status, a.calling_ae_title) == (IN_PROGRESS, "CT01")
+        assert a.study_uids == ("2.25.1",)
+        assert mpps.get(STEP_A).PerformedProcedureStepDescription == "CT HEAD PLAIN"
+        assert [r.sop_instance_uid for r in mpps.steps_for_study("2.25.2")] == [STEP_B]
+        assert mpps.pending_forwards() == outbox
+        assert mpps.update(STEP_A, final(COMPLETED)).PerformedProcedureStepStatus == COMPLETED
+        with pytest.raises(MPPSError) as refused:
+            mpps.update(STEP_B, final(COMPLETED))
+        assert (refused.value.code, str(refused.value)) == (0x0110, ERROR_NO_LONGER_UPDATABLE)
+    with MPPSStore(url, forward=downstream) as mpps:  # queues past the copied outbox keys
+        mpps.create(STEP_C, step("2.25.3"))
+        assert mpps.flush_forwards() == 5
+        assert mpps.pending_forwards()[:4] == outbox
+
+    workflow = Workflow(url)
+    owner = new_owner(host=True)
+    try:
+        assert workflow.claim(owner) == [(pending, "accepted", "MODALITY")]
+        assert [i for _, _, i in workflow.unchecked(pending, -1)] == ["2.25.1.1.1", "2.25.404"]
+        assert workflow.latest_state("2.25.600.2") == "delivered"
+        assert _commit(workflow, "2.25.600.3", [(CT, "2.25.1.1.3")]) > done
+    finally:
+        release_owner(owner)
+        workflow.close()
+
+    back = tmp_path / "back"
+    back.mkdir()
+    report = migrate(url, f"sqlite:{back / 'index.sqlite'}")
+    assert report.workflow == f"{url} -> {back / 'workflow.sqlite'}"
+    with MPPSStore(back) as mpps:
+        assert [r.sop_instance_uid for r in mpps.find()] == [STEP_A, STEP_B, STEP_C]
+        assert len(mpps.pending_forwards()) == 5
+
+
+def test_workflow_catch_up(postgresql: Cluster, tmp_path: Path) -> None:
+    """The first pass reads workflow.sqlite in one snapshot while the services go on; the
+    catch-up (the command) brings in a step created since, an N-SET, a commitment delivered
+    and a new one; a second catch-up finds nothing."""
+    root = tmp_path / "storage"
+    _small_archive(root)
+    url = postgresql.database()
+    workflow = Workflow(root)
+    try:
+        with MPPSStore(root) as mpps:
+            mpps.create(STEP_A, step("2.25.1"))
+            first = _commit(workflow, "2.25.600.1", [(CT, "2.25.1.1.1")])
+
+            def meanwhile(table: str, done: int, total: int) -> None:
+                if table == "mpps" and done == total and mpps.record(STEP_B) is None:
+                    mpps.create(STEP_B, step("2.25.2"))  # not in the snapshot being copied
+
+            report = migrate(root, url, progress=meanwhile)
+            assert {t.table: t.source_rows for t in report.workflow_tables}["mpps"] == 1
+            mpps.update(STEP_A, final(COMPLETED))
+            mpps.create(STEP_C, step("2.25.3"))
+            workflow.delivered(first)
+            _commit(workflow, "2.25.600.2", [(CT, "2.25.1.1.2"), (CT, "2.25.1.1.3")])
+            source_rows = _workflow_rows(workflow.backend)
+    finally:
+        workflow.close()
+
+    done = _migrate_cmd("--from", f"sqlite:{root / 'index.sqlite'}", "--to", url, "--incremental")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"workflow state: {root / 'workflow.sqlite'} -> {url}" in done.stdout
+    lines = {ln.split()[0]: ln.split()[1:] for ln in done.stdout.splitlines()}
+    # source, destination, inserted, updated, deleted
+    assert lines["mpps"] == ["3", "3", "2", "1", "0"]
+    assert lines["commitment"] == ["2", "2", "1", "1", "0"]
+    assert lines["commitment_item"] == ["2", "2", "2", "0", "1"]
+    with MPPSStore(url) as mpps:
+        assert _workflow_rows(mpps.backend) == source_rows
+        assert [(r.sop_instance_uid, r.status) for r in mpps.find()] == [
+            (STEP_A, COMPLETED), (STEP_B, IN_PROGRESS), (STEP_C, IN_PROGRESS)]  # fmt: skip
+    again = migrate(root, url, incremental=True)
+    assert all((t.inserted, t.updated, t.deleted) == (0, 0, 0) for t in again.workflow_tables)
+    assert [t.table for t in again.workflow_tables] == list(WORKFLOW_TABLES)
+
+
+def test_table_definitions_match_the_databases(tmp_path: Path) -> None:
+    """What the copy reads from the DDL (columns, primary key, INTEGER PRIMARY KEY) is what
+    SQLite made of it."""
+    MPPSStore(tmp_path).close()
+    Workflow(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / "workflow.sqlite")
+    try:
+        for table in workflow_tables():
+            info = conn.execute(f"PRAGMA table_info({table.name})").fetchall()
+            assert sorted(table.columns) == sorted(r[1] for r in info), table.name
+            key = tuple(r[1] for r in sorted(info, key=lambda r: r[5]) if r[5])
+            assert table.key == key, table.name
+            assert table.columns[: table.width] == key
+        serials = {t.name: t.serial for t in workflow_tables() if t.serial}
+        assert serials == {"mpps_outbox": "id", "commitment": "id"}
+    finally:
+        conn.close()
+
+
+def test_a_sqlite_copy_in_the_same_folder_shares_its_workflow_state(tmp_path: Path) -> None:
+    root = tmp_path / "storage"
+    _small_archive(root)
+    with MPPSStore(root) as mpps:
+        mpps.create(STEP_A, step("2.25.1"))
+    report = migrate(root, f"sqlite:{root / 'copy.sqlite'}")
+    assert report.workflow_tables == []
+    assert report.workflow == (f"workflow state stays in {root / 'workflow.sqlite'} (the "
+                               "destination index's folder)")  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    report = migrate(root, f"sqlite:{elsewhere / 'index.sqlite'}")
+    assert {t.table: t.destination_rows for t in report.workflow_tables}["mpps"] == 1
+    with MPPSStore(elsewhere) as mpps:
+        assert mpps.record(STEP_A) is not None

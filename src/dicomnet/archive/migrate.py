@@ -1,5 +1,5 @@
-"""Moving an archive's index to another database (SQLite to PostgreSQL, or back), with the
-archive down only for the switch.
+"""Moving an archive's index and workflow state to another database (SQLite to PostgreSQL, or
+back), with the archive down only for the switch.
 
 Theory of operation
 -------------------
@@ -17,24 +17,44 @@ files). The source is read through :meth:`~dicomnet.archive.backend.Backend.snap
 copied belongs to one moment of the source (on SQLite a read transaction, so a running archive
 keeps storing meanwhile, WAL).
 
-The first pass (the destination must hold no rows) copies each table in primary-key order,
-parents first, in batches read by keyset paging (``pk > last``) and loaded with
-:meth:`~dicomnet.archive.backend.Backend.copy_rows` (``COPY`` on PostgreSQL), primary keys
-included, all in one destination transaction: a failure leaves it empty. ``meta`` rows other
-than the schema version follow (``root``, the storage folder the index belongs to). Then each
-PostgreSQL identity sequence is set past its table's largest key (a row stored later must not
-collide with a copied one) and the tables are ``ANALYZE``-d.
+The workflow state (:mod:`~dicomnet.archive.workflow_db`: MPPS steps, their study and series
+links and the forwarding outbox, :mod:`~dicomnet.archive.mpps.store`; storage commitments and
+their references, :mod:`~dicomnet.archive.commitment.store`) moves with the index. It lives
+in ``workflow.sqlite`` beside a SQLite index (the folder of the index file: ``STORAGE``), and in
+tables of its own in a PostgreSQL index's database; so a source index file without a
+``workflow.sqlite`` beside it, or a source database without those tables, has none to move
+(the report says so). The destination's workflow tables are created by the services' own DDL
+(:func:`~dicomnet.archive.workflow_db.create_tables`), then copied like the index's tables:
+in the index's destination transaction when both are in one PostgreSQL database, in a
+transaction of their own when the destination is SQLite (``workflow.sqlite`` beside the new
+index file); read in the index's snapshot when the source is PostgreSQL, else in a snapshot of
+``workflow.sqlite`` taken at the same time (one moment per file: a request the running archive
+records in between may be in one and not the other -- the catch-up settles it). ``mpps_meta``
+(the MPPS tables' version) is compared, not copied. A destination index file in the source's
+own folder shares its ``workflow.sqlite``: nothing to move.
+
+The copying is :mod:`~dicomnet.archive.tablecopy`'s, table by table in the order given (parents
+first). The first pass (the destination must hold no rows, workflow tables included) copies each
+table in key order, in batches read by keyset paging and loaded with
+:meth:`~dicomnet.archive.backend.Backend.copy_rows` (``COPY`` on PostgreSQL), keys included, all
+in one destination transaction: a failure leaves it empty. ``meta`` rows other than the schema
+version follow (``root``, the storage folder the index belongs to). Then each PostgreSQL
+identity sequence (the index's ``pk`` columns, ``mpps_outbox.id``, ``commitment.id``) is set
+past its table's largest key (a row stored later must not collide with a copied one) and the
+tables are ``ANALYZE``-d.
 
 The catch-up pass (``incremental=True``) makes the destination equal to the source's present
 state, whatever happened in between: it reads both tables side by side in key order (a merge,
 page by page) and sorts every key into
 
-* *absent* in the source (an instance removed, a series, study or patient pruned): delete;
+* *absent* in the source (an instance removed, a series, study or patient pruned, a delivered
+  commitment purged, an outbox row sent): delete;
 * *new* in the source: insert;
 * present in both but different: an update in place when the row's identity (its unique key
-  and parent reference) is unchanged -- a patient's name, a study's attributes that a later
-  instance changed; otherwise (a re-stored instance moved to another series, a key SQLite
-  reused after deleting the largest one) delete and insert again;
+  and parent reference; for the workflow tables their key alone) is unchanged -- a patient's
+  name, a study's attributes that a later instance changed, a step's N-SET, a commitment's
+  state; otherwise (a re-stored instance moved to another series, a key SQLite reused after
+  deleting the largest one) delete and insert again;
 * a row whose parent is deleted is deleted with it (and inserted again if the source has it).
 
 Deletions run children first and insertions and updates parents first, in one destination
@@ -47,38 +67,51 @@ first pass) are held in memory until they are written.
 
 At the end the row count of every table is read from both (the source in the same snapshot)
 and compared: the :class:`MigrationReport`, or :class:`MigrationError` when they differ.
-
-``STORAGE/workflow.sqlite`` (MPPS, storage commitment) is not part of the index and is not
-moved: it stays SQLite in the storage folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from dicomnet.archive import schema
-from dicomnet.archive.backend import Backend, Connection, is_postgres
+from dicomnet.archive.backend import Backend, Connection, SQLiteBackend, is_postgres
+from dicomnet.archive.commitment import store as commitment_store
 from dicomnet.archive.fields import read_instance_fields
 from dicomnet.archive.index import ArchiveIndex
+from dicomnet.archive.mpps import store as mpps_store
+from dicomnet.archive.tablecopy import (
+    Changes,
+    ProgressCallback,
+    Table,
+    advance_sequences,
+    catch_up,
+    copy_all,
+    count,
+    parse_tables,
+)
+from dicomnet.archive.workflow_db import WORKFLOW_DB, create_tables, open_workflow
 
 __all__ = [
     "BATCH_ROWS",
     "INDEX_FILE",
     "TABLES",
+    "WORKFLOW_TABLES",
     "MigrationError",
     "MigrationReport",
+    "ProgressCallback",
     "TableReport",
     "describe_location",
+    "index_tables",
     "migrate",
     "resolve_location",
     "table_columns",
+    "workflow_tables",
 ]
 
 #: The index file in a storage folder (what :class:`dicomnet.archive.scp.Archive` opens when
@@ -103,12 +136,14 @@ _PARENT = {
     "instance": ("series_fk", "series"),
 }
 
+#: The workflow services' DDL and the tables of it copied (parents before children).
+_WORKFLOW_SCHEMA = (*mpps_store.SCHEMA, *commitment_store.SCHEMA)
+WORKFLOW_TABLES = (*mpps_store.TABLES, *commitment_store.TABLES)
+#: the MPPS tables' version: compared, not copied
+_WORKFLOW_META = "mpps_meta"
+
 #: Rows read and written per statement.
 BATCH_ROWS = 5000
-
-#: ``progress(table, rows done, rows in the table)``, called as batches are written.
-ProgressCallback = Callable[[str, int, int], None]
-Row = tuple[Any, ...]
 
 
 class MigrationError(Exception):
@@ -142,19 +177,30 @@ class MigrationReport:
     #: the source's schema version before this run (1: upgraded on the way)
     source_version: int
     tables: list[TableReport] = field(default_factory=list)
+    #: the workflow tables (empty: none moved, :attr:`workflow` says why)
+    workflow_tables: list[TableReport] = field(default_factory=list)
+    #: where the workflow state went (``"SRC -> DST"``), or why none moved
+    workflow: str = ""
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return all(t.ok for t in self.tables)
+        return all(t.ok for t in (*self.tables, *self.workflow_tables))
 
     def lines(self) -> list[str]:
         """The report as text, a line per table."""
-        out = [f"{'table':<10} {'source':>10} {'destination':>12} {'inserted':>10} "
+        def line(t: TableReport) -> str:
+            return (f"{t.table:<15} {t.source_rows:>10} {t.destination_rows:>12} "
+                    f"{t.inserted:>10} {t.updated:>8} {t.deleted:>8}")  # fmt: skip
+
+        out = [f"{'table':<15} {'source':>10} {'destination':>12} {'inserted':>10} "
                f"{'updated':>8} {'deleted':>8}"]  # fmt: skip
-        for t in self.tables:
-            out.append(f"{t.table:<10} {t.source_rows:>10} {t.destination_rows:>12} "
-                       f"{t.inserted:>10} {t.updated:>8} {t.deleted:>8}")  # fmt: skip
+        out += [line(t) for t in self.tables]
+        if self.workflow_tables:
+            out.append(f"workflow state: {self.workflow}")
+            out += [line(t) for t in self.workflow_tables]
+        elif self.workflow:
+            out.append(self.workflow)
         return out
 
 
@@ -214,7 +260,8 @@ def describe_location(location: str) -> str:
 def migrate(source: str | os.PathLike[str], destination: str | os.PathLike[str], *,
             incremental: bool = False, progress: ProgressCallback | None = None,
             batch: int = BATCH_ROWS) -> MigrationReport:  # fmt: skip
-    """Copy the index at ``source`` into ``destination`` (see the module docstring).
+    """Copy the index at ``source``, and the workflow state beside it, into ``destination``
+    (see the module docstring).
 
     ``source``: ``sqlite:PATH``, a path to the index file, a storage folder, or a
     ``postgresql://`` URI; ``destination``: a ``postgresql://`` URI or a SQLite location.
@@ -238,27 +285,15 @@ def migrate(source: str | os.PathLike[str], destination: str | os.PathLike[str],
             report = MigrationReport(describe_location(src_loc), describe_location(dst_loc),
                                      incremental, src.upgraded_from)  # fmt: skip
             _check_versions(src.backend, dst.backend)
-            columns = table_columns()
-            with src.backend.snapshot() as snap:
-                counts = {t: _count(snap, t) for t in TABLES}
-                with dst.backend.transaction() as conn:
-                    if incremental:
-                        changes = _catch_up(snap, conn, dst.backend, columns, counts, batch,
-                                            progress)  # fmt: skip
-                    else:
-                        _require_empty(conn)
-                        changes = _copy_all(snap, conn, dst.backend, columns, counts, batch,
-                                            progress)  # fmt: skip
-                    _copy_meta(snap, conn)
-                    if dst.backend.name == "postgresql":
-                        _advance_sequences(conn)
-            with dst.backend.transaction() as conn:
-                for table in TABLES:
-                    conn.execute(f"ANALYZE {table}")
-            for table in TABLES:
-                ins, upd, dele = changes[table]
-                after = int(dst.backend.fetch(f"SELECT COUNT(*) FROM {table}")[0][0])
-                report.tables.append(TableReport(table, counts[table], after, ins, upd, dele))
+            parts = [_Part(index_tables(), src.backend, dst.backend, report.tables)]
+            with ExitStack() as owned:
+                move = _workflow_ends(src_loc, src.backend, dst_loc, dst.backend, owned)
+                report.workflow = move.text
+                if move.source is not None and move.destination is not None:
+                    parts.append(_Part(workflow_tables(), move.source, move.destination,
+                                       report.workflow_tables, move.missing))  # fmt: skip
+                _copy(parts, incremental, batch, progress, move.meta)
+                _verify(parts)
         finally:
             src.close()
     finally:
@@ -266,9 +301,78 @@ def migrate(source: str | os.PathLike[str], destination: str | os.PathLike[str],
     report.seconds = time.monotonic() - started
     if not report.ok:
         differ = ", ".join(f"{t.table} {t.source_rows} != {t.destination_rows}"
-                           for t in report.tables if not t.ok)  # fmt: skip
+                           for t in (*report.tables, *report.workflow_tables)
+                           if not t.ok)  # fmt: skip
         raise MigrationError(f"verification failed: row counts differ ({differ})")
     return report
+
+
+@dataclass
+class _Part:
+    """Tables copied from one database to another: the index's, or the workflow state's."""
+
+    tables: list[Table]
+    source: Backend
+    destination: Backend
+    #: where their :class:`TableReport` go
+    reports: list[TableReport]
+    #: tables the source lacks (read as empty)
+    missing: frozenset[str] = frozenset()
+    #: rows in the source's snapshot
+    counts: dict[str, int] = field(default_factory=dict)
+    changes: Changes = field(default_factory=dict)
+
+
+def _copy(parts: list[_Part], incremental: bool, batch: int,
+          progress: ProgressCallback | None, workflow_meta: bool) -> None:  # fmt: skip
+    """Every part in one snapshot of each source database and one transaction of each
+    destination database (a database serving two parts: one snapshot, one transaction)."""
+    with ExitStack() as stack:
+        snaps: dict[int, Connection] = {}
+        conns: dict[int, Connection] = {}
+        for part in parts:
+            if id(part.source) not in snaps:
+                snaps[id(part.source)] = stack.enter_context(part.source.snapshot())
+            snap = snaps[id(part.source)]
+            part.counts = {t.name: 0 if t.name in part.missing else count(snap, t.name)
+                           for t in part.tables}  # fmt: skip
+        for part in parts:
+            if id(part.destination) not in conns:
+                conns[id(part.destination)] = stack.enter_context(part.destination.transaction())
+        if not incremental:
+            _require_empty(parts, conns)
+        for part in parts:
+            snap, conn = snaps[id(part.source)], conns[id(part.destination)]
+            run = catch_up if incremental else copy_all
+            part.changes = run(snap, conn, part.destination, part.tables, part.counts, batch,
+                               progress, part.missing)  # fmt: skip
+            if part is parts[0]:
+                _copy_meta(snap, conn, "meta")
+            elif workflow_meta:
+                _copy_meta(snap, conn, _WORKFLOW_META)
+            if part.destination.name == "postgresql":
+                advance_sequences(conn, part.tables)
+
+
+def _require_empty(parts: list[_Part], conns: dict[int, Connection]) -> None:
+    held = [(t.name, count(conns[id(p.destination)], t.name)) for p in parts for t in p.tables]
+    if any(n for _, n in held):
+        rows = ", ".join(f"{n} {t} rows" for t, n in held if n)
+        raise MigrationError(f"the destination is not empty ({rows}); use --incremental for "
+                             "the catch-up pass of an earlier migration")  # fmt: skip
+
+
+def _verify(parts: list[_Part]) -> None:
+    """``ANALYZE`` the copied tables, then report each one's rows on both sides."""
+    for part in parts:
+        with part.destination.transaction() as conn:
+            for table in part.tables:
+                conn.execute(f"ANALYZE {table.name}")
+        for table in part.tables:
+            ins, upd, dele = part.changes[table.name]
+            after = int(part.destination.fetch(f"SELECT COUNT(*) FROM {table.name}")[0][0])
+            part.reports.append(TableReport(table.name, part.counts[table.name], after, ins,
+                                            upd, dele))  # fmt: skip
 
 
 def _open(location: str, role: str) -> ArchiveIndex:
@@ -297,168 +401,102 @@ def _check_versions(src: Backend, dst: Backend) -> None:
                              f"{versions[1]}, this dicomnet {schema.SCHEMA_VERSION}")  # fmt: skip
 
 
-_TABLE_DDL = re.compile(r"CREATE TABLE IF NOT EXISTS (\w+) \(\n(.*?)\n\);", re.DOTALL)
-_NOT_COLUMNS = {"UNIQUE", "PRIMARY", "FOREIGN", "CHECK", "CONSTRAINT"}
+def index_tables() -> list[Table]:
+    """The index's tables as :mod:`~dicomnet.archive.tablecopy` copies them, parents first:
+    their columns read from the schema's DDL (the one definition both databases were created
+    from), ``pk`` first."""
+    try:
+        parsed = parse_tables(schema.DDL, TABLES)
+    except ValueError as exc:  # pragma: no cover - a schema this module does not know
+        raise MigrationError(f"schema tables not understood: {exc}") from exc
+    tables = [dataclasses.replace(parsed[t], identity=_IDENTITY[t], parent=_PARENT.get(t))
+              for t in TABLES]  # fmt: skip
+    odd = [t.name for t in tables if t.key != ("pk",) or t.serial != "pk"]
+    if odd:  # pragma: no cover - a schema this module does not know
+        raise MigrationError(f"schema tables not understood: {', '.join(odd)}")
+    return tables
+
+
+def workflow_tables() -> list[Table]:
+    """The workflow services' tables (:data:`WORKFLOW_TABLES`) as they are copied: columns,
+    primary key and identity column read from the services' own DDL."""
+    parsed = parse_tables(_WORKFLOW_SCHEMA, WORKFLOW_TABLES)
+    return [parsed[t] for t in WORKFLOW_TABLES]
 
 
 def table_columns() -> dict[str, list[str]]:
-    """The columns of each copied table, in order, read from the schema's DDL (the one
-    definition both databases were created from); ``pk`` first."""
-    out: dict[str, list[str]] = {}
-    for name, body in _TABLE_DDL.findall(schema.DDL):
-        if name in TABLES:
-            cols = [line.split()[0] for line in body.strip().splitlines() if line.strip()]
-            out[name] = [c for c in cols if c not in _NOT_COLUMNS]
-    missing = [t for t in TABLES if t not in out or out[t][:1] != ["pk"]]
-    if missing:  # pragma: no cover - a schema this module does not know
-        raise MigrationError(f"schema tables not understood: {', '.join(missing)}")
-    return out
+    """The columns of each copied index table, in order (``pk`` first)."""
+    return {t.name: list(t.columns) for t in index_tables()}
 
 
-def _count(conn: Connection, table: str) -> int:
-    return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+@dataclass
+class _WorkflowEnds:
+    """Where the workflow state is read and written (None: there is none to move)."""
+
+    source: Backend | None
+    destination: Backend | None
+    #: ``"SRC -> DST"``, or why nothing moves
+    text: str
+    missing: frozenset[str] = frozenset()
+    #: the source has ``mpps_meta``
+    meta: bool = False
 
 
-def _require_empty(conn: Connection) -> None:
-    rows = {t: _count(conn, t) for t in TABLES}
-    if any(rows.values()):
-        held = ", ".join(f"{n} {t} rows" for t, n in rows.items() if n)
-        raise MigrationError(f"the destination is not empty ({held}); use --incremental for "
-                             "the catch-up pass of an earlier migration")  # fmt: skip
+def _workflow_ends(src_loc: str, src: Backend, dst_loc: str, dst: Backend,
+                   owned: ExitStack) -> _WorkflowEnds:  # fmt: skip
+    """The workflow databases beside the source and destination indexes (see the module
+    docstring); the destination's tables created. Backends opened here are closed by
+    ``owned``."""
+    if is_postgres(src_loc):
+        source, where = src, "the source database"
+    else:
+        where = os.path.join(os.path.dirname(src_loc), WORKFLOW_DB)
+        if not os.path.isfile(where):
+            return _WorkflowEnds(None, None, f"no workflow state to move (no {where})")
+        source = SQLiteBackend(where)
+        owned.callback(source.close)
+    try:
+        present = source.tables()
+    except sqlite3.Error as exc:
+        raise MigrationError(f"cannot read the workflow state in {where}: {exc}") from exc
+    if not present & set(WORKFLOW_TABLES):
+        return _WorkflowEnds(None, None, f"no workflow state to move (no workflow tables in "
+                                         f"{where})")  # fmt: skip
+    if is_postgres(dst_loc):
+        destination, there = dst, describe_location(dst_loc)
+    else:
+        there = os.path.join(os.path.dirname(dst_loc), WORKFLOW_DB)
+        if isinstance(source, SQLiteBackend) and _same_file(source.path, there):
+            return _WorkflowEnds(None, None, f"workflow state stays in {there} (the "
+                                             "destination index's folder)")  # fmt: skip
+        destination, _ = open_workflow(there)
+        owned.callback(destination.close)
+    create_tables(destination, _WORKFLOW_SCHEMA)
+    meta = _WORKFLOW_META in present
+    if meta:
+        _check_workflow_version(source, destination)
+    here = where if isinstance(source, SQLiteBackend) else describe_location(src_loc)
+    return _WorkflowEnds(source, destination, f"{here} -> {there}",
+                         frozenset(WORKFLOW_TABLES) - present, meta)  # fmt: skip
 
 
-def _pages(conn: Connection, table: str, columns: Sequence[str], batch: int) -> Iterator[list[Row]]:
-    """The rows of ``table`` in ``pk`` order, ``batch`` rows per statement (keyset paging)."""
-    head = f"SELECT {', '.join(columns)} FROM {table}"
-    page = conn.execute(f"{head} ORDER BY pk LIMIT {batch}").fetchall()
-    while page:
-        yield [tuple(r) for r in page]
-        if len(page) < batch:
-            return
-        page = conn.execute(f"{head} WHERE pk > ? ORDER BY pk LIMIT {batch}",
-                            (page[-1][0],)).fetchall()  # fmt: skip
+def _same_file(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
-Changes = dict[str, tuple[int, int, int]]  # table -> (inserted, updated, deleted)
+def _check_workflow_version(src: Backend, dst: Backend) -> None:
+    sql = f"SELECT value FROM {_WORKFLOW_META} WHERE key = 'schema'"
+    versions = (src.fetch(sql), dst.fetch(sql))
+    if versions[0] != versions[1]:
+        theirs, ours = (v[0][0] if v else None for v in versions)
+        raise MigrationError(f"workflow schema version mismatch: MPPS tables version {theirs} "
+                             f"in the source, {ours} in the destination")  # fmt: skip
 
 
-def _copy_all(snap: Connection, conn: Connection, backend: Backend,
-              columns: dict[str, list[str]], counts: dict[str, int], batch: int,
-              progress: ProgressCallback | None) -> Changes:  # fmt: skip
-    """The first pass: every row of every table, parents first."""
-    changes: Changes = {}
-    for table in TABLES:
-        done = 0
-        if progress is not None:
-            progress(table, 0, counts[table])
-        for page in _pages(snap, table, columns[table], batch):
-            done += backend.copy_rows(conn, table, columns[table], page)
-            if progress is not None:
-                progress(table, done, counts[table])
-        changes[table] = (done, 0, 0)
-    return changes
-
-
-def _comparable(row: Row) -> Row:
-    # PostgreSQL text holds no NUL (the backend drops them): compare without them
-    return tuple(v.replace("\x00", "") if isinstance(v, str) else v for v in row)
-
-
-def _merge(src: Iterator[list[Row]], dst: Iterator[list[Row]]
-           ) -> Iterator[tuple[Row | None, Row | None]]:  # fmt: skip
-    """Pairs (source row, destination row) of the same ``pk`` (``None`` for a side without
-    it), in key order, from two key-ordered page streams."""
-
-    def rows(pages: Iterator[list[Row]]) -> Iterator[Row]:
-        for page in pages:
-            yield from page
-
-    a, b = rows(src), rows(dst)
-    x, y = next(a, None), next(b, None)
-    while x is not None or y is not None:
-        if y is None or (x is not None and x[0] < y[0]):
-            yield x, None
-            x = next(a, None)
-        elif x is None or y[0] < x[0]:
-            yield None, y
-            y = next(b, None)
-        else:
-            yield x, y
-            x, y = next(a, None), next(b, None)
-
-
-def _catch_up(snap: Connection, conn: Connection, backend: Backend,
-              columns: dict[str, list[str]], counts: dict[str, int], batch: int,
-              progress: ProgressCallback | None) -> Changes:  # fmt: skip
-    """The catch-up pass (see the module docstring): plan by merging both sides table by
-    table, then delete children first, then update and insert parents first."""
-    removed: dict[str, set[int]] = {}
-    inserts: dict[str, list[Row]] = {}
-    updates: dict[str, list[Row]] = {}
-    for table in TABLES:
-        cols = columns[table]
-        identity = [cols.index(c) for c in _IDENTITY[table]]
-        parent = _PARENT.get(table)
-        gone_parents = removed[parent[1]] if parent else set()
-        parent_ix = cols.index(parent[0]) if parent else -1
-        gone: set[int] = set()
-        new: list[Row] = []
-        changed: list[Row] = []
-        seen = 0
-        for s, d in _merge(_pages(snap, table, cols, batch), _pages(conn, table, cols, batch)):
-            if s is None:
-                assert d is not None
-                gone.add(d[0])
-                continue
-            seen += 1
-            if d is None:
-                new.append(s)
-            elif parent and d[parent_ix] in gone_parents:
-                gone.add(d[0])
-                new.append(s)
-            elif _comparable(s) == _comparable(d):
-                pass
-            elif [s[i] for i in identity] == [d[i] for i in identity]:
-                changed.append(s)
-            else:
-                gone.add(d[0])
-                new.append(s)
-            if progress is not None and seen % batch == 0:
-                progress(table, seen, counts[table])
-        removed[table], inserts[table], updates[table] = gone, new, changed
-        if progress is not None:
-            progress(table, seen, counts[table])
-    for table in reversed(TABLES):
-        doomed = sorted(removed[table])
-        for i in range(0, len(doomed), batch):
-            conn.executemany(f"DELETE FROM {table} WHERE pk = ?",
-                             [(pk,) for pk in doomed[i:i + batch]])  # fmt: skip
-    changes: Changes = {}
-    for table in TABLES:
-        cols = columns[table]
-        if updates[table]:
-            assignments = ", ".join(f"{c} = ?" for c in cols[1:])
-            conn.executemany(f"UPDATE {table} SET {assignments} WHERE pk = ?",
-                             [(*row[1:], row[0]) for row in updates[table]])  # fmt: skip
-        rows = inserts[table]
-        for i in range(0, len(rows), batch):
-            backend.copy_rows(conn, table, cols, rows[i : i + batch])
-        changes[table] = (len(rows), len(updates[table]), len(removed[table]))
-    return changes
-
-
-def _copy_meta(snap: Connection, conn: Connection) -> None:
-    """``meta`` rows but the schema version (which the destination has already)."""
-    rows = snap.execute("SELECT key, value FROM meta WHERE key <> 'schema' ORDER BY key").fetchall()
-    conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
-                     "SET value = excluded.value", [tuple(r) for r in rows])  # fmt: skip
-
-
-def _advance_sequences(conn: Connection) -> None:
-    """Each PostgreSQL identity sequence past its table's largest key: a row stored later gets
-    a key no copied row has."""
-    for table in TABLES:
-        conn.execute(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'pk'), m) "
-            f"FROM (SELECT max(pk) AS m FROM {table}) AS x WHERE m IS NOT NULL"
-        )
+def _copy_meta(snap: Connection, conn: Connection, table: str) -> None:
+    """A key-value table's rows but the schema version (which the destination has already,
+    checked equal)."""
+    rows = snap.execute(f"SELECT key, value FROM {table} WHERE key <> 'schema' "
+                        "ORDER BY key").fetchall()  # fmt: skip
+    conn.executemany(f"INSERT INTO {table} (key, value) VALUES (?, ?) ON CONFLICT (key) DO "
+                     "UPDATE SET value = excluded.value", [tuple(r) for r in rows])  # fmt: skip

@@ -4,8 +4,9 @@ storage folder and index; ``migrate`` moves the index to PostgreSQL (or back to 
 Theory of operation
 -------------------
 The work is :func:`dicomnet.archive.migrate.migrate` (its docstring says how the copy and the
-catch-up pass are made); this module parses the command line, draws the progress (on a
-terminal only), prints the per-table report and maps every failure to one line on stderr with
+catch-up pass are made, the workflow state's too); this module parses the command line, draws
+the progress (on a terminal only), prints the per-table report (the workflow tables' after the
+index's, or why there were none) and maps every failure to one line on stderr with
 exit status 1: a missing source or one that is not an index, a database that cannot be reached,
 a destination that is not empty without ``--incremental``, a schema version mismatch, row
 counts that differ at the end. The archive modules are imported only once the command line is
@@ -27,16 +28,20 @@ another database, keeping every key, and verify that each table has as many rows
 sides. The source is opened as an index first: an index of an earlier release (schema version
 1) is upgraded in place on the way. The stored files do not move: the index holds absolute
 paths into the storage folder, and the new index serves the same folder.
-STORAGE/workflow.sqlite (MPPS, storage commitment) is not part of the index and stays SQLite.
+The workflow state moves with the index: STORAGE/workflow.sqlite beside a SQLite index (MPPS
+steps, the MPPS forwarding outbox, storage commitments) goes into tables of its own in the
+PostgreSQL database, where qrscp --db keeps it (back to SQLite: DIR/workflow.sqlite beside
+the new DIR/index.sqlite); a folder without one says "no workflow state to move".
 
 Switching a running archive to PostgreSQL, down only for the switch:
   1. dicomnet archive migrate --from STORAGE --to postgresql://USER@HOST/DB
      while the archive keeps serving (the source is read in one snapshot);
   2. stop the archive (qrscp);
   3. dicomnet archive migrate --from STORAGE --to postgresql://USER@HOST/DB --incremental
-     (the catch-up: what was stored, re-stored or removed since step 1; seconds);
+     (the catch-up: what was stored, re-stored or removed, and the MPPS and commitment
+     state that changed, since step 1; seconds);
   4. start qrscp --storage STORAGE --db postgresql://USER@HOST/DB.
-Without --incremental the destination must be empty.
+Without --incremental the destination must be empty (workflow tables included).
 
 exit status: 0 copied and verified; 1 failed (one line on stderr says why); 2 usage."""
 
@@ -49,14 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     m = sub.add_parser(
         "migrate",
-        help="copy the index to PostgreSQL (or another SQLite file)",
+        help="copy the index and workflow state to PostgreSQL (or another SQLite file)",
         description=_MIGRATE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     m.add_argument(
         "--from", dest="source", required=True, metavar="SRC",
         help="the index: a storage folder (its index.sqlite), sqlite:PATH, a path to the "
-        "index file, or a postgresql:// URI",
+        "index file (workflow.sqlite beside it moves too), or a postgresql:// URI",
     )  # fmt: skip
     m.add_argument(
         "--to", dest="destination", required=True, metavar="DST",
@@ -66,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--incremental", action="store_true",
         help="the catch-up pass after an earlier migrate into DST: copy what was added or "
-        "changed since, delete what was removed (run it with the archive stopped)",
+        "changed since, delete what was removed, index and workflow state (run it with the "
+        "archive stopped)",
     )  # fmt: skip
     m.add_argument(
         "--batch", type=positive_int, default=None, metavar="N",

@@ -76,6 +76,8 @@ if TYPE_CHECKING:
 __all__ = [
     "PAGE",
     "PENDING",
+    "SCHEMA",
+    "TABLES",
     "Row",
     "Workflow",
     "new_owner",
@@ -85,7 +87,9 @@ __all__ = [
 
 PAGE = 500  # references read, checked, written per database round trip
 
-_SCHEMA = (
+#: The DDL of the commitment tables (SQLite dialect), also what ``dicomnet archive migrate``
+#: creates them on another database with.
+SCHEMA = (
     """CREATE TABLE IF NOT EXISTS commitment (
     id INTEGER PRIMARY KEY,
     transaction_uid TEXT NOT NULL,
@@ -111,6 +115,8 @@ _SCHEMA = (
     PRIMARY KEY (commitment_id, seq)
 ) WITHOUT ROWID""",
 )
+#: The tables of :data:`SCHEMA`, parents first.
+TABLES = ("commitment", "commitment_item")
 
 #: States with a report still to send.
 PENDING = ("accepted", "checked", "waiting")
@@ -195,7 +201,7 @@ class Workflow:
         #: nodes on several hosts may share the database (owners are leased, not pids)
         self.shared = self.backend.name != "sqlite"
         try:
-            create_tables(self.backend, _SCHEMA)
+            create_tables(self.backend, SCHEMA)
         except BaseException:
             self.close()
             raise

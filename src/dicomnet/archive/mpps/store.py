@@ -84,7 +84,9 @@ from dicomnet.uid import is_valid_uid
 #: The logger of the old single module, shared by the package's modules.
 LOG = logging.getLogger("dicomnet.archive.mpps")
 
-_SCHEMA = (
+#: The DDL of the steps' tables (SQLite dialect; :func:`~dicomnet.archive.workflow_db.create_tables`
+#: translates it), also what ``dicomnet archive migrate`` creates them on another database with.
+SCHEMA = (
     "CREATE TABLE IF NOT EXISTS mpps_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS mpps (
     sop_instance_uid TEXT PRIMARY KEY,
@@ -126,6 +128,8 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS mpps_outbox_dest_ix ON mpps_outbox(destination, failed_status, id)",
     "INSERT INTO mpps_meta (key, value) VALUES ('schema', '1') ON CONFLICT (key) DO NOTHING",
 )
+#: The tables of :data:`SCHEMA` holding state (``mpps_meta``: its version only), parents first.
+TABLES = ("mpps", "mpps_study", "mpps_series", "mpps_outbox")
 
 _STEP_COLUMNS = (
     "m.sop_instance_uid, m.status, m.pps_id, m.station_ae_title, m.modality, m.patient_id, "
@@ -191,7 +195,7 @@ class MPPSStore:
         self.path = location_text(self.backend)
         self._errors: tuple[type[Exception], ...] = (*self.backend.errors, IndexUnavailableError)
         try:
-            create_tables(self.backend, _SCHEMA)
+            create_tables(self.backend, SCHEMA)
         except BaseException:
             if self._owned:
                 self.backend.close()
