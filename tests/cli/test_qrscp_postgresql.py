@@ -66,6 +66,10 @@ def test_database_away_mid_association(qrscp: Any, tmp_path: Path) -> None:
             assert assoc.send_c_store(str(files[0])).Status == 0
             cluster.pause()
             assert assoc.send_c_store(str(files[1])).Status == 0xA700
+            # queries and retrieves are refused as out of resources too (PS3.4 C.4.1.1.4:
+            # A700; C.4.3.1.4: A701, the matches cannot be counted)
+            assert _query_statuses(srv.port, dcmread(files[0]).StudyInstanceUID) == (0xA700,
+                                                                                      0xA701)
             cluster.resume()
             assert assoc.send_c_store(str(files[2])).Status == 0
         finally:
@@ -81,3 +85,23 @@ def test_database_away_mid_association(qrscp: Any, tmp_path: Path) -> None:
         assert srv.stop() == 0
     finally:
         cluster.stop()
+
+
+def _query_statuses(port: int, study: str) -> tuple[int, int]:
+    """The final statuses of a STUDY-level C-FIND and C-GET of ``study`` (Study Root)."""
+    from pydicom import Dataset
+
+    find, get = "1.2.840.10008.5.1.4.1.2.2.1", "1.2.840.10008.5.1.4.1.2.2.3"
+    ae = AE(ae_title="VIEWER")
+    ae.add_requested_context(find)
+    ae.add_requested_context(get)
+    assoc = ae.associate("127.0.0.1", port, ae_title="DICOMNET")
+    assert assoc.is_established
+    try:
+        query = Dataset()
+        query.QueryRetrieveLevel, query.StudyInstanceUID = "STUDY", study
+        found = [int(st.Status) for st, _ in assoc.send_c_find(query, find)]
+        got = [int(st.Status) for st, _ in assoc.send_c_get(query, get)]
+    finally:
+        assoc.release()
+    return found[-1], got[-1]

@@ -59,6 +59,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -367,6 +368,9 @@ _KEY_SEED, _LEASE_SEED = 0, 1
 #: lost probes)
 _LEASE_KEEPALIVE = (("tcp_keepalives_idle", "30"), ("tcp_keepalives_interval", "10"),
                     ("tcp_keepalives_count", "3"))  # fmt: skip
+#: how long a statement waits for a pooled connection while the server is known to be away
+#: (a connection to a server that is back takes milliseconds)
+_WAIT_WHILE_DOWN = 1.0
 #: SQLSTATEs of a server that cannot serve now (PostgreSQL Appendix A: class 08 connection
 #: exception; 57P01-57P03 shutting down, crashed, not accepting connections yet)
 _GONE_STATES = ("08", "57P01", "57P02", "57P03")
@@ -397,6 +401,7 @@ class PostgresBackend(Backend):
         self._operational = psycopg.OperationalError
         self._pool_timeout = PoolTimeout
         self._wait = wait
+        self._down_until = 0.0  # time.monotonic() until which the server counts as gone
         self._connect_timeout = max(1, int(timeout))
         try:
             # one direct connection first: an unreachable database fails now, with libpq's
@@ -428,6 +433,7 @@ class PostgresBackend(Backend):
             gone = False
         if not gone:
             return None
+        self._down_until = time.monotonic() + self._wait
         try:
             self._pool.check()  # the idle connections that died with the server go now
         except Exception:  # pragma: no cover - check() reports through the pool's logger
@@ -438,8 +444,11 @@ class PostgresBackend(Backend):
     def _connection(self) -> Iterator[Any]:
         """A pooled connection; a server that cannot be reached raises
         IndexUnavailableError (see :meth:`_unavailable`)."""
+        # just after the server was found gone, a request waits a moment, not the full
+        # wait: each one is answered A700 at once while it stays away
+        wait = _WAIT_WHILE_DOWN if time.monotonic() < self._down_until else self._wait
         try:
-            with self._pool.connection(timeout=self._wait) as conn:
+            with self._pool.connection(timeout=wait) as conn:
                 yield conn
         except Exception as exc:
             gone = self._unavailable(exc)

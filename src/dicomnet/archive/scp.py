@@ -448,7 +448,8 @@ class Archive:
                 yield _PENDING, item.path
         except QueryError as exc:
             LOG.warning("retrieve failed: %s", clip(exc))
-            yield status(exc.status, str(exc)), None
+            yield status(_retrieve_code(exc.status, Status.OUT_OF_RESOURCES_SUBOPERATIONS),
+                         str(exc)), None  # fmt: skip
 
     def handle_get(self, event: Event) -> Iterator[RetrieveYield]:
         """EVT_C_GET: the count, then one path per instance (C-STORE on this association;
@@ -458,7 +459,8 @@ class Archive:
         except QueryError as exc:
             LOG.warning("C-GET refused: %s", clip(exc))
             yield 0
-            yield status(exc.status, str(exc)), None
+            yield status(_retrieve_code(exc.status, Status.OUT_OF_RESOURCES_MATCHES),
+                         str(exc)), None  # fmt: skip
             return
         yield from self._retrieve(event, items)
 
@@ -474,15 +476,23 @@ class Archive:
             return
         try:
             items = self._retrieve_items(event)
+            contexts = move_contexts(items.pairs())
         except QueryError as exc:
             LOG.warning("C-MOVE refused: %s", clip(exc))
             yield addr
             yield 0
-            yield status(exc.status, str(exc)), None
+            yield status(_retrieve_code(exc.status, Status.OUT_OF_RESOURCES_MATCHES),
+                         str(exc)), None  # fmt: skip
             return
-        contexts = move_contexts(items.pairs())
         yield (addr[0], addr[1], {"contexts": contexts} if contexts else {})
         yield from self._retrieve(event, items)
+
+
+def _retrieve_code(code: int, out_of_resources: int) -> int:
+    """A C-GET/C-MOVE failure status: the index being unreachable (A700, C-FIND's "out of
+    resources") is A701 before the matches are counted and A702 once sub-operations have
+    started (PS3.4 C.4.2.1.5, C.4.3.1.4)."""
+    return out_of_resources if code == Status.OUT_OF_RESOURCES else code
 
 
 def move_contexts(items: Iterable[RetrieveItem | tuple[str, str]]) -> list[PresentationContext]:
