@@ -47,6 +47,8 @@ A database that cannot be reached (refused, reset, a server shutting down, no po
 connection within the wait) raises :class:`~dicomnet.archive.models.IndexUnavailableError`
 (answered A700: try again); the pool then checks its idle connections, dropping the broken
 ones, so service resumes with the first request after the server is back -- no reconnect loop.
+While the server is known to be away, a request waits a moment for a connection, not the full
+wait, so each peer gets its refusal at once (C-GET/C-MOVE answer A701/A702).
 
 :func:`open_backend` chooses by the location: ``postgresql://...`` / ``postgres://...`` (a
 libpq connection URI), ``sqlite:PATH``, or a plain file path (SQLite).
