@@ -5,6 +5,7 @@ retried; a real N-CREATE reaches a real SCP."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 from pydicom import Dataset
@@ -114,3 +115,43 @@ def test_a_real_n_create_reaches_an_scp(archive: Archive) -> None:
     [ds] = received
     assert ds.StudyInstanceUID == study_uid
     assert {s.SeriesInstanceUID for s in ds.ReferencedSeriesSequence} == set(per_series)
+
+
+def test_a_study_another_node_is_still_receiving_waits(fresh_archive: Archive) -> None:
+    """Two nodes on one index: this node stored the study's first instance and heard nothing
+    more, another node stores a second one a moment later. The notification waits until the
+    study is quiet on the other node too, and lists both instances."""
+    from tests.archive.conftest import CT, IMPLICIT, encode
+
+    def instance(n: int) -> bytes:
+        ds = Dataset()
+        ds.SOPClassUID, ds.SOPInstanceUID = CT, f"1.2.840.99.7.1.{n}"
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.840.99.7", "1.2.840.99.7.1"
+        ds.PatientID, ds.Modality = "IAN1", "CT"
+        return encode(ds, IMPLICIT)
+
+    index, files = fresh_archive.index, fresh_archive.store
+    files.store(index, CT, "1.2.840.99.7.1.1", IMPLICIT, [instance(1)])
+    sent: list[tuple[float, Dataset]] = []
+    done = threading.Event()
+
+    def send(ds: Dataset, destination: tuple[str, str, int]) -> int:
+        sent.append((time.monotonic(), ds))
+        done.set()
+        return 0x0000
+
+    quiet = 0.4
+    notifier = IANotifier(index, [("RIS", "h", 1)], quiet_seconds=quiet, send=send)
+    try:
+        notifier.stored("1.2.840.99.7")  # this node's last store
+        time.sleep(0.25)
+        other = time.monotonic()  # the other node's store (not told to this notifier)
+        files.store(index, CT, "1.2.840.99.7.1.2", IMPLICIT, [instance(2)])
+        assert done.wait(10)
+    finally:
+        notifier.close()
+    (at, ds), = sent  # fmt: skip
+    assert at >= other + quiet - 0.05  # quiet since the other node's store, not since ours
+    refs = [r.ReferencedSOPInstanceUID for s in ds.ReferencedSeriesSequence
+            for r in s.ReferencedSOPSequence]  # fmt: skip
+    assert sorted(refs) == ["1.2.840.99.7.1.1", "1.2.840.99.7.1.2"]

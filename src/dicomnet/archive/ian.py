@@ -17,6 +17,11 @@ destination with the study's instances as the index lists them at that moment:
 * the SOP Instance UID of the notification is made by the SCU (a UUID-derived UID, PS3.5 B.2),
   as PS3.4 R.3.1 asks of an N-CREATE without an SCP-assigned instance.
 
+Several archive nodes sharing one index each hear only of their own stores: before a study is
+announced, the index is asked when any node last stored one of its instances (``stored_at``),
+and a study another node is still receiving waits until it is quiet there too. (Each node that
+stored part of a study still sends its own notification, each listing every instance.)
+
 One scheduler thread waits on a condition with the nearest deadline as its timeout -- no
 polling; a new store moves the study's deadline, ``close()`` wakes it. A destination that is
 down (no association, or a failure status) is retried with a growing delay
@@ -116,6 +121,7 @@ class IANotifier:
         retry_delays: Sequence[float] = RETRY_DELAYS,
         send: Sender | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.index = index
         self.destinations = list(destinations)
@@ -124,6 +130,7 @@ class IANotifier:
         self.retry_delays = tuple(retry_delays)
         self.send: Sender = send if send is not None else self._send_n_create
         self.clock = clock
+        self.wall = wall
         self.sent = 0
         self._pending: dict[str, _Pending] = {}
         self._cond = threading.Condition()
@@ -185,7 +192,31 @@ class IANotifier:
             for study_uid, pending in work:
                 self._announce(study_uid, pending)
 
+    def _quiet_for(self, study_uid: str) -> float:
+        """How long the study has yet to stay quiet, judged by the index: another node
+        sharing it may have stored an instance after this one last did (each instance's
+        ``stored_at``); 0 when it is quiet (at most ``quiet_seconds``: a clock ahead of ours
+        cannot hold a study back for long)."""
+        rows = self.index.select(
+            "SELECT MAX(i.stored_at) FROM instance i JOIN series se ON i.series_fk = se.pk "
+            "JOIN study st ON se.study_fk = st.pk", ["st.study_uid = ?"], [study_uid],
+        )  # fmt: skip
+        latest = rows[0][0] if rows else None
+        if latest is None:
+            return 0.0
+        return max(0.0, min(float(latest) + self.quiet_seconds - self.wall(), self.quiet_seconds))
+
     def _announce(self, study_uid: str, pending: _Pending) -> None:
+        if not pending.attempts:
+            try:
+                wait = self._quiet_for(study_uid)
+            except Exception:  # the index cannot say: announce as this node sees it
+                wait = 0.0
+            if wait > 0:
+                with self._cond:
+                    if self._pending.get(study_uid) is pending:
+                        pending.due = self.clock() + wait
+                return
         try:
             dataset = availability_dataset(self.index, study_uid, self.ae_title)
         except Exception:

@@ -333,7 +333,7 @@ class ArchiveIndex:
             "charset = excluded.charset, checksum = excluded.checksum, "
             "stored_at = excluded.stored_at",
             (series_pk, f.sop_instance_uid, f.sop_class_uid, _int_or_none(f.instance_number),
-             path, ts, size, cs, checksum, now if checksum else 0.0),
+             path, ts, size, cs, checksum, now),
         )  # fmt: skip
         if old is not None and old[0] != series_pk:
             _prune_series(conn, old[0])  # entities left without children by a move go
@@ -591,7 +591,7 @@ def _upsert_other(conn: Connection, f: InstanceFields, path: str, ts: str, size:
         "charset = excluded.charset, checksum = excluded.checksum, stored_at = excluded.stored_at",
         (f.sop_instance_uid, f.sop_class_uid, f.label, f.description, f.creator,
          matching.fold_pn(f.creator), f.created, created_norm, f.level, path, ts, size,
-         f.specific_character_set, checksum, now if checksum else 0.0),
+         f.specific_character_set, checksum, now),
     )  # fmt: skip
     return None if old is None else str(old[0])
 
