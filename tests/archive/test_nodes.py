@@ -225,5 +225,12 @@ def test_database_away_store_fails_clean_and_service_resumes(tmp_path: Path,
                                                                           series)])  # fmt: skip
         uids = sorted(r[0] for r in arc.index.backend.fetch("SELECT sop_uid FROM instance"))
         assert uids == [f"{study}.1", f"{study}.3"]
+        # the restart dropped the node's lease; the first request that got through took it
+        # back: nobody else can start as node "a"
+        other = ArchiveIndex(arc.db_path)
+        try:
+            assert other.backend.lease("dicomnet-node:a") is None
+        finally:
+            other.close()
     finally:
         arc.close()

@@ -41,14 +41,17 @@ not order them, so :meth:`Backend.lock_key` takes a transaction-scoped advisory 
 decide it is new); a deadlock or serialization failure the server breaks is
 :attr:`Backend.retryable` (the index runs the transaction again). :meth:`Backend.lease` holds a
 session advisory lock on its own connection for as long as a node runs: the server drops it
-when the node's connection dies, so a killed node never leaves it behind.
+when the node's connection dies, so a killed node never leaves it behind; a server restart
+drops it too, and the first request that reaches the server again takes it back
+(:meth:`Lease.renew`; an error is logged if another process took the name meanwhile).
 
 A database that cannot be reached (refused, reset, a server shutting down, no pooled
 connection within the wait) raises :class:`~dicomnet.archive.models.IndexUnavailableError`
-(answered A700: try again); the pool then checks its idle connections, dropping the broken
-ones, so service resumes with the first request after the server is back -- no reconnect loop.
-While the server is known to be away, a request waits a moment for a connection, not the full
-wait, so each peer gets its refusal at once (C-GET/C-MOVE answer A701/A702).
+(answered A700: try again). While the server counts as gone, each request first makes one direct connection attempt
+(refused at once while it is away: the peer gets its refusal without waiting; C-GET/C-MOVE
+answer A701/A702); the first that succeeds replaces the pool, whose connections died with the
+server, and takes the leases again -- service resumes with the first request after the server
+is back, with no reconnect loop of our own.
 
 :func:`open_backend` chooses by the location: ``postgresql://...`` / ``postgres://...`` (a
 libpq connection URI), ``sqlite:PATH``, or a plain file path (SQLite).
@@ -57,13 +60,13 @@ libpq connection URI), ``sqlite:PATH``, or a plain file path (SQLite).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import sqlite3
 import threading
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
@@ -174,18 +177,40 @@ class Backend(ABC):
 
 
 class Lease:
-    """A name held by this process (:meth:`Backend.lease`) until :meth:`close`."""
+    """A name held by this process (:meth:`Backend.lease`) until :meth:`close`. ``hold``
+    takes the name again on a new connection (None: another process holds it now), for
+    :meth:`renew`; ``on_close`` hears of the close."""
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, name: str = "", hold: Callable[[], Any] | None = None,
+                 on_close: Callable[[Lease], None] | None = None) -> None:  # fmt: skip
         self._conn = conn
+        self.name = name
+        self._hold = hold
+        self._on_close = on_close
+
+    def renew(self) -> bool:
+        """After the database server came back (a restart drops every session and its
+        locks): hold the name again. False when another process took it meanwhile;
+        ConnectionError when the server cannot be reached."""
+        if self._hold is None or self._conn is None:
+            return True
+        _close_quietly(self._conn)
+        self._conn = conn = self._hold()
+        return conn is not None
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # the connection is gone already: so is the lease
-                pass
+            _close_quietly(conn)
+            if self._on_close is not None:
+                self._on_close(self)
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:  # the connection is gone already: so is the lease
+        pass
 
 
 class SQLiteBackend(Backend):
@@ -363,6 +388,8 @@ class _PgConnection:
 _SCHEMA_LOCK_KEY = 0x6469636F6D6E6574  # "dicomnet"
 
 
+_LOG = logging.getLogger("dicomnet.archive.backend")
+
 #: the advisory lock keys of :meth:`PostgresBackend.lock_key` and :meth:`PostgresBackend.lease`
 #: are 64-bit hashes of the name with these seeds (two spaces: a lease never waits on a key)
 _KEY_SEED, _LEASE_SEED = 0, 1
@@ -370,9 +397,8 @@ _KEY_SEED, _LEASE_SEED = 0, 1
 #: lost probes)
 _LEASE_KEEPALIVE = (("tcp_keepalives_idle", "30"), ("tcp_keepalives_interval", "10"),
                     ("tcp_keepalives_count", "3"))  # fmt: skip
-#: how long a statement waits for a pooled connection while the server is known to be away
-#: (a connection to a server that is back takes milliseconds)
-_WAIT_WHILE_DOWN = 1.0
+#: the connect timeout of the probe made while the server counts as gone (s)
+_PROBE_TIMEOUT = 2
 #: SQLSTATEs of a server that cannot serve now (PostgreSQL Appendix A: class 08 connection
 #: exception; 57P01-57P03 shutting down, crashed, not accepting connections yet)
 _GONE_STATES = ("08", "57P01", "57P02", "57P03")
@@ -403,7 +429,9 @@ class PostgresBackend(Backend):
         self._operational = psycopg.OperationalError
         self._pool_timeout = PoolTimeout
         self._wait = wait
-        self._down_until = 0.0  # time.monotonic() until which the server counts as gone
+        self._down = False  # the server was found gone (see _connection)
+        self._revive_lock = threading.Lock()
+        self._leases: set[Lease] = set()
         self._connect_timeout = max(1, int(timeout))
         try:
             # one direct connection first: an unreachable database fails now, with libpq's
@@ -411,11 +439,16 @@ class PostgresBackend(Backend):
             psycopg.connect(url, connect_timeout=self._connect_timeout).close()
         except psycopg.Error as exc:
             raise ConnectionError(f"cannot connect to the index database: {exc}") from exc
-        self._pool = ConnectionPool(url, min_size=1, max_size=max_connections,
-                                    kwargs={"autocommit": True,
-                                            "connect_timeout": self._connect_timeout},
-                                    timeout=timeout, open=False,
-                                    name="dicomnet-index")  # fmt: skip
+
+        def new_pool() -> Any:
+            return ConnectionPool(url, min_size=1, max_size=max_connections,
+                                  kwargs={"autocommit": True,
+                                          "connect_timeout": self._connect_timeout},
+                                  timeout=timeout, open=False,
+                                  name="dicomnet-index")  # fmt: skip
+
+        self._new_pool = new_pool
+        self._pool = new_pool()
         try:
             # wait=True: an unreachable database fails here, with libpq's reason
             self._pool.open(wait=True, timeout=timeout)
@@ -423,9 +456,10 @@ class PostgresBackend(Backend):
             self._pool.close()
             raise ConnectionError(f"cannot connect to the index database: {exc}") from exc
 
-    def _unavailable(self, exc: BaseException) -> IndexUnavailableError | None:
-        """The error to raise when ``exc`` means the server cannot be reached (see the module
-        docstring), after dropping the pool's broken connections; None for other errors."""
+    def _unavailable(self, exc: BaseException, pool: Any) -> IndexUnavailableError | None:
+        """The error to raise when ``exc`` (from a connection of ``pool``) means the server
+        cannot be reached (see the module docstring); None for other errors. The server
+        counts as gone unless ``pool`` was already replaced (a connection of the old one)."""
         if isinstance(exc, self._pool_timeout):
             gone = True
         elif isinstance(exc, self._operational) and not isinstance(exc, self.retryable):
@@ -435,25 +469,44 @@ class PostgresBackend(Backend):
             gone = False
         if not gone:
             return None
-        self._down_until = time.monotonic() + self._wait
-        try:
-            self._pool.check()  # the idle connections that died with the server go now
-        except Exception:  # pragma: no cover - check() reports through the pool's logger
-            pass
+        if pool is self._pool:
+            self._down = True
         return IndexUnavailableError(f"the index database is unavailable: {exc}")
+
+    def _revive(self) -> None:
+        """A request while the server counts as gone: one direct connection attempt (refused
+        at once while it is away: the peer gets A700 without waiting); when it succeeds, a
+        fresh pool replaces the one whose connections died with the server (the old pool
+        would only retry on its own growing back-off), and the leases are taken again."""
+        with self._revive_lock:
+            if not self._down:
+                return  # another thread did it meanwhile
+            try:
+                self._psycopg.connect(self.url, connect_timeout=_PROBE_TIMEOUT).close()
+            except self._psycopg.Error as exc:
+                raise IndexUnavailableError(
+                    f"the index database is unavailable: {exc}") from exc  # fmt: skip
+            old, self._pool = self._pool, self._new_pool()
+            self._pool.open(wait=False)
+            self._down = False
+            try:
+                old.close(timeout=0)
+            except Exception:  # pragma: no cover - its connections are dead anyway
+                pass
+            self._renew_leases()
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
         """A pooled connection; a server that cannot be reached raises
-        IndexUnavailableError (see :meth:`_unavailable`)."""
-        # just after the server was found gone, a request waits a moment, not the full
-        # wait: each one is answered A700 at once while it stays away
-        wait = _WAIT_WHILE_DOWN if time.monotonic() < self._down_until else self._wait
+        IndexUnavailableError (see :meth:`_unavailable` and :meth:`_revive`)."""
+        if self._down:
+            self._revive()
+        pool = self._pool
         try:
-            with self._pool.connection(timeout=wait) as conn:
+            with pool.connection(timeout=self._wait) as conn:
                 yield conn
         except Exception as exc:
-            gone = self._unavailable(exc)
+            gone = self._unavailable(exc, pool)
             if gone is None:
                 raise
             raise gone from exc
@@ -498,6 +551,28 @@ class PostgresBackend(Backend):
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, ?))", (key, _KEY_SEED))
 
     def lease(self, name: str) -> Lease | None:
+        conn = self._hold(name)
+        if conn is None:
+            return None
+        lease = Lease(conn, name, functools.partial(self._hold, name), self._leases.discard)
+        self._leases.add(lease)
+        return lease
+
+    def _renew_leases(self) -> None:
+        """The server is back (:meth:`_revive`): take the leases again (see the module
+        docstring)."""
+        for lease in list(self._leases):
+            try:
+                if not lease.renew():
+                    _LOG.error("the lease %r is held by another process since the index "
+                               "database came back", lease.name)  # fmt: skip
+            except ConnectionError as exc:  # gone again: the next revival tries again
+                _LOG.warning("the lease %r could not be taken again: %s", lease.name, exc)
+                self._down = True
+
+    def _hold(self, name: str) -> Any:
+        """A new connection holding the session advisory lock of ``name``, or None when
+        another session holds it."""
         try:
             conn = self._psycopg.connect(self.url, autocommit=True,
                                          connect_timeout=self._connect_timeout)  # fmt: skip
@@ -512,7 +587,7 @@ class PostgresBackend(Backend):
         if not (row and row[0]):
             conn.close()
             return None
-        return Lease(conn)
+        return conn
 
     def ddl(self, statement: str) -> str:
         return translate_ddl(statement)
