@@ -440,3 +440,19 @@ def test_concurrent_stores_and_queries(tmp_path: Path, index_at: str) -> None:
     index.close()
     with pytest.raises(Exception):  # noqa: B017 - closed index refuses new work
         index.instance_count()
+
+
+def test_file_store_is_an_instance_storage(tmp_path: Path) -> None:
+    """The archive reaches its files only through the InstanceStorage interface
+    (dicomnet.archive.storage), which the file store implements."""
+    from dicomnet.archive.scp import Archive as ArchiveSCP
+    from dicomnet.archive.storage import InstanceStorage
+
+    store = FileStore(tmp_path / "s", node="a")
+    assert isinstance(store, InstanceStorage)
+    assert store.tmp_dir == str(tmp_path / "s" / ".tmp" / "a") and store.node == "a"
+    arc = ArchiveSCP(tmp_path / "arc")
+    try:
+        assert isinstance(arc.files, InstanceStorage)
+    finally:
+        arc.close()

@@ -60,6 +60,7 @@ from dicomnet.archive.receive import (
     status,
     store_received,
 )
+from dicomnet.archive.storage import InstanceStorage
 from dicomnet.archive.store import FileStore
 from dicomnet.dimse import primitives as P
 from dicomnet.dimse.status import Status
@@ -244,7 +245,8 @@ class Archive:
         self.durability = durability
         safe = durability == "safe"
         self.node = node
-        self.files = FileStore(storage, fsync=safe, node=node)
+        #: where the instances live (:class:`~dicomnet.archive.storage.InstanceStorage`)
+        self.files: InstanceStorage = FileStore(storage, fsync=safe, node=node)
         self.owner = recover if owner is None else owner
         #: where this archive (node) keeps its own state: markers, audit trail, metrics
         self.state_dir = node_dir(self.files.root, node) if node else self.files.root
