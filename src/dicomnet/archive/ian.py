@@ -156,12 +156,9 @@ class IANotifier:
         """:meth:`stored` for the study of an instance just indexed (the archive's hook)."""
         if not self.destinations:
             return
-        rows = self.index.select(
-            "SELECT st.study_uid FROM instance i JOIN series se ON i.series_fk = se.pk "
-            "JOIN study st ON se.study_fk = st.pk", ["i.sop_uid = ?"], [sop_instance_uid],
-        )  # fmt: skip
-        if rows:
-            self.stored(str(rows[0][0]))
+        study_uid = self.index.study_of(sop_instance_uid)
+        if study_uid is not None:
+            self.stored(study_uid)
 
     def pending(self) -> list[str]:
         """Studies waiting to be announced (or retried)."""
@@ -197,14 +194,10 @@ class IANotifier:
         sharing it may have stored an instance after this one last did (each instance's
         ``stored_at``); 0 when it is quiet (at most ``quiet_seconds``: a clock ahead of ours
         cannot hold a study back for long)."""
-        rows = self.index.select(
-            "SELECT MAX(i.stored_at) FROM instance i JOIN series se ON i.series_fk = se.pk "
-            "JOIN study st ON se.study_fk = st.pk", ["st.study_uid = ?"], [study_uid],
-        )  # fmt: skip
-        latest = rows[0][0] if rows else None
+        latest = self.index.last_stored(study_uid)
         if latest is None:
             return 0.0
-        return max(0.0, min(float(latest) + self.quiet_seconds - self.wall(), self.quiet_seconds))
+        return max(0.0, min(latest + self.quiet_seconds - self.wall(), self.quiet_seconds))
 
     def _announce(self, study_uid: str, pending: _Pending) -> None:
         if not pending.attempts:

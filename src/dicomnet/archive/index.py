@@ -42,7 +42,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 from pydicom.dataset import Dataset
 
@@ -218,29 +218,41 @@ class ArchiveIndex:
         # processes writing overlapping batches take their row and study locks in the same
         # order (no deadlock between nodes sharing a PostgreSQL index).
         order = sorted(range(len(rows)), key=lambda k: _lock_order(rows[k][0]))
-        for attempt in range(_ATTEMPTS):
+
+        def write() -> list[str | None]:
             replaced: list[str | None] = [None] * len(rows)
             now = time.time()
+            with self.backend.transaction() as conn:
+                locked: set[str] = set()
+                for k in order:
+                    fields, path, ts, size = rows[k]
+                    if fields.in_patient_hierarchy:
+                        study = fields.study_instance_uid
+                        if study not in locked:  # PS3.3 C.7.2: one study, one patient
+                            self._lock_study(conn, study)
+                            locked.add(study)
+                        replaced[k] = self._upsert(conn, fields, path, ts, size, sums[k], now)
+                    else:
+                        replaced[k] = _upsert_other(conn, fields, path, ts, size, sums[k], now)
+            return replaced
+
+        return self._retried(write)
+
+    def _retried(self, write: Callable[[], _T]) -> _T:
+        """``write()`` -- one write transaction -- run again when the database broke it
+        (a deadlock or serialization failure between PostgreSQL writers), at most
+        :data:`_ATTEMPTS` times in all."""
+        for attempt in range(_ATTEMPTS):
             try:
-                with self.backend.transaction() as conn:
-                    locked: set[str] = set()
-                    for k in order:
-                        fields, path, ts, size = rows[k]
-                        if fields.in_patient_hierarchy:
-                            study = fields.study_instance_uid
-                            if study not in locked:  # PS3.3 C.7.2: one study, one patient
-                                self.backend.lock_key(conn, "study:" + study)
-                                locked.add(study)
-                            replaced[k] = self._upsert(conn, fields, path, ts, size, sums[k],
-                                                       now)  # fmt: skip
-                        else:
-                            replaced[k] = _upsert_other(conn, fields, path, ts, size, sums[k],
-                                                        now)  # fmt: skip
-                return replaced
+                return write()
             except self.backend.retryable:
                 if attempt + 1 == _ATTEMPTS:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _lock_study(self, conn: Connection, study_uid: str) -> None:
+        """Every write of a study takes this lock first (stores and removals alike)."""
+        self.backend.lock_key(conn, "study:" + study_uid)
 
     def check_conflict(self, fields: InstanceFields) -> None:
         """Raise :class:`StudyConflictError` now if storing ``fields`` would (before the file
@@ -343,26 +355,17 @@ class ArchiveIndex:
         """Drop an instance (and parents left empty), patient or not; returns its path, or
         None if unknown. ``path``: only if it is still indexed with that file (the start-up
         check of one node never drops a row another node has just pointed at a new file)."""
-        cond, params = "sop_uid = ?", [sop_instance_uid]
-        if path is not None:
-            cond, params = "sop_uid = ? AND path = ?", [sop_instance_uid, path]
-        for attempt in range(_ATTEMPTS):
-            try:
-                return self._remove(cond, params)
-            except self.backend.retryable:
-                if attempt + 1 == _ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._retried(lambda: self._remove(sop_instance_uid, path))
 
-    def _remove(self, cond: str, params: list[str]) -> str | None:
+    def _remove(self, sop_uid: str, path: str | None) -> str | None:
+        cond, params = "sop_uid = ?", [sop_uid]
+        if path is not None:
+            cond, params = "sop_uid = ? AND path = ?", [sop_uid, path]
         with self.backend.transaction() as conn:
             # the study's lock first, as a store takes it (no deadlock between nodes)
-            study = conn.execute(
-                "SELECT st.study_uid FROM instance i JOIN series se ON i.series_fk = se.pk "
-                "JOIN study st ON se.study_fk = st.pk WHERE i." + cond.replace(" AND ", " AND i."),
-                params).fetchone()  # fmt: skip
+            study = conn.execute(_STUDY_OF_INSTANCE, (sop_uid,)).fetchone()
             if study is not None:
-                self.backend.lock_key(conn, "study:" + str(study[0]))
+                self._lock_study(conn, str(study[0]))
             row = conn.execute(f"DELETE FROM instance WHERE {cond} RETURNING series_fk, path",
                                params).fetchone()  # fmt: skip
             if row is not None:
@@ -371,6 +374,20 @@ class ArchiveIndex:
             other = conn.execute(f"DELETE FROM other WHERE {cond} RETURNING path",
                                  params).fetchone()  # fmt: skip
             return None if other is None else str(other[0])
+
+    def study_of(self, sop_instance_uid: str) -> str | None:
+        """The Study Instance UID of an indexed instance (None: unknown, or not a patient
+        object)."""
+        rows = self.backend.fetch(_STUDY_OF_INSTANCE, (sop_instance_uid,))
+        return str(rows[0][0]) if rows else None
+
+    def last_stored(self, study_uid: str) -> float | None:
+        """When (``time.time()``) an instance of ``study_uid`` was last stored, by any
+        process writing this index (None: no instance)."""
+        rows = self.backend.fetch(
+            "SELECT MAX(i.stored_at) FROM instance i JOIN series se ON i.series_fk = se.pk "
+            "JOIN study st ON se.study_fk = st.pk WHERE st.study_uid = ?", (study_uid,))  # fmt: skip
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     def storage_root(self) -> str | None:
         """The storage folder the index was last opened for (None: never recorded)."""
@@ -596,6 +613,13 @@ def _upsert_other(conn: Connection, f: InstanceFields, path: str, ts: str, size:
     return None if old is None else str(old[0])
 
 
+_T = TypeVar("_T")
+
+#: the study of one instance (by SOP Instance UID)
+_STUDY_OF_INSTANCE = (
+    "SELECT st.study_uid FROM instance i JOIN series se ON i.series_fk = se.pk "
+    "JOIN study st ON se.study_fk = st.pk WHERE i.sop_uid = ?"
+)
 #: rows per statement while the start-up check reads every stored instance
 _STORED_PAGE = 5000
 #: how often a write transaction the database broke (deadlock, serialization) runs
