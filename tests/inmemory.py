@@ -64,7 +64,7 @@ from dicomnet.services.call import ServiceCall
 from dicomnet.services.dispatch import ONE_SHOT, answer
 from dicomnet.services.payloads import as_payload
 from dicomnet.settings import Settings
-from dicomnet.transport.base import ConnectError, nearest_deadline
+from dicomnet.transport.base import ConnectError, WaitingTeardown, nearest_deadline
 from dicomnet.ul.connection import AcceptorConnection, ULConnection
 from dicomnet.ul.events import (
     AssociationRequested,
@@ -127,7 +127,7 @@ class FakeClock:
         return self.now - self.start
 
 
-class MemoryDriver:
+class MemoryDriver(WaitingTeardown):
     """A :class:`~dicomnet.transport.base.Driver` over an in-memory pipe (module docstring).
 
     ``answer_release``: answer a peer's A-RELEASE-RQ at once (SyncDriver's behaviour); the
@@ -260,36 +260,6 @@ class MemoryDriver:
             raise AssertionError(f"{self.name}: wait_for_activity did not settle")
         self._dispatch()
         return False
-
-    def release(self, timeout: float | None) -> None:
-        """A-RELEASE-RQ, wait (at most ``timeout``) for the A-RELEASE-RP, then close."""
-        if self._closed:
-            return
-        try:
-            self.conn.release_request()
-        except DicomNetError:
-            self.abort()
-            return
-        self.flush()
-        deadline = None if timeout is None else self.clock() + timeout
-        while not self._closed and not self.release_confirmed:
-            if not self.wait_for_activity(deadline):
-                break
-        if not self.release_confirmed and not self._closed:
-            self.failure = "no A-RELEASE-RP in time"
-            self.abort()
-        self.close()
-
-    def abort(self, source: int = 0, reason: int = 0) -> None:
-        """A-ABORT, then close."""
-        if self._closed:
-            return
-        try:
-            self.conn.abort(source, reason, self.clock())
-            self.flush()
-        except DicomNetError as exc:
-            LOGGER.debug("abort in state %s: %s", self.conn.state, exc)
-        self.close()
 
     def close(self) -> None:
         """Close this side (once): the peer reads EOF after the bytes already in flight."""

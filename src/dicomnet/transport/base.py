@@ -13,6 +13,10 @@ bytes between them, and waits on the nearest deadline (DIMSE timeout, ARTIM of P
 * the asyncio driver (:mod:`dicomnet.transport.aio`): the event loop receives; worker threads
   that run handlers block in :meth:`Driver.wait_for_activity` on a condition the loop notifies.
 
+:class:`WaitingTeardown` is the release and abort of a driver whose calling thread waits for the
+peer itself in :meth:`Driver.wait_for_activity` (the blocking driver, and the tests' in-memory
+one, so that they run the same teardown).
+
 An association keeps its driver as ``assoc.driver`` (``assoc.dul`` in the founding document's
 spelling); the DIMSE service provider only ever calls :meth:`Driver.send_pdata_chunks`,
 :meth:`Driver.wait_for_activity` and :attr:`Driver.is_alive` (its ``DULLike`` contract).
@@ -22,8 +26,10 @@ spelling); the DIMSE service provider only ever calls :meth:`Driver.send_pdata_c
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from dicomnet.errors import DicomNetError
@@ -36,6 +42,7 @@ __all__ = [
     "Driver",
     "TLSHandshakeError",
     "TransportError",
+    "WaitingTeardown",
     "monotonic",
     "nearest_deadline",
 ]
@@ -56,6 +63,8 @@ class TLSHandshakeError(TransportError):
 
 monotonic = time.monotonic
 """The clock of every deadline in dicomnet (seconds, monotonic)."""
+
+LOGGER = logging.getLogger("dicomnet.transport")
 
 
 def nearest_deadline(*deadlines: float | None) -> float | None:
@@ -128,3 +137,66 @@ class Driver(Protocol):
     def close(self) -> None:
         """Close the transport without any PDU (idempotent)."""
         ...
+
+
+class WaitingTeardown(ABC):
+    """:meth:`Driver.release` and :meth:`Driver.abort` for a driver whose calling thread
+    receives for itself in :meth:`wait_for_activity` (see the module docstring)."""
+
+    conn: ULConnection
+    clock: Callable[[], float]
+    release_confirmed: bool
+    failure: str | None
+
+    @property
+    @abstractmethod
+    def is_closed(self) -> bool:
+        """Whether this side's transport is closed."""
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Write what the connection has queued."""
+
+    @abstractmethod
+    def wait_for_activity(self, deadline: float | None) -> bool:
+        """As :meth:`Driver.wait_for_activity`."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """As :meth:`Driver.close`."""
+
+    def release(self, timeout: float | None) -> None:
+        """A-RELEASE-RQ, wait (at most ``timeout``) for the A-RELEASE-RP, then close.
+
+        An A-RELEASE-RQ crossing ours (release collision, PS3.8 Sta9-Sta12) is answered while
+        waiting; P-DATA still arriving meanwhile goes to the driver's events. Without an answer
+        in time the association is aborted.
+        """
+        if self.is_closed:
+            return
+        try:
+            self.conn.release_request()
+        except DicomNetError as exc:  # wrong state: nothing sensible left but to abort
+            LOGGER.debug("release_request refused (%s); aborting", exc)
+            self.abort()
+            return
+        self.flush()
+        deadline = None if timeout is None else self.clock() + timeout
+        while not self.is_closed and not self.release_confirmed:
+            if not self.wait_for_activity(deadline):
+                break
+        if not self.release_confirmed and not self.is_closed:
+            self.failure = "no A-RELEASE-RP in time"
+            self.abort()
+        self.close()
+
+    def abort(self, source: int = 0, reason: int = 0) -> None:
+        """A-ABORT (default source 0: service user; PS3.8 Table 9-26), then close."""
+        if self.is_closed:
+            return
+        try:
+            self.conn.abort(source, reason, self.clock())
+            self.flush()
+        except DicomNetError as exc:
+            LOGGER.debug("abort in state %s: %s", getattr(self.conn, "state", "?"), exc)
+        self.close()

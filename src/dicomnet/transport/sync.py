@@ -48,6 +48,7 @@ from dicomnet.errors import DicomNetError
 from dicomnet.transport.base import (
     ConnectError,
     TLSHandshakeError,
+    WaitingTeardown,
     monotonic,
     nearest_deadline,
 )
@@ -129,7 +130,7 @@ def open_socket(
     return tls
 
 
-class SyncDriver:
+class SyncDriver(WaitingTeardown):
     """Blocking :class:`~dicomnet.transport.base.Driver` (see the module docstring).
 
     ``on_event`` receives every Upper Layer event in order, on the thread that called
@@ -247,42 +248,6 @@ class SyncDriver:
                 continue
         self._dispatch()
         return False
-
-    def release(self, timeout: float | None) -> None:
-        """A-RELEASE-RQ, wait (at most ``timeout``) for the A-RELEASE-RP, then close.
-
-        An A-RELEASE-RQ crossing ours (release collision, PS3.8 Sta9-Sta12) is answered by
-        :meth:`_dispatch`; P-DATA still arriving meanwhile goes to ``on_event``. Without an
-        answer in time the association is aborted.
-        """
-        if self._closed:
-            return
-        try:
-            self.conn.release_request()
-        except DicomNetError as exc:  # wrong state: nothing sensible left but to abort
-            LOGGER.debug("release_request refused (%s); aborting", exc)
-            self.abort()
-            return
-        self.flush()
-        deadline = None if timeout is None else self.clock() + timeout
-        while not self._closed and not self.release_confirmed:
-            if not self.wait_for_activity(deadline):
-                break
-        if not self.release_confirmed and not self._closed:
-            self.failure = "no A-RELEASE-RP in time"
-            self.abort()
-        self.close()
-
-    def abort(self, source: int = 0, reason: int = 0) -> None:
-        """A-ABORT (default source 0: service user; PS3.8 Table 9-26), then close."""
-        if self._closed:
-            return
-        try:
-            self.conn.abort(source, reason, self.clock())
-            self.flush()
-        except DicomNetError as exc:
-            LOGGER.debug("abort in state %s: %s", getattr(self.conn, "state", "?"), exc)
-        self.close()
 
     def close(self) -> None:
         """Close the socket (once) and tell the connection (Evt17)."""
