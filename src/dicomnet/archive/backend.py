@@ -69,6 +69,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from dicomnet.archive.models import IndexUnavailableError
 
@@ -81,6 +82,7 @@ __all__ = [
     "SQLiteBackend",
     "is_postgres",
     "open_backend",
+    "printable_location",
     "translate_ddl",
     "translate_sql",
 ]
@@ -611,6 +613,19 @@ class PostgresBackend(Backend):
 def is_postgres(location: str) -> bool:
     """Whether an index location names a PostgreSQL database."""
     return location.startswith(("postgresql://", "postgres://"))
+
+
+def printable_location(location: str) -> str:
+    """An index location fit to print or log: a ``postgresql://`` URI's password replaced
+    by ``***``."""
+    if not is_postgres(location):
+        return location
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
 
 
 def open_backend(location: str | os.PathLike[str], *, durable: bool = False,

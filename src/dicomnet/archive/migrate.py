@@ -77,10 +77,15 @@ import sqlite3
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
 
 from dicomnet.archive import schema
-from dicomnet.archive.backend import Backend, Connection, SQLiteBackend, is_postgres
+from dicomnet.archive.backend import (
+    Backend,
+    Connection,
+    SQLiteBackend,
+    is_postgres,
+    printable_location,
+)
 from dicomnet.archive.commitment import store as commitment_store
 from dicomnet.archive.fields import read_instance_fields
 from dicomnet.archive.index import ArchiveIndex
@@ -106,7 +111,6 @@ __all__ = [
     "MigrationReport",
     "ProgressCallback",
     "TableReport",
-    "describe_location",
     "index_tables",
     "migrate",
     "resolve_location",
@@ -242,18 +246,6 @@ def _check_sqlite_index(path: str) -> None:
         raise MigrationError(f"{path} is not an archive index (no instance table)")
 
 
-def describe_location(location: str) -> str:
-    """A location fit to print: a URI's password replaced by ``***``."""
-    if not is_postgres(location):
-        return location
-    parts = urlsplit(location)
-    if parts.password is None:
-        return location
-    netloc = parts.netloc.rpartition("@")
-    user = netloc[0].partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
-
-
 # --- the migration ---------------------------------------------------------------------------
 
 
@@ -282,7 +274,7 @@ def migrate(source: str | os.PathLike[str], destination: str | os.PathLike[str],
         try:
             if src.upgraded_from == 1:
                 _finish_upgrade(src, folder)
-            report = MigrationReport(describe_location(src_loc), describe_location(dst_loc),
+            report = MigrationReport(printable_location(src_loc), printable_location(dst_loc),
                                      incremental, src.upgraded_from)  # fmt: skip
             _check_versions(src.backend, dst.backend)
             parts = [_Part(index_tables(), src.backend, dst.backend, report.tables)]
@@ -463,7 +455,7 @@ def _workflow_ends(src_loc: str, src: Backend, dst_loc: str, dst: Backend,
         return _WorkflowEnds(None, None, f"no workflow state to move (no workflow tables in "
                                          f"{where})")  # fmt: skip
     if is_postgres(dst_loc):
-        destination, there = dst, describe_location(dst_loc)
+        destination, there = dst, printable_location(dst_loc)
     else:
         there = os.path.join(os.path.dirname(dst_loc), WORKFLOW_DB)
         if isinstance(source, SQLiteBackend) and _same_file(source.path, there):
@@ -475,7 +467,7 @@ def _workflow_ends(src_loc: str, src: Backend, dst_loc: str, dst: Backend,
     meta = _WORKFLOW_META in present
     if meta:
         _check_workflow_version(source, destination)
-    here = where if isinstance(source, SQLiteBackend) else describe_location(src_loc)
+    here = where if isinstance(source, SQLiteBackend) else printable_location(src_loc)
     return _WorkflowEnds(source, destination, f"{here} -> {there}",
                          frozenset(WORKFLOW_TABLES) - present, meta)  # fmt: skip
 

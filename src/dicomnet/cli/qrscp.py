@@ -338,6 +338,7 @@ def _signal_all(children: set[int], sig: signal.Signals) -> None:
 
 def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: bool) -> int:
     # lazy: the archive (pydicom, sqlite3: ~250 ms) is not needed for --help or a usage error
+    from dicomnet.archive.backend import printable_location
     from dicomnet.archive.ownership import StorageInUseError
     from dicomnet.archive.scp import (
         Archive,
@@ -382,7 +383,7 @@ def _serve_one(args: argparse.Namespace, sock: socket.socket | None, *, owner: b
         def banner(addr: tuple[str, int]) -> str:
             lines = [
                 f"qrscp: AE {args.aet} listening on {addr[0]}:{addr[1]}",
-                f"qrscp: storage {archive.files.root}, index {_safe_url(archive.db_path)}"
+                f"qrscp: storage {archive.files.root}, index {printable_location(archive.db_path)}"
                 + (f", node {archive.node}" if archive.node else ""),
             ]
             for aet, (host, port) in sorted(destinations.items()):
@@ -469,17 +470,6 @@ def _serve_metrics(metrics: Metrics | WorkerMetrics, where: str) -> None:
     except (RuntimeError, OSError, ValueError) as exc:
         fail(f"--metrics {where}: {exc}", ExitCode.USAGE)
     LOG.info("metrics on http://%s:%d/metrics", *bound)
-
-
-def _safe_url(location: str) -> str:
-    """An index location for the banner, without a password a URI may carry."""
-    from urllib.parse import urlsplit, urlunsplit  # lazy: only for the banner
-
-    parts = urlsplit(location)
-    if parts.password is None:
-        return location
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
