@@ -64,22 +64,25 @@ class Cluster:
         """Stop the server, keeping its data (``-m fast``: its clients' connections end with
         "terminating connection due to administrator command"; an immediate stop would lose
         the last commits of this cluster, which runs with ``synchronous_commit=off``)."""
-        assert self._datadir is not None, "not a cluster of ours"
-        pg_ctl = _binary("pg_ctl")
-        assert pg_ctl is not None
-        done = _run(self._user, [pg_ctl, "-D", os.path.join(self._datadir, "data"), "-m",
-                                 "fast", "-w", "stop"])  # fmt: skip
+        done = self._pg_ctl("-m", "fast", "-w", "stop")
         assert done.returncode == 0, done.stderr
 
     def resume(self) -> None:
         """Start the server again after :meth:`pause` (same port, same data)."""
+        done = self._start_server()
+        assert done.returncode == 0, done.stderr
+
+    def _start_server(self) -> subprocess.CompletedProcess[str]:
+        assert self._datadir is not None, "not a cluster of ours"
+        return self._pg_ctl("-o", self._options, "-l", os.path.join(self._datadir, "server.log"),
+                            "-w", "-t", "60", "start")  # fmt: skip
+
+    def _pg_ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``pg_ctl`` on this cluster's data directory, as its user."""
         assert self._datadir is not None, "not a cluster of ours"
         pg_ctl = _binary("pg_ctl")
         assert pg_ctl is not None
-        done = _run(self._user, [pg_ctl, "-D", os.path.join(self._datadir, "data"), "-o",
-                                 self._options, "-l", os.path.join(self._datadir, "server.log"),
-                                 "-w", "-t", "60", "start"])  # fmt: skip
-        assert done.returncode == 0, done.stderr
+        return _run(self._user, [pg_ctl, "-D", os.path.join(self._datadir, "data"), *args])
 
     def database(self) -> str:
         """A new, empty database; its URI."""
@@ -95,10 +98,7 @@ class Cluster:
     def stop(self) -> None:
         if self._datadir is None:
             return
-        pg_ctl = _binary("pg_ctl")
-        assert pg_ctl is not None
-        _run(self._user, [pg_ctl, "-D", os.path.join(self._datadir, "data"), "-m", "immediate",
-                          "-w", "stop"])  # fmt: skip
+        self._pg_ctl("-m", "immediate", "-w", "stop")
         shutil.rmtree(self._datadir, ignore_errors=True)
         self._datadir = None
 
@@ -136,9 +136,8 @@ def start() -> Cluster | None:
     port = _free_port()
     options = (f"-c listen_addresses=127.0.0.1 -p {port} -k {datadir} -c fsync=off "
                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")  # fmt: skip
-    done = _run(user, [pg_ctl, "-D", data, "-o", options, "-l",
-                       os.path.join(datadir, "server.log"), "-w", "-t", "60", "start"])  # fmt: skip
-    if done.returncode != 0:
+    cluster = Cluster(f"postgresql://dicomnet@127.0.0.1:{port}/postgres", datadir, user, options)
+    if cluster._start_server().returncode != 0:
         shutil.rmtree(datadir, ignore_errors=True)
         return None
-    return Cluster(f"postgresql://dicomnet@127.0.0.1:{port}/postgres", datadir, user, options)
+    return cluster
