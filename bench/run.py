@@ -176,7 +176,9 @@ def inproc_seconds(out: str) -> float | None:
 
 # --------------------------------------------------------------------------- commands per impl
 
-DN = [PY, "-m", "dicomnet.cli.main"]
+# What a user runs: the installed ``dicomnet`` command (python -m adds runpy's ~2.5 ms start-up)
+_SCRIPT = Path(PY).parent / "dicomnet"
+DN = [str(_SCRIPT)] if _SCRIPT.exists() else [PY, "-m", "dicomnet.cli.main"]
 
 
 def scp_argv(impl: str, port: int, outdir: Path) -> tuple[list[str], dict[str, str] | None]:

@@ -5,6 +5,7 @@ and the exit codes with one-line reasons for refused / rejected / failure status
 from __future__ import annotations
 
 import json
+import subprocess
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +17,10 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate
 
 from tests.cli.conftest import Server, read_banner
 from tests.cli.helpers import (
+    DICOMNET,
     by_sop_uid,
     dcm_files,
+    env,
     make_dataset,
     make_files,
     run_tool,
@@ -39,6 +42,18 @@ def test_echoscu(qrscp: Any) -> None:
     r = run_tool(["echoscu", "127.0.0.1", str(srv.port), "-aec", "DICOMNET", "--repeat", "3"])
     assert r.returncode == 0, r.stderr
     assert "success" in r.stdout
+
+
+def test_client_tool_output_complete_at_fast_exit(storescp: Any) -> None:
+    """A client tool leaves with os._exit (no interpreter teardown): what it wrote to piped
+    (block-buffered) stdout and its log lines on stderr must still all arrive, with its rc."""
+    srv = storescp()
+    buffered = {k: v for k, v in env().items() if k != "PYTHONUNBUFFERED"}
+    r = subprocess.run([*DICOMNET, "echoscu", "-v", "127.0.0.1", str(srv.port), "--repeat", "300"],
+                       capture_output=True, text=True, timeout=60, env=buffered)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().startswith("C-ECHO x300 to ") and "success" in r.stdout
+    assert sum(1 for line in r.stderr.splitlines() if ": success" in line) == 300
 
 
 def test_refused_connection_exit_code() -> None:
