@@ -115,6 +115,10 @@ class Backend(ABC):
     #: errors after which the whole transaction may simply run again (deadlock broken...)
     retryable: tuple[type[Exception], ...] = ()
 
+    #: one write transaction at a time holds the whole database (SQLite's ``BEGIN IMMEDIATE``):
+    #: a row read inside it cannot change or go before the transaction ends
+    single_writer: bool = False
+
     def __init__(self) -> None:
         self.write_lock = threading.Lock()
 
@@ -220,6 +224,7 @@ class SQLiteBackend(Backend):
 
     name = "sqlite"
     errors = (sqlite3.Error,)
+    single_writer = True
 
     def __init__(self, path: str, *, durable: bool = False, timeout: float = 30.0) -> None:
         super().__init__()

@@ -277,19 +277,20 @@ class ArchiveIndex:
         cs = f.specific_character_set
         name_fold, name_fuzzy = matching.fold_pn(f.patient_name), matching.fuzzy_pn(f.patient_name)
         birth_norm = matching.normalize_date(f.patient_birth_date)
-        patient_pk = conn.execute(
-            "INSERT INTO patient (patient_id, issuer, patient_name, patient_name_fold, "
-            "patient_name_fuzzy, birth_date, birth_date_norm, sex, charset) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(patient_id, issuer) DO UPDATE SET "
-            "patient_name = excluded.patient_name, patient_name_fold = excluded.patient_name_fold, "
-            "patient_name_fuzzy = excluded.patient_name_fuzzy, birth_date = excluded.birth_date, "
-            "birth_date_norm = excluded.birth_date_norm, sex = excluded.sex, "
-            "charset = excluded.charset RETURNING pk",
-            (f.patient_id, f.issuer_of_patient_id, f.patient_name, name_fold, name_fuzzy,
-             f.patient_birth_date, birth_norm, f.patient_sex, cs),
-        ).fetchone()[0]  # fmt: skip
-        studies = conn.execute("SELECT pk, patient_fk, patient_id, issuer FROM study "
-                               "WHERE study_uid = ?", (f.study_instance_uid,)).fetchall()  # fmt: skip
+        patient_values = (f.patient_name, name_fold, name_fuzzy, f.patient_birth_date, birth_norm,
+                          f.patient_sex, cs)  # fmt: skip
+        patient_pk = None
+        if self.backend.single_writer:
+            # Most instances repeat their patient, study and series as the row already holds
+            # them: then the row is read, not rewritten with every index on it. Only where one
+            # writer holds the database (SQLite): on PostgreSQL the upsert's row lock is what
+            # keeps another node's pruning from deleting the patient under a new study.
+            row = conn.execute(_PATIENT_ROW, (f.patient_id, f.issuer_of_patient_id)).fetchone()
+            if row is not None and tuple(row[1:]) == patient_values:
+                patient_pk = row[0]
+        if patient_pk is None:
+            patient_pk = _upsert_patient(conn, f.patient_id, f.issuer_of_patient_id, patient_values)
+        studies = conn.execute(_STUDY_ROWS, (f.study_instance_uid,)).fetchall()
         if studies and patient_pk not in {r[1] for r in studies} and self.study_conflict == "reject":
             raise _conflict(f, (studies[0][2], studies[0][3]))
         date_norm = matching.normalize_date(f.study_date)
@@ -302,39 +303,21 @@ class ArchiveIndex:
             f.referring_physician_name, matching.fold_pn(f.referring_physician_name),
             matching.fuzzy_pn(f.referring_physician_name), cs,
         )  # fmt: skip
-        study_pk = conn.execute(
-            "INSERT INTO study (patient_fk, study_uid, patient_id, issuer, patient_name, "
-            "patient_name_fold, patient_name_fuzzy, birth_date, birth_date_norm, sex, study_date, "
-            "study_date_norm, study_time, study_time_norm, study_datetime, timezone, "
-            "accession_number, study_id, study_description, referring_physician, "
-            "referring_physician_fold, referring_physician_fuzzy, charset) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(study_uid, patient_fk) DO UPDATE SET patient_id = excluded.patient_id, "
-            "issuer = excluded.issuer, patient_name = excluded.patient_name, "
-            "patient_name_fold = excluded.patient_name_fold, "
-            "patient_name_fuzzy = excluded.patient_name_fuzzy, birth_date = excluded.birth_date, "
-            "birth_date_norm = excluded.birth_date_norm, sex = excluded.sex, "
-            "study_date = excluded.study_date, study_date_norm = excluded.study_date_norm, "
-            "study_time = excluded.study_time, study_time_norm = excluded.study_time_norm, "
-            "study_datetime = excluded.study_datetime, timezone = excluded.timezone, "
-            "accession_number = excluded.accession_number, study_id = excluded.study_id, "
-            "study_description = excluded.study_description, "
-            "referring_physician = excluded.referring_physician, "
-            "referring_physician_fold = excluded.referring_physician_fold, "
-            "referring_physician_fuzzy = excluded.referring_physician_fuzzy, "
-            "charset = excluded.charset RETURNING pk",
-            (patient_pk, f.study_instance_uid, *study_values),
-        ).fetchone()[0]
-        series_pk = conn.execute(
-            "INSERT INTO series (study_fk, series_uid, modality, series_number, "
-            "series_description, charset) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(series_uid, study_fk) DO UPDATE SET modality = excluded.modality, "
-            "series_number = excluded.series_number, "
-            "series_description = excluded.series_description, charset = excluded.charset "
-            "RETURNING pk",
-            (study_pk, f.series_instance_uid, f.modality, _int_or_none(f.series_number),
-             f.series_description, cs),
-        ).fetchone()[0]  # fmt: skip
+        study_pk = None
+        if self.backend.single_writer:
+            for row in studies:
+                if row[1] == patient_pk and tuple(row[2:]) == study_values:
+                    study_pk = row[0]
+        if study_pk is None:
+            study_pk = _upsert_study(conn, patient_pk, f.study_instance_uid, study_values)
+        series_values = (f.modality, _int_or_none(f.series_number), f.series_description, cs)
+        series_pk = None
+        if self.backend.single_writer:
+            row = conn.execute(_SERIES_ROW, (f.series_instance_uid, study_pk)).fetchone()
+            if row is not None and tuple(row[1:]) == series_values:
+                series_pk = row[0]
+        if series_pk is None:
+            series_pk = _upsert_series(conn, study_pk, f.series_instance_uid, series_values)
         conn.execute(
             "INSERT INTO instance (series_fk, sop_uid, sop_class_uid, instance_number, path, "
             "transfer_syntax, size, charset, checksum, stored_at) "
@@ -643,6 +626,82 @@ def _int_or_none(value: str) -> int | None:
         return int(value)
     except ValueError:
         return None
+
+
+# Parent rows as :meth:`ArchiveIndex._upsert` compares them with what an instance carries: the
+# key columns, then the value columns in the order of the upserts below.
+_PATIENT_ROW = (
+    "SELECT pk, patient_name, patient_name_fold, patient_name_fuzzy, birth_date, birth_date_norm, "
+    "sex, charset FROM patient WHERE patient_id = ? AND issuer = ?"
+)
+_STUDY_ROWS = (
+    "SELECT pk, patient_fk, patient_id, issuer, patient_name, patient_name_fold, "
+    "patient_name_fuzzy, birth_date, birth_date_norm, sex, study_date, study_date_norm, "
+    "study_time, study_time_norm, study_datetime, timezone, accession_number, study_id, "
+    "study_description, referring_physician, referring_physician_fold, "
+    "referring_physician_fuzzy, charset FROM study WHERE study_uid = ?"
+)
+_SERIES_ROW = (
+    "SELECT pk, modality, series_number, series_description, charset FROM series "
+    "WHERE series_uid = ? AND study_fk = ?"
+)
+
+
+def _upsert_patient(conn: Connection, patient_id: str | None, issuer: str | None,
+                    values: tuple[object, ...]) -> int:  # fmt: skip
+    row = conn.execute(
+        "INSERT INTO patient (patient_id, issuer, patient_name, patient_name_fold, "
+        "patient_name_fuzzy, birth_date, birth_date_norm, sex, charset) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(patient_id, issuer) DO UPDATE SET "
+        "patient_name = excluded.patient_name, patient_name_fold = excluded.patient_name_fold, "
+        "patient_name_fuzzy = excluded.patient_name_fuzzy, birth_date = excluded.birth_date, "
+        "birth_date_norm = excluded.birth_date_norm, sex = excluded.sex, "
+        "charset = excluded.charset RETURNING pk",
+        (patient_id, issuer, *values),
+    ).fetchone()
+    return int(row[0])
+
+
+def _upsert_study(conn: Connection, patient_pk: int, study_uid: str | None,
+                  values: tuple[object, ...]) -> int:  # fmt: skip
+    row = conn.execute(
+        "INSERT INTO study (patient_fk, study_uid, patient_id, issuer, patient_name, "
+        "patient_name_fold, patient_name_fuzzy, birth_date, birth_date_norm, sex, study_date, "
+        "study_date_norm, study_time, study_time_norm, study_datetime, timezone, "
+        "accession_number, study_id, study_description, referring_physician, "
+        "referring_physician_fold, referring_physician_fuzzy, charset) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(study_uid, patient_fk) DO UPDATE SET patient_id = excluded.patient_id, "
+        "issuer = excluded.issuer, patient_name = excluded.patient_name, "
+        "patient_name_fold = excluded.patient_name_fold, "
+        "patient_name_fuzzy = excluded.patient_name_fuzzy, birth_date = excluded.birth_date, "
+        "birth_date_norm = excluded.birth_date_norm, sex = excluded.sex, "
+        "study_date = excluded.study_date, study_date_norm = excluded.study_date_norm, "
+        "study_time = excluded.study_time, study_time_norm = excluded.study_time_norm, "
+        "study_datetime = excluded.study_datetime, timezone = excluded.timezone, "
+        "accession_number = excluded.accession_number, study_id = excluded.study_id, "
+        "study_description = excluded.study_description, "
+        "referring_physician = excluded.referring_physician, "
+        "referring_physician_fold = excluded.referring_physician_fold, "
+        "referring_physician_fuzzy = excluded.referring_physician_fuzzy, "
+        "charset = excluded.charset RETURNING pk",
+        (patient_pk, study_uid, *values),
+    ).fetchone()
+    return int(row[0])
+
+
+def _upsert_series(conn: Connection, study_pk: int, series_uid: str,
+                   values: tuple[object, ...]) -> int:  # fmt: skip
+    row = conn.execute(
+        "INSERT INTO series (study_fk, series_uid, modality, series_number, "
+        "series_description, charset) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(series_uid, study_fk) DO UPDATE SET modality = excluded.modality, "
+        "series_number = excluded.series_number, "
+        "series_description = excluded.series_description, charset = excluded.charset "
+        "RETURNING pk",
+        (study_pk, series_uid, *values),
+    ).fetchone()
+    return int(row[0])
 
 
 def _prune_series(conn: Connection, series_pk: int) -> None:
