@@ -127,8 +127,11 @@ class Backend(ABC):
         """The rows of one statement (outside any write transaction of this thread)."""
 
     @abstractmethod
-    def transaction(self) -> AbstractContextManager[Connection]:
-        """A write transaction: commit at the end of the block, rollback on an exception."""
+    def transaction(self, *, pipeline: bool = False) -> AbstractContextManager[Connection]:
+        """A write transaction: commit at the end of the block, rollback on an exception.
+        ``pipeline``: statements may be sent before the results of earlier ones are read
+        (PostgreSQL's pipeline mode: one round trip for many statements; an error surfaces
+        when a result is read or at the end). No effect where statements run in-process."""
 
     @abstractmethod
     def tables(self) -> set[str]:
@@ -262,7 +265,7 @@ class SQLiteBackend(Backend):
         return self.conn().execute(sql, params).fetchall()
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def transaction(self, *, pipeline: bool = False) -> Iterator[Connection]:
         conn = self.conn()
         with self.write_lock:
             conn.execute("BEGIN IMMEDIATE")
@@ -322,9 +325,10 @@ _GLOB_RE = re.compile(r"(\S+) GLOB \?")
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def translate_sql(sql: str) -> str:
     """One statement of the index (SQLite dialect) for PostgreSQL via psycopg (see the module
-    docstring)."""
+    docstring); cached: the index runs the same few texts all the time."""
     sql = _GLOB_RE.sub(lambda m: f"{m.group(1)} LIKE {_GLOB_AS_LIKE}", sql)
     sql = sql.replace("group_concat(", "string_agg(").replace("BEGIN IMMEDIATE", "BEGIN")
     out: list[str] = []
@@ -525,11 +529,18 @@ class PostgresBackend(Backend):
             return rows
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def transaction(self, *, pipeline: bool = False) -> Iterator[Connection]:
         # no process-wide lock: the server orders concurrent writers (row locks, the index's
         # per-study advisory locks), several at once from one node as from several nodes
-        with self._connection() as conn, conn.transaction():
-            yield _PgConnection(conn)
+        with self._connection() as conn:
+            if not pipeline:
+                with conn.transaction():
+                    yield _PgConnection(conn)
+                return
+            # psycopg's pipeline mode (libpq >= 14): statements go out as they are executed,
+            # a result read waits for the server once for everything sent before it
+            with conn.pipeline(), conn.transaction():
+                yield _PgConnection(conn)
 
     @contextmanager
     def snapshot(self) -> Iterator[Connection]:
