@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 from pydicom import Dataset
 
@@ -155,3 +156,111 @@ def test_a_study_another_node_is_still_receiving_waits(fresh_archive: Archive) -
     refs = [r.ReferencedSOPInstanceUID for s in ds.ReferencedSeriesSequence
             for r in s.ReferencedSOPSequence]  # fmt: skip
     assert sorted(refs) == ["1.2.840.99.7.1.1", "1.2.840.99.7.1.2"]
+
+
+# --- one announcement per study across processes, and what is waiting survives a restart ------
+
+_STUDY = "1.2.840.99.8"
+
+
+def _instance(n: int) -> bytes:
+    from tests.archive.conftest import CT, IMPLICIT, encode
+
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = CT, f"{_STUDY}.1.{n}"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = _STUDY, f"{_STUDY}.1"
+    ds.PatientID, ds.Modality = "IAN2", "CT"
+    return encode(ds, IMPLICIT)
+
+
+def _store(archive: Archive, n: int) -> None:
+    from tests.archive.conftest import CT, IMPLICIT
+
+    archive.store.store(archive.index, CT, f"{_STUDY}.1.{n}", IMPLICIT, [_instance(n)])
+
+
+def _state(archive: Archive, tmp_path: Path) -> str:
+    """The shared state database: the PostgreSQL index's database, else a workflow file."""
+    where = archive.index.path
+    return where if where.startswith("postgresql") else str(tmp_path / "workflow.sqlite")
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[str]]] = []
+        self.event = threading.Event()
+
+    def send(self, ds: Dataset, destination: tuple[str, str, int]) -> int:
+        refs = sorted(str(r.ReferencedSOPInstanceUID) for s in ds.ReferencedSeriesSequence
+                      for r in s.ReferencedSOPSequence)  # fmt: skip
+        self.sent.append((destination[0], refs))
+        self.event.set()
+        return 0x0000
+
+
+def test_a_study_stored_through_two_nodes_is_announced_once(fresh_archive: Archive,
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    """Two notifiers (two nodes, or two --workers processes) on one index and one state
+    database, each told of its own part of a study: one notification, listing both parts.
+    Without the shared state each node announced the study (the behaviour before)."""
+    state = _state(fresh_archive, tmp_path)
+    recorders = [_Recorder(), _Recorder()]
+    notifiers = [IANotifier(fresh_archive.index, [("RIS", "h", 1)], quiet_seconds=0.3,
+                            send=r.send, state=state) for r in recorders]  # fmt: skip
+    try:
+        _store(fresh_archive, 1)
+        notifiers[0].stored(_STUDY)
+        _store(fresh_archive, 2)
+        notifiers[1].stored(_STUDY)
+        assert recorders[0].event.wait(10) or recorders[1].event.wait(10)
+        time.sleep(0.8)  # the other notifier's deadline passes too
+        assert all(n.pending() == [] for n in notifiers)
+    finally:
+        for n in notifiers:
+            n.close()
+    sent = recorders[0].sent + recorders[1].sent
+    assert sent == [("RIS", [f"{_STUDY}.1.1", f"{_STUDY}.1.2"])]
+
+    # an instance stored after the announcement: the study is announced again, once, with it
+    again = [_Recorder(), _Recorder()]
+    notifiers = [IANotifier(fresh_archive.index, [("RIS", "h", 1)], quiet_seconds=0.3,
+                            send=r.send, state=state) for r in again]  # fmt: skip
+    try:
+        _store(fresh_archive, 3)
+        notifiers[1].stored(_STUDY)
+        notifiers[0].stored(_STUDY)  # e.g. a late duplicate
+        assert again[0].event.wait(10) or again[1].event.wait(10)
+        time.sleep(0.8)
+    finally:
+        for n in notifiers:
+            n.close()
+    assert again[0].sent + again[1].sent == [
+        ("RIS", [f"{_STUDY}.1.1", f"{_STUDY}.1.2", f"{_STUDY}.1.3"])
+    ]
+
+
+def test_a_waiting_study_is_announced_after_a_restart(fresh_archive: Archive,
+                                                      tmp_path: Path) -> None:  # fmt: skip
+    state = _state(fresh_archive, tmp_path)
+    first = _Recorder()
+    notifier = IANotifier(fresh_archive.index, [("RIS", "h", 1)], quiet_seconds=30,
+                          send=first.send, state=state)  # fmt: skip
+    _store(fresh_archive, 1)
+    notifier.stored(_STUDY)
+    notifier.close()  # stopped (or killed) long before the study was due
+    assert first.sent == []
+    later = _Recorder()
+    notifier = IANotifier(fresh_archive.index, [("RIS", "h", 1)], quiet_seconds=0.2,
+                          send=later.send, state=state)  # fmt: skip
+    try:
+        assert notifier.pending() == [_STUDY]
+        assert later.event.wait(10)
+    finally:
+        notifier.close()
+    assert later.sent == [("RIS", [f"{_STUDY}.1.1"])]
+    # announced: a third start has nothing waiting
+    notifier = IANotifier(fresh_archive.index, [("RIS", "h", 1)], send=later.send, state=state)
+    try:
+        assert notifier.pending() == []
+    finally:
+        notifier.close()

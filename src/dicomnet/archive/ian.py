@@ -19,15 +19,28 @@ destination with the study's instances as the index lists them at that moment:
 
 Several archive nodes sharing one index each hear only of their own stores: before a study is
 announced, the index is asked when any node last stored one of its instances (``stored_at``),
-and a study another node is still receiving waits until it is quiet there too. (Each node that
-stored part of a study still sends its own notification, each listing every instance.)
+and a study another node is still receiving waits until it is quiet there too.
+
+With a ``state`` database (``qrscp``: the workflow database, i.e. the index's PostgreSQL
+database or ``STORAGE/workflow.sqlite``; shared by every node and worker process), what is
+pending survives a restart and a quiet study is announced once, not once per node that stored
+part of it. Table ``ian_study`` holds, per study, up to which ``stored_at`` it has been
+announced (NULL: waiting). A study that becomes pending in a notifier's memory is marked
+waiting there; when it is due and quiet, the notifier *claims* it in one statement -- the
+row's mark moves to the study's latest ``stored_at`` only if it was below it (or waiting) --
+and only the notifier whose claim took announces. Another node that stored part of the study
+finds the mark already at the latest store and stays silent; an instance stored after the
+claim moves ``stored_at`` past the mark, so the study is claimed and announced again, with
+it. At start a notifier schedules every waiting study (those of a process that stopped before
+announcing them). (``dicomnet archive migrate`` does not carry this table: studies waiting at
+the switch are not announced.) A destination that fails after the claim is retried in the claimer's memory
+only: if that process dies before it succeeds, that destination misses this notification.
 
 One scheduler thread waits on a condition with the nearest deadline as its timeout -- no
 polling; a new store moves the study's deadline, ``close()`` wakes it. A destination that is
 down (no association, or a failure status) is retried with a growing delay
 (``retry_delays``); a success or the last retry ends the attempts for that destination. What
-is pending lives in memory: after a restart, studies stored before it are not announced again
-(the modality's next study is).
+is pending lives in memory unless a ``state`` database keeps it (above).
 """
 
 from __future__ import annotations
@@ -43,9 +56,11 @@ from dicomnet.ae import AE
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
+    from dicomnet.archive.backend import Backend
     from dicomnet.archive.index import ArchiveIndex
+    from dicomnet.archive.workflow_db import WorkflowLocation
 
-__all__ = ["IAN_SOP_CLASS", "IANotifier", "availability_dataset"]
+__all__ = ["IAN_SOP_CLASS", "SCHEMA", "IANotifier", "availability_dataset"]
 
 LOG = logging.getLogger("dicomnet.archive.ian")
 
@@ -53,6 +68,22 @@ LOG = logging.getLogger("dicomnet.archive.ian")
 IAN_SOP_CLASS = "1.2.840.10008.5.1.4.33"
 #: The delays between attempts to reach a destination (seconds).
 RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0)
+
+#: the notifier's table in the state database (SQLite dialect; see the module docstring)
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS ian_study (study_uid TEXT PRIMARY KEY, announced_upto REAL)",
+)
+_WAITING = (
+    "INSERT INTO ian_study (study_uid, announced_upto) VALUES (?, NULL) "
+    "ON CONFLICT(study_uid) DO UPDATE SET announced_upto = NULL"
+)
+# one statement decides: the mark moves up to the latest store only if it was below it
+_CLAIM = (
+    "INSERT INTO ian_study (study_uid, announced_upto) VALUES (?, ?) "
+    "ON CONFLICT(study_uid) DO UPDATE SET announced_upto = excluded.announced_upto "
+    "WHERE ian_study.announced_upto IS NULL "
+    "OR ian_study.announced_upto < excluded.announced_upto RETURNING study_uid"
+)
 
 Destination = tuple[str, str, int]  # (AE title, host, port)
 Sender = Callable[["Dataset", Destination], int]
@@ -108,7 +139,9 @@ class IANotifier:
     """Announces quiet studies to ``destinations`` (see the module docstring).
 
     ``send(dataset, destination) -> status`` performs one N-CREATE (default: a new association
-    from an AE titled ``ae_title``); ``clock`` is injectable for tests.
+    from an AE titled ``ae_title``); ``clock`` is injectable for tests. ``state``: where pending
+    and announced studies are kept for every process sharing the archive (a workflow location
+    of :mod:`dicomnet.archive.workflow_db`); None keeps them in this process's memory only.
     """
 
     def __init__(
@@ -122,6 +155,7 @@ class IANotifier:
         send: Sender | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        state: WorkflowLocation | None = None,
     ) -> None:
         self.index = index
         self.destinations = list(destinations)
@@ -135,8 +169,35 @@ class IANotifier:
         self._pending: dict[str, _Pending] = {}
         self._cond = threading.Condition()
         self._closed = False
+        self._state: Backend | None = None
+        self._owned = False
+        if state is not None and self.destinations:
+            self._open_state(state)
         self._thread = threading.Thread(target=self._run, name="dicomnet-ian", daemon=True)
         self._thread.start()
+
+    def _open_state(self, location: WorkflowLocation) -> None:
+        """Open the shared state and schedule the studies left waiting there."""
+        # lazy: the backends, only with a state database
+        from dicomnet.archive.workflow_db import create_tables, open_workflow
+
+        self._state, self._owned = open_workflow(location, durable=True)
+        try:
+            create_tables(self._state, SCHEMA)
+            rows = self._state.fetch("SELECT study_uid FROM ian_study WHERE announced_upto IS NULL")
+        except BaseException:
+            self._close_state()
+            raise
+        due = self.clock() + self.quiet_seconds
+        for (study_uid,) in rows:
+            self._pending[str(study_uid)] = _Pending(due, list(self.destinations))
+        if rows:
+            LOG.info("IAN: %d studies left waiting, announced when quiet", len(rows))
+
+    def _close_state(self) -> None:
+        if self._state is not None and self._owned:
+            self._state.close()
+        self._state = None
 
     # --- what the archive calls ---------------------------------------------------------------
     def stored(self, study_uid: str) -> None:
@@ -146,11 +207,19 @@ class IANotifier:
         with self._cond:
             due = self.clock() + self.quiet_seconds
             pending = self._pending.get(study_uid)
-            if pending is None or pending.attempts:
+            new = pending is None or pending.attempts > 0
+            if new:
                 self._pending[study_uid] = _Pending(due, list(self.destinations))
             else:
+                assert pending is not None
                 pending.due = due
             self._cond.notify()
+        if new and self._state is not None:
+            try:  # survives a restart (see the module docstring)
+                with self._state.transaction() as conn:
+                    conn.execute(_WAITING, (study_uid,))
+            except Exception as exc:  # the notification itself still happens from memory
+                LOG.warning("IAN: cannot note study %s as waiting: %s", study_uid, exc)
 
     def instance_stored(self, sop_instance_uid: str) -> None:
         """:meth:`stored` for the study of an instance just indexed (the archive's hook)."""
@@ -166,11 +235,13 @@ class IANotifier:
             return sorted(self._pending)
 
     def close(self) -> None:
-        """Stop the scheduler (what is pending is dropped)."""
+        """Stop the scheduler (what is pending is dropped from memory; a state database keeps
+        the studies not yet claimed)."""
         with self._cond:
             self._closed = True
             self._cond.notify()
         self._thread.join(5)
+        self._close_state()
 
     # --- the scheduler ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -210,6 +281,12 @@ class IANotifier:
                     if self._pending.get(study_uid) is pending:
                         pending.due = self.clock() + wait
                 return
+            if not self._claim(study_uid):
+                with self._cond:
+                    if self._pending.get(study_uid) is pending:
+                        del self._pending[study_uid]
+                LOG.info("IAN for study %s: already announced by another process", study_uid)
+                return
         try:
             dataset = availability_dataset(self.index, study_uid, self.ae_title)
         except Exception:
@@ -240,6 +317,21 @@ class IANotifier:
             pending.destinations = failed
             pending.due = self.clock() + self.retry_delays[pending.attempts]
             pending.attempts += 1
+
+    def _claim(self, study_uid: str) -> bool:
+        """Whether this notifier is the one to announce the study now (always, without a state
+        database; see the module docstring)."""
+        if self._state is None:
+            return True
+        try:
+            latest = self.index.last_stored(study_uid)
+            if latest is None:
+                return True  # nothing indexed: the announcement lists nothing anyway
+            with self._state.transaction() as conn:
+                return conn.execute(_CLAIM, (study_uid, latest)).fetchone() is not None
+        except Exception as exc:  # the database cannot say: announce (at least once)
+            LOG.warning("IAN for study %s: cannot claim it: %s", study_uid, exc)
+            return True
 
     def _send_n_create(self, dataset: Dataset, destination: Destination) -> int:
         """One N-CREATE of ``dataset`` on a new association (PS3.4 R.3)."""

@@ -18,7 +18,8 @@ contexts to accept, handlers to bind, and something to close at shutdown:
 Where their state lives (:func:`workflow_location`): with a SQLite index, in the storage
 folder's ``workflow.sqlite``; with a PostgreSQL index (archive nodes), in that same database,
 in tables of their own -- every node serves MPPS and storage commitment on one shared state
-(:mod:`dicomnet.archive.workflow_db`). A node spools its commitment reports in its own folder.
+(:mod:`dicomnet.archive.workflow_db`), and the notifiers of all nodes share which studies wait
+to be announced and which were (one notification per study, kept across restarts). A node spools its commitment reports in its own folder.
 * ``--ian AET=HOST:PORT``: Instance Availability Notification SCU (PS3.4 R,
   :mod:`dicomnet.archive.ian`): a study quiet for ``--ian-quiet`` seconds is announced.
 """
@@ -200,7 +201,8 @@ def start(args: argparse.Namespace, archive: Archive, ae: Settings) -> Workflow:
         from dicomnet.archive.ian import IANotifier
 
         notifier = IANotifier(archive.index, args.ian, ae_title=args.aet,
-                              quiet_seconds=args.ian_quiet)  # fmt: skip
+                              quiet_seconds=args.ian_quiet,
+                              state=workflow_location(archive))  # fmt: skip
         archive.on_stored = notifier.instance_stored
         flow._closers.append(notifier.close)
         for aet, host, port in args.ian:
