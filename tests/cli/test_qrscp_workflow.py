@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,6 +50,45 @@ def test_a_stored_study_is_announced(qrscp: Callable[..., Server], tmp_path: Pat
     [ref] = series.ReferencedSOPSequence
     assert ref.ReferencedSOPInstanceUID == stored.SOPInstanceUID
     assert ref.InstanceAvailability == "ONLINE" and ref.RetrieveAETitle == arc.aet
+
+
+def test_a_study_stored_through_two_workers_is_announced_once(
+    qrscp: Callable[..., Server], tmp_path: Path
+) -> None:
+    """qrscp --workers 2 --ian: eight concurrent storescu, one instance of one study each,
+    spread over both worker processes; each worker notes the study, and the shared state in
+    workflow.sqlite lets only one announce it -- once, listing all eight."""
+    storescu = require_dcmtk("storescu")
+    from tests.cli.helpers import make_files
+
+    received: list[Dataset] = []
+
+    def on_create(event: evt.Event) -> tuple[int, Dataset]:
+        received.append(event.attribute_list)
+        return 0x0000, event.attribute_list
+
+    ris = AE(ae_title="RIS")
+    ris.add_supported_context(IAN_SOP_CLASS)
+    server = ris.start_server(("127.0.0.1", 0), block=False,
+                              evt_handlers=[(evt.EVT_N_CREATE, on_create)])  # fmt: skip
+    try:
+        arc = qrscp(extra=["--workers", "2", "--ian", f"RIS=127.0.0.1:{server.address[1]}",
+                           "--ian-quiet", "1.0"])  # fmt: skip
+        files = make_files(tmp_path / "study", 8, patient_id="IANW", rows=8, columns=8)
+        procs = [subprocess.Popen([storescu, "-aec", arc.aet, "127.0.0.1", str(arc.port),
+                                   str(f)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL) for f in files]  # fmt: skip
+        assert [p.wait(30) for p in procs] == [0] * 8
+        deadline = time.monotonic() + 20
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2.5)  # both workers' deadlines pass (quiet 1 s)
+    finally:
+        server.shutdown()
+    assert len(received) == 1, [d.StudyInstanceUID for d in received]
+    refs = {str(r.ReferencedSOPInstanceUID) for s in received[0].ReferencedSeriesSequence
+            for r in s.ReferencedSOPSequence}  # fmt: skip
+    assert refs == {str(dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files}
 
 
 def _findscu_w(findscu: str, arc: Server, out: Path, *keys: str) -> list[Dataset]:
