@@ -212,6 +212,7 @@ def _serve(args: argparse.Namespace) -> int:
         # any worker runs; the workers inherit the lock and die with the parent.
         archive = Archive(args.storage, args.db, ae_title=args.aet, durability=args.durability,
                           study_conflict=args.study_conflict, node=args.node)  # fmt: skip
+        qrscp_workflow.prepare(args, archive)
     except (StorageInUseError, ConnectionError) as exc:  # in use; index database unreachable
         fail(str(exc), ExitCode.FAILURE)
     archive.index.close()  # no database connection crosses the fork

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("dicomnet.qrscp")
 
-__all__ = ["Workflow", "add_options", "start", "workflow_location"]
+__all__ = ["Workflow", "add_options", "prepare", "start", "workflow_location"]
 
 HandlerList = list[tuple["EventType", Callable[["Event"], object]]]
 
@@ -137,6 +137,25 @@ def workflow_location(archive: Archive) -> str:
     if is_postgres(archive.db_path):
         return archive.db_path
     return workflow_path(archive.files.root)
+
+
+def prepare(args: argparse.Namespace, archive: Archive) -> None:
+    """Before ``--workers`` processes start: make ``STORAGE/workflow.sqlite`` (in WAL mode)
+    if a workflow service will use it. Two workers creating the file at once could see
+    ``database is locked``: turning a new file's journal into a write-ahead log takes an
+    exclusive lock that SQLite does not wait for; on a file already in WAL mode it is a no-op."""
+    if not (args.mpps or args.mpps_forward or args.commitment or args.ian):
+        return
+    # lazy: the archive's backends, only with a workflow service
+    from dicomnet.archive.workflow_db import open_workflow
+
+    backend, owned = open_workflow(workflow_location(archive),
+                                   durable=archive.durability == "safe")  # fmt: skip
+    try:
+        backend.tables()  # connects: the file and its journal mode exist from here on
+    finally:
+        if owned:
+            backend.close()
 
 
 class Workflow:
