@@ -264,3 +264,134 @@ def test_a_waiting_study_is_announced_after_a_restart(fresh_archive: Archive,
         assert notifier.pending() == []
     finally:
         notifier.close()
+
+
+# --- a destination not yet reached when the process stops is reached by the next one ---------
+
+
+class _Flaky(_Recorder):
+    """A sender to which the destinations in ``down`` do not answer."""
+
+    def __init__(self, down: set[str]) -> None:
+        super().__init__()
+        self.down = down
+        self.tried: list[str] = []
+
+    def send(self, ds: Dataset, destination: tuple[str, str, int]) -> int:
+        self.tried.append(destination[0])
+        if destination[0] in self.down:
+            raise ConnectionError("refused")
+        return super().send(ds, destination)
+
+
+_TWO = [("UP", "h", 1), ("DOWN", "h", 2)]
+
+
+def test_a_destination_down_when_the_process_stops_is_retried_after_a_restart(
+    fresh_archive: Archive, tmp_path: Path
+) -> None:
+    """The claiming process reached one destination, not the other, and stopped before its
+    retry was due. The next process (here an hour later) retries the other one only: without
+    the delivery records the retry lived in the dead process's memory and was lost, and the
+    study, already claimed, was never announced to that destination."""
+    state = _state(fresh_archive, tmp_path)
+    first = _Flaky({"DOWN"})
+    notifier = IANotifier(fresh_archive.index, _TWO, quiet_seconds=0.05, retry_delays=(600.0,),
+                          send=first.send, state=state)  # fmt: skip
+    try:
+        _store(fresh_archive, 1)
+        notifier.stored(_STUDY)
+        assert first.event.wait(10)
+        deadline = time.monotonic() + 10
+        while first.tried.count("DOWN") < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        notifier.close()  # stopped (or killed) long before the retry was due
+    assert sorted(first.tried) == ["DOWN", "UP"] and [d for d, _ in first.sent] == ["UP"]
+
+    later = _Flaky(set())
+    notifier = IANotifier(fresh_archive.index, _TWO, quiet_seconds=30, retry_delays=(600.0,),
+                          send=later.send, state=state,
+                          wall=lambda: time.time() + 3600)  # fmt: skip
+    try:
+        assert notifier.pending() == [_STUDY]
+        assert later.event.wait(10)
+    finally:
+        notifier.close()
+    assert later.sent == [("DOWN", [f"{_STUDY}.1.1"])]  # UP, which answered, is not asked again
+    # reached: nothing is left for a third start
+    notifier = IANotifier(fresh_archive.index, _TWO, send=later.send, state=state)
+    try:
+        assert notifier.pending() == []
+    finally:
+        notifier.close()
+
+
+def test_a_claimed_announcement_is_sent_once_by_processes_resuming_it(
+    fresh_archive: Archive, tmp_path: Path
+) -> None:
+    """A process claimed the study and died before sending anything. Two processes start and
+    both find the announcement to finish: each destination hears it once (each attempt is
+    taken in the database first), and the study is not claimed again."""
+    from dicomnet.archive.ian_state import IANState, destination_key
+
+    state = _state(fresh_archive, tmp_path)
+    _store(fresh_archive, 1)
+    latest = fresh_archive.index.last_stored(_STUDY)
+    assert latest is not None
+    dead = IANState(state)
+    try:
+        # due in a moment: both processes below load it before either sends
+        keys = [destination_key(d) for d in _TWO]
+        assert dead.claim(_STUDY, latest, keys, time.time() + 1.0)
+    finally:
+        dead.close()
+    recorders = [_Flaky(set()), _Flaky(set())]
+    notifiers = [IANotifier(fresh_archive.index, _TWO, quiet_seconds=30, send=r.send,
+                            state=state) for r in recorders]  # fmt: skip
+    try:
+        assert all(n.pending() == [_STUDY] for n in notifiers)
+        deadline = time.monotonic() + 10
+        while any(n.pending() for n in notifiers) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert all(n.pending() == [] for n in notifiers)
+    finally:
+        for n in notifiers:
+            n.close()
+    sent = sorted(recorders[0].sent + recorders[1].sent)
+    assert sent == [("DOWN", [f"{_STUDY}.1.1"]), ("UP", [f"{_STUDY}.1.1"])]
+
+
+def test_a_newer_announcement_replaces_the_retries_of_an_older_one(
+    fresh_archive: Archive, tmp_path: Path
+) -> None:
+    """A destination was down for the first announcement; an instance stored since makes a
+    new one, listing both instances. The restarted process sends that one to every
+    destination, and not the stale first one to the destination that was down."""
+    state = _state(fresh_archive, tmp_path)
+    first = _Flaky({"DOWN"})
+    notifier = IANotifier(fresh_archive.index, _TWO, quiet_seconds=0.05, retry_delays=(600.0,),
+                          send=first.send, state=state)  # fmt: skip
+    try:
+        _store(fresh_archive, 1)
+        notifier.stored(_STUDY)
+        assert first.event.wait(10)
+        deadline = time.monotonic() + 10
+        while "DOWN" not in first.tried and time.monotonic() < deadline:
+            time.sleep(0.01)
+        _store(fresh_archive, 2)
+        notifier.stored(_STUDY)  # waiting again
+    finally:
+        notifier.close()
+    later = _Flaky(set())
+    notifier = IANotifier(fresh_archive.index, _TWO, quiet_seconds=0.05, retry_delays=(600.0,),
+                          send=later.send, state=state,
+                          wall=lambda: time.time() + 3600)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while notifier.pending() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        notifier.close()
+    both = [f"{_STUDY}.1.1", f"{_STUDY}.1.2"]
+    assert sorted(later.sent) == [("DOWN", both), ("UP", both)]

@@ -24,17 +24,16 @@ and a study another node is still receiving waits until it is quiet there too.
 With a ``state`` database (``qrscp``: the workflow database, i.e. the index's PostgreSQL
 database or ``STORAGE/workflow.sqlite``; shared by every node and worker process), what is
 pending survives a restart and a quiet study is announced once, not once per node that stored
-part of it. Table ``ian_study`` holds, per study, up to which ``stored_at`` it has been
-announced (NULL: waiting). A study that becomes pending in a notifier's memory is marked
-waiting there; when it is due and quiet, the notifier *claims* it in one statement -- the
-row's mark moves to the study's latest ``stored_at`` only if it was below it (or waiting) --
-and only the notifier whose claim took announces. Another node that stored part of the study
-finds the mark already at the latest store and stays silent; an instance stored after the
-claim moves ``stored_at`` past the mark, so the study is claimed and announced again, with
-it. At start a notifier schedules every waiting study (those of a process that stopped before
-announcing them). (``dicomnet archive migrate`` does not carry this table: studies waiting at
-the switch are not announced.) A destination that fails after the claim is retried in the claimer's memory
-only: if that process dies before it succeeds, that destination misses this notification.
+part of it (:mod:`dicomnet.archive.ian_state`). A study that becomes pending in a notifier's
+memory is marked waiting there; when it is due and quiet, the notifier *claims* it in one
+statement, and only the notifier whose claim took announces. Another node that stored part of
+the study finds the mark already at the latest store and stays silent; an instance stored after
+the claim moves past the mark, so the study is claimed and announced again, with it. The claim
+records the announcement's destinations; each attempt to reach one is taken in the database
+first, and a destination's record goes when it answers or is given up. At start a notifier
+schedules every waiting study and every destination still to be reached (those of a process
+that stopped before it finished), so a destination that was down when a process died is
+retried by the next one.
 
 One scheduler thread waits on a condition with the nearest deadline as its timeout -- no
 polling; a new store moves the study's deadline, ``close()`` wakes it. A destination that is
@@ -52,11 +51,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from dicomnet.ae import AE
+from dicomnet.archive.ian_state import SCHEMA, IANState, destination_key
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-    from dicomnet.archive.backend import Backend
     from dicomnet.archive.index import ArchiveIndex
     from dicomnet.archive.workflow_db import WorkflowLocation
 
@@ -68,22 +67,6 @@ LOG = logging.getLogger("dicomnet.archive.ian")
 IAN_SOP_CLASS = "1.2.840.10008.5.1.4.33"
 #: The delays between attempts to reach a destination (seconds).
 RETRY_DELAYS = (5.0, 30.0, 120.0, 600.0)
-
-#: the notifier's table in the state database (SQLite dialect; see the module docstring)
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS ian_study (study_uid TEXT PRIMARY KEY, announced_upto REAL)",
-)
-_WAITING = (
-    "INSERT INTO ian_study (study_uid, announced_upto) VALUES (?, NULL) "
-    "ON CONFLICT(study_uid) DO UPDATE SET announced_upto = NULL"
-)
-# one statement decides: the mark moves up to the latest store only if it was below it
-_CLAIM = (
-    "INSERT INTO ian_study (study_uid, announced_upto) VALUES (?, ?) "
-    "ON CONFLICT(study_uid) DO UPDATE SET announced_upto = excluded.announced_upto "
-    "WHERE ian_study.announced_upto IS NULL "
-    "OR ian_study.announced_upto < excluded.announced_upto RETURNING study_uid"
-)
 
 Destination = tuple[str, str, int]  # (AE title, host, port)
 Sender = Callable[["Dataset", Destination], int]
@@ -127,12 +110,21 @@ def availability_dataset(index: ArchiveIndex, study_uid: str, retrieve_ae_title:
 
 
 class _Pending:
-    __slots__ = ("attempts", "destinations", "due")
+    """A study to announce: when, to whom, and (once claimed) how far each destination got."""
+
+    __slots__ = ("attempts", "claimed", "destinations", "due", "tries", "upto")
 
     def __init__(self, due: float, destinations: list[Destination]) -> None:
         self.due = due
         self.destinations = destinations
+        #: the retry round (index into ``retry_delays``)
         self.attempts = 0
+        #: claimed: its instances are announced; a new store makes a new announcement
+        self.claimed = False
+        #: the claim's mark (``ian_state``), None without a state database
+        self.upto: float | None = None
+        #: attempts started per destination (as recorded in ``ian_delivery``)
+        self.tries: dict[Destination, int] = {}
 
 
 class IANotifier:
@@ -169,35 +161,50 @@ class IANotifier:
         self._pending: dict[str, _Pending] = {}
         self._cond = threading.Condition()
         self._closed = False
-        self._state: Backend | None = None
-        self._owned = False
+        self._state: IANState | None = None
         if state is not None and self.destinations:
-            self._open_state(state)
+            self._state = IANState(state)
+            try:
+                self._resume()
+            except BaseException:
+                self._state.close()
+                raise
         self._thread = threading.Thread(target=self._run, name="dicomnet-ian", daemon=True)
         self._thread.start()
 
-    def _open_state(self, location: WorkflowLocation) -> None:
-        """Open the shared state and schedule the studies left waiting there."""
-        # lazy: the backends, only with a state database
-        from dicomnet.archive.workflow_db import create_tables, open_workflow
-
-        self._state, self._owned = open_workflow(location, durable=True)
-        try:
-            create_tables(self._state, SCHEMA)
-            rows = self._state.fetch("SELECT study_uid FROM ian_study WHERE announced_upto IS NULL")
-        except BaseException:
-            self._close_state()
-            raise
+    def _resume(self) -> None:
+        """Schedule what the state database holds: waiting studies (announced when quiet) and
+        the destinations of claimed announcements still to be reached (at their due time)."""
+        assert self._state is not None
+        waiting = self._state.waiting()
         due = self.clock() + self.quiet_seconds
-        for (study_uid,) in rows:
-            self._pending[str(study_uid)] = _Pending(due, list(self.destinations))
-        if rows:
-            LOG.info("IAN: %d studies left waiting, announced when quiet", len(rows))
-
-    def _close_state(self) -> None:
-        if self._state is not None and self._owned:
-            self._state.close()
-        self._state = None
+        for study_uid in waiting:
+            self._pending[study_uid] = _Pending(due, list(self.destinations))
+        by_key = {destination_key(d): d for d in self.destinations}
+        dropped: dict[tuple[str, float], list[str]] = {}
+        resumed = 0
+        now_wall, now = self.wall(), self.clock()
+        for row in self._state.deliveries():
+            destination = by_key.get(row.destination)
+            if row.study_uid in self._pending and not self._pending[row.study_uid].claimed:
+                continue  # waiting again: the next claim replaces this announcement
+            if destination is None or row.due is None:  # no longer configured; last attempt
+                dropped.setdefault((row.study_uid, row.upto), []).append(row.destination)
+                continue
+            pending = self._pending.get(row.study_uid)
+            if pending is None:
+                pending = self._pending[row.study_uid] = _Pending(now + self.quiet_seconds, [])
+                pending.claimed, pending.upto, pending.attempts = True, row.upto, row.attempts
+                resumed += 1
+            pending.destinations.append(destination)
+            pending.tries[destination] = row.attempts
+            pending.attempts = min(pending.attempts, row.attempts)
+            pending.due = min(pending.due, now + max(0.0, row.due - now_wall))
+        for (study_uid, upto), keys in dropped.items():
+            self._state.finished(study_uid, keys, upto)
+        if waiting or resumed:
+            LOG.info("IAN: %d studies left waiting, %d announcements to finish", len(waiting),
+                     resumed)  # fmt: skip
 
     # --- what the archive calls ---------------------------------------------------------------
     def stored(self, study_uid: str) -> None:
@@ -207,7 +214,7 @@ class IANotifier:
         with self._cond:
             due = self.clock() + self.quiet_seconds
             pending = self._pending.get(study_uid)
-            new = pending is None or pending.attempts > 0
+            new = pending is None or pending.claimed
             if new:
                 self._pending[study_uid] = _Pending(due, list(self.destinations))
             else:
@@ -216,8 +223,7 @@ class IANotifier:
             self._cond.notify()
         if new and self._state is not None:
             try:  # survives a restart (see the module docstring)
-                with self._state.transaction() as conn:
-                    conn.execute(_WAITING, (study_uid,))
+                self._state.mark_waiting(study_uid)
             except Exception as exc:  # the notification itself still happens from memory
                 LOG.warning("IAN: cannot note study %s as waiting: %s", study_uid, exc)
 
@@ -236,12 +242,13 @@ class IANotifier:
 
     def close(self) -> None:
         """Stop the scheduler (what is pending is dropped from memory; a state database keeps
-        the studies not yet claimed)."""
+        the studies not yet claimed and the destinations not yet reached)."""
         with self._cond:
             self._closed = True
             self._cond.notify()
         self._thread.join(5)
-        self._close_state()
+        if self._state is not None:
+            self._state.close()
 
     # --- the scheduler ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -271,7 +278,7 @@ class IANotifier:
         return max(0.0, min(latest + self.quiet_seconds - self.wall(), self.quiet_seconds))
 
     def _announce(self, study_uid: str, pending: _Pending) -> None:
-        if not pending.attempts:
+        if not pending.claimed:
             try:
                 wait = self._quiet_for(study_uid)
             except Exception:  # the index cannot say: announce as this node sees it
@@ -281,7 +288,9 @@ class IANotifier:
                     if self._pending.get(study_uid) is pending:
                         pending.due = self.clock() + wait
                 return
-            if not self._claim(study_uid):
+            with self._cond:
+                pending.claimed = True  # from here on a new store is a new announcement
+            if not self._claim(study_uid, pending):
                 with self._cond:
                     if self._pending.get(study_uid) is pending:
                         del self._pending[study_uid]
@@ -293,7 +302,11 @@ class IANotifier:
             LOG.exception("IAN for study %s: cannot list its instances", study_uid)
             dataset = None
         failed: list[Destination] = []
+        answered: list[Destination] = []
+        last = pending.attempts >= len(self.retry_delays)
         for destination in pending.destinations:
+            if not self._start_attempt(study_uid, pending, destination):
+                continue  # another process made this attempt, or a newer announcement did
             status = -1
             if dataset is not None:
                 try:
@@ -302,23 +315,26 @@ class IANotifier:
                     LOG.warning("IAN for study %s to %s failed: %s", study_uid, destination[0], exc)
             if status in (0x0000, 0x0001) or 0xB000 <= status <= 0xBFFF:  # success, warning
                 self.sent += 1
+                answered.append(destination)
                 LOG.info("IAN for study %s sent to %s", study_uid, destination[0])
             else:
                 failed.append(destination)
+        if failed and last:
+            LOG.error("IAN for study %s: giving up on %s", study_uid,
+                      ", ".join(d[0] for d in failed))  # fmt: skip
+        self._finished(study_uid, pending, answered + failed if last else answered)
         with self._cond:
             if self._pending.get(study_uid) is not pending:
                 return  # stored again meanwhile: a new notification is scheduled
-            if not failed or pending.attempts >= len(self.retry_delays):
-                if failed:
-                    LOG.error("IAN for study %s: giving up on %s", study_uid,
-                              ", ".join(d[0] for d in failed))  # fmt: skip
+            if not failed or last:
                 del self._pending[study_uid]
                 return
             pending.destinations = failed
             pending.due = self.clock() + self.retry_delays[pending.attempts]
             pending.attempts += 1
 
-    def _claim(self, study_uid: str) -> bool:
+    # --- the state database (no-ops without one) --------------------------------------------
+    def _claim(self, study_uid: str, pending: _Pending) -> bool:
         """Whether this notifier is the one to announce the study now (always, without a state
         database; see the module docstring)."""
         if self._state is None:
@@ -327,11 +343,39 @@ class IANotifier:
             latest = self.index.last_stored(study_uid)
             if latest is None:
                 return True  # nothing indexed: the announcement lists nothing anyway
-            with self._state.transaction() as conn:
-                return conn.execute(_CLAIM, (study_uid, latest)).fetchone() is not None
+            keys = [destination_key(d) for d in pending.destinations]
+            if not self._state.claim(study_uid, latest, keys, self.wall()):
+                return False
+            pending.upto = latest
+            return True
         except Exception as exc:  # the database cannot say: announce (at least once)
             LOG.warning("IAN for study %s: cannot claim it: %s", study_uid, exc)
             return True
+
+    def _start_attempt(self, study_uid: str, pending: _Pending, destination: Destination) -> bool:
+        """Take this attempt to reach ``destination`` in the state database (see
+        :mod:`dicomnet.archive.ian_state`); True without a record of the announcement."""
+        attempt = pending.tries.get(destination, 0)
+        pending.tries[destination] = attempt + 1
+        if self._state is None or pending.upto is None:
+            return True
+        round_ = pending.attempts
+        next_due = (self.wall() + self.retry_delays[round_]
+                    if round_ < len(self.retry_delays) else None)  # fmt: skip
+        try:
+            key = destination_key(destination)
+            return self._state.start_attempt(study_uid, key, pending.upto, attempt, next_due)
+        except Exception as exc:  # the database cannot say: try (at least once)
+            LOG.warning("IAN for study %s: cannot record the attempt: %s", study_uid, exc)
+            return True
+
+    def _finished(self, study_uid: str, pending: _Pending, done: list[Destination]) -> None:
+        if self._state is None or pending.upto is None or not done:
+            return
+        try:
+            self._state.finished(study_uid, [destination_key(d) for d in done], pending.upto)
+        except Exception as exc:  # a restart retries them once more: at least once
+            LOG.warning("IAN for study %s: cannot record the deliveries: %s", study_uid, exc)
 
     def _send_n_create(self, dataset: Dataset, destination: Destination) -> int:
         """One N-CREATE of ``dataset`` on a new association (PS3.4 R.3)."""

@@ -19,7 +19,9 @@ keeps storing meanwhile, WAL).
 
 The workflow state (:mod:`~dicomnet.archive.workflow_db`: MPPS steps, their study and series
 links and the forwarding outbox, :mod:`~dicomnet.archive.mpps.store`; storage commitments and
-their references, :mod:`~dicomnet.archive.commitment.store`) moves with the index. It lives
+their references, :mod:`~dicomnet.archive.commitment.store`; the studies waiting to be
+announced and the announcements not yet delivered, :mod:`~dicomnet.archive.ian_state`) moves
+with the index. It lives
 in ``workflow.sqlite`` beside a SQLite index (the folder of the index file: ``STORAGE``), and in
 tables of its own in a PostgreSQL index's database; so a source index file without a
 ``workflow.sqlite`` beside it, or a source database without those tables, has none to move
@@ -78,7 +80,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
-from dicomnet.archive import schema
+from dicomnet.archive import ian_state, schema
 from dicomnet.archive.backend import (
     Backend,
     Connection,
@@ -141,8 +143,8 @@ _PARENT = {
 }
 
 #: The workflow services' DDL and the tables of it copied (parents before children).
-_WORKFLOW_SCHEMA = (*mpps_store.SCHEMA, *commitment_store.SCHEMA)
-WORKFLOW_TABLES = (*mpps_store.TABLES, *commitment_store.TABLES)
+_WORKFLOW_SCHEMA = (*mpps_store.SCHEMA, *commitment_store.SCHEMA, *ian_state.SCHEMA)
+WORKFLOW_TABLES = (*mpps_store.TABLES, *commitment_store.TABLES, *ian_state.TABLES)
 #: the MPPS tables' version: compared, not copied
 _WORKFLOW_META = "mpps_meta"
 
@@ -193,6 +195,7 @@ class MigrationReport:
 
     def lines(self) -> list[str]:
         """The report as text, a line per table."""
+
         def line(t: TableReport) -> str:
             return (f"{t.table:<15} {t.source_rows:>10} {t.destination_rows:>12} "
                     f"{t.inserted:>10} {t.updated:>8} {t.deleted:>8}")  # fmt: skip
