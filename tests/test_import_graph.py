@@ -21,7 +21,8 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 #: Layers from the bottom up: a module may import its own layer and the ones below it only.
 #: (The sans-IO cores' purity -- no files, sockets, threads, clocks -- is tests/test_layers_io.)
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("dicomnet._record", "dicomnet.errors", "dicomnet.uid", "dicomnet._config"),
+    ("dicomnet._record", "dicomnet.errors", "dicomnet.uid", "dicomnet._config",
+     "dicomnet._handlers"),
     ("dicomnet.ul", "dicomnet.dimse"),
     (
         "dicomnet.datasource", "dicomnet.transport", "dicomnet.presentation",
@@ -29,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         # pynetdicom's module names, facades over the layers below
         "dicomnet.sop_class", "dicomnet.service_class", "dicomnet.service_class_n",
         "dicomnet.status", "dicomnet.pdu_primitives", "dicomnet.dimse_primitives",
-        "dicomnet.dimse_messages",
+        "dicomnet.dimse_messages", "dicomnet._globals", "dicomnet.utils",
     ),
     ("dicomnet.settings", "dicomnet.events", "dicomnet.evt", "dicomnet.transcode"),
     ("dicomnet.assocbase", "dicomnet.services"),

@@ -68,7 +68,7 @@ from dicomnet.events import (
     bound_events,
     handler_info,
 )
-from dicomnet.presentation import PresentationContext, context_result_text
+from dicomnet.presentation import AcceptedSyntax, PresentationContext, context_result_text
 from dicomnet.settings import ContextView, Settings
 from dicomnet.transport.base import Driver, monotonic
 from dicomnet.ul.events import (
@@ -391,7 +391,7 @@ class AssociationBase:
             abstract = cx.abstract_syntax
             cx.result = pc_ac.result
             if pc_ac.result == 0 and pc_ac.transfer_syntax is not None:
-                cx.transfer_syntax = uid_norm(pc_ac.transfer_syntax)
+                cx.transfer_syntax = AcceptedSyntax(uid_norm(pc_ac.transfer_syntax))
                 role = roles.get(abstract)
                 req_role = self.requestor.role_selections.get(abstract)
                 if role is None or req_role is None:
@@ -493,6 +493,30 @@ class AssociationBase:
         if cache_key is not None:
             cache[cache_key] = found[0]
         return found[0]
+
+    def _get_valid_context(
+        self,
+        ab_syntax: str,
+        tr_syntax: str,
+        role: Literal["scu", "scp"],
+        context_id: int | None = None,
+    ) -> PresentationContext:
+        """pynetdicom's name for :meth:`find_context`, which its own applications call
+        (``findscu -w`` reads the transfer syntax of the context its query went on):
+        ``tr_syntax`` "" for any; with ``context_id``, that context if it qualifies.
+        ``ValueError`` (:class:`NoPresentationContextError`) when none does."""
+        if context_id is not None:
+            cx = self.context_by_id(context_id)
+            ok = (cx is not None and cx.abstract_syntax == uid_norm(str(ab_syntax))
+                  and (cx.as_scu if role == "scu" else cx.as_scp)
+                  and (not tr_syntax or cx.transfer_syntax == str(tr_syntax)))  # fmt: skip
+            if cx is not None and ok:
+                return cx
+            raise NoPresentationContextError(
+                f"presentation context {context_id} is not accepted for {ab_syntax} in the "
+                f"{role.upper()} role"
+            )
+        return self.find_context(ab_syntax, str(tr_syntax) or None, role)
 
     def accepted_syntaxes(
         self, abstract_syntax: str, role: Literal["scu", "scp"] = "scu"

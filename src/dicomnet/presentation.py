@@ -22,6 +22,7 @@ short names (``"P"``, ``"S"``, ``"W"``, ...), and ready-made context lists for s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import SupportsIndex
 
 from dicomnet._record import Record
 from dicomnet.ul.pdu import PresentationContextRQ, RoleSelection, uid_norm
@@ -36,6 +37,7 @@ __all__ = [
     "QR_MODELS",
     "RECEIVE_TRANSFER_SYNTAXES",
     "VERIFICATION",
+    "AcceptedSyntax",
     "PresentationContext",
     "build_context",
     "build_role",
@@ -105,6 +107,21 @@ def _check_uid(uid: str, what: str) -> str:
     if not uid or len(uid) > 64 or any(c not in "0123456789." for c in uid):
         raise ValueError(f"invalid {what} UID {uid!r}")
     return uid
+
+
+class AcceptedSyntax(str):
+    """The transfer syntax UID accepted for a presentation context: a ``str`` that also reads
+    as pynetdicom's one-item list of it, ``cx.transfer_syntax[0]`` being the whole UID (programs
+    written for pynetdicom take it so, e.g. its ``findscu -w`` when it writes the File Meta
+    Information; a plain string would give them ``"1"``). Every other index and slice, and
+    everything else, is the string's own."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: SupportsIndex | slice) -> str:
+        if type(key) is int and key == 0:
+            return str(self)
+        return str.__getitem__(self, key)
 
 
 class PresentationContext(Record, frozen=False):

@@ -31,16 +31,34 @@ _KNOWN_VALID: dict[str, None] = {}
 _KNOWN_VALID_MAX = 4096
 
 
+class UIDValue(str):
+    """A UID parameter of a request as an event handler sees it (``event.request``): the
+    string itself, which also answers what a ``pydicom.uid.UID`` answers (``name``,
+    ``keyword``, ``is_transfer_syntax``, ``is_valid``...), as pynetdicom programs expect of
+    it. Those come from pydicom on first use (imported then), so a UID that nobody asks about
+    costs a string; equality and hashing are the string's."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("__"):  # copy, pickle and friends probe dunders: not pydicom's
+            raise AttributeError(name)
+        from pydicom.uid import UID  # lazy: pydicom only when a handler asks
+
+        return getattr(UID(str(self), validation_mode=0), name)
+
+
 def is_valid_uid(s: object) -> bool:
     """True when ``s`` is a str obeying the PS3.5 section 9.1 UID rules (no padding allowed)."""
-    if type(s) is str and s in _KNOWN_VALID:
+    exact = type(s) is str or type(s) is UIDValue  # no subclass with its own __eq__/__hash__
+    if exact and s in _KNOWN_VALID:
         return True
     if not (isinstance(s, str) and 0 < len(s) <= 64 and _UID_RE.fullmatch(s) is not None):
         return False
-    if type(s) is str:
+    if exact:
         if len(_KNOWN_VALID) >= _KNOWN_VALID_MAX:
             _KNOWN_VALID.clear()
-        _KNOWN_VALID[s] = None
+        _KNOWN_VALID[str(s)] = None
     return True
 
 

@@ -1,0 +1,92 @@
+"""``dicomnet.utils``, ``dicomnet._globals`` and the UID values handlers see, against
+pynetdicom's own (installed as a test dependency): same results for the same inputs."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import pytest
+from pydicom.uid import UID
+
+from dicomnet import _globals, utils
+from dicomnet.presentation import AcceptedSyntax
+from dicomnet.uid import UIDValue, is_valid_uid
+
+p_utils = pytest.importorskip("pynetdicom.utils")
+p_globals = pytest.importorskip("pynetdicom._globals")
+
+
+def _outcome(fn: Any, *args: Any) -> object:
+    try:
+        return ("ok", fn(*args))
+    except (ValueError, TypeError) as exc:
+        return (type(exc).__name__,)
+
+
+@pytest.mark.parametrize("value", [None, "", "   ", "STORESCP", " PAD ", "A" * 16, "A" * 17,
+                                   "BACK\\SLASH", "TAB\tX", 12, b"BYTES"])  # fmt: skip
+@pytest.mark.parametrize("allow_empty", [True, False])
+@pytest.mark.parametrize("allow_none", [True, False])
+def test_set_ae_as_pynetdicom(value: Any, allow_empty: bool, allow_none: bool) -> None:
+    ours = _outcome(utils.set_ae, value, "ae_title", allow_empty, allow_none)
+    theirs = _outcome(p_utils.set_ae, value, "ae_title", allow_empty, allow_none)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("value", [None, "", "1.2.3", b"1.2.840.10008.1.1", "1.02.3",
+                                   "1." + "2" * 70, 5])  # fmt: skip
+@pytest.mark.parametrize("allow_empty", [True, False])
+def test_set_uid_as_pynetdicom(value: Any, allow_empty: bool) -> None:
+    ours = _outcome(utils.set_uid, value, "uid", allow_empty)
+    theirs = _outcome(p_utils.set_uid, value, "uid", allow_empty)
+    assert ours == theirs
+    if ours[0] == "ok" and ours[1] is not None:
+        assert isinstance(ours[1], UID)
+
+
+def test_set_uid_refuses_characters_a_uid_cannot_hold() -> None:
+    """pynetdicom's UI check only warns (through pydicom) about a character outside the UI
+    repertoire and returns the UID; PS3.5 Table 6.2-1 allows "0"-"9" and "." only, and dicomnet
+    refuses it, as it refuses such a UID in a received command (PS3.5 9.1)."""
+    with pytest.warns(UserWarning):
+        assert p_utils.set_uid("1.2.a", "uid") == "1.2.a"
+    with pytest.raises(ValueError, match="digits"):
+        utils.set_uid("1.2.a", "uid")
+
+
+@pytest.mark.parametrize("data", [b"", bytes(range(40)), bytes(range(256)) * 3])
+@pytest.mark.parametrize("max_size", [None, 512, 20])
+def test_pretty_bytes_as_pynetdicom(data: bytes, max_size: int | None) -> None:
+    assert utils.pretty_bytes(data, max_size=max_size) == p_utils.pretty_bytes(
+        data, max_size=max_size
+    )
+    assert utils.pretty_bytes(data, ">", ":", 8, max_size, "<") == p_utils.pretty_bytes(
+        data, ">", ":", 8, max_size, "<"
+    )
+
+
+def test_globals_as_pynetdicom() -> None:
+    for name in ("DEFAULT_MAX_LENGTH", "APPLICATION_CONTEXT_NAME", "DEFAULT_TRANSFER_SYNTAXES",
+                 "ALL_TRANSFER_SYNTAXES", "MODE_ACCEPTOR", "MODE_REQUESTOR", "STATUS_SUCCESS",
+                 "STATUS_FAILURE", "STATUS_WARNING", "STATUS_CANCEL", "STATUS_PENDING",
+                 "STATUS_UNKNOWN"):  # fmt: skip
+        assert getattr(_globals, name) == getattr(p_globals, name), name
+
+
+def test_an_accepted_syntax_reads_as_pynetdicoms_one_item_list() -> None:
+    ts = AcceptedSyntax("1.2.840.10008.1.2.1")
+    assert ts == "1.2.840.10008.1.2.1" and ts[0] == "1.2.840.10008.1.2.1"
+    assert ts[1] == "." and ts[:3] == "1.2" and ts[-1] == "1"  # otherwise the string's own
+    assert UID(ts[0]).is_transfer_syntax
+
+
+def test_a_uid_value_answers_as_a_pydicom_uid() -> None:
+    uid = UIDValue("1.2.840.10008.5.1.4.1.2.2.1")
+    assert uid == "1.2.840.10008.5.1.4.1.2.2.1" and hash(uid) == hash(str(uid))
+    assert uid.keyword == "StudyRootQueryRetrieveInformationModelFind"
+    assert uid.name == UID(str(uid)).name and not uid.is_transfer_syntax
+    assert pickle.loads(pickle.dumps(uid)) == uid
+    assert is_valid_uid(uid) and not is_valid_uid(UIDValue("1.02"))
+    with pytest.raises(AttributeError):
+        uid.no_such_property  # noqa: B018
