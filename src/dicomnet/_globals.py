@@ -11,8 +11,8 @@ Values only, each defined once elsewhere in dicomnet or a fact of the standard:
   (:attr:`dicomnet.settings.Settings.maximum_pdu_size`, see docs/migrating-from-pynetdicom.md).
 * ``APPLICATION_CONTEXT_NAME``: the DICOM Application Context Name (PS3.7 A.2.1).
 * ``DEFAULT_TRANSFER_SYNTAXES`` / ``ALL_TRANSFER_SYNTAXES``: :mod:`dicomnet.presentation`'s.
-* ``MODE_*`` and ``STATUS_*``: the words for an association's side and a status category (the
-  categories of :func:`dicomnet.status.code_to_category`).
+* ``MODE_*``: the words for an association's side; ``STATUS_*``: :mod:`dicomnet.status`'s
+  status categories.
 """
 
 from __future__ import annotations
@@ -20,6 +20,14 @@ from __future__ import annotations
 from pydicom.uid import UID
 
 from dicomnet.presentation import ALL_TRANSFER_SYNTAXES, DEFAULT_TRANSFER_SYNTAXES
+from dicomnet.status import (
+    STATUS_CANCEL,
+    STATUS_FAILURE,
+    STATUS_PENDING,
+    STATUS_SUCCESS,
+    STATUS_UNKNOWN,
+    STATUS_WARNING,
+)
 from dicomnet.uid import APPLICATION_CONTEXT_NAME
 
 __all__ = [
@@ -43,11 +51,5 @@ DEFAULT_MAX_LENGTH: int = 16382
 MODE_ACCEPTOR: str = "acceptor"
 MODE_REQUESTOR: str = "requestor"
 
-STATUS_SUCCESS: str = "Success"
-STATUS_FAILURE: str = "Failure"
-STATUS_WARNING: str = "Warning"
-STATUS_CANCEL: str = "Cancel"
-STATUS_PENDING: str = "Pending"
-STATUS_UNKNOWN: str = "Unknown"
 
 OptionalUIDType = str | bytes | UID | None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from pydicom import Dataset
@@ -287,6 +288,16 @@ class _Flaky(_Recorder):
 _TWO = [("UP", "h", 1), ("DOWN", "h", 2)]
 
 
+def _until(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    """Whether ``condition()`` holds within ``seconds`` (checked every 10 ms)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_a_destination_down_when_the_process_stops_is_retried_after_a_restart(
     fresh_archive: Archive, tmp_path: Path
 ) -> None:
@@ -302,9 +313,7 @@ def test_a_destination_down_when_the_process_stops_is_retried_after_a_restart(
         _store(fresh_archive, 1)
         notifier.stored(_STUDY)
         assert first.event.wait(10)
-        deadline = time.monotonic() + 10
-        while first.tried.count("DOWN") < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert _until(lambda: "DOWN" in first.tried)
     finally:
         notifier.close()  # stopped (or killed) long before the retry was due
     assert sorted(first.tried) == ["DOWN", "UP"] and [d for d, _ in first.sent] == ["UP"]
@@ -351,10 +360,7 @@ def test_a_claimed_announcement_is_sent_once_by_processes_resuming_it(
                             state=state) for r in recorders]  # fmt: skip
     try:
         assert all(n.pending() == [_STUDY] for n in notifiers)
-        deadline = time.monotonic() + 10
-        while any(n.pending() for n in notifiers) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert all(n.pending() == [] for n in notifiers)
+        assert _until(lambda: not any(n.pending() for n in notifiers))
     finally:
         for n in notifiers:
             n.close()
@@ -376,9 +382,7 @@ def test_a_newer_announcement_replaces_the_retries_of_an_older_one(
         _store(fresh_archive, 1)
         notifier.stored(_STUDY)
         assert first.event.wait(10)
-        deadline = time.monotonic() + 10
-        while "DOWN" not in first.tried and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert _until(lambda: "DOWN" in first.tried)
         _store(fresh_archive, 2)
         notifier.stored(_STUDY)  # waiting again
     finally:
@@ -388,9 +392,7 @@ def test_a_newer_announcement_replaces_the_retries_of_an_older_one(
                           send=later.send, state=state,
                           wall=lambda: time.time() + 3600)  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
-        while notifier.pending() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert _until(lambda: not notifier.pending())
     finally:
         notifier.close()
     both = [f"{_STUDY}.1.1", f"{_STUDY}.1.2"]

@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from dicomnet.archive.backend import Backend
-from dicomnet.archive.workflow_db import WorkflowLocation, create_tables, open_workflow
+from dicomnet.archive.workflow_db import WorkflowLocation, open_service
 
 __all__ = ["SCHEMA", "TABLES", "Delivery", "IANState", "destination_key"]
 
@@ -104,12 +104,7 @@ class IANState:
 
     def __init__(self, location: WorkflowLocation) -> None:
         self.backend: Backend
-        self.backend, self._owned = open_workflow(location, durable=True)
-        try:
-            create_tables(self.backend, SCHEMA)
-        except BaseException:
-            self.close()
-            raise
+        self.backend, self._owned = open_service(location, SCHEMA)
 
     def close(self) -> None:
         if self._owned:

@@ -51,6 +51,7 @@ __all__ = [
     "create_tables",
     "exclusive",
     "location_text",
+    "open_service",
     "open_workflow",
     "workflow_path",
 ]
@@ -105,6 +106,20 @@ def create_tables(backend: Backend, statements: Sequence[str]) -> None:
             if backend.name != "sqlite":
                 statement = backend.ddl(_SQLITE_ONLY.sub("", statement))
             conn.execute(statement)
+
+
+def open_service(location: WorkflowLocation, statements: Sequence[str], *,
+                 durable: bool = True, timeout: float = 30.0) -> tuple[Backend, bool]:  # fmt: skip
+    """:func:`open_workflow`, then :func:`create_tables` with a service's DDL; a backend opened
+    here is closed again if that fails. Returns what :func:`open_workflow` returns."""
+    backend, owned = open_workflow(location, durable=durable, timeout=timeout)
+    try:
+        create_tables(backend, statements)
+    except BaseException:
+        if owned:
+            backend.close()
+        raise
+    return backend, owned
 
 
 def location_text(backend: Backend) -> str:

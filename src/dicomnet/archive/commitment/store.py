@@ -192,19 +192,14 @@ class Workflow:
     def __init__(self, location: WorkflowLocation) -> None:
         # lazy: the backends (sqlite3, ~5 ms) are only needed by the SCP, not by stgcmtscu's
         # codec imports
-        from dicomnet.archive.workflow_db import create_tables, location_text, open_workflow
+        from dicomnet.archive.workflow_db import location_text, open_service
 
         # the request is on disk before the N-ACTION-RSP says Success (PS3.4 J.3.2.1.3)
         self.backend: Backend
-        self.backend, self._owned = open_workflow(location, durable=True, timeout=30.0)
+        self.backend, self._owned = open_service(location, SCHEMA)
         self.path = location_text(self.backend)
         #: nodes on several hosts may share the database (owners are leased, not pids)
         self.shared = self.backend.name != "sqlite"
-        try:
-            create_tables(self.backend, SCHEMA)
-        except BaseException:
-            self.close()
-            raise
 
     def close(self) -> None:
         if self._owned:

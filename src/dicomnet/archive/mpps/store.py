@@ -73,10 +73,9 @@ from dicomnet.archive.mpps.rules import (
 )
 from dicomnet.archive.workflow_db import (
     WorkflowLocation,
-    create_tables,
     exclusive,
     location_text,
-    open_workflow,
+    open_service,
 )
 from dicomnet.dimse.status import Status
 from dicomnet.uid import is_valid_uid
@@ -190,16 +189,10 @@ class MPPSStore:
         self._closed = False
         #: the database of the steps (see :mod:`~dicomnet.archive.workflow_db`)
         self.backend: Backend
-        self.backend, self._owned = open_workflow(path, durable=durable, timeout=timeout)
+        self.backend, self._owned = open_service(path, SCHEMA, durable=durable, timeout=timeout)
         #: where the steps are: the SQLite file, or which database
         self.path = location_text(self.backend)
         self._errors: tuple[type[Exception], ...] = (*self.backend.errors, IndexUnavailableError)
-        try:
-            create_tables(self.backend, SCHEMA)
-        except BaseException:
-            if self._owned:
-                self.backend.close()
-            raise
         self._outbox = Outbox(self._read, self._transaction)
         self._forwarder: Forwarder | None = None
         if self.destinations:
