@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from typing import SupportsIndex
 
 from dicomnet._record import Record
+from dicomnet.uid import UIDValue
 from dicomnet.ul.pdu import PresentationContextRQ, RoleSelection, uid_norm
 
 __all__ = [
@@ -109,12 +110,13 @@ def _check_uid(uid: str, what: str) -> str:
     return uid
 
 
-class AcceptedSyntax(str):
+class AcceptedSyntax(UIDValue):
     """The transfer syntax UID accepted for a presentation context: a ``str`` that also reads
     as pynetdicom's one-item list of it, ``cx.transfer_syntax[0]`` being the whole UID (programs
     written for pynetdicom take it so, e.g. its ``findscu -w`` when it writes the File Meta
     Information; a plain string would give them ``"1"``). Every other index and slice, and
-    everything else, is the string's own."""
+    everything else, is the string's own; pydicom's UID properties (``name``...) answer as for
+    every negotiated UID (:class:`~dicomnet.uid.UIDValue`)."""
 
     __slots__ = ()
 
@@ -195,8 +197,9 @@ class PresentationContext(Record, frozen=False):
         *not* validated, since negotiation, not construction, decides what to do with a
         malformed UID (PS3.8 Table 9-18 result 3 or 4)."""
         cx = object.__new__(cls)
-        cx.abstract_syntax = uid_norm(abstract_syntax)
-        cx.transfer_syntaxes = [uid_norm(t) for t in transfer_syntaxes]
+        # negotiated UIDs answer pydicom's UID properties, as pynetdicom's contexts hold UIDs
+        cx.abstract_syntax = UIDValue(uid_norm(abstract_syntax))
+        cx.transfer_syntaxes = [UIDValue(uid_norm(t)) for t in transfer_syntaxes]
         cx.context_id = context_id
         cx.scu_role = cx.scp_role = cx.result = cx.transfer_syntax = None
         cx.as_scu = cx.as_scp = False

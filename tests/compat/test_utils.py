@@ -90,3 +90,39 @@ def test_a_uid_value_answers_as_a_pydicom_uid() -> None:
     assert is_valid_uid(uid) and not is_valid_uid(UIDValue("1.02"))
     with pytest.raises(AttributeError):
         uid.no_such_property  # noqa: B018
+
+
+def test_negotiated_and_request_uids_answer_as_pydicom_uids() -> None:
+    """What pynetdicom programs read off contexts and requests: ``cx.abstract_syntax.name``,
+    ``cx.transfer_syntax[0]``, ``event.request.AffectedSOPClassUID.keyword`` (pynetdicom holds
+    pydicom UIDs there; dicomnet strings that answer the same)."""
+    from dicomnet import AE, evt
+
+    seen: list[tuple[str, str, str]] = []
+
+    def on_echo(event: Any) -> int:
+        seen.append((event.request.AffectedSOPClassUID.keyword,
+                     event.context.abstract_syntax.name,
+                     event.context.transfer_syntax.name))  # fmt: skip
+        return 0x0000
+
+    scp = AE(ae_title="SCP")
+    scp.add_supported_context("1.2.840.10008.1.1")
+    server = scp.start_server(("127.0.0.1", 0), block=False,
+                              evt_handlers=[(evt.EVT_C_ECHO, on_echo)])  # fmt: skip
+    try:
+        scu = AE(ae_title="SCU")
+        scu.add_requested_context("1.2.840.10008.1.1", "1.2.840.10008.1.2")
+        assoc = scu.associate("127.0.0.1", server.server_address[1], ae_title="SCP")
+        assert assoc.is_established
+        try:
+            (cx,) = assoc.accepted_contexts
+            assert cx.abstract_syntax.name == "Verification SOP Class"
+            assert cx.transfer_syntax[0] == cx.transfer_syntax == "1.2.840.10008.1.2"
+            assert cx.transfer_syntax.name == "Implicit VR Little Endian"
+            assert assoc.send_c_echo().Status == 0x0000
+        finally:
+            assoc.release()
+    finally:
+        server.shutdown()
+    assert seen == [("Verification", "Verification SOP Class", "Implicit VR Little Endian")]
