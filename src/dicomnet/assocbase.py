@@ -42,7 +42,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
-from dicomnet._record import Record
 from dicomnet.datasource import SpoolingFactory
 from dicomnet.dimse.fragment import CommandInfo
 from dicomnet.dimse.provider import DIMSEServiceProvider, MessageQueueLike, QueueItem
@@ -69,6 +68,7 @@ from dicomnet.events import (
     handler_info,
 )
 from dicomnet.presentation import AcceptedSyntax, PresentationContext, context_result_text
+from dicomnet.serviceuser import ServiceUser
 from dicomnet.settings import ContextView, Settings
 from dicomnet.transport.base import Driver, monotonic
 from dicomnet.ul.events import (
@@ -84,16 +84,13 @@ from dicomnet.ul.pdu import (
     AAssociateAC,
     AAssociateRJ,
     AAssociateRQ,
-    RoleSelection,
-    SubItem,
-    UserIdentityRQ,
     uid_norm,
 )
 
 if TYPE_CHECKING:
     from dicomnet.dimse.checker import DataSetChecker
 
-__all__ = ["AssociationBase", "Mode", "ServiceUser", "rejection_text"]
+__all__ = ["AssociationBase", "Mode", "ServiceUser", "rejection_text"]  # ServiceUser: re-exported
 
 LOGGER = logging.getLogger("dicomnet.association")
 
@@ -132,69 +129,6 @@ def _message_queue(items: deque[QueueItem]) -> MessageQueueLike:
     return MessageQueue(items)
 
 
-class ServiceUser(Record, frozen=False):
-    """One side of an association as negotiated (PS3.8 section 7.1.1)."""
-
-    __slots__ = (
-        "address",
-        "ae_title",
-        "async_ops_window",
-        "extended_negotiation",
-        "implementation_class_uid",
-        "implementation_version_name",
-        "maximum_length",
-        "port",
-        "requested_contexts",
-        "role_selections",
-        "user_identity",
-        "user_identity_response",
-    )
-    ae_title: str
-    address: str
-    port: int
-    maximum_length: int
-    implementation_class_uid: str | None
-    implementation_version_name: str | None
-    async_ops_window: tuple[int, int] | None
-    role_selections: dict[str, RoleSelection]
-    extended_negotiation: list[SubItem]
-    user_identity: UserIdentityRQ | None
-    user_identity_response: bytes | None
-    requested_contexts: list[PresentationContext]
-
-    def __init__(
-        self,
-        ae_title: str = "",
-        address: str = "",
-        port: int = 0,
-        maximum_length: int = 0,
-        implementation_class_uid: str | None = None,
-        implementation_version_name: str | None = None,
-        async_ops_window: tuple[int, int] | None = None,
-        role_selections: dict[str, RoleSelection] | None = None,
-        extended_negotiation: list[SubItem] | None = None,
-        user_identity: UserIdentityRQ | None = None,
-        user_identity_response: bytes | None = None,
-        requested_contexts: list[PresentationContext] | None = None,
-    ) -> None:
-        self.ae_title = ae_title
-        self.address = address
-        self.port = port
-        self.maximum_length = maximum_length
-        self.implementation_class_uid = implementation_class_uid
-        self.implementation_version_name = implementation_version_name
-        self.async_ops_window = async_ops_window
-        self.role_selections = {} if role_selections is None else role_selections
-        self.extended_negotiation = [] if extended_negotiation is None else extended_negotiation
-        self.user_identity = user_identity
-        self.user_identity_response = user_identity_response
-        self.requested_contexts = [] if requested_contexts is None else requested_contexts
-
-    @property
-    def maximum_pdu_size(self) -> int:  # the founding document's spelling
-        return self.maximum_length
-
-
 class AssociationBase:
     """The negotiated state of one association (see the module docstring)."""
 
@@ -218,8 +152,8 @@ class AssociationBase:
         self.acse_timeout = ae.acse_timeout
         self.network_timeout = ae.network_timeout
         self.connection_timeout = ae.connection_timeout
-        self.requestor = ServiceUser()
-        self.acceptor = ServiceUser()
+        self.requestor = ServiceUser(mode="requestor")
+        self.acceptor = ServiceUser(mode="acceptor")
         self.accepted_contexts: list[PresentationContext] = []
         self.rejected_contexts: list[PresentationContext] = []
         self._by_id: dict[int, PresentationContext] = {}

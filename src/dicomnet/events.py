@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
     from pydicom.dataset import Dataset, FileMetaDataset
 
-    from dicomnet.assocbase import ServiceUser
+    from dicomnet.serviceuser import ServiceUser
 
 __all__ = [
     "EVT_ABORTED",

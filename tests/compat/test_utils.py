@@ -121,6 +121,14 @@ def test_negotiated_and_request_uids_answer_as_pydicom_uids() -> None:
             assert cx.transfer_syntax[0] == cx.transfer_syntax == "1.2.840.10008.1.2"
             assert cx.transfer_syntax.name == "Implicit VR Little Endian"
             assert assoc.send_c_echo().Status == 0x0000
+            # pynetdicom's ServiceUser names
+            assert (assoc.requestor.mode, assoc.acceptor.mode) == ("requestor", "acceptor")
+            assert assoc.requestor.is_requestor and assoc.acceptor.is_acceptor
+            assert not assoc.acceptor.is_requestor and not assoc.requestor.writeable
+            assert assoc.acceptor.asynchronous_operations == (1, 1)
+            assert assoc.acceptor.sop_class_extended == {} == assoc.acceptor.role_selection
+            assert assoc.acceptor.info["ae_title"] == "SCP"
+            assert assoc.acceptor.info["pdv_size"] == assoc.acceptor.maximum_length > 0
         finally:
             assoc.release()
     finally:
