@@ -22,7 +22,7 @@ short names (``"P"``, ``"S"``, ``"W"``, ...), and ready-made context lists for s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import SupportsIndex
+from typing import NamedTuple, SupportsIndex
 
 from dicomnet._record import Record
 from dicomnet.uid import UIDValue
@@ -40,6 +40,7 @@ __all__ = [
     "VERIFICATION",
     "AcceptedSyntax",
     "PresentationContext",
+    "PresentationContextTuple",
     "build_context",
     "build_role",
     "context_result_text",
@@ -126,6 +127,15 @@ class AcceptedSyntax(UIDValue):
         return str.__getitem__(self, key)
 
 
+class PresentationContextTuple(NamedTuple):
+    """An accepted context as (ID, abstract syntax, transfer syntax):
+    :attr:`PresentationContext.as_tuple`, pynetdicom's shape of it."""
+
+    context_id: int
+    abstract_syntax: str
+    transfer_syntax: str
+
+
 class PresentationContext(Record, frozen=False):
     """One presentation context (see the module docstring).
 
@@ -208,6 +218,13 @@ class PresentationContext(Record, frozen=False):
     @property
     def is_accepted(self) -> bool:
         return self.result == 0
+
+    @property
+    def as_tuple(self) -> PresentationContextTuple:
+        """(context ID, abstract syntax, transfer syntax): the accepted syntax, else the first
+        one proposed or supported."""
+        ts = self.transfer_syntax or (self.transfer_syntaxes[0] if self.transfer_syntaxes else "")
+        return PresentationContextTuple(self.context_id or 0, self.abstract_syntax, str(ts))
 
     @property
     def status(self) -> str:

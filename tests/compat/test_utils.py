@@ -120,6 +120,8 @@ def test_negotiated_and_request_uids_answer_as_pydicom_uids() -> None:
             assert cx.abstract_syntax.name == "Verification SOP Class"
             assert cx.transfer_syntax[0] == cx.transfer_syntax == "1.2.840.10008.1.2"
             assert cx.transfer_syntax.name == "Implicit VR Little Endian"
+            assert cx.as_tuple == (1, "1.2.840.10008.1.1", "1.2.840.10008.1.2")
+            assert cx.as_tuple.abstract_syntax == "1.2.840.10008.1.1"
             assert assoc.send_c_echo().Status == 0x0000
             # pynetdicom's ServiceUser names
             assert (assoc.requestor.mode, assoc.acceptor.mode) == ("requestor", "acceptor")
