@@ -43,7 +43,6 @@ from dicomnet.datasource import DataSource
 from dicomnet.dimse.primitives import DIMSEPrimitive
 from dicomnet.presentation import PresentationContext
 from dicomnet.settings import IMPLEMENTATION_CLASS_UID, Settings
-from dicomnet.uid import UIDValue
 from dicomnet.ul.fsm import Action, State
 from dicomnet.ul.fsm import Event as FSMEvent
 from dicomnet.ul.pdu import PDU, AAssociateRJ, AAssociateRQ, PDataTF
@@ -379,24 +378,6 @@ else:
     A = TypeVar("A")
 
 
-#: per primitive class, its UID parameters (keywords ending in "UID")
-_UID_PARAMETERS: dict[type, tuple[str, ...]] = {}
-
-
-def _handler_view(request: DIMSEPrimitive) -> None:
-    """The request's UID parameters as :class:`~dicomnet.uid.UIDValue` (strings that also
-    answer ``name``, ``keyword``... as the ``pydicom.uid.UID`` pynetdicom hands its handlers);
-    set in place, bypassing the primitive's validation: the values are the same strings."""
-    kind = type(request)
-    names = _UID_PARAMETERS.get(kind)
-    if names is None:
-        names = _UID_PARAMETERS[kind] = tuple(n for n in kind.FIELDS if n.endswith("UID"))
-    for name in names:
-        value = getattr(request, name)
-        if type(value) is str:
-            object.__setattr__(request, name, UIDValue(value))
-
-
 class Event(Generic[A]):
     """What a handler receives. Cheap to build: nothing is decoded until asked for.
 
@@ -452,7 +433,7 @@ class Event(Generic[A]):
         self.event = event
         self.context = context
         if request is not None:
-            _handler_view(request)
+            request.expose_uids()  # as pynetdicom's handlers see pydicom UIDs
         self.request = request
         self.timestamp = _now()
         self._cancel_check = cancel_check

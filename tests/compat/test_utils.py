@@ -136,3 +136,13 @@ def test_negotiated_and_request_uids_answer_as_pydicom_uids() -> None:
     finally:
         server.shutdown()
     assert seen == [("Verification", "Verification SOP Class", "Implicit VR Little Endian")]
+
+
+@pytest.mark.parametrize("name", ["C_ECHO", "C_STORE", "C_FIND", "C_GET", "C_MOVE",
+                                  "N_EVENT_REPORT", "N_GET", "N_SET", "N_ACTION", "N_CREATE",
+                                  "N_DELETE"])  # fmt: skip
+def test_msg_type_as_pynetdicom(name: str) -> None:
+    import dicomnet.dimse_primitives as ours
+
+    theirs = pytest.importorskip("pynetdicom.dimse_primitives")
+    assert getattr(ours, name)().msg_type == getattr(theirs, name)().msg_type

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Final, Self
 
 from dicomnet.errors import DimseError
-from dicomnet.uid import is_valid_uid
+from dicomnet.uid import UIDValue, is_valid_uid
 
 __all__ = [
     "C_CANCEL",
@@ -175,9 +175,28 @@ class DIMSEPrimitive:
     #: ``FIELDS`` as a set (the membership test of every assignment)
     _FIELD_SET: ClassVar[frozenset[str]] = frozenset()
 
+    #: the UID parameters (keywords ending in "UID")
+    _UID_FIELDS: ClassVar[tuple[str, ...]] = ()
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._FIELD_SET = frozenset(cls.FIELDS)
+        cls._UID_FIELDS = tuple(n for n in cls.FIELDS if n.endswith("UID"))
+
+    @property
+    def msg_type(self) -> str:
+        """The service's name, as pynetdicom gives it: ``"C-STORE"``, ``"N-ACTION"``..."""
+        return self.SERVICE
+
+    def expose_uids(self) -> None:
+        """Make the UID parameters :class:`~dicomnet.uid.UIDValue` strings, which also answer
+        pydicom's UID properties (``name``, ``keyword``...) as pynetdicom's hold pydicom UIDs:
+        what an event handler is given. Set in place without validation: the values are the
+        same strings, already checked."""
+        for name in self._UID_FIELDS:
+            value = getattr(self, name)
+            if type(value) is str:
+                object.__setattr__(self, name, UIDValue(value))
 
     def __init__(self, **params: object) -> None:
         # What assigning each parameter would do (the same checks, in the same order), with
