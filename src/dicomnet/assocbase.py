@@ -595,22 +595,12 @@ class AssociationBase:
     def local(self) -> dict[str, object]:
         """Our side: ``ae_title``, ``address``, ``port``, ``mode`` and ``pdv_size`` (the largest
         P-DATA PDU we receive)."""
-        return self._user_info(self.requestor if self.is_requestor else self.acceptor, True)
+        return (self.requestor if self.is_requestor else self.acceptor).info
 
     @property
     def remote(self) -> dict[str, object]:
         """The peer's side, as :attr:`local` (``pdv_size``: the largest it receives)."""
-        return self._user_info(self.acceptor if self.is_requestor else self.requestor, False)
-
-    def _user_info(self, user: ServiceUser, ours: bool) -> dict[str, object]:
-        is_requestor = (user is self.requestor)
-        return {
-            "ae_title": user.ae_title,
-            "address": user.address or None,
-            "port": user.port or None,
-            "mode": "requestor" if is_requestor else "acceptor",
-            "pdv_size": user.maximum_length,
-        }
+        return (self.acceptor if self.is_requestor else self.requestor).info
 
     def bind_all(self, bindings: Iterable[tuple[EventType, list[Binding]]]) -> None:
         """Bind every ``(event, [(handler, args), ...])`` (e.g. a normalized handler spec)."""

@@ -137,6 +137,8 @@ class ServiceUser(Record, frozen=False):
 
     @property
     def info(self) -> dict[str, object]:
-        """A summary: AE title, address, port, mode and the largest PDU it receives."""
-        return {"ae_title": self.ae_title, "address": self.address, "port": self.port,
-                "mode": self.mode, "pdv_size": self.maximum_length}  # fmt: skip
+        """A summary: AE title, address and port (None when unknown), mode and the largest
+        PDU it receives (``pdv_size``); also what ``Association.local`` / ``remote`` give."""
+        return {"ae_title": self.ae_title, "address": self.address or None,
+                "port": self.port or None, "mode": self.mode,
+                "pdv_size": self.maximum_length}  # fmt: skip

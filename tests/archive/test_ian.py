@@ -298,6 +298,23 @@ def _until(condition: Callable[[], bool], seconds: float = 10) -> bool:
     return True
 
 
+def _down_at_first(archive: Archive, state: str) -> tuple[IANotifier, _Flaky]:
+    """A notifier that announced the study's first instance: UP answered, DOWN did not, its
+    retry due in ten minutes."""
+    first = _Flaky({"DOWN"})
+    notifier = IANotifier(archive.index, _TWO, quiet_seconds=0.05, retry_delays=(600.0,),
+                          send=first.send, state=state)  # fmt: skip
+    try:
+        _store(archive, 1)
+        notifier.stored(_STUDY)
+        assert first.event.wait(10)
+        assert _until(lambda: "DOWN" in first.tried)
+    except BaseException:
+        notifier.close()
+        raise
+    return notifier, first
+
+
 def test_a_destination_down_when_the_process_stops_is_retried_after_a_restart(
     fresh_archive: Archive, tmp_path: Path
 ) -> None:
@@ -306,16 +323,8 @@ def test_a_destination_down_when_the_process_stops_is_retried_after_a_restart(
     the delivery records the retry lived in the dead process's memory and was lost, and the
     study, already claimed, was never announced to that destination."""
     state = _state(fresh_archive, tmp_path)
-    first = _Flaky({"DOWN"})
-    notifier = IANotifier(fresh_archive.index, _TWO, quiet_seconds=0.05, retry_delays=(600.0,),
-                          send=first.send, state=state)  # fmt: skip
-    try:
-        _store(fresh_archive, 1)
-        notifier.stored(_STUDY)
-        assert first.event.wait(10)
-        assert _until(lambda: "DOWN" in first.tried)
-    finally:
-        notifier.close()  # stopped (or killed) long before the retry was due
+    notifier, first = _down_at_first(fresh_archive, state)
+    notifier.close()  # stopped (or killed) long before the retry was due
     assert sorted(first.tried) == ["DOWN", "UP"] and [d for d, _ in first.sent] == ["UP"]
 
     later = _Flaky(set())
@@ -375,14 +384,8 @@ def test_a_newer_announcement_replaces_the_retries_of_an_older_one(
     new one, listing both instances. The restarted process sends that one to every
     destination, and not the stale first one to the destination that was down."""
     state = _state(fresh_archive, tmp_path)
-    first = _Flaky({"DOWN"})
-    notifier = IANotifier(fresh_archive.index, _TWO, quiet_seconds=0.05, retry_delays=(600.0,),
-                          send=first.send, state=state)  # fmt: skip
+    notifier, _ = _down_at_first(fresh_archive, state)
     try:
-        _store(fresh_archive, 1)
-        notifier.stored(_STUDY)
-        assert first.event.wait(10)
-        assert _until(lambda: "DOWN" in first.tried)
         _store(fresh_archive, 2)
         notifier.stored(_STUDY)  # waiting again
     finally:

@@ -131,6 +131,9 @@ def test_negotiated_and_request_uids_answer_as_pydicom_uids() -> None:
             assert assoc.acceptor.sop_class_extended == {} == assoc.acceptor.role_selection
             assert assoc.acceptor.info["ae_title"] == "SCP"
             assert assoc.acceptor.info["pdv_size"] == assoc.acceptor.maximum_length > 0
+            assert assoc.remote == assoc.acceptor.info and assoc.local == assoc.requestor.info
+            assert (assoc.remote["address"], assoc.remote["port"]) == (
+                "127.0.0.1", server.server_address[1])
         finally:
             assoc.release()
     finally:
