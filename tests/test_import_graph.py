@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "dicomnet.datasource", "dicomnet.transport", "dicomnet.presentation",
         "dicomnet.presentation_lists", "dicomnet.monitor", "dicomnet.message_queue",
+        "dicomnet.negotiated",
         # pynetdicom's module names, facades over the layers below
         "dicomnet.sop_class", "dicomnet.service_class", "dicomnet.service_class_n",
         "dicomnet.status", "dicomnet.pdu_primitives", "dicomnet.dimse_primitives",

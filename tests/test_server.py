@@ -492,7 +492,8 @@ def test_slow_reader_blocks_the_producing_handler(servers: list[Server]) -> None
     from dicomnet.datasource import DataSource
     from dicomnet.dimse.dataset import encode_dataset
     from dicomnet.dimse.primitives import C_FIND
-    from dicomnet.transport.aio import MAX_IN_FLIGHT, WRITE_HIGH_WATER
+    from dicomnet.transport.aio import WRITE_HIGH_WATER
+    from dicomnet.transport.aio_workers import MAX_IN_FLIGHT
 
     produced = [0]
     big = b"x" * (64 << 10)

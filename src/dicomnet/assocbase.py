@@ -67,7 +67,8 @@ from dicomnet.events import (
     bound_events,
     handler_info,
 )
-from dicomnet.presentation import AcceptedSyntax, PresentationContext, context_result_text
+from dicomnet.negotiated import negotiated_contexts, rejection_text
+from dicomnet.presentation import PresentationContext, context_result_text
 from dicomnet.serviceuser import ServiceUser
 from dicomnet.settings import ContextView, Settings
 from dicomnet.transport.base import Driver, monotonic
@@ -96,29 +97,7 @@ LOGGER = logging.getLogger("dicomnet.association")
 
 Mode = Literal["requestor", "acceptor"]
 
-# PS3.8 Table 9-21 (A-ASSOCIATE-RJ result / source / reason)
-_RJ_RESULT = {1: "rejected-permanent", 2: "rejected-transient"}
-_RJ_SOURCE = {
-    1: "service-user",
-    2: "service-provider (ACSE related function)",
-    3: "service-provider (presentation related function)",
-}
-_RJ_REASON = {
-    1: {1: "no-reason-given", 2: "application-context-name-not-supported",
-        3: "calling-AE-title-not-recognized", 7: "called-AE-title-not-recognized"},
-    2: {1: "no-reason-given", 2: "protocol-version-not-supported"},
-    3: {1: "temporary-congestion", 2: "local-limit-exceeded"},
-}  # fmt: skip
 _C_STORE_RQ = 0x0001  # Command Field (PS3.7 Table E.1-1)
-
-
-def rejection_text(result: int, source: int, reason: int) -> str:
-    """The meaning of an A-ASSOCIATE-RJ (PS3.8 Table 9-21)."""
-    return (
-        f"{_RJ_RESULT.get(result, f'result {result}')}, "
-        f"{_RJ_SOURCE.get(source, f'source {source}')}: "
-        f"{_RJ_REASON.get(source, {}).get(reason, f'reason {reason}')}"
-    )
 
 
 def _message_queue(items: deque[QueueItem]) -> MessageQueueLike:
@@ -309,50 +288,19 @@ class AssociationBase:
             window = min(w for w in (ours, theirs, 1 << 16) if w > 0)
         self.async_window = window if self.mode == "requestor" else 1
         self._apply_contexts(rq, ac)
+        self.requestor.primitive, self.acceptor.primitive = rq, ac
+        self.acceptor.results = sorted(
+            self.accepted_contexts + self.rejected_contexts, key=lambda c: c.context_id or 0
+        )
+        if self.mode == "acceptor":
+            self.acceptor.supported = self.ae.supported_contexts
+            if not self.requestor.requested_contexts:  # what the peer proposed, as it sent it
+                self.requestor.requested_contexts = self.requestor.get_contexts("pcdl")
 
     def _apply_contexts(self, rq: AAssociateRQ, ac: AAssociateAC) -> None:
-        proposed = {pc.context_id: pc for pc in rq.presentation_contexts}
-        accepted: list[PresentationContext] = []
-        rejected: list[PresentationContext] = []
-        roles = self.acceptor.role_selections
-        for pc_ac in ac.presentation_contexts:
-            pc_rq = proposed.get(pc_ac.context_id)
-            if pc_rq is None:
-                continue  # the codec/FSM already refused unknown IDs; be defensive
-            cx = PresentationContext.from_wire(
-                pc_ac.context_id, pc_rq.abstract_syntax, pc_rq.transfer_syntaxes
-            )
-            abstract = cx.abstract_syntax
-            cx.result = pc_ac.result
-            if pc_ac.result == 0 and pc_ac.transfer_syntax is not None:
-                cx.transfer_syntax = AcceptedSyntax(uid_norm(pc_ac.transfer_syntax))
-                role = roles.get(abstract)
-                req_role = self.requestor.role_selections.get(abstract)
-                if role is None or req_role is None:
-                    req_scu, req_scp = True, False
-                else:
-                    req_scu = bool(role.scu_role and req_role.scu_role)
-                    req_scp = bool(role.scp_role and req_role.scp_role)
-                cx.scu_role = None if role is None else bool(role.scu_role)
-                cx.scp_role = None if role is None else bool(role.scp_role)
-                if self.mode == "requestor":
-                    cx.as_scu, cx.as_scp = req_scu, req_scp
-                else:
-                    cx.as_scu, cx.as_scp = req_scp, req_scu
-                accepted.append(cx)
-            else:
-                if pc_ac.result == 0:
-                    cx.result = 2  # acceptance without a transfer syntax: unusable
-                rejected.append(cx)
-        # contexts the acceptor did not answer at all count as rejected (no-reason)
-        answered = {pc.context_id for pc in ac.presentation_contexts}
-        for cid, pc_rq in proposed.items():
-            if cid not in answered:
-                cx = PresentationContext.from_wire(
-                    cid, pc_rq.abstract_syntax, pc_rq.transfer_syntaxes
-                )
-                cx.result = 2
-                rejected.append(cx)
+        accepted, rejected = negotiated_contexts(
+            rq, ac, self.mode, self.requestor.role_selections, self.acceptor.role_selections
+        )
         self.accepted_contexts = accepted
         self.rejected_contexts = rejected
         self._by_id = {cx.context_id: cx for cx in accepted if cx.context_id is not None}

@@ -11,8 +11,12 @@ UID and version name (PS3.7 D.3.3.2), the asynchronous operations window (D.3.3.
 selections (D.3.3.4), SOP class extended and common extended negotiation items (D.3.3.5,
 D.3.3.6) and user identity (D.3.3.7). The records hold what was exchanged; the properties at the
 end give the same values under the names pynetdicom's ``ServiceUser`` uses
-(``asynchronous_operations``, ``role_selection``, ``sop_class_extended``, ``info``...), read-only:
-in dicomnet a program sets what is proposed on the AE, not on a service user.
+(``asynchronous_operations``, ``role_selection``, ``sop_class_extended``, ``info``,
+``primitive``, ``user_information``, ``get_contexts``...), read-only: in dicomnet a program sets
+what is proposed on the AE, not on a service user. ``primitive`` is the A-ASSOCIATE PDU this
+side sent (the requestor's A-ASSOCIATE-RQ, the acceptor's A-ASSOCIATE-AC; PS3.8 9.3.2/9.3.3),
+once negotiated; the acceptor also keeps the presentation context results (``pcdrl``) and, on
+our own server, the contexts it supported.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from __future__ import annotations
 from dicomnet._record import Record
 from dicomnet.presentation import PresentationContext
 from dicomnet.ul.pdu import (
+    AAssociateAC,
+    AAssociateRQ,
     RoleSelection,
     SOPClassCommonExtendedNegotiation,
     SOPClassExtendedNegotiation,
@@ -43,8 +49,11 @@ class ServiceUser(Record, frozen=False):
         "maximum_length",
         "mode",
         "port",
+        "primitive",
         "requested_contexts",
+        "results",
         "role_selections",
+        "supported",
         "user_identity",
         "user_identity_response",
     )
@@ -61,6 +70,9 @@ class ServiceUser(Record, frozen=False):
     user_identity_response: bytes | None
     requested_contexts: list[PresentationContext]
     mode: str
+    primitive: AAssociateRQ | AAssociateAC | None
+    results: list[PresentationContext]
+    supported: list[PresentationContext]
 
     def __init__(
         self,
@@ -77,6 +89,9 @@ class ServiceUser(Record, frozen=False):
         user_identity_response: bytes | None = None,
         requested_contexts: list[PresentationContext] | None = None,
         mode: str = "",
+        primitive: AAssociateRQ | AAssociateAC | None = None,
+        results: list[PresentationContext] | None = None,
+        supported: list[PresentationContext] | None = None,
     ) -> None:
         self.ae_title = ae_title
         self.address = address
@@ -91,6 +106,9 @@ class ServiceUser(Record, frozen=False):
         self.user_identity_response = user_identity_response
         self.requested_contexts = [] if requested_contexts is None else requested_contexts
         self.mode = mode  # "requestor" or "acceptor"
+        self.primitive = primitive  # the A-ASSOCIATE-RQ (requestor) / -AC (acceptor) it sent
+        self.results = [] if results is None else results  # acceptor: every context's result
+        self.supported = [] if supported is None else supported  # acceptor: what it offered
 
     @property
     def maximum_pdu_size(self) -> int:  # the founding document's spelling
@@ -142,3 +160,42 @@ class ServiceUser(Record, frozen=False):
         return {"ae_title": self.ae_title, "address": self.address or None,
                 "port": self.port or None, "mode": self.mode,
                 "pdv_size": self.maximum_length}  # fmt: skip
+
+    @property
+    def user_information(self) -> list[SubItem]:
+        """The user information sub-items this side sent (PS3.8 9.3.2.3, PS3.7 D.3.3), in
+        order; empty before negotiation."""
+        return [] if self.primitive is None else list(self.primitive.user_information.sub_items)
+
+    def _proposed(self) -> list[PresentationContext]:
+        """The contexts of the A-ASSOCIATE-RQ this side sent, read from the PDU (the
+        acceptor's view of a requestor: built when asked, not at every association)."""
+        rq = self.primitive
+        if not isinstance(rq, AAssociateRQ):
+            return []
+        return [PresentationContext.from_wire(pc.context_id, pc.abstract_syntax,
+                                              pc.transfer_syntaxes)
+                for pc in rq.presentation_contexts]  # fmt: skip
+
+    @property
+    def supported_contexts(self) -> list[PresentationContext]:
+        """Acceptor: the contexts it supported (our server), else the results it answered."""
+        if self.mode != "acceptor":
+            raise AttributeError("'supported_contexts' is the acceptor's")
+        return self.supported or self.results
+
+    def get_contexts(self, cx_type: str) -> list[PresentationContext]:
+        """The contexts of one kind: the requestor's ``"requested"`` (what it proposed) and
+        ``"pcdl"`` (the Presentation Context Definition List it sent), the acceptor's
+        ``"supported"`` and ``"pcdrl"`` (the Definition Result List: every proposed context
+        with its result, accepted ones with their transfer syntax). ``ValueError`` for a kind
+        this side does not have or has not negotiated yet."""
+        negotiated = self.primitive is not None
+        if self.mode == "requestor" and cx_type in ("requested", "pcdl"):
+            if cx_type == "requested" or negotiated:
+                return self.requested_contexts or self._proposed()
+        elif self.mode == "acceptor" and cx_type == "supported" and self.supported:
+            return self.supported
+        elif self.mode == "acceptor" and cx_type == "pcdrl" and negotiated:
+            return self.results
+        raise ValueError(f"No '{cx_type}' presentation contexts are available for the {self.mode}")

@@ -149,3 +149,65 @@ def test_msg_type_as_pynetdicom(name: str) -> None:
 
     theirs = pytest.importorskip("pynetdicom.dimse_primitives")
     assert getattr(ours, name)().msg_type == getattr(theirs, name)().msg_type
+
+
+def _contexts_seen_by_handler(make_ae: Any, evt: Any) -> dict[str, object]:
+    """Associate a dicomnet SCU (three contexts, one unsupported) with an SCP made by
+    ``make_ae`` and record what its C-ECHO handler reads off ``event.assoc``'s service users."""
+    from dicomnet import AE
+
+    seen: dict[str, object] = {}
+
+    def on_echo(event: Any) -> int:
+        a = event.assoc
+        rq, ac = a.requestor, a.acceptor
+        # proposed syntaxes: pynetdicom's transfer_syntax list, dicomnet's transfer_syntaxes
+        # (its transfer_syntax is the accepted one; see test_names' strict xfail)
+        seen["requested"] = [(c.context_id, str(c.abstract_syntax),
+                              [str(t) for t in getattr(c, "transfer_syntaxes", c.transfer_syntax)])
+                             for c in rq.requested_contexts]  # fmt: skip
+        seen["pcdl"] = [c.context_id for c in rq.get_contexts("pcdl")]
+        seen["pcdrl"] = sorted((c.context_id, c.result, None if c.result else str(c.transfer_syntax[0]))
+                               for c in ac.get_contexts("pcdrl"))  # fmt: skip
+        seen["supported"] = [str(c.abstract_syntax) for c in ac.supported_contexts]
+        seen["ui"] = (len(rq.user_information), len(ac.user_information))
+        return 0x0000
+
+    scp = make_ae()
+    scp.add_supported_context("1.2.840.10008.1.1", ["1.2.840.10008.1.2"])
+    server = scp.start_server(("127.0.0.1", 0), block=False,
+                              evt_handlers=[(evt.EVT_C_ECHO, on_echo)])  # fmt: skip
+    try:
+        scu = AE(ae_title="SCU")
+        scu.add_requested_context("1.2.840.10008.1.1", ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+        scu.add_requested_context("1.2.840.10008.5.1.4.1.1.2", ["1.2.840.10008.1.2"])
+        scu.add_requested_context("1.2.840.10008.1.1", ["1.2.840.10008.1.2.2"])
+        assoc = scu.associate("127.0.0.1", server.server_address[1])
+        assert assoc.is_established
+        try:
+            assert assoc.send_c_echo().Status == 0x0000
+            assert sorted((c.context_id, c.result) for c in assoc.acceptor.get_contexts("pcdrl")) == [
+                (1, 0), (3, 3), (5, 4)]  # fmt: skip
+            with pytest.raises(ValueError):
+                assoc.requestor.get_contexts("pcdrl")
+        finally:
+            assoc.release()
+    finally:
+        server.shutdown()
+    return seen
+
+
+def test_service_user_contexts_and_items_as_pynetdicom() -> None:
+    """A handler reads the same negotiation off ``event.assoc.requestor`` / ``acceptor``
+    (``requested_contexts``, ``get_contexts("pcdl"/"pcdrl")``, ``supported_contexts``,
+    ``user_information``) on a dicomnet SCP as on a real pynetdicom SCP, for one request with
+    an accepted, an unsupported-abstract-syntax (3) and an unsupported-transfer-syntax (4)
+    context (PS3.8 Table 9-18)."""
+    import pynetdicom
+
+    from dicomnet import AE, evt
+
+    ours = _contexts_seen_by_handler(lambda: AE(ae_title="SCP"), evt)
+    theirs = _contexts_seen_by_handler(lambda: pynetdicom.AE(ae_title="SCP"), pynetdicom.evt)
+    assert ours == theirs
+    assert ours["pcdrl"] == [(1, 0, "1.2.840.10008.1.2"), (3, 3, None), (5, 4, None)]

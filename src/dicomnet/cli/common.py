@@ -42,6 +42,7 @@ from dicomnet.errors import (
     ProtocolError,
     TimeoutError_,
 )
+from dicomnet.negotiated import describe_rejection
 from dicomnet.transport.base import TransportError
 
 if TYPE_CHECKING:
@@ -342,30 +343,6 @@ def configure_ae(ae: AE, args: argparse.Namespace) -> AE:
         ae.network_timeout = args.network_timeout
         ae.connection_timeout = args.network_timeout
     return ae
-
-
-_RJ_RESULT = {1: "rejected-permanent", 2: "rejected-transient"}
-# PS3.8 Table 9-21: (source, reason) -> meaning
-_RJ_REASON = {
-    (1, 1): "no reason given",
-    (1, 2): "application context name not supported",
-    (1, 3): "calling AE title not recognized",
-    (1, 7): "called AE title not recognized",
-    (2, 1): "no reason given",
-    (2, 2): "protocol version not supported",
-    (3, 1): "temporary congestion",
-    (3, 2): "local limit exceeded",
-}
-_RJ_SOURCE = {1: "service user", 2: "service provider (ACSE)", 3: "service provider (presentation)"}
-
-
-def describe_rejection(result: int, source: int, reason: int) -> str:
-    """'rejected-permanent by service user: called AE title not recognized (1/1/7)'."""
-    what = _RJ_REASON.get((source, reason), f"reason {reason}")
-    return (
-        f"{_RJ_RESULT.get(result, f'result {result}')} by "
-        f"{_RJ_SOURCE.get(source, f'source {source}')}: {what} ({result}/{source}/{reason})"
-    )
 
 
 def associate(
