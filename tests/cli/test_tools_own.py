@@ -314,3 +314,53 @@ def test_storescu_no_context_accepted(storescp: Any, tmp_path: Path) -> None:
     r = run_tool(["storescu", "127.0.0.1", str(srv.port), str(tmp_path / "odd.dcm")])
     assert r.returncode == 4
     assert "accepted none of the proposed presentation contexts" in _one_line_error(r.stderr)
+
+
+@pytest.mark.parametrize("max_ops", [1, 4])
+def test_storescu_goes_on_over_a_new_association_after_an_abort(tmp_path: Path, max_ops: int) -> None:
+    """The peer aborts its first association while answering the third C-STORE: that file got
+    no response and is reported failed (its fate is unknown, as with DCMTK's storescu); storescu
+    requests a new association for the files after it, which all get there (with a window,
+    PS3.7 D.3.3.3, the files sent and unanswered when the abort came are failed like the
+    third)."""
+    from dicomnet import AE, evt
+
+    files = make_files(tmp_path / "src", 6)
+    stored: list[str] = []
+    associations: set[int] = set()
+
+    def on_store(event: Any) -> int:
+        associations.add(id(event.assoc))
+        if len(associations) == 1 and len(stored) == 2:
+            stored.append("aborted")
+            event.assoc.abort()
+            return 0x0000
+        stored.append(str(event.request.AffectedSOPInstanceUID))
+        return 0x0000
+
+    scp = AE(ae_title="ABORTER")
+    scp.maximum_pdu_size = 0
+    scp.add_supported_context(make_dataset().SOPClassUID, ExplicitVRLittleEndian)
+    server = scp.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)])
+    try:
+        args = ["storescu", "-v", "127.0.0.1", str(server.server_address[1]), *map(str, files)]
+        if max_ops > 1:
+            args += ["--max-ops", str(max_ops)]
+        r = run_tool(args)
+    finally:
+        server.shutdown()
+    assert "requesting a new association" in r.stderr, r.stderr
+    assert r.returncode == 1, r.stderr
+    uids = [dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in files]
+    got = [u for u in stored if u != "aborted"]
+    assert len(associations) == 2 and len(got) == len(set(got))
+    failed = [ln for ln in r.stderr.splitlines() if ln.startswith("E: ")]
+    assert any(str(files[2]) in ln and "no response" in ln for ln in failed), r.stderr
+    assert "6 object(s)" in r.stdout, r.stdout
+    if max_ops == 1:  # only the aborted one is lost
+        assert got == uids[:2] + uids[3:] and len(failed) == 1, r.stderr
+        assert "5 stored" in r.stdout and "1 failed" in r.stdout, r.stdout
+    else:  # those outstanding with it are failed too; the rest went on the new association
+        lost = {u for u, p in zip(uids, files, strict=True) if any(str(p) in ln for ln in failed)}
+        assert set(got) | lost == set(uids) and not set(got) & lost, r.stderr
+        assert f"{len(set(got))} stored" in r.stdout and f"{len(failed)} failed" in r.stdout
