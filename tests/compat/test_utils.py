@@ -211,3 +211,59 @@ def test_service_user_contexts_and_items_as_pynetdicom() -> None:
     theirs = _contexts_seen_by_handler(lambda: pynetdicom.AE(ae_title="SCP"), pynetdicom.evt)
     assert ours == theirs
     assert ours["pcdrl"] == [(1, 0, "1.2.840.10008.1.2"), (3, 3, None), (5, 4, None)]
+
+
+_NAMES = ["C_ECHO", "C_STORE", "C_FIND", "C_GET", "C_MOVE", "N_EVENT_REPORT", "N_GET", "N_SET",
+          "N_ACTION", "N_CREATE", "N_DELETE"]  # fmt: skip
+_VALUES: dict[str, Any] = {
+    "MessageID": 1, "MessageIDBeingRespondedTo": 1, "Status": 0x0000, "Priority": 2,
+    "AffectedSOPClassUID": "1.2.840.10008.1.1", "AffectedSOPInstanceUID": "1.2.3.4",
+    "RequestedSOPClassUID": "1.2.840.10008.1.1", "RequestedSOPInstanceUID": "1.2.3.4",
+    "MoveDestination": "DEST", "EventTypeID": 1, "ActionTypeID": 1,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", _NAMES)
+def test_required_parameters_and_validity_as_pynetdicom(name: str) -> None:
+    """``REQUEST_KEYWORDS`` / ``RESPONSE_KEYWORDS`` / ``STATUS_OPTIONAL_KEYWORDS`` are
+    pynetdicom's, and ``is_valid_request`` / ``is_valid_response`` answer as pynetdicom's do
+    while the mandatory parameters are filled in one by one (False until the last)."""
+    import io
+
+    import dicomnet.dimse_primitives as ours
+
+    theirs_mod = pytest.importorskip("pynetdicom.dimse_primitives")
+    mine, theirs = getattr(ours, name)(), getattr(theirs_mod, name)()
+    for attr in ("REQUEST_KEYWORDS", "RESPONSE_KEYWORDS", "STATUS_OPTIONAL_KEYWORDS"):
+        assert getattr(mine, attr) == getattr(theirs, attr), attr
+    for keywords, check in (("REQUEST_KEYWORDS", "is_valid_request"),
+                            ("RESPONSE_KEYWORDS", "is_valid_response")):  # fmt: skip
+        mine, theirs = getattr(ours, name)(), getattr(theirs_mod, name)()
+        seen = []
+        for keyword in getattr(mine, keywords):
+            seen.append((getattr(mine, check), getattr(theirs, check)))
+            value = _VALUES.get(keyword, io.BytesIO(b""))  # the data set parameters
+            setattr(mine, keyword, value)
+            setattr(theirs, keyword, value)
+        seen.append((getattr(mine, check), getattr(theirs, check)))
+        assert seen == [(False, False)] * (len(seen) - 1) + [(True, True)]
+
+
+@pytest.mark.parametrize("name", [*_NAMES, "C_CANCEL"])
+def test_request_keywords_are_the_mandatory_command_elements(name: str) -> None:
+    """The mandatory parameters of a request primitive (PS3.7 9.1 / 10.1 tables) are the
+    mandatory elements of its request message (PS3.7 9.3 / 10.3 command tables) that carry a
+    parameter, plus its data set where that is mandatory: the two tables agree."""
+    from dicomnet.dimse import messages
+    from dicomnet.dimse import primitives as P
+    from dicomnet.dimse.commands import ELEMENTS
+
+    prim = getattr(P, name)
+    (rq,) = [m for m in vars(messages).values() if isinstance(m, type)
+             and issubclass(m, messages.DIMSEMessage) and m.PRIMITIVE is prim
+             and (m.IS_REQUEST or prim is P.C_CANCEL)]  # fmt: skip
+    required = {ELEMENTS[t].keyword for t in rq.REQUIRED} - {"CommandField", "CommandDataSetType"}
+    if rq.DATASET_REQUIRED:
+        assert rq.DATASET is not None
+        required.add(rq.DATASET)
+    assert set(prim.REQUEST_KEYWORDS) == required

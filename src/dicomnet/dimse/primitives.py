@@ -162,6 +162,12 @@ class DIMSEPrimitive:
     DATASET_FIELDS: ClassVar[tuple[str, ...]] = ()
     #: the service name used by :mod:`dicomnet.dimse.status` ("C-STORE", ...)
     SERVICE: ClassVar[str] = ""
+    #: the parameters a request / a response must have (M in the PS3.7 9.1 and 10.1
+    #: tables), and the status-dependent ones (C/U entries that go with a Status), by the
+    #: names pynetdicom gives them; checked by :attr:`is_valid_request` / ``_response``
+    REQUEST_KEYWORDS: ClassVar[tuple[str, ...]] = ()
+    RESPONSE_KEYWORDS: ClassVar[tuple[str, ...]] = ("MessageIDBeingRespondedTo", "Status")
+    STATUS_OPTIONAL_KEYWORDS: ClassVar[tuple[str, ...]] = ()
 
     # Parameters common to (nearly) every service, declared here so code handling any primitive
     # type-checks; each subclass that has one shadows it with its slot. Reading one a service
@@ -182,6 +188,16 @@ class DIMSEPrimitive:
         super().__init_subclass__(**kwargs)
         cls._FIELD_SET = frozenset(cls.FIELDS)
         cls._UID_FIELDS = tuple(n for n in cls.FIELDS if n.endswith("UID"))
+
+    @property
+    def is_valid_request(self) -> bool:
+        """Every parameter a request must have is set (:data:`REQUEST_KEYWORDS`)."""
+        return all(getattr(self, k) is not None for k in self.REQUEST_KEYWORDS)
+
+    @property
+    def is_valid_response(self) -> bool:
+        """Every parameter a response must have is set (:data:`RESPONSE_KEYWORDS`)."""
+        return all(getattr(self, k) is not None for k in self.RESPONSE_KEYWORDS)
 
     @property
     def msg_type(self) -> str:
@@ -305,6 +321,8 @@ class C_ECHO(DIMSEPrimitive):
     OffendingElement: Sequence[int] | None
     Status: int | None
     SERVICE = "C-ECHO"
+    REQUEST_KEYWORDS = ("MessageID", "AffectedSOPClassUID")
+    STATUS_OPTIONAL_KEYWORDS = ("ErrorComment",)
 
 
 # PS3.7 section 9.1.1, Table 9.1-1
@@ -335,6 +353,14 @@ class C_STORE(DIMSEPrimitive):
     ErrorID: int | None
     DATASET_FIELDS = ("DataSet",)
     SERVICE = "C-STORE"
+    REQUEST_KEYWORDS = (
+        "MessageID",
+        "AffectedSOPClassUID",
+        "AffectedSOPInstanceUID",
+        "Priority",
+        "DataSet",
+    )
+    STATUS_OPTIONAL_KEYWORDS = ("OffendingElement", "ErrorComment")
 
 
 # PS3.7 section 9.1.2, Table 9.1-2
@@ -359,6 +385,8 @@ class C_FIND(DIMSEPrimitive):
     ErrorID: int | None
     DATASET_FIELDS = ("Identifier",)
     SERVICE = "C-FIND"
+    REQUEST_KEYWORDS = ("MessageID", "AffectedSOPClassUID", "Priority", "Identifier")
+    STATUS_OPTIONAL_KEYWORDS = ("OffendingElement", "ErrorComment")
 
 
 _SUBOPS = (
@@ -396,6 +424,8 @@ class C_GET(DIMSEPrimitive):
     NumberOfWarningSuboperations: int | None
     DATASET_FIELDS = ("Identifier",)
     SERVICE = "C-GET"
+    REQUEST_KEYWORDS = ("MessageID", "AffectedSOPClassUID", "Priority", "Identifier")
+    STATUS_OPTIONAL_KEYWORDS = ("ErrorComment", "OffendingElement", *_SUBOPS)
 
 
 # PS3.7 section 9.1.4, Table 9.1-4
@@ -427,6 +457,14 @@ class C_MOVE(DIMSEPrimitive):
     NumberOfWarningSuboperations: int | None
     DATASET_FIELDS = ("Identifier",)
     SERVICE = "C-MOVE"
+    REQUEST_KEYWORDS = (
+        "MessageID",
+        "AffectedSOPClassUID",
+        "Priority",
+        "Identifier",
+        "MoveDestination",
+    )
+    STATUS_OPTIONAL_KEYWORDS = ("ErrorComment", "OffendingElement", *_SUBOPS)
 
 
 # PS3.7 section 9.3.2.3 / 9.3.3.3 / 9.3.4.3: C-CANCEL-RQ
@@ -435,6 +473,8 @@ class C_CANCEL(DIMSEPrimitive):
     FIELDS = __slots__
     MessageIDBeingRespondedTo: int | None
     SERVICE = "C-CANCEL"
+    REQUEST_KEYWORDS = ("MessageIDBeingRespondedTo",)
+    RESPONSE_KEYWORDS = ()  # a C-CANCEL has no response (PS3.7 9.3.2.3)
 
 
 # PS3.7 section 10.1.1, Table 10.1-1
@@ -463,6 +503,14 @@ class N_EVENT_REPORT(DIMSEPrimitive):
     ErrorID: int | None
     DATASET_FIELDS = ("EventInformation", "EventReply")
     SERVICE = "N-EVENT-REPORT"
+    REQUEST_KEYWORDS = ("MessageID", "AffectedSOPClassUID", "EventTypeID", "AffectedSOPInstanceUID")
+    STATUS_OPTIONAL_KEYWORDS = (
+        "AffectedSOPClassUID",
+        "AffectedSOPInstanceUID",
+        "EventTypeID",
+        "ErrorComment",
+        "ErrorID",
+    )
 
 
 # PS3.7 section 10.1.2, Table 10.1-2
@@ -493,6 +541,8 @@ class N_GET(DIMSEPrimitive):
     ErrorID: int | None
     DATASET_FIELDS = ("AttributeList",)
     SERVICE = "N-GET"
+    REQUEST_KEYWORDS = ("MessageID", "RequestedSOPClassUID", "RequestedSOPInstanceUID")
+    STATUS_OPTIONAL_KEYWORDS = ("AttributeIdentifierList", "ErrorComment", "ErrorID")
 
 
 # PS3.7 section 10.1.3, Table 10.1-3
@@ -523,6 +573,13 @@ class N_SET(DIMSEPrimitive):
     ErrorID: int | None
     DATASET_FIELDS = ("ModificationList", "AttributeList")
     SERVICE = "N-SET"
+    REQUEST_KEYWORDS = (
+        "MessageID",
+        "RequestedSOPClassUID",
+        "RequestedSOPInstanceUID",
+        "ModificationList",
+    )
+    STATUS_OPTIONAL_KEYWORDS = ("ErrorComment", "ErrorID", "AttributeIdentifierList")
 
 
 # PS3.7 section 10.1.4, Table 10.1-4
@@ -555,6 +612,13 @@ class N_ACTION(DIMSEPrimitive):
     ErrorID: int | None
     DATASET_FIELDS = ("ActionInformation", "ActionReply")
     SERVICE = "N-ACTION"
+    REQUEST_KEYWORDS = (
+        "MessageID",
+        "RequestedSOPClassUID",
+        "RequestedSOPInstanceUID",
+        "ActionTypeID",
+    )
+    STATUS_OPTIONAL_KEYWORDS = ("ErrorComment", "ErrorID", "AttributeIdentifierList")
 
 
 # PS3.7 section 10.1.5, Table 10.1-5
@@ -579,6 +643,8 @@ class N_CREATE(DIMSEPrimitive):
     ErrorID: int | None
     DATASET_FIELDS = ("AttributeList",)
     SERVICE = "N-CREATE"
+    REQUEST_KEYWORDS = ("MessageID", "AffectedSOPClassUID")
+    STATUS_OPTIONAL_KEYWORDS = ("ErrorComment", "ErrorID")
 
 
 # PS3.7 section 10.1.6, Table 10.1-6
@@ -604,3 +670,5 @@ class N_DELETE(DIMSEPrimitive):
     ErrorComment: str | None
     ErrorID: int | None
     SERVICE = "N-DELETE"
+    REQUEST_KEYWORDS = ("MessageID", "RequestedSOPClassUID", "RequestedSOPInstanceUID")
+    STATUS_OPTIONAL_KEYWORDS = ("ErrorComment", "ErrorID")
