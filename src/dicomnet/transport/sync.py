@@ -68,10 +68,13 @@ __all__ = ["SyncDriver", "open_socket"]
 
 LOGGER = logging.getLogger("dicomnet.transport.sync")
 
-_IOV_MAX = 1024
+_IOV_MAX = 1024  # POSIX guarantees at least 16; Linux allows 1024 iovecs per sendmsg
 _MSG_MORE = getattr(socket, "MSG_MORE", 0)  # Linux: hold a short header for the data after it
-_BATCH_BYTES = 4 << 20  # send_pdata_many flushes at least this often
-_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # POSIX guarantees at least 16; Linux allows 1024 iovecs per sendmsg
+# send_pdata_many flushes at least this often. Small enough that the peer is never left idle
+# while the next file block is read (a 4 MB batch read 4 blocks, then blocked in sendmsg until
+# the peer had drained it: 16 KB PDUs into DCMTK storescp, 4 x 32 MB, 13 % slower end to end).
+_BATCH_BYTES = 256 << 10
+_TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 
 def open_socket(
