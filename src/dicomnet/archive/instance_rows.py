@@ -10,10 +10,11 @@ series, the instance (PS3.3 C.7.1-C.7.3, PS3.4 C.6.1). Two ways to write them, b
   statement in-process; with ``compare`` the parent rows are first read and rewritten only when
   the instance carries other values -- most instances repeat their patient, study and series,
   and an upsert rewrites the row and every index on it even when nothing changed.
-* :class:`PipelinedRow` (PostgreSQL): every statement sent without waiting for the previous
-  one's result (psycopg's pipeline mode, one round trip for a whole batch): the parent keys
-  are looked up by subqueries inside the statements that need them, instead of being read back
-  and sent again. On PostgreSQL the upserts also take the parent rows' locks, which keeps a
+* :class:`PipelinedRow` (PostgreSQL): one statement per instance, sent without waiting for
+  its result (psycopg's pipeline mode, one round trip for a whole batch): the reads of the
+  instance's earlier row and of the study's owners and the four upserts are the parts of one
+  WITH, each upsert's RETURNING key handed to its child, so no key is read back and sent
+  again (and the per-statement cost of the driver is paid once, not six times). On PostgreSQL the upserts also take the parent rows' locks, which keeps a
   concurrent pruning (another node removing the patient's last study) from deleting a parent
   under a new child -- the reason the read-and-compare path is SQLite's only.
 
@@ -163,12 +164,12 @@ def _int_or_none(value: str) -> int | None:
 
 
 class PipelinedRow:
-    """One instance's index rows written without waiting for any result (PostgreSQL's
-    pipeline mode): each parent's key is looked up by a subquery inside the statement that
-    needs it, instead of being read back and sent again, so a whole batch goes out at once.
-    The results read afterwards (:meth:`finish`): the instance's earlier row, the patient
-    row's key, the rows of the study before this write (the conflict check, PS3.3 C.7.2) and
-    the series row's key. A conflict raised there rolls the whole transaction back."""
+    """One instance's index rows written by one statement, without waiting for its result
+    (PostgreSQL's pipeline mode), so a whole batch goes out at once: the four upserts are
+    parts of one WITH, each parent's key handed to the child by its RETURNING. The result read
+    afterwards (:meth:`finish`): the patient row's key, the series row's key, the instance's
+    earlier row and the owners of the study before this write (the conflict check, PS3.3
+    C.7.2). A conflict raised there rolls the whole transaction back."""
 
     def __init__(self, conn: Connection, f: InstanceFields, path: str, ts: str, size: int,
                  checksum: str | None, now: float) -> None:  # fmt: skip
@@ -182,46 +183,33 @@ class PipelinedRow:
         birth_norm = matching.normalize_date(f.patient_birth_date)
         date_norm = matching.normalize_date(f.study_date)
         time_norm = matching.normalize_time(f.study_time)
-        self.old = conn.execute("SELECT series_fk, path FROM instance WHERE sop_uid = ?",
-                                (f.sop_instance_uid,))  # fmt: skip
-        self.studies = conn.execute(_STUDY_ROWS, (f.study_instance_uid,))
-        self.patient = conn.execute(
-            _UPSERT_PATIENT,
-            (*who, f.patient_name, name_fold, name_fuzzy, f.patient_birth_date, birth_norm,
-             f.patient_sex, cs),
-        )  # fmt: skip
-        conn.execute(
-            _PIPELINED_STUDY,
-            (*who, f.study_instance_uid, *who, f.patient_name, name_fold, name_fuzzy,
+        # one statement: the reads see the index as it was before it (PostgreSQL runs every
+        # part of a WITH on the statement's snapshot), the upserts hand their keys down
+        self.result = conn.execute(
+            _ROW_STATEMENT,
+            (f.sop_instance_uid, f.study_instance_uid,
+             *who, f.patient_name, name_fold, name_fuzzy, f.patient_birth_date, birth_norm,
+             f.patient_sex, cs,
+             f.study_instance_uid, *who, f.patient_name, name_fold, name_fuzzy,
              f.patient_birth_date, birth_norm, f.patient_sex, f.study_date, date_norm,
              f.study_time, time_norm, matching.combine_datetime(date_norm, time_norm),
              f.timezone_offset, f.accession_number, f.study_id, f.study_description,
              f.referring_physician_name, matching.fold_pn(f.referring_physician_name),
-             matching.fuzzy_pn(f.referring_physician_name), cs),
-        )  # fmt: skip
-        self.series = conn.execute(
-            _PIPELINED_SERIES,
-            (f.study_instance_uid, *who, f.series_instance_uid, f.modality,
-             _int_or_none(f.series_number), f.series_description, cs),
-        )  # fmt: skip
-        conn.execute(
-            _PIPELINED_INSTANCE,
-            (f.series_instance_uid, f.study_instance_uid, *who, f.sop_instance_uid,
-             f.sop_class_uid, _int_or_none(f.instance_number), path, ts, size, cs, checksum,
-             now),
+             matching.fuzzy_pn(f.referring_physician_name), cs,
+             f.series_instance_uid, f.modality, _int_or_none(f.series_number),
+             f.series_description, cs,
+             f.sop_instance_uid, f.sop_class_uid, _int_or_none(f.instance_number), path, ts,
+             size, cs, checksum, now),
         )  # fmt: skip
 
     def finish(self, conn: Connection, study_conflict: str) -> str | None:
         """Read the results; the path this instance's earlier row named, or None."""
-        old = self.old.fetchone()
-        studies = self.studies.fetchall()
-        patient_pk = self.patient.fetchone()[0]
-        if studies and patient_pk not in {r[1] for r in studies} and study_conflict == "reject":
-            raise conflict(self.fields, (studies[0][2], studies[0][3]))
-        series_pk = self.series.fetchone()[0]
-        if old is not None and old[0] != series_pk:
-            prune_series(conn, old[0])  # entities left without children by a move go
-        return None if old is None else str(old[1])
+        patient_pk, series_pk, old_series, old_path, owners, owner = self.result.fetchone()
+        if owners and patient_pk not in owners and study_conflict == "reject":
+            raise conflict(self.fields, (owner[0], owner[1]))
+        if old_series is not None and old_series != series_pk:
+            prune_series(conn, old_series)  # entities left without children by a move go
+        return None if old_path is None else str(old_path)
 
 
 # Parent rows as write_sequential compares them with what an instance carries: the
@@ -293,15 +281,21 @@ _UPSERT_INSTANCE = (
     "charset = excluded.charset, checksum = excluded.checksum, "
     "stored_at = excluded.stored_at"
 )
-# parameters: patient_id, issuer
-_PATIENT_PK = "(SELECT pk FROM patient WHERE patient_id = ? AND issuer = ?)"
-# parameters: study_uid, patient_id, issuer
-_STUDY_PK = f"(SELECT pk FROM study WHERE study_uid = ? AND patient_fk = {_PATIENT_PK})"
-# parameters: series_uid, study_uid, patient_id, issuer
-_SERIES_PK = f"(SELECT pk FROM series WHERE series_uid = ? AND study_fk = {_STUDY_PK})"
-_PIPELINED_STUDY = _UPSERT_STUDY.format(patient_fk=_PATIENT_PK)
-_PIPELINED_SERIES = _UPSERT_SERIES.format(study_fk=_STUDY_PK)
-_PIPELINED_INSTANCE = _UPSERT_INSTANCE.format(series_fk=_SERIES_PK)
+# PipelinedRow's statement. Parameters: sop_uid, study_uid (the reads), then each upsert's.
+# Every part of a WITH sees the snapshot the statement started with and runs exactly once:
+# ``old`` and ``owners`` read the index before the upserts, as separate statements sent
+# first would; the upserts still take their rows' locks (a concurrent prune waits).
+_ROW_STATEMENT = (
+    "WITH old AS (SELECT series_fk, path FROM instance WHERE sop_uid = ?), "
+    "owners AS (SELECT patient_fk, patient_id, issuer FROM study WHERE study_uid = ?), "
+    f"p AS ({_UPSERT_PATIENT}), "
+    f"st AS ({_UPSERT_STUDY.format(patient_fk='(SELECT pk FROM p)')}), "
+    f"se AS ({_UPSERT_SERIES.format(study_fk='(SELECT pk FROM st)')}), "
+    f"i AS ({_UPSERT_INSTANCE.format(series_fk='(SELECT pk FROM se)')}) "
+    "SELECT (SELECT pk FROM p), (SELECT pk FROM se), (SELECT series_fk FROM old), "
+    "(SELECT path FROM old), (SELECT array_agg(patient_fk) FROM owners), "
+    "(SELECT ARRAY[patient_id, issuer] FROM owners LIMIT 1)"
+)
 _UPSERT_STUDY_BY_KEY = _UPSERT_STUDY.format(patient_fk="?")
 _UPSERT_SERIES_BY_KEY = _UPSERT_SERIES.format(study_fk="?")
 _UPSERT_INSTANCE_BY_KEY = _UPSERT_INSTANCE.format(series_fk="?")
