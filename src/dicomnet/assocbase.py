@@ -294,8 +294,6 @@ class AssociationBase:
         )
         if self.mode == "acceptor":
             self.acceptor.supported = self.ae.supported_contexts
-            if not self.requestor.requested_contexts:  # what the peer proposed, as it sent it
-                self.requestor.requested_contexts = self.requestor.get_contexts("pcdl")
 
     def _apply_contexts(self, rq: AAssociateRQ, ac: AAssociateAC) -> None:
         accepted, rejected = negotiated_contexts(

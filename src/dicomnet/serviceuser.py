@@ -50,7 +50,7 @@ class ServiceUser(Record, frozen=False):
         "mode",
         "port",
         "primitive",
-        "requested_contexts",
+        "proposed",
         "results",
         "role_selections",
         "supported",
@@ -68,7 +68,7 @@ class ServiceUser(Record, frozen=False):
     extended_negotiation: list[SubItem]
     user_identity: UserIdentityRQ | None
     user_identity_response: bytes | None
-    requested_contexts: list[PresentationContext]
+    proposed: list[PresentationContext]
     mode: str
     primitive: AAssociateRQ | AAssociateAC | None
     results: list[PresentationContext]
@@ -87,7 +87,7 @@ class ServiceUser(Record, frozen=False):
         extended_negotiation: list[SubItem] | None = None,
         user_identity: UserIdentityRQ | None = None,
         user_identity_response: bytes | None = None,
-        requested_contexts: list[PresentationContext] | None = None,
+        proposed: list[PresentationContext] | None = None,
         mode: str = "",
         primitive: AAssociateRQ | AAssociateAC | None = None,
         results: list[PresentationContext] | None = None,
@@ -104,7 +104,7 @@ class ServiceUser(Record, frozen=False):
         self.extended_negotiation = [] if extended_negotiation is None else extended_negotiation
         self.user_identity = user_identity
         self.user_identity_response = user_identity_response
-        self.requested_contexts = [] if requested_contexts is None else requested_contexts
+        self.proposed = [] if proposed is None else proposed  # see requested_contexts
         self.mode = mode  # "requestor" or "acceptor"
         self.primitive = primitive  # the A-ASSOCIATE-RQ (requestor) / -AC (acceptor) it sent
         self.results = [] if results is None else results  # acceptor: every context's result
@@ -167,15 +167,21 @@ class ServiceUser(Record, frozen=False):
         order; empty before negotiation."""
         return [] if self.primitive is None else list(self.primitive.user_information.sub_items)
 
-    def _proposed(self) -> list[PresentationContext]:
-        """The contexts of the A-ASSOCIATE-RQ this side sent, read from the PDU (the
-        acceptor's view of a requestor: built when asked, not at every association)."""
+    @property
+    def requested_contexts(self) -> list[PresentationContext]:
+        """The presentation contexts this side proposed: what our requestor was given, or
+        (the acceptor's view of a peer) those of the A-ASSOCIATE-RQ it sent, read from the
+        PDU when first asked, not at every association."""
         rq = self.primitive
-        if not isinstance(rq, AAssociateRQ):
-            return []
-        return [PresentationContext.from_wire(pc.context_id, pc.abstract_syntax,
-                                              pc.transfer_syntaxes)
-                for pc in rq.presentation_contexts]  # fmt: skip
+        if not self.proposed and isinstance(rq, AAssociateRQ):
+            self.proposed = [PresentationContext.from_wire(pc.context_id, pc.abstract_syntax,
+                                                           pc.transfer_syntaxes)
+                             for pc in rq.presentation_contexts]  # fmt: skip
+        return self.proposed
+
+    @requested_contexts.setter
+    def requested_contexts(self, contexts: list[PresentationContext]) -> None:
+        self.proposed = contexts
 
     @property
     def supported_contexts(self) -> list[PresentationContext]:
@@ -193,7 +199,7 @@ class ServiceUser(Record, frozen=False):
         negotiated = self.primitive is not None
         if self.mode == "requestor" and cx_type in ("requested", "pcdl"):
             if cx_type == "requested" or negotiated:
-                return self.requested_contexts or self._proposed()
+                return self.requested_contexts
         elif self.mode == "acceptor" and cx_type == "supported" and self.supported:
             return self.supported
         elif self.mode == "acceptor" and cx_type == "pcdrl" and negotiated:
