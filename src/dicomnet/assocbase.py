@@ -648,10 +648,6 @@ class AssociationBase:
             self.is_aborted = True
             self.notify(EVT_ABORTED)
 
-    @property
-    def is_alive(self) -> bool:
-        return self.is_established and self.driver is not None and self.driver.is_alive
-
     def __repr__(self) -> str:
         if self.is_established:
             state = "established"

@@ -358,6 +358,45 @@ class Association(Operations["Dataset", Result, Iterator[Result], None]):
                 self.failure_reason = "aborted by us"
             self.finish(aborted=True)
 
+    # --- pynetdicom's thread API -------------------------------------------------------------
+    # A pynetdicom association is a ``threading.Thread`` and its programs call ``is_alive()``,
+    # ``join()`` and ``kill()`` on it. A dicomnet association has no thread of its own (the
+    # calling thread drives a requestor, the server's loop an acceptor); these three keep such
+    # programs running with the meaning they have there.
+
+    #: pynetdicom's association threads are daemons; nothing to set here
+    daemon = True
+
+    def is_alive(self) -> bool:
+        """True while the association is established and its connection open."""
+        driver = self.driver
+        return self.is_established and driver is not None and driver.is_alive
+
+    def join(self, timeout: float | None = None) -> None:
+        """Return once the association has ended -- released or aborted, by either side -- or
+        after ``timeout`` seconds (``threading.Thread.join``'s meaning).
+
+        A requestor's association is driven meanwhile by the calling thread: the peer's
+        requests (e.g. an N-EVENT-REPORT with storage commitment results) are answered from
+        the bound handlers as :meth:`pump` answers them. Called on an acceptor's association
+        (``event.assoc``) from a thread other than the handler's, it waits for the server's
+        event loop to see the end. Never returns early on its own otherwise: without a timeout
+        it waits for the peer (its release or abort), as a pynetdicom thread does.
+        """
+        driver = self.driver
+        deadline = None if timeout is None else self.clock() + timeout
+        while driver is not None and self.is_alive():
+            if self.mode == "requestor" and self.dimse.queued:
+                self.pump()  # a message is there: routed (or answered) without blocking
+            elif not driver.wait_for_activity(deadline):
+                return
+
+    def kill(self) -> None:
+        """End the association at once (pynetdicom's ``kill()``): an A-ABORT if it is still
+        established (PS3.8 section 7.3), nothing otherwise."""
+        if self.is_alive():
+            self.abort()
+
     def __enter__(self) -> Association:
         return self
 
