@@ -58,7 +58,7 @@ from dicomnet.events import HandlerSpec, normalize_handlers
 from dicomnet.services import requests
 from dicomnet.services.payloads import as_payload
 from dicomnet.services.qr import SubAssociation
-from dicomnet.services.sending import store_input
+from dicomnet.services.sending import close_handed, store_input
 from dicomnet.settings import validate_ae_title
 from dicomnet.transport.aio import AsyncDriver
 from dicomnet.ul.pdu import UserIdentityRQ
@@ -97,22 +97,26 @@ def _take(pdus: Iterator[Chunks], limit: int) -> tuple[list[Chunks], bool]:
 class PreparedStore:
     """A C-GET sub-operation's C-STORE-RQ, ready to be written (:meth:`ServiceFlow.send_store`)."""
 
-    __slots__ = ("converted", "done", "first", "message_id", "pdus", "sop_instance_uid")
+    __slots__ = ("converted", "done", "first", "handed", "message_id", "pdus", "sop_instance_uid")
 
     def __init__(self, message_id: int, sop_instance_uid: str, converted: DataSource | None,
-                 pdus: Iterator[Chunks], first: list[Chunks], done: bool) -> None:  # fmt: skip
+                 pdus: Iterator[Chunks], first: list[Chunks], done: bool,
+                 handed: object = None) -> None:  # fmt: skip
         self.message_id = message_id
         self.sop_instance_uid = sop_instance_uid
         self.converted = converted  # a converted payload to close once sent, or None
         self.pdus = pdus
         self.first = first
         self.done = done
+        self.handed = handed  # what the handler yielded (closed once sent when it owns a file)
 
     def close(self) -> None:
         converted, self.converted = self.converted, None
         if converted is not None:
             with contextlib.suppress(Exception):
                 converted.close()
+        handed, self.handed = self.handed, None
+        close_handed(handed)
 
 
 class ServiceFlow:
@@ -192,7 +196,11 @@ class ServiceFlow:
     def prepare_store(self, payload: object) -> PreparedStore:
         """Pool thread: the C-STORE-RQ for ``payload`` (converted when its syntax was not
         accepted), its Message ID and its first PDUs, read from the file."""
-        built = requests.store(self.assoc, store_input(payload))
+        try:
+            built = requests.store(self.assoc, store_input(payload))
+        except BaseException:
+            close_handed(payload)
+            raise
         prim = built.primitive
         mid = prim.MessageID = self._message_id()
         _, pdus = self.provider.message_pdus(prim, built.context_id)
@@ -200,8 +208,10 @@ class ServiceFlow:
             first, done = _take(pdus, STORE_BATCH_BYTES)
         except BaseException:
             built.sent()
+            close_handed(payload)
             raise
-        return PreparedStore(mid, str(prim.AffectedSOPInstanceUID), built.owned, pdus, first, done)
+        return PreparedStore(mid, str(prim.AffectedSOPInstanceUID), built.owned, pdus, first, done,
+                             payload)  # fmt: skip
 
     def prepared_uid(self, prepared: PreparedStore) -> str:
         return prepared.sop_instance_uid

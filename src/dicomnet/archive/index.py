@@ -44,7 +44,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import Any, NamedTuple, TypeAlias, TypeVar
+from typing import Any, BinaryIO, NamedTuple, TypeAlias, TypeVar
 
 from pydicom.dataset import Dataset
 
@@ -159,6 +159,10 @@ class RetrieveSet:
                 yield RetrieveItem(row[0], row[1], row[2], row[3])
 
 
+def _open_file(path: str) -> BinaryIO:
+    return open(path, "rb")
+
+
 class ArchiveIndex:
     """The index of an archive; thread-safe. ``path``: a SQLite file (or ``sqlite:PATH``) or a
     ``postgresql://`` URI (:func:`dicomnet.archive.backend.open_backend`).
@@ -173,6 +177,9 @@ class ArchiveIndex:
             raise ValueError(f"study_conflict must be 'reject' or 'accept', not {study_conflict!r}")
         self.durable = durable
         self.study_conflict = study_conflict
+        #: how a stored instance named by the index is opened, for the return keys a C-FIND
+        #: reads from it (an archive sets its storage's ``open``)
+        self.open_stored: Callable[[str], BinaryIO] = _open_file
         #: where the index lives (:mod:`dicomnet.archive.backend`)
         self.backend: Backend = open_backend(self.path, durable=durable, timeout=timeout)
         try:

@@ -22,12 +22,11 @@ classes, and Composite Instance Root) is by SOP Instance UID: :meth:`ArchiveInde
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from pydicom import config as pydicom_config
-from pydicom import dcmread
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
@@ -119,12 +118,12 @@ def find(source: query.Source, model_uid: str,
                 where.append(cond[0])
                 params.extend(cond[1])
     rows = source.pages(f"SELECT {', '.join(select)}, o.pk FROM other o", where, params, "o.pk")
-    return _responses(rows, outputs, extras, query.charset_of(identifier))
+    return _responses(rows, outputs, extras, query.charset_of(identifier), source.open_stored)
 
 
 def _responses(rows: Iterator[Row], outputs: list[tuple[BaseTag, str, int]],
-               extras: list[query.ExtraKey],
-               request_charset: list[str]) -> Generator[Dataset, None, None]:  # fmt: skip
+               extras: list[query.ExtraKey], request_charset: list[str],
+               open_stored: Callable[[str], BinaryIO]) -> Generator[Dataset, None, None]:  # fmt: skip
     ignore = pydicom_config.IGNORE
     codec = query.codec_of(request_charset)
     tags = [e.tag for e in extras]
@@ -132,7 +131,7 @@ def _responses(rows: Iterator[Row], outputs: list[tuple[BaseTag, str, int]],
         stored = None
         if extras:
             try:
-                stored = dcmread(row[3], stop_before_pixels=True, specific_tags=tags)
+                stored = query.read_stored(open_stored, row[3], tags)
             except Exception:
                 stored = None
             if not query.extras_match(extras, stored):

@@ -52,7 +52,7 @@ import copy
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeAlias, cast
+from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeAlias, cast
 
 from pydicom import config as pydicom_config
 from pydicom import dcmread
@@ -117,7 +117,10 @@ class QueryOptions:
 
 
 class Source(Protocol):
-    """What the engine reads rows from (:class:`~dicomnet.archive.index.ArchiveIndex`)."""
+    """What the engine reads rows from (:class:`~dicomnet.archive.index.ArchiveIndex`), and
+    how it opens a stored instance for the return keys the index does not hold."""
+
+    open_stored: Callable[[str], BinaryIO]
 
     def pages(self, head: str, where: list[str], params: list[object],
               key: str) -> Iterator[Row]: ...  # fmt: skip
@@ -400,7 +403,8 @@ def find(source: Source, level: Level | str | None, identifier: Dataset,
     rows = source.pages(f"SELECT {', '.join(select)}, {alias}.pk FROM {FROM[lvl]}", where,
                         params, f"{alias}.pk")  # fmt: skip
     return _responses(rows, lvl, outputs, extras, path_col, options.retrieve_ae_title,
-                      _TAG_AVAILABILITY in identifier, charset_of(identifier))  # fmt: skip
+                      _TAG_AVAILABILITY in identifier, charset_of(identifier),
+                      source.open_stored)  # fmt: skip
 
 
 def extra_key(elem: DataElement) -> ExtraKey:
@@ -507,9 +511,17 @@ def _encodes(text: str, codec: str) -> bool:
     return True
 
 
+def read_stored(open_stored: Callable[[str], BinaryIO], path: str,
+                tags: list[BaseTag]) -> Dataset:  # fmt: skip
+    """The elements ``tags`` of the stored instance ``path`` (pixel data never read)."""
+    with open_stored(path) as f:
+        return dcmread(f, stop_before_pixels=True, specific_tags=tags)
+
+
 def _responses(rows: Iterable[Row], lvl: Level, outputs: list[_Output], extras: list[ExtraKey],
                path_col: int, retrieve_ae_title: str | None, availability: bool,
-               request_charset: list[str]) -> Generator[Dataset, None, None]:  # fmt: skip
+               request_charset: list[str],
+               open_stored: Callable[[str], BinaryIO]) -> Generator[Dataset, None, None]:  # fmt: skip
     level_name = lvl.name
     file_cache: dict[str, Dataset | None] = {}
     extra_tags = [e.tag for e in extras]
@@ -521,9 +533,7 @@ def _responses(rows: Iterable[Row], lvl: Level, outputs: list[_Output], extras: 
             path = row[path_col]
             if path not in file_cache:
                 try:
-                    file_cache[path] = dcmread(
-                        path, stop_before_pixels=True, specific_tags=extra_tags
-                    )
+                    file_cache[path] = read_stored(open_stored, path, extra_tags)
                 except Exception:
                     file_cache[path] = None
                 if len(file_cache) > 256:

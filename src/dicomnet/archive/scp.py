@@ -75,6 +75,7 @@ if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
     from dicomnet.events import Event, EventAssociation, EventType
+    from dicomnet.services.sending import StoreInput
 
 __all__ = [
     "CHUNK",
@@ -97,9 +98,10 @@ _PENDING = int(Status.PENDING)
 
 #: What a C-GET / C-MOVE handler yields (:mod:`dicomnet.services.qr`): C-MOVE first its
 #: destination, ``(host, port[, {"contexts": [...]}])`` or ``(None, None)`` when unknown; then
-#: the number of sub-operations; then ``(status, path of the instance to send)``.
+#: the number of sub-operations; then ``(status, the instance to send)`` (what the storage's
+#: ``source`` gives: for a file store, the path).
 RetrieveYield: TypeAlias = (
-    "int | tuple[StatusResult, str | None] | tuple[None, None] | tuple[str, int]"
+    "int | tuple[StatusResult, StoreInput | None] | tuple[None, None] | tuple[str, int]"
     " | tuple[str, int, dict[str, list[PresentationContext]]]"
 )
 
@@ -209,7 +211,7 @@ class Archive:
 
     def __init__(
         self,
-        storage: str | os.PathLike[str] = "archive",
+        storage: str | os.PathLike[str] | InstanceStorage = "archive",
         db: str | os.PathLike[str] | None = None,
         *,
         destinations: Mapping[str, tuple[str, int]] | None = None,
@@ -237,7 +239,9 @@ class Archive:
         archive's name when several nodes share ``storage`` and one PostgreSQL index
         (:mod:`dicomnet.archive.ownership`): its own spool, lock, markers and lease; the index
         must have been made for the same storage path (every node mounts the shared folder at
-        one path)."""
+        one path). ``storage`` is a folder (a :class:`~dicomnet.archive.store.FileStore` is
+        made there, with ``durability`` and ``node``) or an
+        :class:`~dicomnet.archive.storage.InstanceStorage` of the caller's own."""
         if durability not in ("fast", "safe"):
             raise ValueError(f"durability must be 'fast' or 'safe', not {durability!r}")
         self.on_stored: Callable[[str], None] | None = None
@@ -246,7 +250,8 @@ class Archive:
         safe = durability == "safe"
         self.node = node
         #: where the instances live (:class:`~dicomnet.archive.storage.InstanceStorage`)
-        self.files: InstanceStorage = FileStore(storage, fsync=safe, node=node)
+        self.files: InstanceStorage = (FileStore(storage, fsync=safe, node=node)
+                                       if isinstance(storage, str | os.PathLike) else storage)  # fmt: skip
         self.owner = recover if owner is None else owner
         #: where this archive (node) keeps its own state: markers, audit trail, metrics
         self.state_dir = node_dir(self.files.root, node) if node else self.files.root
@@ -257,6 +262,7 @@ class Archive:
         index: ArchiveIndex | None = None
         try:
             self.index = index = ArchiveIndex(db_path, durable=safe, study_conflict=study_conflict)
+            index.open_stored = self.files.open  # return keys read from the stored instance
             if self.index.upgraded_from == 1:
                 LOG.warning("index %s upgraded to schema version 2 (patients by Patient ID "
                             "and Issuer, per-study patient attributes)", db_path)  # fmt: skip
@@ -442,12 +448,13 @@ class Archive:
 
     def _retrieve(self, event: Event, items: RetrieveSet) -> Iterator[RetrieveYield]:
         yield items.count
+        source = self.files.source  # what each sub-operation sends (a file store: the path)
         try:
             for item in items:  # page by page, as the sub-operations go
                 if event.is_cancelled:
                     yield Status.CANCEL, None
                     return
-                yield _PENDING, item.path
+                yield _PENDING, source(item.path)
         except QueryError as exc:
             LOG.warning("retrieve failed: %s", clip(exc))
             yield status(_retrieve_code(exc.status, Status.OUT_OF_RESOURCES_SUBOPERATIONS),

@@ -22,24 +22,33 @@ object store would meet it:
   (:mod:`dicomnet.archive.recovery`): index rows whose instance is gone are dropped, stored
   instances the index does not know are indexed; what another archive node is writing at the
   same moment is never touched.
+* :meth:`InstanceStorage.open` and :meth:`InstanceStorage.source` are the way back out: every
+  reader of a stored instance -- the C-GET and C-MOVE sub-operations, the C-FIND return keys
+  the index does not hold (read from the instance), the storage commitment check -- goes
+  through them, with the name the index holds for the instance. ``open`` gives a readable
+  binary file object with a ``fileno`` (a file store opens the file; an object store
+  downloads the object into a temporary file); ``source`` gives what a C-STORE sub-operation
+  sends (a file store: the path itself, so the send path reads the file with no copy; an
+  object store: a :class:`~dicomnet.datasource.DataSource` over its download).
 * ``root`` names the storage (the folder; an object store's bucket URI) and is what the index
   remembers its paths are relative to; ``tmp_dir`` is a local folder for this node's spool.
 
-What is not behind the interface yet: C-GET and C-MOVE read an instance by the path the index
-holds (``RetrieveItem.path``, sent as a local file); an object store needs a reader there (or
-a local cache), which is the next step.
+An archive is given its storage as an object (``Archive(storage=...)``) or as a folder, for
+which it makes a :class:`~dicomnet.archive.store.FileStore`. The start-up check, migration and
+``dicomnet archive`` maintenance walk a file store's folder and stay file-store tools.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from dicomnet.archive.fields import InstanceFields
     from dicomnet.archive.index import ArchiveIndex
     from dicomnet.archive.recovery import RecoveryReport
     from dicomnet.archive.store import PendingFile, StoredInstance
+    from dicomnet.services.sending import StoreInput
 
 __all__ = ["InstanceStorage"]
 
@@ -89,4 +98,13 @@ class InstanceStorage(Protocol):
     def recover(self, index: ArchiveIndex, *, full: bool = True,
                 since: float = 0.0) -> RecoveryReport:  # fmt: skip
         """Storage and index back in step after a crash."""
+        ...
+
+    def open(self, path: str) -> BinaryIO:
+        """The stored instance the index names ``path`` (its Part 10 bytes), open for reading;
+        a file object with a ``fileno``. OSError (FileNotFoundError when it is gone)."""
+        ...
+
+    def source(self, path: str) -> StoreInput:
+        """What a C-STORE sub-operation sends for the stored instance ``path``."""
         ...

@@ -41,7 +41,7 @@ import secrets
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from dicomnet.archive.models import (
     ArchiveError,
@@ -505,6 +505,16 @@ class FileStore:
         except OSError:
             return False
         return True
+
+    # --- reading (InstanceStorage.open / source) -------------------------------------------------
+
+    def open(self, path: str) -> BinaryIO:
+        """The stored file ``path``, open for reading."""
+        return open(path, "rb")
+
+    def source(self, path: str) -> str:
+        """A C-STORE sub-operation sends the file itself (read with no copy by the sender)."""
+        return path
 
     # --- start-up check ------------------------------------------------------------------------
 

@@ -208,6 +208,7 @@ def start(args: argparse.Namespace, archive: Archive, ae: Settings) -> Workflow:
             archive.index, archive.destinations,
             workflow_location(archive), ae_title=args.aet, spool_dir=archive.state_dir,
             settings=ae, retrieve_ae_title=args.aet, max_attempts=args.commitment_attempts,
+            open_stored=archive.files.open,
         )  # fmt: skip
         flow._closers.append(commitment.close)
         flow.handlers += commitment.handlers()

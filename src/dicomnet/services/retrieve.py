@@ -66,7 +66,7 @@ from dicomnet.services.qr import (
     make_step,
     pair,
 )
-from dicomnet.services.sending import store_input
+from dicomnet.services.sending import close_handed, store_input
 from dicomnet.settings import MAX_CONTEXTS
 from dicomnet.transcode import CODECS_HINT, ConversionError
 from dicomnet.transcode.select import context_plan
@@ -398,13 +398,16 @@ def _move_store(sub: SubAssociation, payload: object, originator: tuple[str, int
     """Pool thread: one C-STORE sub-operation over the C-MOVE sub-association: (status,
     failure reason, the instance's UID when it failed)."""
     try:
-        result = sub.send_c_store(store_input(payload), originator_aet=originator[0],
-                                  originator_id=originator[1])  # fmt: skip
-    except Exception as exc:
-        LOGGER.warning("C-MOVE sub-operation failed: %s", exc)
-        return None, short_reason(exc), describe(payload)[1]
-    code, reason = _outcome(_store_status(result))
-    return code, reason, (describe(payload)[1] if reason else None)
+        try:
+            result = sub.send_c_store(store_input(payload), originator_aet=originator[0],
+                                      originator_id=originator[1])  # fmt: skip
+        except Exception as exc:
+            LOGGER.warning("C-MOVE sub-operation failed: %s", exc)
+            return None, short_reason(exc), describe(payload)[1]
+        code, reason = _outcome(_store_status(result))
+        return code, reason, (describe(payload)[1] if reason else None)
+    finally:
+        close_handed(payload)
 
 
 async def move(call: ServiceCall, flow: Flow[E, S]) -> None:

@@ -100,6 +100,17 @@ def store_input(payload: object) -> StoreInput:
     return cast("Dataset", payload)
 
 
+def close_handed(payload: object) -> None:
+    """A handler that yields an owned :class:`DataSource` (a spool or download file of its
+    own) hands the file over with the sub-operation: it is deleted once the sub-operation is
+    done, sent or failed."""
+    if isinstance(payload, DataSource) and payload.owned:
+        try:
+            payload.close()
+        except OSError as exc:
+            LOGGER.warning("cannot delete %s: %s", payload.path, exc)
+
+
 def sendable_uid(uid: str, what: str) -> str:
     """``uid`` if it can go in a command set (see the module docstring), else DicomNetError."""
     if is_valid_uid(uid):

@@ -32,7 +32,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from enum import IntEnum
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import BinaryIO, NamedTuple, Protocol, runtime_checkable
 
 from dicomnet.archive.part10 import quick_hash
 from dicomnet.dimse.dataset import read_file_meta
@@ -164,11 +164,18 @@ def storage_class_check() -> Callable[[str], bool]:
     return known.__contains__
 
 
-def file_problem(stored: StoredInstance, sop_instance_uid: str) -> str | None:
+def open_file(path: str) -> BinaryIO:
+    """A stored file opened for reading (what a file store's ``open`` does)."""
+    return open(path, "rb")
+
+
+def file_problem(stored: StoredInstance, sop_instance_uid: str,
+                 open_stored: Callable[[str], BinaryIO] = open_file) -> str | None:  # fmt: skip
     """None when the stored file is whole and is the instance; "missing" when it is gone;
-    otherwise what is wrong with it (the 0110H cases of the module docstring)."""
+    otherwise what is wrong with it (the 0110H cases of the module docstring). The instance is
+    read through ``open_stored`` (the archive's storage, :mod:`dicomnet.archive.storage`)."""
     try:
-        f = open(stored.path, "rb")  # noqa: SIM115 - closed below
+        f = open_stored(stored.path)
     except FileNotFoundError:
         return "missing"
     except OSError as exc:
@@ -201,16 +208,18 @@ def verdict(
     sop_instance: str,
     stored: StoredInstance | None,
     supported: Callable[[str], bool],
+    open_stored: Callable[[str], BinaryIO] = open_file,
 ) -> int:
     """0 when we commit to ``sop_instance``, else its Failure Reason (PS3.3 C.14.1.1);
-    ``supported`` says whether an unknown instance's SOP class is one we would store."""
+    ``supported`` says whether an unknown instance's SOP class is one we would store;
+    ``open_stored`` reads the stored instance (:func:`file_problem`)."""
     if stored is None:
         if not supported(sop_class):
             return FailureReason.REFERENCED_SOP_CLASS_NOT_SUPPORTED
         return FailureReason.NO_SUCH_OBJECT_INSTANCE
     if stored.sop_class_uid != sop_class:
         return FailureReason.CLASS_INSTANCE_CONFLICT
-    problem = file_problem(stored, sop_instance)
+    problem = file_problem(stored, sop_instance, open_stored)
     if problem is None:
         return 0
     if problem == "missing":

@@ -63,11 +63,16 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from dicomnet import events as evt
 from dicomnet.ae import AE
-from dicomnet.archive.commitment.check import StoredInstance, instance_lookup, storage_class_check
+from dicomnet.archive.commitment.check import (
+    StoredInstance,
+    instance_lookup,
+    open_file,
+    storage_class_check,
+)
 from dicomnet.archive.commitment.check import verdict as check_instance
 from dicomnet.archive.commitment.codec import (
     EVENT_FAILURES,
@@ -162,6 +167,8 @@ class CommitmentService:
     ``spool_dir``: where reports are spooled (default: the SQLite file's folder, else the
     system's temporary folder). ``adopt_every``: on a database shared by nodes (PostgreSQL),
     seconds between two adoptions of the work of gone services (None: at :meth:`resume` only).
+    ``open_stored``: how a stored instance is read for its check (the archive's storage
+    ``open``, :mod:`dicomnet.archive.storage`; default: a file path).
     """
 
     def __init__(
@@ -185,12 +192,14 @@ class CommitmentService:
         spool_dir: str | None = None,
         on_state: Callable[[str, str, str | None], None] | None = None,
         adopt_every: float | None = 60.0,
+        open_stored: Callable[[str], BinaryIO] = open_file,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if not retry_delays or any(d < 0 for d in retry_delays):
             raise ValueError("retry_delays must be non-negative seconds, at least one")
         self._lookup = instance_lookup(index)
+        self._open_stored = open_stored
         self.destinations = destinations
         self.ae_title = ae_title
         self.retrieve_ae_title = retrieve_ae_title
@@ -372,7 +381,7 @@ class CommitmentService:
     # --- the check (PS3.4 J.3.3.1.2) ----------------------------------------------------------
     def verdict(self, sop_class: str, sop_instance: str, stored: StoredInstance | None) -> int:
         """0 when we commit to ``sop_instance``, else its Failure Reason (PS3.3 C.14.1.1)."""
-        return check_instance(sop_class, sop_instance, stored, self._supported)
+        return check_instance(sop_class, sop_instance, stored, self._supported, self._open_stored)
 
     def _check(self, cid: int) -> int:
         """Give every reference its verdict, one page at a time; the failure count."""
