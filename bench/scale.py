@@ -487,6 +487,7 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.statements: list[tuple[str, list[object]]] = []
+        self.open_stored = open  # never called: no rows
 
     def pages(self, head: str, where: list[str], params: list[object], key: str) -> Iterator[Row]:
         self.statements.append((page_sql(head, where, key, first=True), list(params)))
