@@ -560,6 +560,16 @@ class AssociationBase:
         if self.handlers:
             self._call(self.handlers.get(event_type), event_type, details)
 
+    def notify_peer(self, event_type: EventType, address: tuple[str, int] | None) -> None:
+        """EVT_CONN_OPEN / EVT_REQUESTED / EVT_CONN_CLOSE of a requestor's own connection:
+        ``event.address`` is the peer's (host, port), as on the acceptor's side."""
+        if self.handlers:
+            for fn, args in self.handlers.get(event_type):
+                try:
+                    fn(Event(self, event_type, address=address), *args)
+                except Exception:
+                    LOGGER.exception("%s handler failed", event_type.name)
+
     def _call(
         self, bindings: list[Binding], event_type: EventType, details: dict[str, object]
     ) -> None:

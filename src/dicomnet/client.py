@@ -31,7 +31,15 @@ from typing import TYPE_CHECKING, TypeVar
 
 from dicomnet.assocbase import AssociationBase
 from dicomnet.association import Association
-from dicomnet.events import HandlerSpec, ProtocolObserver, normalize_handlers, wants_protocol_events
+from dicomnet.events import (
+    EVT_CONN_CLOSE,
+    EVT_CONN_OPEN,
+    EVT_REQUESTED,
+    HandlerSpec,
+    ProtocolObserver,
+    normalize_handlers,
+    wants_protocol_events,
+)
 from dicomnet.presentation import PresentationContext
 from dicomnet.settings import MAX_CONTEXTS, Settings
 from dicomnet.transport.base import TransportError
@@ -243,15 +251,18 @@ def request_association(
         assoc.error = exc
         LOGGER.info("association request failed: %s", exc)
         return assoc
+    peer = (request.addr, request.port)
     driver = SyncDriver(
         conn, sock, network_timeout=settings.network_timeout, on_event=assoc.handle_event,
-        clock=assoc.clock,
+        clock=assoc.clock, on_close=lambda: assoc.notify_peer(EVT_CONN_CLOSE, peer),
     )  # fmt: skip
     assoc.driver = driver
     if driver.sockname is not None:
         assoc.requestor.address, assoc.requestor.port = driver.sockname
-    conn.transport_connected(assoc.clock())
+    assoc.notify_peer(EVT_CONN_OPEN, peer)
+    conn.transport_connected(assoc.clock())  # Evt2: the A-ASSOCIATE-RQ goes out (AE-2)
     driver.flush()
+    assoc.notify_peer(EVT_REQUESTED, None)
     timeout = settings.acse_timeout
     deadline = None if timeout is None else assoc.clock() + timeout
     while not (assoc.is_established or assoc.is_rejected or driver.is_closed):

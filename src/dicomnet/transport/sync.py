@@ -148,8 +148,11 @@ class SyncDriver(WaitingTeardown):
         network_timeout: float | None = None,
         on_event: Callable[[Any], None] | None = None,
         clock: Callable[[], float] = monotonic,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self.conn = conn
+        self.on_close = on_close
+        """Called once, after the socket was closed and the connection told (EVT_CONN_CLOSE)."""
         self.sock: socket.socket | None = sock
         self.network_timeout = network_timeout
         self.on_event: Callable[[Any], None] = on_event or _ignore
@@ -270,6 +273,9 @@ class SyncDriver(WaitingTeardown):
         except DicomNetError:  # pragma: no cover - already in Sta1
             pass
         self._dispatch()
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:
+            on_close()
 
     # --- internals -------------------------------------------------------------------------
     def _dispatch(self) -> int:
