@@ -113,7 +113,8 @@ class Record:
         if frozen is not None:
             cls._frozen = frozen
         if not cls._frozen:
-            cls.__setattr__ = object.__setattr__  # type: ignore[method-assign,assignment]
+            if "__setattr__" not in cls.__dict__:  # a class may adapt assignments itself
+                cls.__setattr__ = object.__setattr__  # type: ignore[method-assign,assignment]
             cls.__delattr__ = object.__delattr__  # type: ignore[method-assign]
             cls.__hash__ = None  # type: ignore[assignment]
 

@@ -234,7 +234,7 @@ class AE(Settings):
             if ae_title is not None:
                 settings.ae_title = ae_title
             if contexts is not None:
-                settings.supported_contexts = contexts
+                settings.set_supported_contexts(contexts)
         if not block:
             running = server.start_server(
                 settings, address, block=False,

@@ -142,6 +142,10 @@ class PresentationContext(Record, frozen=False):
     ``transfer_syntaxes``: proposed (requested side) or supported (acceptor side) syntaxes
     (default: :data:`PREFERRED_TRANSFER_SYNTAXES`; a single UID string is accepted too).
     ``transfer_syntax``: after negotiation, the accepted one (``None`` if rejected).
+
+    Built as pynetdicom programs build one: ``PresentationContext()`` starts with no abstract
+    syntax and no transfer syntaxes; assigning a *list* to ``transfer_syntax`` sets the
+    syntaxes to propose or support (pynetdicom's meaning), as ``transfer_syntaxes`` does.
     ``scu_role``/``scp_role``: role selection to propose or accept; ``None`` = default roles.
     ``as_scu``/``as_scp``: after negotiation, whether *this* AE may act as SCU / SCP on it.
 
@@ -172,8 +176,8 @@ class PresentationContext(Record, frozen=False):
 
     def __init__(
         self,
-        abstract_syntax: str,
-        transfer_syntaxes: Iterable[str] | str = PREFERRED_TRANSFER_SYNTAXES,
+        abstract_syntax: str = "",
+        transfer_syntaxes: Iterable[str] | str | None = None,
         context_id: int | None = None,
         scu_role: bool | None = None,
         scp_role: bool | None = None,
@@ -182,15 +186,10 @@ class PresentationContext(Record, frozen=False):
         as_scu: bool = False,
         as_scp: bool = False,
     ) -> None:
-        self.abstract_syntax = _check_uid(abstract_syntax, "abstract syntax")
-        if isinstance(transfer_syntaxes, str):
-            transfer_syntaxes = [transfer_syntaxes]
-        ts: list[str] = []
-        for t in transfer_syntaxes:
-            t = _check_uid(t, "transfer syntax")
-            if t not in ts:
-                ts.append(t)
-        self.transfer_syntaxes = ts
+        self.abstract_syntax = _check_uid(abstract_syntax, "abstract syntax") if abstract_syntax else ""
+        if transfer_syntaxes is None:  # an empty context (pynetdicom's start) has none yet
+            transfer_syntaxes = PREFERRED_TRANSFER_SYNTAXES if abstract_syntax else ()
+        self.transfer_syntaxes = _syntax_list(transfer_syntaxes)
         self.context_id = context_id
         self.scu_role = scu_role
         self.scp_role = scp_role
@@ -198,6 +197,13 @@ class PresentationContext(Record, frozen=False):
         self.transfer_syntax = transfer_syntax
         self.as_scu = as_scu
         self.as_scp = as_scp
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "transfer_syntax" and isinstance(value, list | tuple):
+            # pynetdicom's ``cx.transfer_syntax = [...]``: the syntaxes to propose/support
+            object.__setattr__(self, "transfer_syntaxes", _syntax_list(value))
+            return
+        object.__setattr__(self, name, value)
 
     @classmethod
     def from_wire(
@@ -247,15 +253,37 @@ class PresentationContext(Record, frozen=False):
         )
 
     def __str__(self) -> str:
-        name = _uid_name(self.abstract_syntax)
-        parts = [f"Context {self.context_id}: {name} ({self.abstract_syntax})"]
+        # pynetdicom's layout, which programs print: ID, abstract syntax, syntaxes (the
+        # accepted one once negotiated), then result and roles once negotiated
+        lines = [] if self.context_id is None else [f"ID: {self.context_id}"]
+        if self.abstract_syntax:
+            lines.append(f"Abstract Syntax: {_uid_name(self.abstract_syntax)}")
+        lines.append("Transfer Syntax(es):")
+        shown = [self.transfer_syntax] if self.transfer_syntax else self.transfer_syntaxes
+        lines.extend([f"    ={_uid_name(t)}" for t in shown] or ["    (none)"])
         if self.result is not None:
-            parts.append(self.status)
-            if self.transfer_syntax:
-                parts.append(f"TS {_uid_name(self.transfer_syntax)}")
-        else:
-            parts.append("TS " + ", ".join(_uid_name(t) for t in self.transfer_syntaxes))
-        return "; ".join(parts)
+            lines.append(f"Result: {_RESULT_WORDS.get(self.result, 'Unknown')}")
+            roles = {(True, False): "SCU only", (True, True): "SCU and SCP",
+                     (False, True): "SCP only"}  # fmt: skip
+            lines.append(f"Role: {roles.get((self.as_scu, self.as_scp), '(none)')}")
+        return "\n".join(lines)
+
+
+#: PS3.8 Table 9-18 results in the words ``str(context)`` uses (as pynetdicom prints them)
+_RESULT_WORDS = {0: "Accepted", 1: "User Rejected", 2: "Provider Rejected",
+                 3: "Abstract Syntax Not Supported", 4: "Transfer Syntax(es) Not Supported"}  # fmt: skip
+
+
+def _syntax_list(syntaxes: Iterable[str] | str) -> list[str]:
+    """Transfer syntax UIDs checked, in order, without repeats."""
+    if isinstance(syntaxes, str):
+        syntaxes = [syntaxes]
+    out: list[str] = []
+    for t in syntaxes:
+        t = _check_uid(t, "transfer syntax")
+        if t not in out:
+            out.append(t)
+    return out
 
 
 def _uid_name(uid: str) -> str:

@@ -33,6 +33,7 @@ mean fewer headers, system calls and Python round trips per megabyte, and each s
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -79,6 +80,9 @@ SpoolPrefix = Callable[[ContextView, int, bytes], bytes]
 (a storage SCP gives the Part 10 header of the C-STORE being received, so the finished spool
 file is renamed into place instead of copied); b"" for none."""
 
+
+def _abstract_syntax(cx: PresentationContext) -> str:
+    return cx.abstract_syntax
 
 def validate_ae_title(title: str | bytes) -> str:
     """``title`` without padding, or ValueError (PS3.5 AE VR: 1-16 significant characters, no
@@ -308,7 +312,8 @@ class Settings:
                 if scp_role is not None:
                     cx.scp_role = scp_role
                 return cx
-        self._supported.append(new)
+        # kept sorted by abstract syntax UID, the order ``supported_contexts`` lists them in
+        bisect.insort(self._supported, new, key=_abstract_syntax)
         return new
 
     def remove_supported_context(
@@ -324,6 +329,16 @@ class Settings:
 
     @supported_contexts.setter
     def supported_contexts(self, contexts: Iterable[PresentationContext]) -> None:
+        # pynetdicom's meaning: the contexts are *added* (syntaxes of an abstract syntax
+        # already supported are merged); only an empty list clears them
+        contexts = list(contexts)
+        if not contexts:
+            self._supported = []
+        for cx in contexts:
+            self.add_supported_context(cx)
+
+    def set_supported_contexts(self, contexts: Iterable[PresentationContext]) -> None:
+        """Support exactly ``contexts`` (the ones supported before are dropped)."""
         self._supported = []
         for cx in contexts:
             self.add_supported_context(cx)

@@ -45,8 +45,8 @@ waited = time.monotonic() - start
 print("join(0.3) waited", 0.25 < waited < 5, "alive", assoc.is_alive())
 print("echo", hex(assoc.send_c_echo().Status))
 assoc.release()
+assoc.join()  # pynetdicom's thread ends just after release() returns
 print("released", assoc.is_released, "alive", assoc.is_alive())
-assoc.join()
 assoc.kill()
 print("after kill", assoc.is_released, assoc.is_aborted, assoc.is_alive())
 """
