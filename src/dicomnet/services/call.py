@@ -217,9 +217,10 @@ class OneShotService:
 
     event_type: EventType
     failure: int = Status.PROCESSING_FAILURE
-    unhandled_status: int = Status.SOP_CLASS_NOT_SUPPORTED
-    """Answered when no handler is bound: 0122H, "Refused: SOP Class not supported" (PS3.7
-    Annex C.5.5): the context was accepted by configuration, but nobody implements it."""
+    unhandled_status: int | None = None
+    """Answered when no handler is bound; None: ``failure``, the status of a handler that
+    cannot process the request -- what pynetdicom answers (its default handler raises), and
+    what its documentation teaches users to expect (C211H for a C-STORE)."""
 
     def __init__(self, event_type: EventType) -> None:
         self.event_type = event_type
@@ -235,7 +236,8 @@ class OneShotService:
     def unhandled(self, call: ServiceCall) -> DIMSEPrimitive:
         """The answer when no handler is bound."""
         rsp = self.response(call)
-        apply_status(rsp, self.unhandled_status)
+        status = self.unhandled_status
+        apply_status(rsp, self.failure if status is None else status)
         return rsp
 
     def complete(self, call: ServiceCall, result: object) -> DIMSEPrimitive:

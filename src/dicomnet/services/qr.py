@@ -377,8 +377,8 @@ def _find_rsp(call: ServiceCall) -> P.C_FIND:
 async def find(call: ServiceCall, flow: Flow[E, S]) -> None:
     """Answer one C-FIND-RQ (Q/R or worklist) on the event loop."""
     final = _find_rsp(call)
-    if call.handler is None:
-        apply_status(final, Status.SOP_CLASS_NOT_SUPPORTED)
+    if call.handler is None:  # as a handler that cannot process it (C311H, as pynetdicom)
+        apply_status(final, Status.FIND_FAILURE)
         await flow.write([flow.encode(final)])
         return
     items = HandlerItems(call, flow.run)

@@ -281,7 +281,7 @@ async def get(call: ServiceCall, flow: Flow[E, S]) -> None:
     """Answer one C-GET-RQ on the event loop."""
     retrieve = _Retrieve(call, P.C_GET, flow)
     if call.handler is None:
-        await retrieve.send_final(Status.SOP_CLASS_NOT_SUPPORTED)
+        await retrieve.send_final(Status.GET_FAILURE)  # no handler: as pynetdicom
         return
     items = HandlerItems(call, flow.run)
     try:
@@ -414,7 +414,7 @@ async def move(call: ServiceCall, flow: Flow[E, S]) -> None:
     """Answer one C-MOVE-RQ on the event loop (sub-operations in the pool)."""
     retrieve = _Retrieve(call, P.C_MOVE, flow)
     if call.handler is None:
-        await retrieve.send_final(Status.SOP_CLASS_NOT_SUPPORTED)
+        await retrieve.send_final(Status.MOVE_FAILURE)  # no handler: as pynetdicom
         return
     items = HandlerItems(call, flow.run)
     sub: SubAssociation | None = None

@@ -10,7 +10,7 @@ Information for writing a Part 10 file (PS3.10 section 7.1). The handler's retur
 status (PS3.4 Table B.2-1: 0000 success, B000/B006/B007 warnings, A7xx out of resources, A9xx
 data set does not match SOP class, Cxxx cannot understand).
 
-* No handler bound: 0122H "Refused: SOP Class not supported".
+* No handler bound: C211H, as for a handler that cannot process it (pynetdicom answers so).
 * The handler raises, or returns no status: C211H (in the "cannot understand" Cxxx range),
   logged.
 * The Affected SOP Instance UID was validated as a UID by the DIMSE layer (PS3.5 section 9.1)
