@@ -167,6 +167,7 @@ class MemoryDriver(WaitingTeardown):
         """One-shot callbacks run when this endpoint's next turn starts, before it reads:
         what the *other* side does "while these bytes are still on the wire"."""
         self.peer: MemoryDriver | None = None
+        self.on_close: Callable[[], None] | None = None  # SyncDriver's EVT_CONN_CLOSE hook
         self.inbox: deque[tuple[float, bytes]] = deque()
         self.peer_closed = False
         self.sent: list[bytes] = []
@@ -275,6 +276,9 @@ class MemoryDriver(WaitingTeardown):
         except DicomNetError:  # pragma: no cover - already in Sta1
             pass
         self._dispatch()
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:  # as SyncDriver: once, after the connection was told
+            on_close()
 
     # --- the other endpoint's view ----------------------------------------------------------
     def take_turn(self) -> bool:
@@ -678,12 +682,14 @@ class InMemoryNetwork:
         network_timeout: float | None = None,
         on_event: Callable[[Any], None] | None = None,
         clock: Callable[[], float] | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> MemoryDriver:
         assert clock is self.clock, "the association was not built with the fake clock"
         driver = MemoryDriver(
             conn, self.clock, network_timeout=network_timeout, on_event=on_event,
             name="requestor", latency=self.requestor_latency,
         )  # fmt: skip
+        driver.on_close = on_close
         link(driver, sock.driver)
         sock.connected()
         self.drivers.append(driver)

@@ -96,6 +96,7 @@ __all__ = [
     "HandlerSpec",
     "Handlers",
     "InterventionEvent",
+    "NoDataSetError",
     "NotificationEvent",
     "normalize_handlers",
 ]
@@ -378,6 +379,11 @@ else:
     A = TypeVar("A")
 
 
+class NoDataSetError(AttributeError, ValueError):
+    """An event's data set was asked for, and its request cannot carry one. An AttributeError
+    as in pynetdicom (``hasattr(event, "dataset")`` is False), and a ValueError as before."""
+
+
 class Event(Generic[A]):
     """What a handler receives. Cheap to build: nothing is decoded until asked for.
 
@@ -387,6 +393,15 @@ class Event(Generic[A]):
     ``user_id_type``/``primary_field``/``secondary_field``/``positive_response_requested``
     (EVT_USER_ID, PS3.7 D.3.3.7) and ``app_info`` (EVT_SOP_EXTENDED: {SOP class UID: the
     requestor's service-class application information}, PS3.7 D.3.3.5).
+
+    ``Event(assoc, event, {"request": ..., "context": ...})``, pynetdicom's form (programs use
+    it to test their handlers), sets the attributes named in the dict; ``_is_cancelled`` is
+    pynetdicom's cancel check (called with the request's Message ID).
+
+    The data set properties (``dataset``, ``identifier``, ``action_information``...) raise
+    :class:`NoDataSetError` -- an ``AttributeError``, as in pynetdicom -- for a request that
+    cannot carry one, and give an empty ``Dataset`` for one that could but did not (an
+    N-ACTION without Action Information, PS3.7 10.1.4.1.4).
     """
 
     __slots__ = (
@@ -415,6 +430,7 @@ class Event(Generic[A]):
         self,
         assoc: A,
         event: EventType,
+        attrs: Mapping[str, object] | None = None,
         *,
         context: PresentationContext | None = None,
         request: DIMSEPrimitive | None = None,
@@ -449,6 +465,26 @@ class Event(Generic[A]):
         self.app_info = app_info
         self._path: Path | None = None
         self._details: Mapping[str, object] = _NO_DETAILS if details is None else details
+        if attrs:
+            self._set_attrs(attrs)
+
+    def _set_attrs(self, attrs: Mapping[str, object]) -> None:
+        """pynetdicom's ``attrs``: slots set, protocol details (``message``, ``pdu``...) kept."""
+        details = dict(self._details)
+        for name, value in attrs.items():
+            if name == "_is_cancelled" and callable(value):
+                self._cancel_check = _cancel_check_of(value, self._message_id)
+            elif name in _SETTABLE:
+                if name == "request" and isinstance(value, DIMSEPrimitive):
+                    value.expose_uids()
+                object.__setattr__(self, name, value)
+            else:
+                details[name] = value
+        self._details = details
+
+    def _message_id(self) -> int | None:
+        value = self._parameter("MessageID")
+        return value if isinstance(value, int) else None
 
     # --- details of the protocol notification events (None for other events) ------------
     @property
@@ -534,13 +570,21 @@ class Event(Generic[A]):
         """The request's data set, decoded on first access with the context's transfer syntax.
 
         For C-FIND/C-GET/C-MOVE this is the Identifier, for N-SET the Modification List, for
-        N-ACTION the Action Information, and so on. Raises ValueError when the request carried
-        none.
+        N-ACTION the Action Information, and so on. An empty Dataset when the request could
+        carry one but did not; :class:`NoDataSetError` (an AttributeError and a ValueError)
+        when it cannot (a C-ECHO, no request).
         """
         if self._dataset is None:
-            source = None if self.request is None else self.request.payload
+            request = self.request
+            source = None if request is None else request.payload
             if source is None:
-                raise ValueError(f"the {self.event.name} request has no data set")
+                if request is None or not request.DATASET_FIELDS:
+                    raise NoDataSetError(f"the {self.event.name} event has no data set")
+                # lazy: pydicom only for handlers that read data sets
+                from pydicom.dataset import Dataset
+
+                self._dataset = Dataset()
+                return self._dataset
             ts = None if self.context is None else self.context.transfer_syntax
             if ts is None:
                 raise ValueError("no transfer syntax known for this presentation context")
@@ -652,6 +696,17 @@ class Event(Generic[A]):
             self._file_meta = meta
         return self._file_meta
 
+
+def _cancel_check_of(check: Callable[..., object],
+                     message_id: Callable[[], int | None]) -> Callable[[], bool]:  # fmt: skip
+    """pynetdicom's ``_is_cancelled(message_id)`` as the Event's no-argument check."""
+    return lambda: bool(check(message_id()))
+
+
+#: the attributes pynetdicom's ``Event(assoc, event, attrs)`` form may set directly
+_SETTABLE = frozenset({"request", "context", "address", "rejection", "association_request",
+                       "user_id_type", "primary_field", "secondary_field",
+                       "positive_response_requested", "app_info", "timestamp"})  # fmt: skip
 
 _NO_DETAILS: Mapping[str, object] = {}
 
