@@ -20,6 +20,7 @@ The AE holds no sockets and no threads itself; everything below it is typed agai
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, overload
@@ -226,8 +227,11 @@ class AE(Settings):
         """
         # lazy: the server (asyncio, the handler pool, every service) is start-up cost a
         # client never needs
-        from dicomnet import server
+        from dicomnet import _config, server
 
+        if (not contexts and not self.supported_contexts and not self.promiscuous_syntaxes
+                and not _config.UNRESTRICTED_STORAGE_SERVICE):  # fmt: skip
+            raise ValueError("No supported Presentation Contexts have been defined")
         settings: Settings = self
         if ae_title is not None or contexts is not None:
             settings = self.copy()
@@ -243,11 +247,23 @@ class AE(Settings):
             )  # fmt: skip
             self._servers.append(running)
             return running
-        return server.start_server(
-            settings, address, block=True,
-            handlers=evt_handlers if handlers is None else handlers, ssl_context=ssl_context,
-            max_workers=max_workers, ssl_handshake_timeout=ssl_handshake_timeout, sock=sock,
-        )  # fmt: skip
+        blocking: list[Server] = []  # known to the AE while it serves (shutdown, associations)
+
+        def listening(running: Server) -> None:
+            blocking.append(running)
+            self._servers.append(running)
+
+        try:
+            return server.start_server(
+                settings, address, block=True,
+                handlers=evt_handlers if handlers is None else handlers, ssl_context=ssl_context,
+                max_workers=max_workers, ssl_handshake_timeout=ssl_handshake_timeout, sock=sock,
+                on_listening=listening,
+            )  # fmt: skip
+        finally:
+            for running in blocking:
+                with contextlib.suppress(ValueError):
+                    self._servers.remove(running)
 
     def make_server(
         self,

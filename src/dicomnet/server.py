@@ -32,7 +32,7 @@ import socket
 import ssl
 import threading
 import weakref
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, TypeAlias, overload
 
@@ -375,6 +375,7 @@ def start_server(
     max_workers: int | None = None,
     ssl_handshake_timeout: float | None = None,
     sock: ListeningSocket | None = None,
+    on_listening: Callable[[Server], None] | None = None,
 ) -> None: ...
 
 
@@ -390,6 +391,7 @@ def start_server(
     max_workers: int | None = None,
     ssl_handshake_timeout: float | None = None,
     sock: ListeningSocket | None = None,
+    on_listening: Callable[[Server], None] | None = None,
 ) -> Server: ...
 
 
@@ -405,6 +407,7 @@ def start_server(
     max_workers: int | None = None,
     ssl_handshake_timeout: float | None = None,
     sock: ListeningSocket | None = None,
+    on_listening: Callable[[Server], None] | None = None,
 ) -> Server | None: ...
 
 
@@ -419,6 +422,7 @@ def start_server(
     max_workers: int | None = None,
     ssl_handshake_timeout: float | None = None,
     sock: ListeningSocket | None = None,
+    on_listening: Callable[[Server], None] | None = None,
 ) -> Server | None:
     """Serve associations for ``ae`` on ``address`` (port 0: any free port, see
     ``Server.address``).
@@ -428,7 +432,9 @@ def start_server(
     ``block=True`` serves in the calling thread until shutdown or KeyboardInterrupt and returns
     None. Keyword options: ``max_workers`` (handler pool size, default 32),
     ``ssl_handshake_timeout`` (seconds, default 10), ``evt_handlers`` (alias of ``handlers``),
-    ``sock`` (an already bound socket to serve on instead of binding ``address``).
+    ``sock`` (an already bound socket to serve on instead of binding ``address``),
+    ``on_listening`` (called with the server once it listens, before serving: how a blocking
+    server becomes known to its AE).
     """
     server = Server(
         ae,
@@ -451,6 +457,8 @@ def start_server(
         server.executor.shutdown(wait=False)
         _close_loop(loop)
         raise
+    if on_listening is not None:
+        on_listening(server)
     if not block:
         thread = threading.Thread(
             target=_run_loop, args=(loop, server._loop_done), name="dicomnet-server", daemon=True
