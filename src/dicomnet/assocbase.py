@@ -94,6 +94,10 @@ if TYPE_CHECKING:
 __all__ = ["AssociationBase", "Mode", "ServiceUser", "rejection_text"]  # ServiceUser: re-exported
 
 LOGGER = logging.getLogger("dicomnet.association")
+# A library's records reach only the handlers its program configures (dicomnet's tools do, in
+# dicomnet.cli.common; debug_logger() does): without any, Python would print warnings to
+# stderr through its last-resort handler. pynetdicom programs expect the same quiet.
+logging.getLogger("dicomnet").addHandler(logging.NullHandler())
 
 Mode = Literal["requestor", "acceptor"]
 

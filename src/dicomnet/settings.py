@@ -89,7 +89,9 @@ def validate_ae_title(title: str | bytes) -> str:
     backslash or control characters)."""
     if isinstance(title, bytes):
         title = title.decode("ascii")
-    title = str(title).strip()
+    if not isinstance(title, str):
+        raise TypeError(f"AE title must be str or bytes, not {type(title).__name__}")
+    title = title.strip(" ")  # padding; other whitespace (tab, newline) is refused below
     if not title or len(title) > 16:
         raise ValueError(f"AE title must have 1-16 significant characters: {title!r}")
     if any(c == "\\" or ord(c) < 0x20 or ord(c) > 0x7E for c in title):

@@ -92,6 +92,12 @@ class Status(enum.IntEnum):
     PENDING = 0xFF00
     PENDING_WARNING = 0xFF01
 
+    @classmethod
+    def add(cls, name: str, code: int) -> None:
+        """Name one more code, ``Status.NAME`` (a plain int, not a member): what a program
+        adds for its own handlers' statuses (pynetdicom's ``Status.add``)."""
+        setattr(cls, name, int(code))
+
 
 PENDING_STATUSES: Final = frozenset((Status.PENDING, Status.PENDING_WARNING))
 """The Pending codes (PS3.7 C.2): more responses follow."""
