@@ -262,6 +262,7 @@ class AssociationBase:
         self.requestor.user_identity = req_ui.user_identity_rq
         uid_ac = ac_ui.user_identity_ac
         self.acceptor.user_identity_response = None if uid_ac is None else uid_ac.server_response
+        self.acceptor.user_identity = uid_ac  # its .server_response, as pynetdicom's has it
         self.requestor.role_selections = {
             uid_norm(r.sop_class_uid): r for r in req_ui.role_selections
         }

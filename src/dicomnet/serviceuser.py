@@ -30,6 +30,7 @@ from dicomnet.ul.pdu import (
     SOPClassCommonExtendedNegotiation,
     SOPClassExtendedNegotiation,
     SubItem,
+    UserIdentityAC,
     UserIdentityRQ,
 )
 
@@ -37,7 +38,11 @@ __all__ = ["ServiceUser"]
 
 
 class ServiceUser(Record, frozen=False):
-    """One side of an association as negotiated (PS3.8 section 7.1.1)."""
+    """One side of an association as negotiated (PS3.8 section 7.1.1).
+
+    ``user_identity``: the requestor's User Identity request (58H) on the requestor's side;
+    the acceptor's response (59H, its ``server_response``) on the acceptor's side, where
+    pynetdicom programs read it (PS3.7 D.3.3.7)."""
 
     __slots__ = (
         "address",
@@ -66,7 +71,7 @@ class ServiceUser(Record, frozen=False):
     async_ops_window: tuple[int, int] | None
     role_selections: dict[str, RoleSelection]
     extended_negotiation: list[SubItem]
-    user_identity: UserIdentityRQ | None
+    user_identity: UserIdentityRQ | UserIdentityAC | None
     user_identity_response: bytes | None
     proposed: list[PresentationContext]
     mode: str
@@ -85,7 +90,7 @@ class ServiceUser(Record, frozen=False):
         async_ops_window: tuple[int, int] | None = None,
         role_selections: dict[str, RoleSelection] | None = None,
         extended_negotiation: list[SubItem] | None = None,
-        user_identity: UserIdentityRQ | None = None,
+        user_identity: UserIdentityRQ | UserIdentityAC | None = None,
         user_identity_response: bytes | None = None,
         proposed: list[PresentationContext] | None = None,
         mode: str = "",

@@ -57,3 +57,29 @@ def test_nothing_on_stderr_without_logging_configured() -> None:
                          timeout=60)  # fmt: skip
     assert out.stdout.strip() == "established False status 0"
     assert out.stderr == ""
+
+
+def test_acceptors_user_identity_response_is_where_pynetdicom_has_it() -> None:
+    """A requestor reads the acceptor's User Identity response as
+    ``assoc.acceptor.user_identity.server_response`` (PS3.7 D.3.3.7.2), against a real
+    pynetdicom SCP whose EVT_USER_ID handler answers a Kerberos-type request."""
+    pynetdicom = pytest.importorskip("pynetdicom")
+    from dicomnet.pdu_primitives import UserIdentityNegotiation
+
+    scp = pynetdicom.AE()
+    scp.add_supported_context("1.2.840.10008.1.1")
+    server = scp.start_server(("127.0.0.1", 0), block=False, evt_handlers=[
+        (pynetdicom.evt.EVT_USER_ID, lambda event: (True, b"ticket"))])  # fmt: skip
+    try:
+        item = UserIdentityNegotiation()
+        item.user_identity_type = 3
+        item.primary_field = b"kerberos-ticket"
+        item.positive_response_requested = True
+        ae = AE()
+        ae.add_requested_context("1.2.840.10008.1.1")
+        assoc = ae.associate("127.0.0.1", server.server_address[1], ext_neg=[item])
+        assert assoc.is_established
+        assert assoc.acceptor.user_identity.server_response == b"ticket"
+        assoc.release()
+    finally:
+        server.shutdown()
