@@ -269,6 +269,13 @@ def request_association(
         if not driver.wait_for_activity(deadline):
             break
     if assoc.is_established:
+        if not assoc.accepted_contexts:
+            # Accepted, yet every presentation context rejected: nothing can be sent. Ended
+            # with an A-ABORT, as pynetdicom does; the contexts' results stay
+            # readable in rejected_contexts.
+            assoc.failure_reason = "the peer accepted none of the proposed presentation contexts"
+            LOGGER.info("association aborted: %s", assoc.failure_reason)
+            assoc.abort()
         return assoc
     if assoc.is_rejected:
         driver.close()

@@ -365,6 +365,9 @@ def associate(
     )  # fmt: skip
     if not assoc.is_established:
         where = f"{host}:{port}"
+        if assoc.rejected_contexts and not assoc.accepted_contexts:
+            fail(f"{where} accepted none of the proposed presentation contexts",
+                 ExitCode.REJECTED)  # fmt: skip
         if assoc.is_rejected:
             text = describe_rejection(
                 int(assoc.result or 0), int(assoc.result_source or 0), int(assoc.result_reason or 0)
@@ -374,12 +377,6 @@ def associate(
         reason = assoc.failure_reason or (str(error) if error else "")
         code = _error_code(error) if error is not None else ExitCode.ABORTED
         fail(f"cannot associate with {where}: {reason or 'association failed'}", code)
-    if not assoc.accepted_contexts:
-        assoc.release()
-        fail(
-            f"{host}:{port} accepted none of the proposed presentation contexts",
-            ExitCode.REJECTED,
-        )
     LOG.info("association accepted (%d contexts)", len(assoc.accepted_contexts))
     return assoc
 

@@ -28,7 +28,9 @@ A-ASSOCIATE-RJ. Everything it needs to decide is in the request and in an
 
 8. SCP/SCU role selection (54H, PS3.7 D.3.3.4): answered only for SOP classes the requestor
    proposed a role item for; a role is granted only if proposed *and* allowed by ``roles``
-   (default: requestor may be SCU, not SCP). An absent item means the default roles;
+   (default: requestor may be SCU, not SCP). An absent item means the default roles. Where
+   the answer would grant the requestor neither role, no one could use the context: it is
+   answered 1, user-rejection, instead (as pynetdicom does), without a role item;
 9. asynchronous operations window (53H, PS3.7 D.3.3.3): absent = 1/1; answered only if the RQ
    had one; each value is the smaller of the requestor's and ours (0 = unlimited); the item is
    left out of the AC when the result is 1/1 (peers exist that choke on it);
@@ -277,6 +279,26 @@ def negotiate_roles(
     return tuple(out)
 
 
+def _reject_roleless(
+    rq: AAssociateRQ,
+    contexts: Sequence[PresentationContextAC],
+    roles: tuple[RoleSelection, ...],
+    roleless: set[str],
+) -> tuple[tuple[PresentationContextAC, ...], tuple[RoleSelection, ...]]:
+    """Contexts of SOP classes where the role answer grants the requestor neither role: an
+    accepted context no one may use. They are answered user-rejection (PS3.8 Table 9-18,
+    result 1), as pynetdicom answers them, and their role items are left out."""
+    ids = {pc.context_id for pc in rq.presentation_contexts
+           if uid_norm(pc.abstract_syntax) in roleless}  # fmt: skip
+    answered = tuple(
+        PresentationContextAC(pc.context_id, USER_REJECTION, pc.transfer_syntax)
+        if pc.context_id in ids and pc.result == ACCEPTANCE else pc
+        for pc in contexts
+    )  # fmt: skip
+    kept = tuple(r for r in roles if uid_norm(r.sop_class_uid) not in roleless)
+    return answered, kept
+
+
 def _min_window(theirs: int, ours: int) -> int:
     """The smaller of two window sizes where 0 means unlimited (PS3.7 D.3.3.3)."""
     if theirs == 0:
@@ -376,9 +398,11 @@ def negotiate(rq: AAssociateRQ, policy: AcceptorPolicy) -> AAssociateAC | AAssoc
     window = negotiate_async_window(ui.async_ops_window, policy.async_ops_window)
     if window is not None:
         items.append(window)
-    items.extend(
-        negotiate_roles(ui.role_selections, policy.roles, abstract_syntaxes=accepted_syntaxes)
-    )
+    roles = negotiate_roles(ui.role_selections, policy.roles, abstract_syntaxes=accepted_syntaxes)
+    roleless = {uid_norm(r.sop_class_uid) for r in roles if not r.scu_role and not r.scp_role}
+    if roleless:  # rule 8: neither side may invoke anything on these contexts
+        contexts, roles = _reject_roleless(rq, contexts, roles, roleless)
+    items.extend(roles)
     if policy.implementation_version_name:
         items.append(ImplementationVersionName(policy.implementation_version_name))
     items.extend(
