@@ -64,6 +64,8 @@ def _check_ui(value: object) -> tuple[bool, str]:
     """PS3.5 Table 6.2-1 UI: at most 64 characters of digits and dots."""
     if not isinstance(value, str):
         return False, "must be str"
+    if not value:
+        return False, "must not be an empty str"
     if len(value) > 64:
         return False, "must not exceed 64 characters"
     if any(c not in "0123456789." for c in value):

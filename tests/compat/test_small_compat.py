@@ -83,3 +83,36 @@ def test_acceptors_user_identity_response_is_where_pynetdicom_has_it() -> None:
         assoc.release()
     finally:
         server.shutdown()
+
+
+def test_an_unusable_tls_context_fails_the_association_not_the_program() -> None:
+    """pynetdicom's guide passes ``Purpose.CLIENT_AUTH`` contexts around; a server-side context
+    given to a requestor makes the association fail (not established, the reason kept), as
+    pynetdicom's does, instead of raising ssl.SSLError out of ``associate()``."""
+    import ssl
+
+    pynetdicom = pytest.importorskip("pynetdicom")
+    scp = AE()
+    scp.add_supported_context("1.2.840.10008.1.1")
+    server = scp.start_server(("127.0.0.1", 0), block=False)
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)  # a server's context
+        for ae_class in (pynetdicom.AE, AE):
+            ae = ae_class()
+            ae.add_requested_context("1.2.840.10008.1.1")
+            assoc = ae.associate("127.0.0.1", server.server_address[1], tls_args=(context, None))
+            assert not assoc.is_established
+        assert "TLS" in str(assoc.failure_reason)
+    finally:
+        server.shutdown()
+
+
+def test_an_empty_uid_is_not_valid() -> None:
+    pytest.importorskip("pynetdicom")
+    from pydicom.uid import UID
+    from pynetdicom.utils import validate_uid as theirs
+
+    from dicomnet.utils import validate_uid as ours
+
+    assert ours(UID("")) is theirs(UID("")) is False
+    assert ours(UID("1.2.3")) is theirs(UID("1.2.3")) is True

@@ -110,6 +110,9 @@ def open_socket(
             server_hostname=server_hostname or (host if ssl_context.check_hostname else None),
             do_handshake_on_connect=False,
         )
+    except OSError as exc:  # ssl.SSLError too: e.g. a server-side context given to a client
+        sock.close()
+        raise TLSHandshakeError(f"cannot start TLS with {host}:{port}: {exc}") from exc
     except BaseException:
         sock.close()
         raise
