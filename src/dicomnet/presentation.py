@@ -22,11 +22,14 @@ short names (``"P"``, ``"S"``, ``"W"``, ...), and ready-made context lists for s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple, SupportsIndex
+from typing import TYPE_CHECKING, NamedTuple, SupportsIndex
 
 from dicomnet._record import Record
 from dicomnet.uid import UIDValue
-from dicomnet.ul.pdu import PresentationContextRQ, RoleSelection, uid_norm
+from dicomnet.ul.pdu import PresentationContextRQ, uid_norm
+
+if TYPE_CHECKING:
+    from dicomnet.ul.primitives import SCP_SCU_RoleSelectionNegotiation
 
 __all__ = [
     "DEFAULT_TRANSFER_SYNTAXES",
@@ -319,13 +322,23 @@ def build_context(
     return PresentationContext(str(abstract_syntax), list(transfer_syntaxes))
 
 
-def build_role(uid: str, scu_role: bool = False, scp_role: bool = False) -> RoleSelection:
-    """An SCP/SCU Role Selection sub-item (PS3.7 D.3.3.4) for ``ext_neg=`` of associate().
+def build_role(
+    uid: str, scu_role: bool = False, scp_role: bool = False
+) -> SCP_SCU_RoleSelectionNegotiation:
+    """An SCP/SCU Role Selection item (PS3.7 D.3.3.4) for ``ext_neg=`` of associate(), the
+    object pynetdicom's ``build_role`` returns (``sop_class_uid``, boolean ``scu_role`` and
+    ``scp_role``; editable until it is sent).
 
     E.g. ``build_role(CTImageStorage, scp_role=True)`` lets us receive C-GET's C-STORE
     sub-operations for CT images.
     """
-    return RoleSelection(_check_uid(uid, "SOP class"), int(bool(scu_role)), int(bool(scp_role)))
+    # lazy: the negotiation items are not on a plain client's start-up path (echoscu)
+    from dicomnet.ul.primitives import SCP_SCU_RoleSelectionNegotiation
+
+    item = SCP_SCU_RoleSelectionNegotiation()
+    item.sop_class_uid = _check_uid(uid, "SOP class")
+    item.scu_role, item.scp_role = bool(scu_role), bool(scp_role)
+    return item
 
 
 # --- query/retrieve information models (PS3.4 Annex C.3, K.6) ----------------------------------

@@ -116,3 +116,14 @@ def test_an_empty_uid_is_not_valid() -> None:
 
     assert ours(UID("")) is theirs(UID("")) is False
     assert ours(UID("1.2.3")) is theirs(UID("1.2.3")) is True
+
+
+def test_build_role_gives_pynetdicoms_item() -> None:
+    pynetdicom = pytest.importorskip("pynetdicom")
+    from dicomnet.presentation import build_role
+
+    ct = "1.2.840.10008.5.1.4.1.1.2"
+    for made in (pynetdicom.build_role(ct, scp_role=True), build_role(ct, scp_role=True)):
+        assert (made.sop_class_uid, made.scu_role, made.scp_role) == (ct, False, True)
+        made.scu_role = True  # editable until sent
+        assert made.scu_role is True

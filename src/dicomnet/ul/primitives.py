@@ -54,6 +54,8 @@ Item = (
 
 
 def _uid(value: object, what: str) -> str:
+    if isinstance(value, bytes):  # pynetdicom programs may give UIDs as bytes
+        value = value.decode("ascii", "replace")
     if not isinstance(value, str) or not value.strip("\0 "):
         raise DicomNetError(f"{what} must be a UID string, not {value!r}")
     return value.strip("\0 ")
