@@ -36,6 +36,7 @@ from dicomnet.settings import (
     Settings,
     validate_ae_title,
 )
+from dicomnet.transport.sync import SyncDriver
 from dicomnet.ul.pdu import UserIdentityRQ
 
 if TYPE_CHECKING:
@@ -61,9 +62,9 @@ class AE(Settings):
     """A DICOM Application Entity (see the module docstring)."""
 
     def __init__(self, ae_title: str | bytes = "DICOMNET") -> None:
-        super().__init__(ae_title)
         self._clients: weakref.WeakSet[Association] = weakref.WeakSet()
         self._servers: list[Server] = []
+        super().__init__(ae_title)
 
     def copy(self) -> Settings:
         """A copy of this AE's settings (contexts copied; no servers, no associations)."""
@@ -276,6 +277,17 @@ class AE(Settings):
         """A server on ``address``, already serving in its own thread (as
         ``start_server(..., block=False)``)."""
         return self.start_server(address, False, ssl_context, evt_handlers, ae_title, contexts)
+
+    def timeouts_changed(self) -> None:
+        """A new ACSE, DIMSE or network timeout applies to the live associations too, as it
+        does in pynetdicom (the next wait uses it)."""
+        for assoc in self.active_associations:
+            assoc.acse_timeout = self.acse_timeout
+            assoc.dimse_timeout = self.dimse_timeout
+            assoc.network_timeout = self.network_timeout
+            driver = assoc.driver
+            if isinstance(driver, SyncDriver):  # a requestor's idle timer reads it
+                driver.network_timeout = self.network_timeout
 
     @property
     def active_associations(self) -> list[Association]:

@@ -237,8 +237,9 @@ class PresentationContext(Record, frozen=False):
 
     @property
     def status(self) -> str:
-        """The negotiation result as text."""
-        return context_result_text(self.result)
+        """The negotiation result in pynetdicom's words ("Pending", "Accepted", "User
+        Rejected"...); :func:`context_result_text` gives PS3.8's."""
+        return "Pending" if self.result is None else _RESULT_WORDS.get(self.result, "Unknown")
 
     def add_transfer_syntax(self, uid: str) -> None:
         uid = _check_uid(uid, "transfer syntax")
@@ -265,7 +266,7 @@ class PresentationContext(Record, frozen=False):
         shown = [self.transfer_syntax] if self.transfer_syntax else self.transfer_syntaxes
         lines.extend([f"    ={_uid_name(t)}" for t in shown] or ["    (none)"])
         if self.result is not None:
-            lines.append(f"Result: {_RESULT_WORDS.get(self.result, 'Unknown')}")
+            lines.append(f"Result: {self.status}")
             roles = {(True, False): "SCU only", (True, True): "SCU and SCP",
                      (False, True): "SCP only"}  # fmt: skip
             lines.append(f"Role: {roles.get((self.as_scu, self.as_scp), '(none)')}")

@@ -188,6 +188,10 @@ class Settings:
             raise ValueError("maximum_pdu_size must be 0 (unlimited) or 8..2**32-1")
         self._maximum_pdu_size = value
 
+    def timeouts_changed(self) -> None:
+        """Called after ``acse_timeout``, ``dimse_timeout`` or ``network_timeout`` was set
+        (the AE passes them on to its live associations)."""
+
     @property
     def connection_timeout(self) -> float | None:
         return self._connection_timeout
@@ -203,6 +207,7 @@ class Settings:
     @acse_timeout.setter
     def acse_timeout(self, v: float | None) -> None:
         self._acse_timeout = _timeout(v, "acse_timeout")
+        self.timeouts_changed()
 
     @property
     def dimse_timeout(self) -> float | None:
@@ -211,6 +216,7 @@ class Settings:
     @dimse_timeout.setter
     def dimse_timeout(self, v: float | None) -> None:
         self._dimse_timeout = _timeout(v, "dimse_timeout")
+        self.timeouts_changed()
 
     @property
     def network_timeout(self) -> float | None:
@@ -219,6 +225,7 @@ class Settings:
     @network_timeout.setter
     def network_timeout(self, v: float | None) -> None:
         self._network_timeout = _timeout(v, "network_timeout")
+        self.timeouts_changed()
 
     # --- presentation contexts --------------------------------------------------------------
     @staticmethod

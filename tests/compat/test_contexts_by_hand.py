@@ -80,3 +80,13 @@ def test_supported_contexts_setter_adds_and_lists_by_uid() -> None:
         results.append((listed, ae.supported_contexts))
     assert results[0] == ([VERIFICATION, CT, MR], [])
     assert results[1] == results[0]
+
+
+def test_status_words_are_pynetdicoms() -> None:
+    p_presentation = pytest.importorskip("pynetdicom.presentation")
+    for result, words in ((None, "Pending"), (0, "Accepted"), (1, "User Rejected"),
+                          (3, "Abstract Syntax Not Supported"), (9, "Unknown")):  # fmt: skip
+        for presentation in (p_presentation, d_presentation):
+            cx = presentation.build_context(CT)
+            cx.result = result
+            assert cx.status == words, presentation.__name__

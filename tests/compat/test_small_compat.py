@@ -127,3 +127,33 @@ def test_build_role_gives_pynetdicoms_item() -> None:
         assert (made.sop_class_uid, made.scu_role, made.scp_role) == (ct, False, True)
         made.scu_role = True  # editable until sent
         assert made.scu_role is True
+
+
+def test_timeouts_set_on_the_ae_reach_its_live_associations() -> None:
+    """pynetdicom passes a new ACSE/DIMSE/network timeout on to the AE's associations; so
+    does dicomnet: a DIMSE timeout lowered after associating ends the wait for a slow peer."""
+    import time
+
+    pynetdicom = pytest.importorskip("pynetdicom")
+    from dicomnet import evt
+
+    scp = AE("SCP")
+    scp.add_supported_context("1.2.840.10008.1.1")
+    server = scp.start_server(("127.0.0.1", 0), block=False,
+                              evt_handlers=[(evt.EVT_C_ECHO, lambda e: time.sleep(3) or 0)])  # fmt: skip
+    try:
+        for ae_class in (pynetdicom.AE, AE):
+            ae = ae_class()
+            ae.add_requested_context("1.2.840.10008.1.1")
+            assoc = ae.associate("127.0.0.1", server.server_address[1])
+            assert assoc.dimse_timeout == 30
+            ae.dimse_timeout = 0.5
+            ae.acse_timeout = 7
+            assert (assoc.dimse_timeout, assoc.acse_timeout) == (0.5, 7), ae_class
+            start = time.monotonic()
+            status = assoc.send_c_echo()
+            assert len(status) == 0 and time.monotonic() - start < 2.5, ae_class
+            if assoc.is_established:
+                assoc.abort()
+    finally:
+        server.shutdown()
