@@ -135,16 +135,16 @@ class Settings:
         self._ae_title = validate_ae_title(ae_title)
         self._requested: list[PresentationContext] = []
         self._supported: list[PresentationContext] = []
-        self.implementation_class_uid = IMPLEMENTATION_CLASS_UID
-        self.implementation_version_name: str | None = IMPLEMENTATION_VERSION_NAME
+        self._implementation_class_uid: str = IMPLEMENTATION_CLASS_UID
+        self._implementation_version_name: str | None = IMPLEMENTATION_VERSION_NAME
         self._maximum_pdu_size = DEFAULT_MAXIMUM_PDU_SIZE
         self._connection_timeout: float | None = None
         self._acse_timeout: float | None = 30.0
         self._dimse_timeout: float | None = 30.0
         self._network_timeout: float | None = 60.0
         self.require_called_aet = False
-        self.require_calling_aet: list[str] = []
-        self.maximum_associations = 10
+        self._require_calling_aet: list[str] = []
+        self._maximum_associations = 10
         self.maximum_operations_invoked = 1
         self.maximum_operations_performed = 1
         self.max_message_size: int | None = None
@@ -174,6 +174,62 @@ class Settings:
     @ae_title.setter
     def ae_title(self, value: str | bytes) -> None:
         self._ae_title = validate_ae_title(value)
+
+    # Checked when set, as pynetdicom checks them: a bad value fails here, not on the wire.
+    @property
+    def implementation_class_uid(self) -> str:
+        """Sent in every association request and answer (PS3.7 D.3.3.2)."""
+        return self._implementation_class_uid
+
+    @implementation_class_uid.setter
+    def implementation_class_uid(self, value: str | bytes) -> None:
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace")
+        if not isinstance(value, str):
+            raise TypeError(f"implementation_class_uid must be str, not {type(value).__name__}")
+        value = value.strip("\0 ")
+        if not value or len(value) > 64 or any(c not in "0123456789." for c in value):
+            raise ValueError(f"invalid implementation_class_uid {value!r} (PS3.5 9.1)")
+        self._implementation_class_uid = value
+
+    @property
+    def implementation_version_name(self) -> str | None:
+        """Sent when not None (PS3.7 D.3.3.2: 1-16 characters)."""
+        return self._implementation_version_name
+
+    @implementation_version_name.setter
+    def implementation_version_name(self, value: str | bytes | None) -> None:
+        if value is not None:
+            if isinstance(value, bytes):
+                value = value.decode("ascii", "replace")
+            if not isinstance(value, str):
+                raise TypeError("implementation_version_name must be str or None, "
+                                f"not {type(value).__name__}")  # fmt: skip
+            value = value.strip(" ")
+            if not value or len(value) > 16 or any(c == "\\" or not " " <= c <= "~" for c in value):
+                raise ValueError(f"invalid implementation_version_name {value!r} (1-16 "
+                                 "characters, PS3.7 D.3.3.2)")  # fmt: skip
+        self._implementation_version_name = value
+
+    @property
+    def require_calling_aet(self) -> list[str]:
+        """Accept associations only from these calling AE titles (empty: from any)."""
+        return self._require_calling_aet
+
+    @require_calling_aet.setter
+    def require_calling_aet(self, titles: Iterable[str | bytes]) -> None:
+        self._require_calling_aet = [validate_ae_title(t) for t in titles]
+
+    @property
+    def maximum_associations(self) -> int:
+        """How many associations a server carries at once (further ones are rejected)."""
+        return self._maximum_associations
+
+    @maximum_associations.setter
+    def maximum_associations(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"maximum_associations must be int, not {type(value).__name__}")
+        self._maximum_associations = max(1, value)
 
     # --- limits and timeouts --------------------------------------------------------------
     @property

@@ -157,3 +157,29 @@ def test_timeouts_set_on_the_ae_reach_its_live_associations() -> None:
                 assoc.abort()
     finally:
         server.shutdown()
+
+
+def _attr(ae_class: Any, name: str, value: object) -> str:
+    import warnings
+
+    try:
+        ae = ae_class()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pynetdicom warns on bytes values
+            setattr(ae, name, value)
+        return repr(getattr(ae, name))
+    except (TypeError, ValueError) as exc:
+        return type(exc).__name__
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("implementation_class_uid", b"1.2.3"), ("implementation_class_uid", 1234),
+    ("implementation_class_uid", ""), ("implementation_class_uid", "1.2.a"),
+    ("implementation_version_name", "A" * 17), ("implementation_version_name", ""),
+    ("implementation_version_name", None), ("implementation_version_name", "OK_1"),
+    ("require_calling_aet", [b"SCUAE", "OTHER"]), ("maximum_associations", -10),
+    ("maximum_associations", 5),
+])  # fmt: skip
+def test_ae_attributes_are_checked_when_set_as_pynetdicoms(name: str, value: object) -> None:
+    pynetdicom = pytest.importorskip("pynetdicom")
+    assert _attr(AE, name, value) == _attr(pynetdicom.AE, name, value)
