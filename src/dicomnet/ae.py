@@ -78,7 +78,7 @@ class AE(Settings):
 
     def associate(
         self,
-        addr: str,
+        addr: str | tuple[str, int, int],
         port: int,
         contexts: Sequence[PresentationContext] | None = None,
         ae_title: str | bytes = "ANY-SCP",
@@ -112,6 +112,9 @@ class AE(Settings):
         """
         if tls_args is not None:
             ssl_context, server_hostname = tls_args[0], tls_args[1] or server_hostname
+        addr = _host(addr)
+        if isinstance(port, bool) or not isinstance(port, int):
+            raise TypeError(f"'port' must be int, not {type(port).__name__}")
         assoc = client.request_association(
             self,
             client.AssociationRequest(
@@ -307,5 +310,15 @@ class AE(Settings):
             if assoc.is_established:
                 assoc.abort()
 
+
+
+def _host(addr: object) -> str:
+    """``addr`` as given to ``associate``: a host name or address, or pynetdicom's IPv6
+    ``(host, flowinfo, scope_id)`` tuple (its host is used)."""
+    if isinstance(addr, tuple) and addr and isinstance(addr[0], str):
+        return addr[0]
+    if not isinstance(addr, str):
+        raise TypeError(f"'addr' must be str or tuple[str, int, int], not {type(addr).__name__}")
+    return addr
 
 ApplicationEntity = AE

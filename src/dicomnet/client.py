@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from dicomnet.assocbase import AssociationBase
 from dicomnet.association import Association
+from dicomnet.errors import NoRequestedContextsError
 from dicomnet.events import (
     EVT_CONN_CLOSE,
     EVT_CONN_OPEN,
@@ -131,7 +132,9 @@ def build_rq(
 ) -> tuple[AAssociateRQ, list[PresentationContext]]:
     """The A-ASSOCIATE-RQ for ``contexts`` (IDs 1, 3, 5, ... assigned to copies)."""
     if not contexts:
-        raise ValueError("no presentation contexts to request: use ae.add_requested_context()")
+        raise NoRequestedContextsError(
+            "no presentation contexts to request: use ae.add_requested_context()"
+        )
     if len(contexts) > MAX_CONTEXTS:
         raise ValueError(
             f"at most {MAX_CONTEXTS} presentation contexts can be requested (PS3.8 9.3.2.2)"

@@ -19,6 +19,7 @@ __all__ = [
     "DimseError",
     "NegotiationError",
     "NoPresentationContextError",
+    "NoRequestedContextsError",
     "PDUDecodeError",
     "ProtocolError",
     "TimeoutError_",
@@ -93,3 +94,8 @@ class NoPresentationContextError(DicomNetError, ValueError):
     def __init__(self, message: str, *, role_refused: bool = False) -> None:
         super().__init__(message)
         self.role_refused = role_refused
+
+
+class NoRequestedContextsError(DicomNetError, RuntimeError, ValueError):
+    """An association was requested with no presentation context to propose (a
+    RuntimeError as pynetdicom raises, and a ValueError as dicomnet raised before)."""

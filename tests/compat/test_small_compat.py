@@ -183,3 +183,14 @@ def _attr(ae_class: Any, name: str, value: object) -> str:
 def test_ae_attributes_are_checked_when_set_as_pynetdicoms(name: str, value: object) -> None:
     pynetdicom = pytest.importorskip("pynetdicom")
     assert _attr(AE, name, value) == _attr(pynetdicom.AE, name, value)
+
+
+def test_associate_argument_errors_are_pynetdicoms() -> None:
+    pynetdicom = pytest.importorskip("pynetdicom")
+    for ae_class in (pynetdicom.AE, AE):
+        ae = ae_class()
+        with pytest.raises(RuntimeError):  # nothing to propose
+            ae.associate("127.0.0.1", 104)
+        ae.add_requested_context("1.2.840.10008.1.1")
+        with pytest.raises(TypeError):
+            ae.associate(1112, 104)
