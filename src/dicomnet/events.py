@@ -38,9 +38,47 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-from dicomnet._record import Record
 from dicomnet.datasource import DataSource
 from dicomnet.dimse.primitives import DIMSEPrimitive
+from dicomnet.event_types import (
+    ALL_EVENTS,
+    EVT_ABORTED,
+    EVT_ACCEPTED,
+    EVT_ACSE_RECV,
+    EVT_ACSE_SENT,
+    EVT_ASYNC_OPS,
+    EVT_C_ECHO,
+    EVT_C_FIND,
+    EVT_C_GET,
+    EVT_C_MOVE,
+    EVT_C_STORE,
+    EVT_CONN_CLOSE,
+    EVT_CONN_OPEN,
+    EVT_DATA_RECV,
+    EVT_DATA_SENT,
+    EVT_DIMSE_RECV,
+    EVT_DIMSE_SENT,
+    EVT_ESTABLISHED,
+    EVT_FSM_TRANSITION,
+    EVT_N_ACTION,
+    EVT_N_CREATE,
+    EVT_N_DELETE,
+    EVT_N_EVENT_REPORT,
+    EVT_N_GET,
+    EVT_N_SET,
+    EVT_PDU_RECV,
+    EVT_PDU_SENT,
+    EVT_REJECTED,
+    EVT_RELEASED,
+    EVT_REQUESTED,
+    EVT_SOP_COMMON,
+    EVT_SOP_EXTENDED,
+    EVT_USER_ID,
+    PROTOCOL_EVENTS,
+    EventType,
+    InterventionEvent,
+    NotificationEvent,
+)
 from dicomnet.presentation import PresentationContext
 from dicomnet.settings import IMPLEMENTATION_CLASS_UID, Settings
 from dicomnet.ul.fsm import Action, State
@@ -103,100 +141,6 @@ __all__ = [
 
 LOGGER = logging.getLogger("dicomnet.events")
 
-
-class EventType(Record):
-    """One kind of event. ``intervention``: the handler's return value answers the peer."""
-
-    __slots__ = ("description", "intervention", "name")
-    name: str
-    description: str
-    intervention: bool
-
-    def __init__(self, name: str, description: str, intervention: bool) -> None:
-        _set = object.__setattr__  # frozen: past Record.__setattr__
-        _set(self, "name", name)
-        _set(self, "description", description)
-        _set(self, "intervention", intervention)
-
-    @property
-    def is_intervention(self) -> bool:
-        return self.intervention
-
-    @property
-    def is_notification(self) -> bool:
-        return not self.intervention
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-#: pynetdicom's names of the two kinds (``isinstance`` checks: both are :class:`EventType`).
-NotificationEvent = EventType
-InterventionEvent = EventType
-
-# Notification events: association / connection life cycle (PS3.8 section 7).
-EVT_CONN_OPEN = EventType("EVT_CONN_OPEN", "transport connection accepted", False)
-EVT_CONN_CLOSE = EventType("EVT_CONN_CLOSE", "transport connection closed", False)
-EVT_REQUESTED = EventType("EVT_REQUESTED", "A-ASSOCIATE-RQ received", False)
-EVT_ACCEPTED = EventType("EVT_ACCEPTED", "A-ASSOCIATE-AC sent", False)
-EVT_REJECTED = EventType("EVT_REJECTED", "A-ASSOCIATE-RJ sent", False)
-EVT_RELEASED = EventType("EVT_RELEASED", "association released", False)
-EVT_ABORTED = EventType("EVT_ABORTED", "association aborted", False)
-EVT_ESTABLISHED = EventType("EVT_ESTABLISHED", "association established", False)
-
-# Notification events of the protocol machinery: only built when a handler is bound to them
-# (each would otherwise cost on every PDU or message). ``event.pdu`` (PS3.8 section 9.3),
-# ``event.data`` (the raw bytes), ``event.message`` (the DIMSE message, PS3.7 section 6.3),
-# ``event.primitive`` (the A-ASSOCIATE / A-RELEASE / A-ABORT PDU, PS3.8 section 7),
-# ``event.current_state``/``fsm_event``/``action``/``next_state`` (PS3.8 section 9.2).
-EVT_ACSE_RECV = EventType("EVT_ACSE_RECV", "ACSE primitive received", False)
-EVT_ACSE_SENT = EventType("EVT_ACSE_SENT", "ACSE primitive sent", False)
-EVT_DATA_RECV = EventType("EVT_DATA_RECV", "data received from the peer", False)
-EVT_DATA_SENT = EventType("EVT_DATA_SENT", "data sent to the peer", False)
-EVT_DIMSE_RECV = EventType("EVT_DIMSE_RECV", "DIMSE message received", False)
-EVT_DIMSE_SENT = EventType("EVT_DIMSE_SENT", "DIMSE message sent", False)
-EVT_PDU_RECV = EventType("EVT_PDU_RECV", "PDU received", False)
-EVT_PDU_SENT = EventType("EVT_PDU_SENT", "PDU sent", False)
-EVT_FSM_TRANSITION = EventType("EVT_FSM_TRANSITION", "state machine transition", False)
-
-# Intervention events: requests the peer makes of us.
-EVT_USER_ID = EventType("EVT_USER_ID", "user identity negotiation (PS3.7 D.3.3.7)", True)
-EVT_SOP_EXTENDED = EventType(
-    "EVT_SOP_EXTENDED", "SOP class extended negotiation (PS3.7 D.3.3.5)", True
-)
-EVT_SOP_COMMON = EventType(
-    "EVT_SOP_COMMON", "SOP class common extended negotiation (PS3.7 D.3.3.6)", True
-)
-EVT_ASYNC_OPS = EventType(
-    "EVT_ASYNC_OPS", "asynchronous operations window negotiation (PS3.7 D.3.3.3)", True
-)
-EVT_C_ECHO = EventType("EVT_C_ECHO", "C-ECHO-RQ received", True)
-EVT_C_STORE = EventType("EVT_C_STORE", "C-STORE-RQ received", True)
-EVT_C_FIND = EventType("EVT_C_FIND", "C-FIND-RQ received", True)
-EVT_C_GET = EventType("EVT_C_GET", "C-GET-RQ received", True)
-EVT_C_MOVE = EventType("EVT_C_MOVE", "C-MOVE-RQ received", True)
-EVT_N_EVENT_REPORT = EventType("EVT_N_EVENT_REPORT", "N-EVENT-REPORT-RQ received", True)
-EVT_N_GET = EventType("EVT_N_GET", "N-GET-RQ received", True)
-EVT_N_SET = EventType("EVT_N_SET", "N-SET-RQ received", True)
-EVT_N_ACTION = EventType("EVT_N_ACTION", "N-ACTION-RQ received", True)
-EVT_N_CREATE = EventType("EVT_N_CREATE", "N-CREATE-RQ received", True)
-EVT_N_DELETE = EventType("EVT_N_DELETE", "N-DELETE-RQ received", True)
-
-#: Every event type, notification and intervention.
-ALL_EVENTS: tuple[EventType, ...] = ()  # filled below, once every EVT_* exists
-
-#: The events fired from the Upper Layer machinery through a :class:`ProtocolObserver`.
-PROTOCOL_EVENTS = (
-    EVT_ACSE_RECV,
-    EVT_ACSE_SENT,
-    EVT_DATA_RECV,
-    EVT_DATA_SENT,
-    EVT_PDU_RECV,
-    EVT_PDU_SENT,
-    EVT_FSM_TRANSITION,
-)
-
-ALL_EVENTS = tuple(v for k, v in list(globals().items()) if k.startswith("EVT_"))
 
 # A handler is called as handler(event, *extra_args); what it returns depends on the event
 # (a status, (status, dataset), a generator of them, or a coroutine of any of these), so its

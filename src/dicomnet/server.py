@@ -153,6 +153,11 @@ class Server:
         return self.address
 
     @property
+    def ae_title(self) -> str:
+        """The AE title this server answers as (``start_server(ae_title=...)`` or the AE's)."""
+        return self.ae.ae_title
+
+    @property
     def socket(self) -> object | None:
         """The listening socket (None once closed)."""
         listener = self._listener

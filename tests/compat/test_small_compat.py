@@ -194,3 +194,26 @@ def test_associate_argument_errors_are_pynetdicoms() -> None:
         ae.add_requested_context("1.2.840.10008.1.1")
         with pytest.raises(TypeError):
             ae.associate(1112, 104)
+
+
+def test_event_kinds_are_built_and_checked_as_in_pynetdicom() -> None:
+    pynetdicom = pytest.importorskip("pynetdicom")
+    from dicomnet import evt
+
+    for module in (pynetdicom.evt, evt):
+        mine = module.InterventionEvent("EVT_MINE", "my event")
+        note = module.NotificationEvent("EVT_NOTE", "my notification")
+        assert (mine.is_intervention, note.is_notification) == (True, True), module.__name__
+        assert isinstance(module.EVT_C_STORE, module.InterventionEvent)
+        assert isinstance(module.EVT_ABORTED, module.NotificationEvent)
+        assert not isinstance(module.EVT_ABORTED, module.InterventionEvent)
+
+
+def test_a_server_knows_its_ae_title() -> None:
+    scp = AE("MAIN")
+    scp.add_supported_context("1.2.840.10008.1.1")
+    server = scp.start_server(("127.0.0.1", 0), block=False, ae_title="OTHER")
+    try:
+        assert (server.ae_title, scp.ae_title) == ("OTHER", "MAIN")
+    finally:
+        server.shutdown()
