@@ -571,8 +571,11 @@ class Event(Generic[A]):
         value = self._parameter("AttributeIdentifierList")
         if value is None:
             return []
+        # lazy: pydicom only for the N-GET handlers that read this
+        from pydicom.tag import BaseTag
+
         items = value if isinstance(value, list | tuple) else [value]
-        return [int(tag) for tag in items if isinstance(tag, int)]
+        return [BaseTag(tag) for tag in items if isinstance(tag, int)]  # as pynetdicom's
 
     def encoded_dataset(self, include_meta: bool = True) -> bytes:
         """The received data set as it came, encoded in the context's transfer syntax; with
