@@ -17,9 +17,7 @@ import pytest
 
 from dicomnet.ae import AE
 from dicomnet.presentation import build_role
-from tests.compat.test_thread_api import _run
-from tests.conftest import require_dcmtk
-from tests.interop.test_scu_dcmtk import start_storescp
+from tests.compat.side_by_side import run_both
 
 VERIFICATION = "1.2.840.10008.1.1"
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -71,10 +69,6 @@ print(assoc.is_established, assoc.is_aborted, [cx.result for cx in assoc.rejecte
 def test_no_accepted_context_ends_with_an_abort_as_pynetdicoms(
     tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
-    pytest.importorskip("pynetdicom")
-    require_dcmtk("storescp")
-    port = start_storescp(procs, tmp_path / "out")
-    theirs = _run(PROGRAM, port, tmp_path)
-    ours = _run(PROGRAM.replace("pynetdicom", "dicomnet"), port, tmp_path)
+    theirs, ours, _port = run_both(PROGRAM, procs, tmp_path)
     assert theirs == ["False True [3]"]
     assert ours == theirs

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.compat.test_thread_api import _run
-from tests.conftest import require_dcmtk
-from tests.interop.test_scu_dcmtk import start_storescp
+from tests.compat.side_by_side import run_both
 
 PROGRAM = """
 import sys
@@ -45,11 +43,7 @@ for how in ("release", "abort"):
 def test_requestor_connection_events_as_pynetdicom_fires_them(
     tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
-    pytest.importorskip("pynetdicom")
-    require_dcmtk("storescp")
-    port = start_storescp(procs, tmp_path / "out")
-    theirs = _run(PROGRAM, port, tmp_path)
-    ours = _run(PROGRAM.replace("pynetdicom", "dicomnet"), port, tmp_path)
+    theirs, ours, port = run_both(PROGRAM, procs, tmp_path)
     peer = f"('127.0.0.1', {port})"
     events = f"[('EVT_CONN_CLOSE', {peer}), ('EVT_CONN_OPEN', {peer}), ('EVT_REQUESTED', None)]"
     assert theirs == [f"release {events}", f"abort {events}"]

@@ -13,7 +13,6 @@ association reaching the peer as an A-ABORT.
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,8 +23,8 @@ from pydicom.dataset import Dataset
 
 from dicomnet import evt
 from dicomnet.ae import AE
-from tests.conftest import free_port, require_dcmtk
-from tests.interop.test_scu_dcmtk import start_storescp
+from tests.compat.side_by_side import run_both
+from tests.conftest import free_port
 
 VERIFICATION = "1.2.840.10008.1.1"
 COMMITMENT = "1.2.840.10008.1.20.1"
@@ -52,24 +51,11 @@ print("after kill", assoc.is_released, assoc.is_aborted, assoc.is_alive())
 """
 
 
-def _run(program: str, port: int, cwd: Path) -> list[str]:
-    script = cwd / "program.py"
-    script.write_text(program)
-    done = subprocess.run([sys.executable, str(script), str(port)], capture_output=True,
-                          text=True, timeout=60, cwd=cwd)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout.splitlines()
-
-
 @pytest.mark.interop
 def test_thread_api_program_prints_the_same_under_both(
     tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
-    pytest.importorskip("pynetdicom")
-    require_dcmtk("storescp")
-    port = start_storescp(procs, tmp_path / "out")
-    theirs = _run(PROGRAM, port, tmp_path)
-    ours = _run(PROGRAM.replace("pynetdicom", "dicomnet"), port, tmp_path)
+    theirs, ours, _port = run_both(PROGRAM, procs, tmp_path)
     assert theirs == [
         "established True alive True daemon True",
         "join(0.3) waited True alive True",
