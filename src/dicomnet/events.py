@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from io import BytesIO
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from dicomnet.datasource import DataSource
@@ -507,6 +508,8 @@ class Event(Generic[A]):
     def data_source(self) -> DataSource | None:
         """The raw received data set (a :class:`~dicomnet.datasource.DataSource`) or None."""
         payload = None if self.request is None else self.request.payload
+        if isinstance(payload, BytesIO):  # a request built by hand, as pynetdicom's tests do
+            return DataSource(data=payload.getvalue())
         return payload if isinstance(payload, DataSource) else None
 
     @property
@@ -521,6 +524,8 @@ class Event(Generic[A]):
         if self._dataset is None:
             request = self.request
             source = None if request is None else request.payload
+            if isinstance(source, BytesIO):  # a request built by hand (pynetdicom's form)
+                source = DataSource(data=source.getvalue())
             if source is None:
                 if request is None or not request.DATASET_FIELDS:
                     raise NoDataSetError(f"the {self.event.name} event has no data set")

@@ -256,6 +256,10 @@ class PresentationContext(Record, frozen=False):
             self.context_id, self.abstract_syntax, tuple(self.transfer_syntaxes)
         )
 
+    def __repr__(self) -> str:
+        # pynetdicom's: the abstract syntax's name (``print(ae.requested_contexts)``)
+        return _uid_name(self.abstract_syntax) if self.abstract_syntax else "PresentationContext()"
+
     def __str__(self) -> str:
         # pynetdicom's layout, which programs print: ID, abstract syntax, syntaxes (the
         # accepted one once negotiated), then result and roles once negotiated

@@ -43,6 +43,7 @@ from dicomnet.presentation import (
     PresentationContext,
     build_context,
 )
+from dicomnet.uid import UIDValue
 
 if TYPE_CHECKING:
     from dicomnet.monitor import AccessPolicy, Monitor
@@ -135,7 +136,7 @@ class Settings:
         self._ae_title = validate_ae_title(ae_title)
         self._requested: list[PresentationContext] = []
         self._supported: list[PresentationContext] = []
-        self._implementation_class_uid: str = IMPLEMENTATION_CLASS_UID
+        self._implementation_class_uid: str = UIDValue(IMPLEMENTATION_CLASS_UID)
         self._implementation_version_name: str | None = IMPLEMENTATION_VERSION_NAME
         self._maximum_pdu_size = DEFAULT_MAXIMUM_PDU_SIZE
         self._connection_timeout: float | None = None
@@ -190,7 +191,7 @@ class Settings:
         value = value.strip("\0 ")
         if not value or len(value) > 64 or any(c not in "0123456789." for c in value):
             raise ValueError(f"invalid implementation_class_uid {value!r} (PS3.5 9.1)")
-        self._implementation_class_uid = value
+        self._implementation_class_uid = UIDValue(value)  # answers .name, as pydicom's UID
 
     @property
     def implementation_version_name(self) -> str | None:

@@ -90,3 +90,14 @@ def test_status_words_are_pynetdicoms() -> None:
             cx = presentation.build_context(CT)
             cx.result = result
             assert cx.status == words, presentation.__name__
+
+
+def test_repr_of_contexts_is_pynetdicoms() -> None:
+    pynetdicom = pytest.importorskip("pynetdicom")
+    shown = []
+    for ae_class in (pynetdicom.AE, AE):
+        ae = ae_class()
+        ae.add_requested_context(VERIFICATION)
+        ae.add_requested_context(CT)
+        shown.append(repr(ae.requested_contexts))
+    assert shown[0] == shown[1] == "[Verification SOP Class, CT Image Storage]"

@@ -17,6 +17,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from dicomnet import evt
+from dicomnet import presentation as d_presentation
 from dicomnet.ae import AE
 from dicomnet.dimse.payload import Payload
 from dicomnet.dimse.primitives import C_FIND
@@ -86,3 +87,45 @@ def test_pynetdicoms_event_constructor_form() -> None:
         _ = Event(None, evt.EVT_C_ECHO).dataset
     with pytest.raises(AttributeError):
         _ = Event(None, evt.EVT_C_ECHO).dataset
+
+
+def test_a_hand_built_request_with_a_bytesio_data_set() -> None:
+    """pynetdicom's handler tests put the encoded data set in the request as a BytesIO; the
+    event decodes it with the context's transfer syntax, in both libraries."""
+    pynetdicom = pytest.importorskip("pynetdicom")
+    from io import BytesIO
+
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    from dicomnet.dimse_primitives import C_STORE as D_C_STORE
+
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.SOPInstanceUID = "1.2.3.4"
+    ds.PatientName = "DOE^JANE"
+    out = DicomBytesIO()
+    out.is_little_endian, out.is_implicit_VR = True, True
+    write_dataset(out, ds)
+    encoded = out.getvalue()
+    seen = []
+    for primitives, presentation, events in (
+        (pynetdicom.dimse_primitives, pynetdicom.presentation, pynetdicom.events),
+        (None, d_presentation, evt),
+    ):  # fmt: skip
+        request = primitives.C_STORE() if primitives else D_C_STORE()
+        request.MessageID = 1
+        request.AffectedSOPClassUID = ds.SOPClassUID
+        request.AffectedSOPInstanceUID = ds.SOPInstanceUID
+        request.DataSet = BytesIO(encoded)
+        cx = presentation.build_context(ds.SOPClassUID, IMPLICIT)
+        cx.context_id = 1
+        if primitives:  # pynetdicom's event wants the (ID, abstract, transfer) tuple
+            cx.result = 0
+            context: Any = cx.as_tuple
+        else:
+            cx.transfer_syntax = IMPLICIT
+            context = cx
+        event = events.Event(None, events.EVT_C_STORE, {"request": request, "context": context})
+        seen.append((str(event.dataset.PatientName), event.encoded_dataset(include_meta=False)))
+    assert seen[0] == seen[1] == ("DOE^JANE", encoded)
