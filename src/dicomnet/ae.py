@@ -311,7 +311,6 @@ class AE(Settings):
                 assoc.abort()
 
 
-
 def _host(addr: object) -> str:
     """``addr`` as given to ``associate``: a host name or address, or pynetdicom's IPv6
     ``(host, flowinfo, scope_id)`` tuple (its host is used)."""
@@ -320,5 +319,6 @@ def _host(addr: object) -> str:
     if not isinstance(addr, str):
         raise TypeError(f"'addr' must be str or tuple[str, int, int], not {type(addr).__name__}")
     return addr
+
 
 ApplicationEntity = AE

@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from io import BytesIO
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from dicomnet.datasource import DataSource
 from dicomnet.dimse.primitives import DIMSEPrimitive
@@ -507,10 +507,16 @@ class Event(Generic[A]):
     @property
     def data_source(self) -> DataSource | None:
         """The raw received data set (a :class:`~dicomnet.datasource.DataSource`) or None."""
-        payload = None if self.request is None else self.request.payload
-        if isinstance(payload, BytesIO):  # a request built by hand, as pynetdicom's tests do
-            return DataSource(data=payload.getvalue())
+        payload = self._payload()
         return payload if isinstance(payload, DataSource) else None
+
+    def _payload(self) -> Any:
+        """The request's data set payload; a BytesIO (a request built by hand, as pynetdicom's
+        handler tests build them) as a DataSource over its bytes."""
+        payload = None if self.request is None else self.request.payload
+        if isinstance(payload, BytesIO):
+            return DataSource(data=payload.getvalue())
+        return payload
 
     @property
     def dataset(self) -> Dataset:
@@ -523,9 +529,7 @@ class Event(Generic[A]):
         """
         if self._dataset is None:
             request = self.request
-            source = None if request is None else request.payload
-            if isinstance(source, BytesIO):  # a request built by hand (pynetdicom's form)
-                source = DataSource(data=source.getvalue())
+            source = self._payload()
             if source is None:
                 if request is None or not request.DATASET_FIELDS:
                     raise NoDataSetError(f"the {self.event.name} event has no data set")

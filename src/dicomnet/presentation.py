@@ -46,6 +46,7 @@ __all__ = [
     "PresentationContextTuple",
     "build_context",
     "build_role",
+    "check_uid",
     "context_result_text",
     "query_model_uid",
     "storage_contexts",
@@ -107,7 +108,9 @@ def context_result_text(result: int | None) -> str:
     return _RESULT_TEXT.get(result, f"unknown result {result}")
 
 
-def _check_uid(uid: str, what: str) -> str:
+def check_uid(uid: str, what: str) -> str:
+    """``uid`` without trailing padding, or ValueError unless it is 1-64 digits and dots
+    (PS3.5 Table 6.2-1 UI); ``what`` names it in the message."""
     uid = uid_norm(str(uid))
     if not uid or len(uid) > 64 or any(c not in "0123456789." for c in uid):
         raise ValueError(f"invalid {what} UID {uid!r}")
@@ -145,12 +148,12 @@ class PresentationContext(Record, frozen=False):
     ``transfer_syntaxes``: proposed (requested side) or supported (acceptor side) syntaxes
     (default: :data:`PREFERRED_TRANSFER_SYNTAXES`; a single UID string is accepted too).
     ``transfer_syntax``: after negotiation, the accepted one (``None`` if rejected).
+    ``scu_role``/``scp_role``: role selection to propose or accept; ``None`` = default roles.
+    ``as_scu``/``as_scp``: after negotiation, whether *this* AE may act as SCU / SCP on it.
 
     Built as pynetdicom programs build one: ``PresentationContext()`` starts with no abstract
     syntax and no transfer syntaxes; assigning a *list* to ``transfer_syntax`` sets the
     syntaxes to propose or support (pynetdicom's meaning), as ``transfer_syntaxes`` does.
-    ``scu_role``/``scp_role``: role selection to propose or accept; ``None`` = default roles.
-    ``as_scu``/``as_scp``: after negotiation, whether *this* AE may act as SCU / SCP on it.
 
     A mutable :class:`~dicomnet._record.Record`: equality compares every field, like the
     dataclass it replaces (not hashable).
@@ -189,7 +192,7 @@ class PresentationContext(Record, frozen=False):
         as_scu: bool = False,
         as_scp: bool = False,
     ) -> None:
-        self.abstract_syntax = _check_uid(abstract_syntax, "abstract syntax") if abstract_syntax else ""
+        self.abstract_syntax = check_uid(abstract_syntax, "abstract syntax") if abstract_syntax else ""
         if transfer_syntaxes is None:  # an empty context (pynetdicom's start) has none yet
             transfer_syntaxes = PREFERRED_TRANSFER_SYNTAXES if abstract_syntax else ()
         self.transfer_syntaxes = _syntax_list(transfer_syntaxes)
@@ -242,7 +245,7 @@ class PresentationContext(Record, frozen=False):
         return "Pending" if self.result is None else _RESULT_WORDS.get(self.result, "Unknown")
 
     def add_transfer_syntax(self, uid: str) -> None:
-        uid = _check_uid(uid, "transfer syntax")
+        uid = check_uid(uid, "transfer syntax")
         if uid not in self.transfer_syntaxes:
             self.transfer_syntaxes.append(uid)
 
@@ -288,7 +291,7 @@ def _syntax_list(syntaxes: Iterable[str] | str) -> list[str]:
         syntaxes = [syntaxes]
     out: list[str] = []
     for t in syntaxes:
-        t = _check_uid(t, "transfer syntax")
+        t = check_uid(t, "transfer syntax")
         if t not in out:
             out.append(t)
     return out
@@ -341,7 +344,7 @@ def build_role(
     from dicomnet.ul.primitives import SCP_SCU_RoleSelectionNegotiation
 
     item = SCP_SCU_RoleSelectionNegotiation()
-    item.sop_class_uid = _check_uid(uid, "SOP class")
+    item.sop_class_uid = check_uid(uid, "SOP class")
     item.scu_role, item.scp_role = bool(scu_role), bool(scp_role)
     return item
 
@@ -380,7 +383,7 @@ def query_model_uid(model: str, operation: str) -> str:
     operation = operation.lower()
     model = str(model)
     if model and model[0].isdigit():
-        return _check_uid(model, "query model")
+        return check_uid(model, "query model")
     short = model
     if model not in QR_MODELS:
         for long_name, s in _LONG_NAMES.items():

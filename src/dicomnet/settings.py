@@ -42,6 +42,7 @@ from dicomnet.presentation import (
     RECEIVE_TRANSFER_SYNTAXES,
     PresentationContext,
     build_context,
+    check_uid,
 )
 from dicomnet.uid import UIDValue
 
@@ -85,19 +86,26 @@ file is renamed into place instead of copied); b"" for none."""
 def _abstract_syntax(cx: PresentationContext) -> str:
     return cx.abstract_syntax
 
+
 def validate_ae_title(title: str | bytes) -> str:
     """``title`` without padding, or ValueError (PS3.5 AE VR: 1-16 significant characters, no
     backslash or control characters)."""
-    if isinstance(title, bytes):
-        title = title.decode("ascii")
-    if not isinstance(title, str):
-        raise TypeError(f"AE title must be str or bytes, not {type(title).__name__}")
-    title = title.strip(" ")  # padding; other whitespace (tab, newline) is refused below
-    if not title or len(title) > 16:
-        raise ValueError(f"AE title must have 1-16 significant characters: {title!r}")
-    if any(c == "\\" or ord(c) < 0x20 or ord(c) > 0x7E for c in title):
-        raise ValueError(f"invalid character in AE title {title!r}")
-    return title
+    return _short_text(title, "AE title")
+
+
+def _short_text(value: str | bytes, what: str) -> str:
+    """``value`` without its padding spaces: 1-16 characters of the default repertoire, no
+    backslash (an AE title, PS3.5 6.2; an Implementation Version Name, PS3.7 D.3.3.2)."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii")
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str or bytes, not {type(value).__name__}")
+    value = value.strip(" ")  # padding; other whitespace (tab, newline) is refused below
+    if not value or len(value) > 16:
+        raise ValueError(f"{what} must have 1-16 significant characters: {value!r}")
+    if any(c == "\\" or ord(c) < 0x20 or ord(c) > 0x7E for c in value):
+        raise ValueError(f"invalid character in {what} {value!r}")
+    return value
 
 
 def _timeout(value: float | None, what: str) -> float | None:
@@ -188,10 +196,9 @@ class Settings:
             value = value.decode("ascii", "replace")
         if not isinstance(value, str):
             raise TypeError(f"implementation_class_uid must be str, not {type(value).__name__}")
-        value = value.strip("\0 ")
-        if not value or len(value) > 64 or any(c not in "0123456789." for c in value):
-            raise ValueError(f"invalid implementation_class_uid {value!r} (PS3.5 9.1)")
-        self._implementation_class_uid = UIDValue(value)  # answers .name, as pydicom's UID
+        # a UIDValue answers .name, as pydicom's UID does
+        uid = check_uid(value.strip("\0 "), "implementation class")
+        self._implementation_class_uid = UIDValue(uid)
 
     @property
     def implementation_version_name(self) -> str | None:
@@ -201,15 +208,7 @@ class Settings:
     @implementation_version_name.setter
     def implementation_version_name(self, value: str | bytes | None) -> None:
         if value is not None:
-            if isinstance(value, bytes):
-                value = value.decode("ascii", "replace")
-            if not isinstance(value, str):
-                raise TypeError("implementation_version_name must be str or None, "
-                                f"not {type(value).__name__}")  # fmt: skip
-            value = value.strip(" ")
-            if not value or len(value) > 16 or any(c == "\\" or not " " <= c <= "~" for c in value):
-                raise ValueError(f"invalid implementation_version_name {value!r} (1-16 "
-                                 "characters, PS3.7 D.3.3.2)")  # fmt: skip
+            value = _short_text(value, "implementation_version_name")
         self._implementation_version_name = value
 
     @property
@@ -406,8 +405,7 @@ class Settings:
     def set_supported_contexts(self, contexts: Iterable[PresentationContext]) -> None:
         """Support exactly ``contexts`` (the ones supported before are dropped)."""
         self._supported = []
-        for cx in contexts:
-            self.add_supported_context(cx)
+        self.supported_contexts = contexts
 
     def supported_map(self) -> dict[str, list[str]]:
         """Abstract syntax -> transfer syntaxes in our preference order (for negotiation)."""

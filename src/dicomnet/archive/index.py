@@ -63,6 +63,7 @@ from dicomnet.archive.models import (
     QueryError,
     StudyConflictError,
 )
+from dicomnet.archive.storage import open_file
 from dicomnet.dimse.status import Status
 
 __all__ = [
@@ -159,10 +160,6 @@ class RetrieveSet:
                 yield RetrieveItem(row[0], row[1], row[2], row[3])
 
 
-def _open_file(path: str) -> BinaryIO:
-    return open(path, "rb")
-
-
 class ArchiveIndex:
     """The index of an archive; thread-safe. ``path``: a SQLite file (or ``sqlite:PATH``) or a
     ``postgresql://`` URI (:func:`dicomnet.archive.backend.open_backend`).
@@ -179,7 +176,7 @@ class ArchiveIndex:
         self.study_conflict = study_conflict
         #: how a stored instance named by the index is opened, for the return keys a C-FIND
         #: reads from it (an archive sets its storage's ``open``)
-        self.open_stored: Callable[[str], BinaryIO] = _open_file
+        self.open_stored: Callable[[str], BinaryIO] = open_file
         #: where the index lives (:mod:`dicomnet.archive.backend`)
         self.backend: Backend = open_backend(self.path, durable=durable, timeout=timeout)
         try:

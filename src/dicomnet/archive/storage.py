@@ -50,7 +50,13 @@ if TYPE_CHECKING:
     from dicomnet.archive.store import PendingFile, StoredInstance
     from dicomnet.services.sending import StoreInput
 
-__all__ = ["InstanceStorage"]
+__all__ = ["InstanceStorage", "open_file"]
+
+
+def open_file(path: str) -> BinaryIO:
+    """A stored Part 10 file opened for reading: the file store's :meth:`InstanceStorage.open`,
+    and what readers given no storage use."""
+    return open(path, "rb")
 
 
 @runtime_checkable

@@ -56,6 +56,7 @@ from dicomnet.archive.part10 import (
     quick_hash,
     validate_uid,
 )
+from dicomnet.archive.storage import open_file
 
 if TYPE_CHECKING:
     from dicomnet.archive.index import ArchiveIndex, InstanceFields
@@ -510,7 +511,7 @@ class FileStore:
 
     def open(self, path: str) -> BinaryIO:
         """The stored file ``path``, open for reading."""
-        return open(path, "rb")
+        return open_file(path)
 
     def source(self, path: str) -> str:
         """A C-STORE sub-operation sends the file itself (read with no copy by the sender)."""

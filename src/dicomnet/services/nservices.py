@@ -24,8 +24,8 @@ are the request's Affected (N-EVENT-REPORT, N-CREATE) or Requested (the others) 
 N-CREATE whose request left the instance UID to the SCP (PS3.7 section 10.1.5.1.3) it is taken
 from the returned data set's SOP Instance UID. Event Type ID and Action Type ID are echoed.
 A handler exception or an unusable return value becomes 0110H Processing failure (PS3.7 Annex
-C.4.4), and so does no handler bound (as pynetdicom answers). :data:`N_SERVICES` maps each request primitive class to
-its service for the dispatcher (:mod:`dicomnet.services.dispatch`).
+C.4.4), and so does no handler bound (as pynetdicom answers). :data:`N_SERVICES` maps each
+request primitive class to its service for the dispatcher (:mod:`dicomnet.services.dispatch`).
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from enum import IntEnum
 from typing import BinaryIO, NamedTuple, Protocol, runtime_checkable
 
 from dicomnet.archive.part10 import quick_hash
+from dicomnet.archive.storage import open_file
 from dicomnet.dimse.dataset import read_file_meta
 from dicomnet.errors import DicomNetError
 
@@ -162,11 +163,6 @@ def storage_class_check() -> Callable[[str], bool]:
 
     known = frozenset([*storage_sop_classes(), *RETIRED_STORAGE_SOP_CLASSES.values()])
     return known.__contains__
-
-
-def open_file(path: str) -> BinaryIO:
-    """A stored file opened for reading (what a file store's ``open`` does)."""
-    return open(path, "rb")
 
 
 def file_problem(stored: StoredInstance, sop_instance_uid: str,

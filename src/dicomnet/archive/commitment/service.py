@@ -67,12 +67,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from dicomnet import events as evt
 from dicomnet.ae import AE
-from dicomnet.archive.commitment.check import (
-    StoredInstance,
-    instance_lookup,
-    open_file,
-    storage_class_check,
-)
+from dicomnet.archive.commitment.check import StoredInstance, instance_lookup, storage_class_check
 from dicomnet.archive.commitment.check import verdict as check_instance
 from dicomnet.archive.commitment.codec import (
     EVENT_FAILURES,
@@ -96,6 +91,7 @@ from dicomnet.archive.commitment.store import (
     release_owner,
     remove_stale_spool_files,
 )
+from dicomnet.archive.storage import open_file
 from dicomnet.association import Association
 from dicomnet.dimse import primitives as P
 from dicomnet.dimse.status import Category, Status, category
