@@ -274,6 +274,39 @@ def test_request_round_trip_in_every_framing(ts: str) -> None:
     assert request.transaction_uid == "2.25.99" and request.count == 2000
 
 
+def test_deflated_requests_are_even_whatever_they_deflate_to() -> None:
+    """PS3.5 A.5: a deflated stream of odd length gets one trailing NUL (the P-DATA value it
+    travels in must be even, PS3.8 Annex E; DCMTK aborts an odd one)."""
+    import zlib
+
+    odd = 0
+    for n in range(1, 30):
+        items = [(CT, f"2.25.1.{k}") for k in range(n)]
+        raw = encode_request("2.25.99", items, EXPLICIT).read()
+        comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+        odd += len(comp.compress(raw) + comp.flush()) % 2
+        deflated = encode_request("2.25.99", items, DEFLATED).read()
+        assert len(deflated) % 2 == 0, n
+        assert list(CommitmentRequest(DataSource.from_bytes(deflated, DEFLATED),
+                                      DEFLATED).items()) == items  # fmt: skip
+    assert odd  # some of them deflated to an odd length
+
+
+def test_a_deflated_request_with_bytes_after_its_stream_is_read_to_the_end() -> None:
+    """What follows the end of the deflated stream (the PS3.5 A.5 pad byte a standard peer
+    such as DCMTK adds, or anything else) is not data: the reader stops at the stream's end.
+    A request larger than one read chunk, padded, used to make the reader spin forever."""
+    import zlib
+
+    items = [(CT, f"2.25.1.{k}") for k in range(2000)]
+    raw = encode_request("2.25.99", items, EXPLICIT).read()
+    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+    stream = comp.compress(raw) + comp.flush()
+    for tail in (b"\0", b"\0\0\0\0", b"garbage!"):
+        request = CommitmentRequest(DataSource.from_bytes(stream + tail, DEFLATED), DEFLATED)
+        assert list(request.items()) == items
+
+
 @pytest.mark.parametrize("ts", [IMPLICIT, EXPLICIT, BIG])
 def test_pydicom_reads_our_request_and_we_read_pydicoms(ts: str) -> None:
     """Our encoder against pydicom's decoder, and pydicom's encoder (with elements we skip:

@@ -316,3 +316,28 @@ def test_move_to_keeps_a_dataset_sources_dataset(tmp_path: Path) -> None:
     assert src.is_file and src.getbuffer() is None and src.size == len(encoded)
     assert dest.read_bytes() == encoded and src.read() == encoded
     assert src.dataset is ds and src.decode() is ds
+
+
+def test_a_deflated_data_set_is_padded_to_an_even_length() -> None:
+    """PS3.5 A.5: a deflated stream of odd length gets one trailing NUL, so that the P-DATA
+    value it travels in is even (PS3.8 Annex E; DCMTK aborts an odd fragment). Found by
+    comparing with pynetdicom's dsutils.encode, which pads."""
+    import zlib
+
+    from pydicom.dataset import Dataset
+
+    from dicomnet.dimse.dataset import decode_dataset, encode_dataset
+
+    deflated_ts = "1.2.840.10008.1.2.1.99"
+    odd_seen = 0
+    for n in range(1, 40):
+        ds = Dataset()
+        ds.PatientID = "X" * (2 * n)
+        ds.Rows = n
+        raw = encode_dataset(ds, "1.2.840.10008.1.2.1")
+        comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+        odd_seen += len(comp.compress(raw) + comp.flush()) % 2
+        out = encode_dataset(ds, deflated_ts)
+        assert len(out) % 2 == 0
+        assert decode_dataset(out, deflated_ts) == ds
+    assert odd_seen  # the loop met odd raw streams, so the padding was exercised

@@ -141,6 +141,7 @@ def test_encode_dataset_same_for_all_little_endian_syntaxes(case: tuple[Dataset,
     assert encode_dataset(ds, ExplicitVRLittleEndian) == _reference(ds, False)
     deflated = encode_dataset(ds, DeflatedExplicitVRLittleEndian)
     assert zlib.decompress(deflated, -15) == _reference(ds, False)
+    assert len(deflated) % 2 == 0  # PS3.5 A.5: an odd deflated stream gets a trailing NUL
 
 
 def _flat() -> Dataset:

@@ -185,12 +185,7 @@ def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
     # encoder returns None for anything it does not reproduce byte for byte.
     fast = encode_flat_text(dataset, implicit) if little else None
     if fast is not None:
-        if deflated:
-            import zlib  # lazily (start-up time): only deflated transfer syntaxes need it
-
-            comp = zlib.compressobj(6, zlib.DEFLATED, -15)  # PS3.5 A.5
-            return comp.compress(fast) + comp.flush()
-        return fast
+        return _deflate(fast) if deflated else fast
     fp = DicomBytesIO()
     fp.is_implicit_VR = implicit
     fp.is_little_endian = little
@@ -206,13 +201,17 @@ def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
     except Exception as exc:  # pydicom raises many types for unencodable values
         raise DimseError(f"cannot encode the data set in {transfer_syntax}: {exc}") from exc
     raw = fp.getvalue()
-    if deflated:
-        import zlib
+    return _deflate(raw) if deflated else bytes(raw)
 
-        # PS3.5 A.5: raw deflate (RFC 1951), no zlib header.
-        comp = zlib.compressobj(6, zlib.DEFLATED, -15)
-        raw = comp.compress(raw) + comp.flush()
-    return bytes(raw)
+
+def _deflate(raw: bytes) -> bytes:
+    """PS3.5 A.5: raw deflate (RFC 1951, no zlib header), and a deflated stream of odd length
+    gets one trailing NUL (every PDV is even, PS3.8 Annex E; DCMTK aborts on an odd one)."""
+    import zlib  # lazily (start-up time): only deflated transfer syntaxes need it
+
+    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+    out = comp.compress(raw) + comp.flush()
+    return out + b"\0" if len(out) & 1 else out
 
 
 def decode_dataset(

@@ -173,6 +173,9 @@ class _Stream:
             chunk = next(self._chunks, None)
             return None if chunk is None else bytes(chunk)
         while not self._done:
+            if z.eof:  # the deflated stream ended; what follows is PS3.5 A.5 padding
+                self._done = True
+                return None
             if z.unconsumed_tail:
                 data = z.unconsumed_tail
             else:
@@ -445,6 +448,7 @@ class Writer:
         self._plain = struct.Struct(o + "HHI")  # implicit VR; items and delimiters
         self._us = struct.Struct(o + "H")
         self._z = zlib.compressobj(6, zlib.DEFLATED, -15) if syn.deflated else None
+        self._deflated = 0  # bytes of deflated stream so far (PS3.5 A.5: padded to even)
         self._spool_dir = spool_dir
         self._mem = bytearray()
         self._file: IO[bytes] | None = None
@@ -453,6 +457,7 @@ class Writer:
     def _out(self, data: bytes) -> None:
         if self._z is not None:
             data = self._z.compress(data)
+            self._deflated += len(data)
             if not data:
                 return
         if self._file is not None:
@@ -508,6 +513,8 @@ class Writer:
         if self._z is not None:
             tail = self._z.flush()
             self._z = None
+            if (self._deflated + len(tail)) & 1:
+                tail += b"\0"  # PS3.5 A.5: an odd deflated stream gets one trailing NUL
             if tail:
                 self._out(tail)
         f, path = self._file, self._path
