@@ -236,11 +236,21 @@ def test_decode_garbage_is_dimse_error() -> None:
         DataSource.from_bytes(b"\x01\x02\x03", "1.2.840.10008.1.2.1.99").decode()
 
 
-def test_closed_memory_source_raises_our_error() -> None:
+def test_a_closed_memory_source_stays_readable_a_closed_spool_file_is_gone(tmp_path: Path) -> None:
+    """close() ends what lives outside the object (an owned spool file); bytes in memory go
+    with the object, so a handler's kept event still decodes (see test_kept_events)."""
     src = DataSource.from_bytes(b"abc")
     src.close()
+    assert src.read() == b"abc"
+    spool = SpoolFile(str(tmp_path))
+    spool.write(b"xyz")
+    owned = spool.finish()
+    path = owned.path
+    assert path is not None and os.path.exists(path)
+    owned.close()
+    assert not os.path.exists(path)
     with pytest.raises(DimseError):
-        src.read()
+        owned.read()
 
 
 def test_deflate_bomb_is_refused_not_inflated() -> None:
@@ -290,8 +300,7 @@ def test_payload_is_pure_and_datasource_extends_it(tmp_path: Path) -> None:
         next(pure.iter_regions(4))
     with pure:
         pass
-    with pytest.raises(DimseError, match="closed"):
-        pure.read()
+    assert pure.read() == b"Zbcdef"  # closing leaves bytes in memory to the object's lifetime
     encoded = Payload.from_dataset(_ds(), ExplicitVRLittleEndian)
     assert encoded.decode().PatientName == "Doe^John"
     assert encoded.read() == DataSource.from_dataset(_ds(), ExplicitVRLittleEndian).read()

@@ -218,10 +218,11 @@ class Payload:
         return None
 
     def close(self) -> None:
-        """Release the payload: wrapped bytes are dropped."""
-        if self._kind == _KIND_BYTES:
-            self._data = None
-            self._size = 0
+        """Release what the payload holds outside memory (a subclass's file). Bytes in memory
+        are left to the object's own lifetime: dropped here they would be freed no sooner (the
+        message that carries them goes once it is answered) unless someone keeps the object
+        -- an application that keeps an event to read its data set after the handler
+        returned, which pynetdicom's events allow and programs written for it do."""
 
     def __enter__(self) -> Self:
         return self
