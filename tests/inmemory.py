@@ -453,6 +453,10 @@ class StepFlow:
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         return fn(*args)
 
+    async def run_flushing(self, fn: Callable[..., T], args: tuple[object, ...], out: Any,
+                           after: float) -> T:  # fmt: skip
+        return fn(*args)  # one thread, no blocking handler to write around
+
     # C-GET/C-MOVE parts of the Flow protocol: not served by this peer
     def prepare_store(self, payload: object) -> object:
         raise NotImplementedError

@@ -22,9 +22,8 @@ from dicomnet.presentation import (
     IMPLICIT_VR_LITTLE_ENDIAN,
     build_context,
     build_role,
-    query_model_uid,
-    storage_contexts,
 )
+from dicomnet.sop_sets import query_model_uid, storage_contexts
 from dicomnet.transport.base import ConnectError, Driver
 from dicomnet.ul.codec import decode_pdu, encode_pdu
 from dicomnet.ul.pdu import (

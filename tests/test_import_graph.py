@@ -26,14 +26,16 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dicomnet.ul", "dicomnet.dimse"),
     (
         "dicomnet.datasource", "dicomnet.transport", "dicomnet.presentation",
-        "dicomnet.presentation_lists", "dicomnet.monitor", "dicomnet.message_queue",
+        "dicomnet.presentation_lists", "dicomnet.sop_sets", "dicomnet.monitor",
+        "dicomnet.message_queue",
         "dicomnet.negotiated",
         # pynetdicom's module names, facades over the layers below
         "dicomnet.sop_class", "dicomnet.service_class", "dicomnet.service_class_n",
         "dicomnet.status", "dicomnet.pdu_primitives", "dicomnet.dimse_primitives",
-        "dicomnet.dimse_messages", "dicomnet._globals", "dicomnet.utils",
+        "dicomnet.dimse_messages", "dicomnet._globals", "dicomnet.utils", "dicomnet.dsutils",
     ),
     ("dicomnet.settings", "dicomnet.event_types", "dicomnet.events", "dicomnet.evt",
+     "dicomnet.protocol_events",
      "dicomnet.transcode", "dicomnet.serviceuser"),
     ("dicomnet.assocbase", "dicomnet.services"),
     ("dicomnet.association", "dicomnet.aio_association", "dicomnet.client"),

@@ -238,18 +238,43 @@ def make_ct() -> Dataset:
 def test_raising_handler_gives_failure_and_association_continues(servers: list[Server]) -> None:
     calls = [0]
 
-    def on_echo(event: evt.Event) -> int:
+    def on_store(event: evt.Event) -> int:
         calls[0] += 1
         if calls[0] == 1:
             raise RuntimeError("first one fails")
         return 0x0000
 
-    server = start(servers, handlers=[(evt.EVT_C_ECHO, on_echo)])
+    server = start(servers, handlers=[(evt.EVT_C_STORE, on_store)])
     with client_ae().associate("127.0.0.1", server.address[1]) as assoc:
-        first = assoc.send_c_echo()
-        assert first.Status == 0x0110
+        first = assoc.send_c_store(make_ct())
+        assert first.Status == 0xC211  # PS3.4 B.2.3: unable to process
         assert "first one fails" in first.ErrorComment
-        assert assoc.send_c_echo().Status == 0x0000
+        assert assoc.send_c_store(make_ct()).Status == 0x0000
+
+
+def test_a_failing_echo_handler_is_logged_and_answered_success(
+    servers: list[Server], caplog: pytest.LogCaptureFixture
+) -> None:
+    """PS3.7 Table 9.3-13: a C-ECHO-RSP Status "shall have a value of Success" (and has no
+    Error Comment field): a handler that raises or returns no status is logged, the echo
+    answered Success, as pynetdicom and DCMTK answer. A failure it returns on purpose (PS3.7
+    9.1.5.1.4, e.g. 0122H) goes out as it is."""
+    results: list[object] = [RuntimeError("echo handler broke"), Dataset(), 0x0122, None]
+
+    def on_echo(event: evt.Event) -> object:
+        result = results.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    server = start(servers, handlers=[(evt.EVT_C_ECHO, on_echo)])
+    with caplog.at_level("ERROR", logger="dicomnet"), \
+            client_ae().associate("127.0.0.1", server.address[1]) as assoc:
+        statuses = [assoc.send_c_echo() for _ in range(4)]
+    assert [rsp.Status for rsp in statuses] == [0x0000, 0x0000, 0x0122, 0x0000]
+    assert all("ErrorComment" not in rsp for rsp in statuses[:2])
+    assert "echo handler broke" in caplog.text
+    assert "EVT_C_ECHO handler failed" in caplog.text
 
 
 def test_large_store_streams_through_a_spool_file(servers: list[Server]) -> None:

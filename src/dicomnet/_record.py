@@ -116,7 +116,8 @@ class Record:
             if "__setattr__" not in cls.__dict__:  # a class may adapt assignments itself
                 cls.__setattr__ = object.__setattr__  # type: ignore[method-assign,assignment]
             cls.__delattr__ = object.__delattr__  # type: ignore[method-assign]
-            cls.__hash__ = None  # type: ignore[assignment]
+            if "__hash__" not in cls.__dict__:  # a class may define its own (on stable fields)
+                cls.__hash__ = None  # type: ignore[assignment]
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"cannot assign to field {name!r}")

@@ -37,6 +37,7 @@ from dicomnet.settings import (
     validate_ae_title,
 )
 from dicomnet.transport.sync import SyncDriver
+from dicomnet.uid import UIDValue
 from dicomnet.ul.pdu import UserIdentityRQ
 
 if TYPE_CHECKING:
@@ -115,6 +116,11 @@ class AE(Settings):
         addr = _host(addr)
         if isinstance(port, bool) or not isinstance(port, int):
             raise TypeError(f"'port' must be int, not {type(port).__name__}")
+        if bind_address is not None and not (
+            isinstance(bind_address, tuple) and len(bind_address) == 2
+            and isinstance(bind_address[0], str) and isinstance(bind_address[1], int)
+        ):  # fmt: skip
+            raise TypeError(f"'bind_address' must be tuple[str, int] or None, not {bind_address!r}")
         assoc = client.request_association(
             self,
             client.AssociationRequest(
@@ -281,10 +287,44 @@ class AE(Settings):
         ``start_server(..., block=False)``)."""
         return self.start_server(address, False, ssl_context, evt_handlers, ae_title, contexts)
 
+    def __str__(self) -> str:
+        """A summary as ``print(ae)`` shows it (pynetdicom programs print their AE so): the
+        contexts with their transfer syntaxes, timeouts, AE title checks, associations."""
+
+        def contexts(title: str, cxs: list[PresentationContext]) -> list[str]:
+            lines = [f"  {title}:"] + ["    (none)"] * (not cxs)
+            for cx in cxs:
+                roles = "" if cx.scu_role is None and cx.scp_role is None else (
+                    f" (SCU role {cx.scu_role}, SCP role {cx.scp_role})")
+                lines.append(f"    {cx!r}{roles}")
+                lines.extend(f"      {UIDValue(ts).name}" for ts in cx.transfer_syntaxes)
+            return lines
+
+        def secs(value: float | None) -> str:
+            return "None" if value is None else f"{value:g} s"
+
+        lines = [f"Application Entity {self.ae_title}", ""]
+        lines += contexts("Requested presentation contexts", self.requested_contexts)
+        lines += contexts("Supported presentation contexts", self.supported_contexts)
+        lines += [
+            "",
+            f"  ACSE timeout: {secs(self.acse_timeout)}",
+            f"  DIMSE timeout: {secs(self.dimse_timeout)}",
+            f"  Network timeout: {secs(self.network_timeout)}",
+            f"  Connection timeout: {secs(self.connection_timeout)}",
+            "",
+            f"  Require called AE title: {self.require_called_aet}",
+            f"  Require calling AE title: {', '.join(self.require_calling_aet) or '(any)'}",
+            "",
+            f"  Association(s): {len(self.active_associations)}/{self.maximum_associations}",
+        ]
+        return "\n".join(lines)
+
     def timeouts_changed(self) -> None:
-        """A new ACSE, DIMSE or network timeout applies to the live associations too, as it
-        does in pynetdicom (the next wait uses it)."""
+        """A new connection, ACSE, DIMSE or network timeout applies to the live associations
+        too, as it does in pynetdicom (the next wait uses it)."""
         for assoc in self.active_associations:
+            assoc.connection_timeout = self.connection_timeout
             assoc.acse_timeout = self.acse_timeout
             assoc.dimse_timeout = self.dimse_timeout
             assoc.network_timeout = self.network_timeout
@@ -314,7 +354,9 @@ class AE(Settings):
 def _host(addr: object) -> str:
     """``addr`` as given to ``associate``: a host name or address, or pynetdicom's IPv6
     ``(host, flowinfo, scope_id)`` tuple (its host is used)."""
-    if isinstance(addr, tuple) and addr and isinstance(addr[0], str):
+    if isinstance(addr, tuple) and len(addr) == 3 and isinstance(addr[0], str) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in addr[1:]
+    ):
         return addr[0]
     if not isinstance(addr, str):
         raise TypeError(f"'addr' must be str or tuple[str, int, int], not {type(addr).__name__}")

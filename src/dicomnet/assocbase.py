@@ -72,6 +72,7 @@ from dicomnet.presentation import PresentationContext, context_result_text
 from dicomnet.serviceuser import ServiceUser
 from dicomnet.settings import ContextView, Settings
 from dicomnet.transport.base import Driver, monotonic
+from dicomnet.uid import UIDValue
 from dicomnet.ul.events import (
     Aborted,
     AssociationAccepted,
@@ -267,11 +268,9 @@ class AssociationBase:
             uid_norm(r.sop_class_uid): r for r in req_ui.role_selections
         }
         self.acceptor.role_selections = {uid_norm(r.sop_class_uid): r for r in ac_ui.role_selections}
-        self.requestor.extended_negotiation = [
-            *req_ui.extended_negotiations,
-            *req_ui.common_extended_negotiations,
-        ]
-        self.acceptor.extended_negotiation = list(ac_ui.extended_negotiations)
+        # every negotiation item as sent, as pynetdicom's ServiceUser.extended_negotiation lists
+        self.requestor.extended_negotiation = list(req_ui.negotiation_items)
+        self.acceptor.extended_negotiation = list(ac_ui.negotiation_items)
         rq_win, ac_win = req_ui.async_ops_window, ac_ui.async_ops_window
         if rq_win is not None:
             self.requestor.async_ops_window = (
@@ -321,7 +320,7 @@ class AssociationBase:
     def transfer_syntax_of(self, context_id: int) -> str | None:
         """The accepted transfer syntax of ``context_id`` (used by the DIMSE provider)."""
         cx = self._by_id.get(context_id)
-        return None if cx is None else cx.transfer_syntax
+        return None if cx is None else cx.accepted_syntax
 
     def find_context(
         self,
@@ -366,14 +365,15 @@ class AssociationBase:
             wanted = [transfer_syntax] if isinstance(transfer_syntax, str) else list(transfer_syntax)
             for ts in wanted:
                 for cx in found:
-                    if cx.transfer_syntax == ts:
+                    if cx.accepted_syntax == ts:
                         return cx
             found = []
         if not found:
             ts_text = "" if transfer_syntax is None else f" with transfer syntax {transfer_syntax}"
+            name = str(UIDValue(abstract_syntax).name)  # pydicom's name, or the UID itself
+            what = abstract_syntax if name == abstract_syntax else f"{name} ({abstract_syntax})"
             raise NoPresentationContextError(
-                f"no accepted presentation context for {abstract_syntax}{ts_text} "
-                f"in the {role.upper()} role"
+                f"no accepted presentation context for {what}{ts_text} in the {role.upper()} role"
             )
         if cache_key is not None:
             cache[cache_key] = found[0]
@@ -394,7 +394,7 @@ class AssociationBase:
             cx = self.context_by_id(context_id)
             ok = (cx is not None and cx.abstract_syntax == uid_norm(str(ab_syntax))
                   and (cx.as_scu if role == "scu" else cx.as_scp)
-                  and (not tr_syntax or cx.transfer_syntax == str(tr_syntax)))  # fmt: skip
+                  and (not tr_syntax or cx.accepted_syntax == str(tr_syntax)))  # fmt: skip
             if cx is not None and ok:
                 return cx
             raise NoPresentationContextError(
@@ -418,10 +418,10 @@ class AssociationBase:
             uid = uid_norm(str(abstract_syntax))
             hit = list(
                 dict.fromkeys(
-                    cx.transfer_syntax
+                    cx.accepted_syntax
                     for cx in self.accepted_contexts
                     if cx.abstract_syntax == uid
-                    and cx.transfer_syntax
+                    and cx.accepted_syntax
                     and (cx.as_scu if role == "scu" else cx.as_scp)
                 )
             )
@@ -446,7 +446,7 @@ class AssociationBase:
         from dicomnet.dimse.checker import DataSetChecker
 
         return DataSetChecker(
-            cx.transfer_syntax if cx is not None else None,
+            cx.accepted_syntax if cx is not None else None,
             sop_class=uid(0x0002),
             sop_instance=uid(0x1000),
             context_class=cx.abstract_syntax if cx is not None else None,

@@ -37,11 +37,10 @@ from dicomnet.events import (
     EVT_CONN_OPEN,
     EVT_REQUESTED,
     HandlerSpec,
-    ProtocolObserver,
     normalize_handlers,
-    wants_protocol_events,
 )
 from dicomnet.presentation import PresentationContext
+from dicomnet.protocol_events import ProtocolObserver, wants_protocol_events
 from dicomnet.settings import MAX_CONTEXTS, Settings
 from dicomnet.transport.base import TransportError
 from dicomnet.transport.sync import SyncDriver, open_socket

@@ -151,7 +151,7 @@ EVT_N_DELETE = InterventionEvent("EVT_N_DELETE", "N-DELETE-RQ received")
 #: Every event type, notification and intervention.
 ALL_EVENTS: tuple[EventType, ...] = ()  # filled below, once every EVT_* exists
 
-#: The events fired from the Upper Layer machinery through a :class:`ProtocolObserver`.
+#: The events fired from the Upper Layer machinery through a :class:`~dicomnet.protocol_events.ProtocolObserver`.
 PROTOCOL_EVENTS = (
     EVT_ACSE_RECV,
     EVT_ACSE_SENT,

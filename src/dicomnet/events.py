@@ -39,52 +39,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from io import BytesIO
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from dicomnet import event_types
 from dicomnet.datasource import DataSource
 from dicomnet.dimse.primitives import DIMSEPrimitive
-from dicomnet.event_types import (
-    ALL_EVENTS,
-    EVT_ABORTED,
-    EVT_ACCEPTED,
-    EVT_ACSE_RECV,
-    EVT_ACSE_SENT,
-    EVT_ASYNC_OPS,
-    EVT_C_ECHO,
-    EVT_C_FIND,
-    EVT_C_GET,
-    EVT_C_MOVE,
-    EVT_C_STORE,
-    EVT_CONN_CLOSE,
-    EVT_CONN_OPEN,
-    EVT_DATA_RECV,
-    EVT_DATA_SENT,
-    EVT_DIMSE_RECV,
-    EVT_DIMSE_SENT,
-    EVT_ESTABLISHED,
-    EVT_FSM_TRANSITION,
-    EVT_N_ACTION,
-    EVT_N_CREATE,
-    EVT_N_DELETE,
-    EVT_N_EVENT_REPORT,
-    EVT_N_GET,
-    EVT_N_SET,
-    EVT_PDU_RECV,
-    EVT_PDU_SENT,
-    EVT_REJECTED,
-    EVT_RELEASED,
-    EVT_REQUESTED,
-    EVT_SOP_COMMON,
-    EVT_SOP_EXTENDED,
-    EVT_USER_ID,
-    PROTOCOL_EVENTS,
-    EventType,
-    InterventionEvent,
-    NotificationEvent,
-)
-from dicomnet.presentation import PresentationContext
+from dicomnet.event_types import *  # noqa: F403 -- re-exported: see __all__
+from dicomnet.event_types import ALL_EVENTS, EventType
+from dicomnet.presentation import PresentationContext, accepted_syntax_of
 from dicomnet.settings import IMPLEMENTATION_CLASS_UID, Settings
-from dicomnet.ul.fsm import Action, State
-from dicomnet.ul.fsm import Event as FSMEvent
-from dicomnet.ul.pdu import PDU, AAssociateRJ, AAssociateRQ, PDataTF
+from dicomnet.ul.pdu import AAssociateRJ, AAssociateRQ
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -94,51 +56,20 @@ if TYPE_CHECKING:
 
     from dicomnet.serviceuser import ServiceUser
 
+# this module's own names, then event_types' (the EVT_* constants and event kinds), which
+# programs import from here (``from dicomnet import evt``): one list to keep, not three
 __all__ = [
-    "EVT_ABORTED",
-    "EVT_ACCEPTED",
-    "EVT_ACSE_RECV",
-    "EVT_ACSE_SENT",
-    "EVT_ASYNC_OPS",
-    "EVT_CONN_CLOSE",
-    "EVT_CONN_OPEN",
-    "EVT_C_ECHO",
-    "EVT_C_FIND",
-    "EVT_C_GET",
-    "EVT_C_MOVE",
-    "EVT_C_STORE",
-    "EVT_DATA_RECV",
-    "EVT_DATA_SENT",
-    "EVT_DIMSE_RECV",
-    "EVT_DIMSE_SENT",
-    "EVT_ESTABLISHED",
-    "EVT_FSM_TRANSITION",
-    "EVT_N_ACTION",
-    "EVT_N_CREATE",
-    "EVT_N_DELETE",
-    "EVT_N_EVENT_REPORT",
-    "EVT_N_GET",
-    "EVT_N_SET",
-    "EVT_PDU_RECV",
-    "EVT_PDU_SENT",
-    "EVT_REJECTED",
-    "EVT_RELEASED",
-    "EVT_REQUESTED",
-    "EVT_SOP_COMMON",
-    "EVT_SOP_EXTENDED",
-    "EVT_USER_ID",
     "Binding",
     "Event",
     "EventAssociation",
-    "EventType",
     "HandlerMap",
     "HandlerSpec",
     "Handlers",
-    "InterventionEvent",
     "NoDataSetError",
-    "NotificationEvent",
     "normalize_handlers",
+    "trigger",
 ]
+__all__ += event_types.__all__
 
 LOGGER = logging.getLogger("dicomnet.events")
 
@@ -250,54 +181,6 @@ def bound_events(handlers: Handlers) -> list[EventType]:
     return sorted((e for e in ALL_EVENTS if handlers.get(e)), key=lambda e: e.name)
 
 
-def wants_protocol_events(handlers: Handlers) -> bool:
-    """Whether a handler is bound to one of :data:`PROTOCOL_EVENTS` (only then does a
-    connection get a :class:`ProtocolObserver`, so that unobserved connections pay nothing)."""
-    return any(handlers.get(event) for event in PROTOCOL_EVENTS)
-
-
-class ProtocolObserver:
-    """The :class:`~dicomnet.ul.connection.ULObserver` that turns what an Upper Layer
-    connection does into EVT_DATA_*, EVT_PDU_*, EVT_ACSE_* (association control PDUs, PS3.8
-    section 7) and EVT_FSM_TRANSITION (PS3.8 section 9.2), each built only when a handler is
-    bound to it. ``fire(event type, details)`` calls the handlers."""
-
-    __slots__ = ("_fire", "_handlers")
-
-    def __init__(
-        self, handlers: Handlers, fire: Callable[[EventType, dict[str, object]], None]
-    ) -> None:
-        self._handlers = handlers
-        self._fire = fire
-
-    def _emit(self, event: EventType, **details: object) -> None:
-        if self._handlers.get(event):
-            self._fire(event, details)
-
-    def data_received(self, data: bytes) -> None:
-        self._emit(EVT_DATA_RECV, data=data)
-
-    def data_sent(self, data: bytes) -> None:
-        self._emit(EVT_DATA_SENT, data=data)
-
-    def pdu_received(self, pdu: PDU) -> None:
-        self._emit(EVT_PDU_RECV, pdu=pdu)
-        if not isinstance(pdu, PDataTF):
-            self._emit(EVT_ACSE_RECV, primitive=pdu)
-
-    def pdu_sent(self, pdu: PDU) -> None:
-        self._emit(EVT_PDU_SENT, pdu=pdu)
-        if not isinstance(pdu, PDataTF):
-            self._emit(EVT_ACSE_SENT, primitive=pdu)
-
-    def transition(self, state: State, event: FSMEvent, action: Action, next_state: State) -> None:
-        if self._handlers.get(EVT_FSM_TRANSITION):
-            self._fire(EVT_FSM_TRANSITION, {
-                "current_state": state.label, "fsm_event": event.label,
-                "action": action.value, "next_state": next_state.label,
-            })  # fmt: skip
-
-
 class EventAssociation(Protocol):
     """What an :class:`Event` reads of its association (for ``file_meta``)."""
 
@@ -350,6 +233,7 @@ class Event(Generic[A]):
     """
 
     __slots__ = (
+        "__dict__",  # attributes of an application's own events (trigger); made on first use
         "__weakref__",
         "_cancel_check",
         "_dataset",
@@ -414,7 +298,8 @@ class Event(Generic[A]):
             self._set_attrs(attrs)
 
     def _set_attrs(self, attrs: Mapping[str, object]) -> None:
-        """pynetdicom's ``attrs``: slots set, protocol details (``message``, ``pdu``...) kept."""
+        """pynetdicom's ``attrs``: slots set, protocol details (``message``, ``pdu``...) kept,
+        any other name (an application's own event, :func:`trigger`) set as an attribute."""
         details = dict(self._details)
         for name, value in attrs.items():
             if name == "_is_cancelled" and callable(value):
@@ -425,6 +310,8 @@ class Event(Generic[A]):
                 object.__setattr__(self, name, value)
             else:
                 details[name] = value
+                if not hasattr(type(self), name) and not name.startswith("_"):
+                    self.__dict__[name] = value
         self._details = details
 
     def _message_id(self) -> int | None:
@@ -538,7 +425,7 @@ class Event(Generic[A]):
 
                 self._dataset = Dataset()
                 return self._dataset
-            ts = None if self.context is None else self.context.transfer_syntax
+            ts = accepted_syntax_of(self.context)
             if ts is None:
                 raise ValueError("no transfer syntax known for this presentation context")
             self._dataset = source.decode(ts)
@@ -631,7 +518,7 @@ class Event(Generic[A]):
             request, assoc = self.request, self.assoc
             sop_class = None if request is None else request.AffectedSOPClassUID
             sop_instance = self._parameter("AffectedSOPInstanceUID")
-            syntax = None if self.context is None else self.context.transfer_syntax
+            syntax = accepted_syntax_of(self.context)
             if sop_class is not None:
                 meta.MediaStorageSOPClassUID = UID(sop_class)
             if isinstance(sop_instance, str):
@@ -651,6 +538,46 @@ class Event(Generic[A]):
                 meta.SourceApplicationEntityTitle = calling
             self._file_meta = meta
         return self._file_meta
+
+
+class TriggerAssociation(EventAssociation, Protocol):
+    """What :func:`trigger` needs of an association: its handlers, besides what an Event
+    reads."""
+
+    def get_handlers(self, event: EventType) -> HandlerInfo: ...
+
+
+def trigger(
+    assoc: TriggerAssociation, event: EventType, attrs: Mapping[str, object] | None = None
+) -> object:
+    """Fire ``event`` on ``assoc`` as the library fires its own: one :class:`Event` built from
+    ``attrs`` (pynetdicom's ``{attribute: value}`` form) goes to the handlers bound to it on
+    the association (and, for an accepted one, its server). An application fires events of
+    its own types this way (``InterventionEvent("EVT_MINE", ...)`` bound like any other).
+
+    An intervention event's one handler is called and its result returned; its exception
+    propagates (the caller decides what it means). A notification event's handlers are all
+    called, each one's exception logged and swallowed (pynetdicom stops at the first that
+    raises), and None returned. Without a handler
+    nothing is built and None is returned.
+    """
+    bound = assoc.get_handlers(event)
+    if event.intervention:
+        assert isinstance(bound, tuple)
+        fn, args = bound
+        if fn is None:
+            return None
+        return fn(Event(assoc, event, attrs or {}), *(args or ()))
+    if not bound:
+        return None
+    assert isinstance(bound, list)
+    fired = Event(assoc, event, attrs or {})
+    for fn, args in bound:
+        try:
+            fn(fired, *(args or ()))
+        except Exception:
+            LOGGER.exception("%s handler %r failed", event.name, fn)
+    return None
 
 
 def _cancel_check_of(check: Callable[..., object],

@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from dicomnet.presentation import AcceptedSyntax, PresentationContext
+from dicomnet.presentation import PresentationContext
+from dicomnet.ul.negotiation import DEFAULT_ROLES, requestor_roles
 from dicomnet.ul.pdu import AAssociateAC, AAssociateRQ, RoleSelection, uid_norm
 
 __all__ = ["describe_rejection", "negotiated_contexts", "rejection_text"]
@@ -72,7 +73,7 @@ def negotiated_contexts(
     rq: AAssociateRQ,
     ac: AAssociateAC,
     mode: Literal["requestor", "acceptor"],
-    requestor_roles: Mapping[str, RoleSelection],
+    requestor_roles_by_uid: Mapping[str, RoleSelection],
     acceptor_roles: Mapping[str, RoleSelection],
 ) -> tuple[list[PresentationContext], list[PresentationContext]]:
     """(accepted, rejected) contexts of the negotiation ``rq``/``ac``, seen from ``mode``;
@@ -84,36 +85,21 @@ def negotiated_contexts(
         pc_rq = proposed.get(pc_ac.context_id)
         if pc_rq is None:
             continue  # the codec/FSM already refused unknown IDs; be defensive
-        cx = PresentationContext.from_wire(
-            pc_ac.context_id, pc_rq.abstract_syntax, pc_rq.transfer_syntaxes
-        )
-        cx.result = pc_ac.result
-        if pc_ac.result != 0 or pc_ac.transfer_syntax is None:
-            if pc_ac.result == 0:
-                cx.result = 2  # acceptance without a transfer syntax: unusable
+        abstract = uid_norm(pc_rq.abstract_syntax)
+        role = acceptor_roles.get(abstract)
+        cx = PresentationContext.concluded(
+            pc_rq, pc_ac.result, pc_ac.transfer_syntax,
+            requestor_roles(requestor_roles_by_uid.get(abstract), role),
+            requestor=mode == "requestor",
+        )  # fmt: skip
+        if cx.result != 0:
             rejected.append(cx)
             continue
-        cx.transfer_syntax = AcceptedSyntax(uid_norm(pc_ac.transfer_syntax))
-        abstract = cx.abstract_syntax
-        role = acceptor_roles.get(abstract)
-        req_role = requestor_roles.get(abstract)
-        if role is None or req_role is None:
-            req_scu, req_scp = True, False
-        else:
-            req_scu = bool(role.scu_role and req_role.scu_role)
-            req_scp = bool(role.scp_role and req_role.scp_role)
         cx.scu_role = None if role is None else bool(role.scu_role)
         cx.scp_role = None if role is None else bool(role.scp_role)
-        if mode == "requestor":
-            cx.as_scu, cx.as_scp = req_scu, req_scp
-        else:
-            cx.as_scu, cx.as_scp = req_scp, req_scu
         accepted.append(cx)
     # contexts the acceptor did not answer at all count as rejected (no-reason)
     answered = {pc.context_id for pc in ac.presentation_contexts}
-    for cid, pc_rq in proposed.items():
-        if cid not in answered:
-            cx = PresentationContext.from_wire(cid, pc_rq.abstract_syntax, pc_rq.transfer_syntaxes)
-            cx.result = 2
-            rejected.append(cx)
+    rejected.extend(PresentationContext.concluded(pc_rq, None, None, DEFAULT_ROLES, requestor=True)
+                    for cid, pc_rq in proposed.items() if cid not in answered)  # fmt: skip
     return accepted, rejected

@@ -12,21 +12,24 @@ the requestor is the SCU and the acceptor the SCP.
 :class:`PresentationContext` is the mutable, user-facing object: on the requested side it holds
 ``transfer_syntaxes`` (what we propose) and ``scu_role``/``scp_role`` (what role selection we
 propose, ``None`` = no proposal); after negotiation the association's accepted/rejected copies
-also hold ``result``, the single accepted ``transfer_syntax`` and the roles ``as_scu``/``as_scp``
-that *we* may play on it. The wire-level objects of :mod:`dicomnet.ul.pdu` are derived from it.
+also hold ``result``, the single ``accepted_syntax`` and the roles ``as_scu``/``as_scp``
+that *we* may play on it (``transfer_syntax``, pynetdicom's name, reads as the list before
+negotiation and as the accepted syntax after). The wire-level objects of :mod:`dicomnet.ul.pdu` are derived from it.
 
-Also here: the transfer syntax UIDs we use by default, the query/retrieve information model
-short names (``"P"``, ``"S"``, ``"W"``, ...), and ready-made context lists for storage.
+Also here: the transfer syntax UIDs we use by default, pynetdicom's negotiation functions and
+``*PresentationContexts`` lists. Which SOP classes a tool proposes (query/retrieve models,
+storage) is :mod:`dicomnet.sop_sets`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple, SupportsIndex
 
 from dicomnet._record import Record
 from dicomnet.uid import UIDValue
-from dicomnet.ul.pdu import PresentationContextRQ, uid_norm
+from dicomnet.ul.negotiation import answer_contexts, requestor_roles
+from dicomnet.ul.pdu import PresentationContextRQ, RoleSelection, uid_norm
 
 if TYPE_CHECKING:
     from dicomnet.ul.primitives import SCP_SCU_RoleSelectionNegotiation
@@ -38,19 +41,19 @@ __all__ = [
     "EXPLICIT_VR_LITTLE_ENDIAN",
     "IMPLICIT_VR_LITTLE_ENDIAN",
     "PREFERRED_TRANSFER_SYNTAXES",
-    "QR_MODELS",
     "RECEIVE_TRANSFER_SYNTAXES",
     "VERIFICATION",
     "AcceptedSyntax",
     "PresentationContext",
     "PresentationContextTuple",
+    "accepted_syntax_of",
     "build_context",
     "build_role",
     "check_uid",
     "context_result_text",
-    "query_model_uid",
-    "storage_contexts",
-    "storage_sop_classes",
+    "negotiate_as_acceptor",
+    "negotiate_as_requestor",
+    "negotiate_unrestricted",
 ]
 
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
@@ -121,16 +124,28 @@ class AcceptedSyntax(UIDValue):
     """The transfer syntax UID accepted for a presentation context: a ``str`` that also reads
     as pynetdicom's one-item list of it, ``cx.transfer_syntax[0]`` being the whole UID (programs
     written for pynetdicom take it so, e.g. its ``findscu -w`` when it writes the File Meta
-    Information; a plain string would give them ``"1"``). Every other index and slice, and
-    everything else, is the string's own; pydicom's UID properties (``name``...) answer as for
+    Information; a plain string would give them ``"1"``; it answers pydicom's UID properties as
+    well, e.g. ``cx.transfer_syntax[0].is_implicit_VR``), and that compares equal to
+    ``[uid]`` as well as to ``uid``. Every other index and slice, and everything else, is the
+    string's own; pydicom's UID properties (``name``...) answer as for
     every negotiated UID (:class:`~dicomnet.uid.UIDValue`)."""
 
     __slots__ = ()
 
     def __getitem__(self, key: SupportsIndex | slice) -> str:
         if type(key) is int and key == 0:
-            return str(self)
+            return UIDValue(self)  # the UID, answering pydicom's UID properties (is_implicit_VR)
         return str.__getitem__(self, key)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is list or type(other) is tuple:  # ``== [ExplicitVRLittleEndian]``
+            return len(other) == 1 and str.__eq__(self, other[0]) is True
+        return str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = str.__hash__
 
 
 class PresentationContextTuple(NamedTuple):
@@ -147,7 +162,8 @@ class PresentationContext(Record, frozen=False):
 
     ``transfer_syntaxes``: proposed (requested side) or supported (acceptor side) syntaxes
     (default: :data:`PREFERRED_TRANSFER_SYNTAXES`; a single UID string is accepted too).
-    ``transfer_syntax``: after negotiation, the accepted one (``None`` if rejected).
+    ``accepted_syntax``: after negotiation, the accepted one (``None`` if rejected);
+    ``transfer_syntax`` reads as it, or before negotiation as ``transfer_syntaxes``.
     ``scu_role``/``scp_role``: role selection to propose or accept; ``None`` = default roles.
     ``as_scu``/``as_scp``: after negotiation, whether *this* AE may act as SCU / SCP on it.
 
@@ -156,18 +172,20 @@ class PresentationContext(Record, frozen=False):
     syntaxes to propose or support (pynetdicom's meaning), as ``transfer_syntaxes`` does.
 
     A mutable :class:`~dicomnet._record.Record`: equality compares every field, like the
-    dataclass it replaces (not hashable).
+    dataclass it replaces. Hashable as pynetdicom's contexts are (its qrscp puts them in a set
+    to propose the C-MOVE sub-association's contexts): on the syntaxes, ID and roles, so a
+    context must not be changed while it is in a set or a dict key.
     """
 
     __slots__ = (
         "abstract_syntax",
+        "accepted_syntax",
         "as_scp",
         "as_scu",
         "context_id",
         "result",
         "scp_role",
         "scu_role",
-        "transfer_syntax",
         "transfer_syntaxes",
     )
     abstract_syntax: str
@@ -176,9 +194,14 @@ class PresentationContext(Record, frozen=False):
     scu_role: bool | None
     scp_role: bool | None
     result: int | None
-    transfer_syntax: str | None
+    accepted_syntax: str | None
     as_scu: bool
     as_scp: bool
+
+    def __hash__(self) -> int:
+        # fields equal contexts share (Record's __eq__ compares them all)
+        return hash((self.abstract_syntax, self.context_id, tuple(self.transfer_syntaxes),
+                     self.accepted_syntax, self.as_scu, self.as_scp))  # fmt: skip
 
     def __init__(
         self,
@@ -188,7 +211,7 @@ class PresentationContext(Record, frozen=False):
         scu_role: bool | None = None,
         scp_role: bool | None = None,
         result: int | None = None,
-        transfer_syntax: str | None = None,
+        accepted_syntax: str | None = None,
         as_scu: bool = False,
         as_scp: bool = False,
     ) -> None:
@@ -200,16 +223,27 @@ class PresentationContext(Record, frozen=False):
         self.scu_role = scu_role
         self.scp_role = scp_role
         self.result = result
-        self.transfer_syntax = transfer_syntax
+        self.accepted_syntax = accepted_syntax
         self.as_scu = as_scu
         self.as_scp = as_scp
 
-    def __setattr__(self, name: str, value: object) -> None:
-        if name == "transfer_syntax" and isinstance(value, list | tuple):
-            # pynetdicom's ``cx.transfer_syntax = [...]``: the syntaxes to propose/support
-            object.__setattr__(self, "transfer_syntaxes", _syntax_list(value))
-            return
-        object.__setattr__(self, name, value)
+    @property
+    def transfer_syntax(self) -> str | list[str] | None:
+        """pynetdicom's name: the accepted syntax once negotiated (:class:`AcceptedSyntax`,
+        which also compares equal to ``[uid]``), None for a rejected context, and before
+        negotiation the list of syntaxes to propose or support (``transfer_syntaxes``
+        itself). Assigning a list sets those syntaxes; a UID or None, the accepted one.
+        dicomnet's own code reads ``accepted_syntax`` and ``transfer_syntaxes``."""
+        if self.accepted_syntax is not None:
+            return AcceptedSyntax(self.accepted_syntax)
+        return self.transfer_syntaxes if self.result is None else None
+
+    @transfer_syntax.setter
+    def transfer_syntax(self, value: str | Iterable[str] | None) -> None:
+        if value is None or isinstance(value, str):
+            self.accepted_syntax = None if value is None else uid_norm(str(value))
+        else:  # pynetdicom's ``cx.transfer_syntax = [...]``: the syntaxes to propose/support
+            self.transfer_syntaxes = _syntax_list(value)
 
     @classmethod
     def from_wire(
@@ -223,8 +257,35 @@ class PresentationContext(Record, frozen=False):
         cx.abstract_syntax = UIDValue(uid_norm(abstract_syntax))
         cx.transfer_syntaxes = [UIDValue(uid_norm(t)) for t in transfer_syntaxes]
         cx.context_id = context_id
-        cx.scu_role = cx.scp_role = cx.result = cx.transfer_syntax = None
+        cx.scu_role = cx.scp_role = cx.result = cx.accepted_syntax = None
         cx.as_scu = cx.as_scp = False
+        return cx
+
+    @classmethod
+    def concluded(
+        cls,
+        proposed: PresentationContextRQ,
+        result: int | None,
+        syntax: str | None,
+        requestor_roles: tuple[bool, bool],
+        *,
+        requestor: bool,
+    ) -> PresentationContext:
+        """The ``proposed`` context as its negotiation concluded it (PS3.8 Table 9-18):
+        ``result`` -- where the acceptor gave none, or accepted without a transfer syntax, the
+        context cannot be used and counts as rejected, 2 (no reason) -- and on acceptance
+        ``syntax`` and the roles this side may play, ``requestor_roles`` being the requestor's
+        (PS3.7 D.3.3.4; the acceptor's are the converse) and ``requestor`` saying which side
+        this is. A rejected context has neither."""
+        cx = cls.from_wire(proposed.context_id, proposed.abstract_syntax,
+                           proposed.transfer_syntaxes)  # fmt: skip
+        if result is None or (result == 0 and syntax is None):
+            result = 2
+        cx.result = result
+        if result == 0 and syntax is not None:
+            cx.accepted_syntax = uid_norm(syntax)
+            scu, scp = requestor_roles
+            cx.as_scu, cx.as_scp = (scu, scp) if requestor else (scp, scu)
         return cx
 
     @property
@@ -235,7 +296,7 @@ class PresentationContext(Record, frozen=False):
     def as_tuple(self) -> PresentationContextTuple:
         """(context ID, abstract syntax, transfer syntax): the accepted syntax, else the first
         one proposed or supported."""
-        ts = self.transfer_syntax or (self.transfer_syntaxes[0] if self.transfer_syntaxes else "")
+        ts = self.accepted_syntax or (self.transfer_syntaxes[0] if self.transfer_syntaxes else "")
         return PresentationContextTuple(self.context_id or 0, self.abstract_syntax, str(ts))
 
     @property
@@ -270,7 +331,7 @@ class PresentationContext(Record, frozen=False):
         if self.abstract_syntax:
             lines.append(f"Abstract Syntax: {_uid_name(self.abstract_syntax)}")
         lines.append("Transfer Syntax(es):")
-        shown = [self.transfer_syntax] if self.transfer_syntax else self.transfer_syntaxes
+        shown = [self.accepted_syntax] if self.accepted_syntax else self.transfer_syntaxes
         lines.extend([f"    ={_uid_name(t)}" for t in shown] or ["    (none)"])
         if self.result is not None:
             lines.append(f"Result: {self.status}")
@@ -349,108 +410,151 @@ def build_role(
     return item
 
 
-# --- query/retrieve information models (PS3.4 Annex C.3, K.6) ----------------------------------
-
-_QR = "1.2.840.10008.5.1.4.1.2."
-QR_MODELS: dict[str, dict[str, str]] = {
-    # short name -> operation -> SOP class UID
-    "P": {"find": _QR + "1.1", "move": _QR + "1.2", "get": _QR + "1.3"},  # Patient Root
-    "S": {"find": _QR + "2.1", "move": _QR + "2.2", "get": _QR + "2.3"},  # Study Root
-    "O": {"find": _QR + "3.1", "move": _QR + "3.2", "get": _QR + "3.3"},  # Patient/Study Only (retired)
-    "W": {"find": "1.2.840.10008.5.1.4.31"},  # Modality Worklist
-    "C": {"move": _QR + "4.2", "get": _QR + "4.3"},  # Composite Instance Root
-    "CB": {"get": _QR + "5.3"},  # Composite Instance Retrieve Without Bulk Data
-}
-_LONG_NAMES = {
-    "PatientRootQueryRetrieveInformationModel": "P",
-    "StudyRootQueryRetrieveInformationModel": "S",
-    "PatientStudyOnlyQueryRetrieveInformationModel": "O",
-    "ModalityWorklistInformationModel": "W",
-    "CompositeInstanceRootRetrieve": "C",
-    "CompositeInstanceRetrieveWithoutBulkData": "CB",
-}
-_OP_SUFFIX = {"find": "Find", "move": "Move", "get": "Get"}
+def accepted_syntax_of(context: object) -> str | None:
+    """The transfer syntax accepted for an event's ``context``: a negotiated
+    :class:`PresentationContext`'s ``accepted_syntax``, or for a context an application built
+    by hand for an event (pynetdicom's :class:`PresentationContextTuple`, any object with a
+    ``transfer_syntax``) that UID (the first, if it is a list; a PresentationContext marked
+    accepted, ``result`` 0, whose syntax was set as a list, its first)."""
+    if isinstance(context, PresentationContext):
+        if context.accepted_syntax is None and context.result == 0 and context.transfer_syntaxes:
+            return context.transfer_syntaxes[0]
+        return context.accepted_syntax
+    ts = getattr(context, "transfer_syntax", None)
+    if isinstance(ts, list | tuple):
+        ts = ts[0] if ts else None
+    return None if ts is None else str(ts)
 
 
-def query_model_uid(model: str, operation: str) -> str:
-    """The SOP class UID for a query/retrieve model.
+# --- negotiation of contexts, as functions (pynetdicom's public API) ------------------------
 
-    ``model`` is a UID, a short name (``"P"`` patient root, ``"S"`` study root, ``"O"``
-    patient/study only, ``"W"`` modality worklist, ``"C"`` composite instance root, ``"CB"``
-    without bulk data) or a pydicom keyword such as
-    ``"PatientRootQueryRetrieveInformationModelFind"``. ``operation`` is find, get or move.
+
+def _role_items(roles: Mapping[str, tuple[bool | None, bool | None]] | None) -> list[RoleSelection]:
+    """``{SOP class UID: (SCU role, SCP role)}`` as role selection items; an entry with a None
+    role proposes or answers nothing (the default roles apply to that SOP class)."""
+    return [RoleSelection(uid_norm(str(uid)), int(bool(scu)), int(bool(scp)))
+            for uid, (scu, scp) in (roles or {}).items()
+            if scu is not None and scp is not None]  # fmt: skip
+
+
+def _as_requested(
+    contexts: Sequence[PresentationContext], unnumbered: bool
+) -> list[PresentationContextRQ]:
+    """The A-ASSOCIATE-RQ items of ``contexts``; ``unnumbered`` ones (built without IDs, as
+    pynetdicom allows here) are numbered 1, 3, 5... in their order."""
+    if unnumbered:
+        contexts = [PresentationContext.from_wire(2 * n + 1, cx.abstract_syntax, cx.transfer_syntaxes)
+                    for n, cx in enumerate(contexts)]  # fmt: skip
+    return [cx.to_rq() for cx in contexts]
+
+
+def negotiate_as_acceptor(
+    rq_contexts: Sequence[PresentationContext],
+    ac_contexts: Sequence[PresentationContext],
+    roles: Mapping[str, tuple[bool | None, bool | None]] | None = None,
+) -> tuple[list[PresentationContext], list[SCP_SCU_RoleSelectionNegotiation]]:
+    """Answer the contexts ``rq_contexts`` a requestor proposed with the role selection
+    ``roles`` (``{SOP class UID: (SCU role, SCP role)}``) as an acceptor supporting
+    ``ac_contexts`` answers them (PS3.8 Table 9-18, PS3.7 D.3.3.4), by the same rules as
+    the server's negotiation (:func:`dicomnet.ul.negotiation.answer_contexts`).
+
+    Returns every context answered, by context ID (accepted ones carry the acceptor's
+    preferred ``transfer_syntax`` and the roles *the acceptor* may play in ``as_scu`` /
+    ``as_scp``), and the role selection answers to send back, by SOP class UID. A supported
+    context's ``scu_role``/``scp_role`` say whether the requestor may take that role;
+    ``None`` allows it, as the server does (pynetdicom then answers with the default roles).
     """
-    operation = operation.lower()
-    model = str(model)
-    if model and model[0].isdigit():
-        return check_uid(model, "query model")
-    short = model
-    if model not in QR_MODELS:
-        for long_name, s in _LONG_NAMES.items():
-            if model in (long_name, long_name + _OP_SUFFIX.get(operation, "")):
-                short = s
-                break
-        else:
-            raise ValueError(f"unknown query/retrieve information model {model!r}")
-    try:
-        return QR_MODELS[short][operation]
-    except KeyError:
-        raise ValueError(f"model {model!r} has no {operation.upper()} SOP class") from None
+    return _answer(rq_contexts, ac_contexts, roles, unrestricted=False)
 
 
-# --- storage (PS3.4 Annex B.5) -------------------------------------------------------------------
-
-_COMMON_STORAGE = (
-    "1.2.840.10008.5.1.4.1.1.2",  # CT Image
-    "1.2.840.10008.5.1.4.1.1.2.1",  # Enhanced CT
-    "1.2.840.10008.5.1.4.1.1.4",  # MR Image
-    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR
-    "1.2.840.10008.5.1.4.1.1.1",  # Computed Radiography
-    "1.2.840.10008.5.1.4.1.1.1.1",  # Digital X-Ray for presentation
-    "1.2.840.10008.5.1.4.1.1.1.1.1",  # Digital X-Ray for processing
-    "1.2.840.10008.5.1.4.1.1.1.2",  # Digital Mammography for presentation
-    "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image
-    "1.2.840.10008.5.1.4.1.1.3.1",  # Ultrasound Multi-frame
-    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture
-    "1.2.840.10008.5.1.4.1.1.12.1",  # X-Ray Angiographic
-    "1.2.840.10008.5.1.4.1.1.20",  # Nuclear Medicine
-    "1.2.840.10008.5.1.4.1.1.128",  # PET
-    "1.2.840.10008.5.1.4.1.1.481.1",  # RT Image
-    "1.2.840.10008.5.1.4.1.1.481.2",  # RT Dose
-    "1.2.840.10008.5.1.4.1.1.481.3",  # RT Structure Set
-    "1.2.840.10008.5.1.4.1.1.481.5",  # RT Plan
-    "1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR
-    "1.2.840.10008.5.1.4.1.1.88.22",  # Enhanced SR
-    "1.2.840.10008.5.1.4.1.1.88.33",  # Comprehensive SR
-    "1.2.840.10008.5.1.4.1.1.104.1",  # Encapsulated PDF
-    "1.2.840.10008.5.1.4.1.1.11.1",  # Grayscale Softcopy Presentation State
-    "1.2.840.10008.5.1.4.1.1.66",  # Raw Data
-    "1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation
-)
+def negotiate_unrestricted(
+    rq_contexts: Sequence[PresentationContext],
+    ac_contexts: Sequence[PresentationContext],
+    roles: Mapping[str, tuple[bool | None, bool | None]] | None = None,
+) -> tuple[list[PresentationContext], list[SCP_SCU_RoleSelectionNegotiation]]:
+    """:func:`negotiate_as_acceptor` as a server with an unrestricted storage service
+    (``_config.UNRESTRICTED_STORAGE_SERVICE``) answers: an abstract syntax ``ac_contexts``
+    does not list is taken as a storage SOP class of its own and supported with
+    :data:`DEFAULT_TRANSFER_SYNTAXES` (pynetdicom accepts the first proposed syntax, whatever
+    it is, and only for private, storage and unknown SOP classes)."""
+    return _answer(rq_contexts, ac_contexts, roles, unrestricted=True)
 
 
-def storage_sop_classes() -> list[str]:
-    """Every non-retired Storage SOP class (PS3.4 Table B.5-1), most common ones first."""
-    # lazy: the UID tables are only needed by a storage SCP's context list, not by a client
-    from dicomnet.uid import STORAGE_SOP_CLASSES
+def _answer(
+    rq_contexts: Sequence[PresentationContext],
+    ac_contexts: Sequence[PresentationContext],
+    roles: Mapping[str, tuple[bool | None, bool | None]] | None,
+    *,
+    unrestricted: bool,
+) -> tuple[list[PresentationContext], list[SCP_SCU_RoleSelectionNegotiation]]:
+    # lazy: the negotiation items are not on a plain client's start-up path (see build_role)
+    from dicomnet.ul.primitives import SCP_SCU_RoleSelectionNegotiation
 
-    rest = [
-        uid
-        for uid in STORAGE_SOP_CLASSES.values()
-        if uid not in _COMMON_STORAGE and uid != "1.2.840.10008.1.3.10"  # not a media SOP class
-    ]
-    return list(_COMMON_STORAGE) + rest
+    unnumbered = bool(rq_contexts) and all(cx.context_id is None for cx in rq_contexts)
+    requested = _as_requested(rq_contexts, unnumbered)
+    supported = {cx.abstract_syntax: cx.transfer_syntaxes for cx in ac_contexts}
+    if unrestricted:  # as acceptance.acceptor_policy widens the server's supported map
+        for pc in requested:
+            supported.setdefault(uid_norm(pc.abstract_syntax), list(DEFAULT_TRANSFER_SYNTAXES))
+    allowed = {cx.abstract_syntax: (cx.scu_role is not False, cx.scp_role is not False)
+               for cx in ac_contexts}  # fmt: skip
+    proposed = _role_items(roles)
+    answers, role_answers = answer_contexts(requested, proposed, supported, allowed)
+    by_id = {pc.context_id: pc for pc in requested}
+    asked = {r.sop_class_uid: r for r in proposed}
+    granted = {uid_norm(r.sop_class_uid): r for r in role_answers}
+    out: list[PresentationContext] = []
+    for answer in sorted(answers, key=lambda a: a.context_id):
+        pc = by_id[answer.context_id]
+        uid = uid_norm(pc.abstract_syntax)
+        cx = PresentationContext.concluded(
+            pc, answer.result, answer.transfer_syntax or None,
+            requestor_roles(asked.get(uid), granted.get(uid)), requestor=False,
+        )  # fmt: skip
+        if unnumbered:
+            cx.context_id = None
+        out.append(cx)
+    items = []
+    for r in sorted(role_answers, key=lambda r: r.sop_class_uid):
+        item = SCP_SCU_RoleSelectionNegotiation()
+        item.sop_class_uid = UIDValue(r.sop_class_uid)
+        item.scu_role, item.scp_role = bool(r.scu_role), bool(r.scp_role)
+        items.append(item)
+    return out, items
 
 
-def storage_contexts(
-    transfer_syntaxes: Sequence[str] | None = None,
-    limit: int = 120,
-    sop_classes: Iterable[str] | None = None,
+def negotiate_as_requestor(
+    rq_contexts: Sequence[PresentationContext],
+    ac_contexts: Sequence[PresentationContext],
+    roles: Mapping[str, tuple[bool | None, bool | None]] | None = None,
 ) -> list[PresentationContext]:
-    """Presentation contexts for storage SOP classes (at most ``limit``; PS3.8 allows 128)."""
-    classes = list(sop_classes) if sop_classes is not None else storage_sop_classes()
-    syntaxes = PREFERRED_TRANSFER_SYNTAXES if transfer_syntaxes is None else transfer_syntaxes
-    return [build_context(uid, syntaxes) for uid in classes[:limit]]
+    """What a requestor concludes from the acceptor's answers ``ac_contexts`` (each with a
+    ``context_id``, ``result`` and on acceptance its transfer syntax) to the contexts it
+    proposed, ``rq_contexts`` (their ``scu_role``/``scp_role`` being the role selection it
+    proposed), given the acceptor's role answers ``roles`` (``{SOP class UID: (SCU role, SCP
+    role)}``), as an association concludes it (PS3.8 Table 9-18, PS3.7 D.3.3.4).
+
+    Returns every proposed context by context ID, with the result, on acceptance the transfer
+    syntax and the roles *the requestor* may play; a context the acceptor did not answer, or
+    accepted without a transfer syntax, is rejected (result 2) and no one may use a rejected
+    context (pynetdicom leaves those marked SCU).
+    """
+    if not rq_contexts:
+        raise ValueError("negotiate_as_requestor needs the requested contexts")
+    answers = {cx.context_id: cx for cx in ac_contexts}
+    answered = {r.sop_class_uid: r for r in _role_items(roles)}
+    out: list[PresentationContext] = []
+    for rq_cx in sorted(rq_contexts, key=lambda c: c.context_id or 0):
+        pc = rq_cx.to_rq()
+        answer = answers.get(pc.context_id)
+        uid = uid_norm(pc.abstract_syntax)
+        ours = _role_items({uid: (rq_cx.scu_role, rq_cx.scp_role)})
+        out.append(PresentationContext.concluded(
+            pc, None if answer is None else answer.result,
+            None if answer is None else accepted_syntax_of(answer) or None,
+            requestor_roles(ours[0] if ours else None, answered.get(uid)), requestor=True,
+        ))  # fmt: skip
+    return out
 
 
 # --- names pynetdicom programs import from here ---------------------------------------------------

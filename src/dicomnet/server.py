@@ -40,6 +40,7 @@ from dicomnet import events as evt
 from dicomnet.acceptor import Acceptor, inline
 from dicomnet.association import Association
 from dicomnet.monitor import Monitor, notify
+from dicomnet.protocol_events import ProtocolObserver, wants_protocol_events
 from dicomnet.settings import Settings
 from dicomnet.transport.aio import AsyncDriver
 from dicomnet.ul.connection import AcceptorConnection, ULConnection
@@ -246,8 +247,8 @@ class Server:
             max_pdata_length=ae.maximum_pdu_size, artim_timeout=ae.acse_timeout
         )
         acceptor = Acceptor(self)
-        if evt.wants_protocol_events(self.handlers):  # EVT_PDU_*, EVT_DATA_*, EVT_FSM_...
-            conn.observer = evt.ProtocolObserver(
+        if wants_protocol_events(self.handlers):  # EVT_PDU_*, EVT_DATA_*, EVT_FSM_...
+            conn.observer = ProtocolObserver(
                 self.handlers, functools.partial(self._fire_details, acceptor)
             )
         return AsyncDriver(conn, self.loop, acceptor, idle_timeout=ae.network_timeout,

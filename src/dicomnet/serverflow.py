@@ -43,6 +43,7 @@ import contextlib
 import logging
 import ssl
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, TypeAlias, TypeVar, cast
@@ -186,6 +187,22 @@ class ServiceFlow:
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)`` in the handler pool."""
         return await self.loop.run_in_executor(self.executor, fn, *args)
+
+    async def run_flushing(self, fn: Callable[..., T], args: tuple[object, ...],
+                           out: deque[Encoded], after: float) -> T:  # fmt: skip
+        """:meth:`run` of a ``fn`` that fills ``out``; if it is still running after ``after``
+        seconds (the handler blocked), what it made so far is written meanwhile. The pool
+        thread appends and this loop pops at the other end of the deque (both atomic)."""
+        task = self.loop.run_in_executor(self.executor, fn, *args)
+        done, _ = await asyncio.wait((task,), timeout=after)
+        if not done and out:
+            taken = [out.popleft() for _ in range(len(out))]
+            try:
+                await self.write(taken)
+            except BaseException:
+                await asyncio.wait((task,))  # the pool step ends before the handler is closed
+                raise
+        return await task
 
     async def store(self, payload: StoreInput) -> int | None:
         """One C-STORE sub-operation on this association: the response's status. Raises what

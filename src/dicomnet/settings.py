@@ -245,8 +245,8 @@ class Settings:
         self._maximum_pdu_size = value
 
     def timeouts_changed(self) -> None:
-        """Called after ``acse_timeout``, ``dimse_timeout`` or ``network_timeout`` was set
-        (the AE passes them on to its live associations)."""
+        """Called after ``connection_timeout``, ``acse_timeout``, ``dimse_timeout`` or
+        ``network_timeout`` was set (the AE passes them on to its live associations)."""
 
     @property
     def connection_timeout(self) -> float | None:
@@ -255,6 +255,7 @@ class Settings:
     @connection_timeout.setter
     def connection_timeout(self, v: float | None) -> None:
         self._connection_timeout = _timeout(v, "connection_timeout")
+        self.timeouts_changed()
 
     @property
     def acse_timeout(self) -> float | None:

@@ -123,6 +123,9 @@ _TEST_DATA = {
     "encoded_pdu_items": "encoded PDU bytes (test data)",
     "utils": "get_port(): free TCP ports for the test servers",
 }
+#: ... except these, replaced by our own: pynetdicom's get_port() hands out the fixed port
+#: 11112 outside xdist, and our network tests bind only system-chosen ports
+_OUR_HELPERS = {"utils": "tests.compat.pynetdicom_ports"}
 
 
 def _rule_for(module: str, name: str) -> Rule:
@@ -143,7 +146,8 @@ def _rewrite_import(node: ast.stmt, package: str) -> tuple[str, dict[str, Rule]]
     if node.level:
         if node.level != 1 or node.module not in _TEST_DATA:
             raise ShimError(f"no rule for relative import of {node.module!r}")
-        absolute = ast.ImportFrom(module=f"{package}.{node.module}", names=node.names, level=0)
+        target = _OUR_HELPERS.get(node.module, f"{package}.{node.module}")
+        absolute = ast.ImportFrom(module=target, names=node.names, level=0)
         return ast.unparse(absolute), {}
     module = node.module or ""
     if module.split(".")[0] != "pynetdicom":

@@ -1,5 +1,6 @@
-"""Run one small pynetdicom program twice against a real DCMTK ``storescp``: as written,
-under pynetdicom, and after ``s/pynetdicom/dicomnet/``; the tests compare what both print."""
+"""Run one small pynetdicom program twice -- as written, under pynetdicom, and after
+``s/pynetdicom/dicomnet/`` -- against a real DCMTK ``storescp`` (:func:`run_both`) or on its
+own (:func:`run_both_alone`); the tests compare what both print."""
 
 from __future__ import annotations
 
@@ -33,3 +34,12 @@ def run_both(
     theirs = run_program(program, port, tmp_path)
     ours = run_program(program.replace("pynetdicom", "dicomnet"), port, tmp_path)
     return theirs, ours, port
+
+
+def run_both_alone(program: str, tmp_path: Path) -> tuple[list[str], list[str]]:
+    """(pynetdicom's lines, dicomnet's lines) for a ``program`` that needs no peer (its own
+    server and client over loopback)."""
+    pytest.importorskip("pynetdicom")
+    theirs = run_program(program, 0, tmp_path)
+    ours = run_program(program.replace("pynetdicom", "dicomnet"), 0, tmp_path)
+    return theirs, ours

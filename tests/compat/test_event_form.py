@@ -119,13 +119,59 @@ def test_a_hand_built_request_with_a_bytesio_data_set() -> None:
         request.AffectedSOPInstanceUID = ds.SOPInstanceUID
         request.DataSet = BytesIO(encoded)
         cx = presentation.build_context(ds.SOPClassUID, IMPLICIT)
-        cx.context_id = 1
-        if primitives:  # pynetdicom's event wants the (ID, abstract, transfer) tuple
-            cx.result = 0
-            context: Any = cx.as_tuple
-        else:
-            cx.transfer_syntax = IMPLICIT
-            context = cx
-        event = events.Event(None, events.EVT_C_STORE, {"request": request, "context": context})
-        seen.append((str(event.dataset.PatientName), event.encoded_dataset(include_meta=False)))
-    assert seen[0] == seen[1] == ("DOE^JANE", encoded)
+        cx.context_id, cx.result = 1, 0
+        # pynetdicom's events carry the (ID, abstract, transfer) tuple, and so may ours
+        for context in (cx.as_tuple, cx) if primitives is None else (cx.as_tuple,):
+            event = events.Event(None, events.EVT_C_STORE, {"request": request,
+                                                            "context": context})  # fmt: skip
+            seen.append((str(event.dataset.PatientName), event.encoded_dataset(include_meta=False)))
+            request.DataSet = BytesIO(encoded)
+    assert seen[0] == seen[1] == seen[2] == ("DOE^JANE", encoded)
+
+
+def _fire_own_events(lib: Any, events: Any) -> list[object]:
+    """What ``events.trigger`` gives for an application's own event types on a real
+    association of ``lib`` to a dicomnet SCP."""
+    scp = AE()
+    scp.add_supported_context(VERIFICATION)
+    server = scp.start_server(("127.0.0.1", 0), block=False)
+    try:
+        mine = events.InterventionEvent("EVT_MINE", "an application's own intervention")
+        note = events.NotificationEvent("EVT_NOTE", "an application's own notification")
+        seen: list[object] = []
+        ae = lib.AE()
+        ae.add_requested_context(VERIFICATION)
+        assoc = ae.associate(
+            "127.0.0.1", server.server_address[1],
+            evt_handlers=[(mine, lambda e, factor: e.my_value * factor, [10]),
+                          (note, lambda e: seen.append((e.event.name, e.my_value)))],
+        )  # fmt: skip
+        assert assoc.is_established
+        out: list[object] = [events.trigger(assoc, mine, {"my_value": 4})]
+        out.append(events.trigger(assoc, note, {"my_value": 5}))
+        out.append(seen)
+
+        def fails(event: Any) -> None:
+            raise KeyError("from the handler")
+
+        assoc.bind(mine, fails)
+        with pytest.raises(KeyError):  # an intervention handler's exception reaches the caller
+            events.trigger(assoc, mine, {"my_value": 1})
+        assoc.release()
+        return out
+    finally:
+        server.shutdown()
+
+
+def test_trigger_fires_an_applications_own_events_as_pynetdicoms() -> None:
+    """pynetdicom's public ``events.trigger``: an intervention event's handler result comes
+    back, a notification event's handlers are called and None comes back, the attributes given
+    are the event's."""
+    pynetdicom = pytest.importorskip("pynetdicom")
+    from pynetdicom import events as p_events
+
+    import dicomnet
+
+    theirs = _fire_own_events(pynetdicom, p_events)
+    ours = _fire_own_events(dicomnet, evt)
+    assert ours == theirs == [40, None, [("EVT_NOTE", 5)]]

@@ -149,7 +149,9 @@ def test_timeouts_set_on_the_ae_reach_its_live_associations() -> None:
             assert assoc.dimse_timeout == 30
             ae.dimse_timeout = 0.5
             ae.acse_timeout = 7
+            ae.connection_timeout = 4
             assert (assoc.dimse_timeout, assoc.acse_timeout) == (0.5, 7), ae_class
+            assert assoc.connection_timeout == 4, ae_class
             start = time.monotonic()
             status = assoc.send_c_echo()
             assert len(status) == 0 and time.monotonic() - start < 2.5, ae_class
@@ -194,6 +196,29 @@ def test_associate_argument_errors_are_pynetdicoms() -> None:
         ae.add_requested_context("1.2.840.10008.1.1")
         with pytest.raises(TypeError):
             ae.associate(1112, 104)
+    for ae_class in (pynetdicom.AE, AE):
+        ae = ae_class()  # the arguments are checked before the contexts
+        for addr in (("127.0.0.1", "x", 0), ("127.0.0.1", 0, "x"), (12, 0, 0)):
+            with pytest.raises(TypeError):
+                ae.associate(addr, 104)
+        for bind in (12, (12,), ("127.0.0.1",)):
+            with pytest.raises(TypeError):
+                ae.associate("127.0.0.1", 104, bind_address=bind)
+
+
+def test_printing_an_ae_shows_what_pynetdicoms_shows() -> None:
+    """``print(ae)``: the contexts with their syntaxes, timeouts, the AE title checks and the
+    associations, as pynetdicom's summary has them (the layout is ours)."""
+    pynetdicom = pytest.importorskip("pynetdicom")
+    for ae_class in (pynetdicom.AE, AE):
+        ae = ae_class()
+        ae.add_requested_context("1.2.840.10008.1.1")
+        ae.require_calling_aet = ["SOMEONE"]
+        ae.require_called_aet = True
+        text = str(ae)
+        for part in ("Explicit VR Little Endian", "Verification SOP Class", "0/10", "SOMEONE",
+                     "ACSE timeout: 30 s", "Require called AE title: True"):
+            assert part in text, (ae_class, part)
 
 
 def test_event_kinds_are_built_and_checked_as_in_pynetdicom() -> None:
@@ -215,5 +240,27 @@ def test_a_server_knows_its_ae_title() -> None:
     server = scp.start_server(("127.0.0.1", 0), block=False, ae_title="OTHER")
     try:
         assert (server.ae_title, scp.ae_title) == ("OTHER", "MAIN")
+    finally:
+        server.shutdown()
+
+
+def test_a_missing_context_is_named_by_its_sop_class() -> None:
+    """The error for a SOP class the peer accepted no context for names it, as pynetdicom's
+    does ("... for 'CT Image Storage' ..."), with its UID; an unknown UID is shown alone."""
+    from dicomnet.errors import NoPresentationContextError
+
+    scp = AE()
+    scp.add_supported_context("1.2.840.10008.1.1")
+    server = scp.start_server(("127.0.0.1", 0), block=False)
+    try:
+        ae = AE()
+        ae.add_requested_context("1.2.840.10008.1.1")
+        assoc = ae.associate("127.0.0.1", server.server_address[1])
+        with pytest.raises(NoPresentationContextError, match=r"CT Image Storage \(1\.2\.840\.10008"
+                                                             r"\.5\.1\.4\.1\.1\.2\) in the SCU role"):
+            assoc.find_context("1.2.840.10008.5.1.4.1.1.2")
+        with pytest.raises(NoPresentationContextError, match=r"for 1\.2\.3\.4 in the SCU role"):
+            assoc.find_context("1.2.3.4")
+        assoc.release()
     finally:
         server.shutdown()

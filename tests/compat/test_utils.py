@@ -120,6 +120,9 @@ def test_negotiated_and_request_uids_answer_as_pydicom_uids() -> None:
             assert cx.abstract_syntax.name == "Verification SOP Class"
             assert cx.transfer_syntax[0] == cx.transfer_syntax == "1.2.840.10008.1.2"
             assert cx.transfer_syntax.name == "Implicit VR Little Endian"
+            # pynetdicom's apps read the first item as a pydicom UID (its echoscp tests do)
+            assert cx.transfer_syntax[0].is_implicit_VR is True
+            assert cx.transfer_syntax[0].is_little_endian is True
             assert cx.as_tuple == (1, "1.2.840.10008.1.1", "1.2.840.10008.1.2")
             assert cx.as_tuple.abstract_syntax == "1.2.840.10008.1.1"
             assert assoc.send_c_echo().Status == 0x0000

@@ -41,6 +41,7 @@ from dicomnet.dimse import primitives as P
 from dicomnet.dimse.commands import decode_command
 from dicomnet.dimse.status import Status
 from dicomnet.monitor import clip
+from dicomnet.presentation import accepted_syntax_of
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -153,7 +154,7 @@ def store_received(event: Event, write: Writer, adopt: Adopter | None = None) ->
     sop_class, sop_instance = _request_uids(event)
     source: DataSource | None = event.data_source
     context = event.context
-    ts = context.transfer_syntax if context is not None else None
+    ts = accepted_syntax_of(context)
     try:
         validate_uid(sop_instance, "SOP Instance UID")
         validate_uid(sop_class, "SOP Class UID")

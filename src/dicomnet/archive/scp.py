@@ -65,8 +65,9 @@ from dicomnet.archive.store import FileStore
 from dicomnet.dimse import primitives as P
 from dicomnet.dimse.status import Status
 from dicomnet.monitor import clip
-from dicomnet.presentation import PresentationContext, build_context, storage_sop_classes
+from dicomnet.presentation import PresentationContext, build_context
 from dicomnet.server import inline
+from dicomnet.sop_sets import storage_sop_classes
 from dicomnet.transcode.select import context_plan
 from dicomnet.uid import RETIRED_STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES
 from dicomnet.ul.pdu import SOPClassExtendedNegotiation
@@ -535,6 +536,11 @@ def add_storage_contexts(
             ae.add_supported_context(uid, syntaxes)
 
 
+# the syntaxes a C-ECHO (no data set) may be accepted in: the uncompressed ones and deflate
+_ECHO_SYNTAXES = frozenset(("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2",
+                            "1.2.840.10008.1.2.1.99"))  # fmt: skip
+
+
 def archive_ae(ae_title: str = "DICOMNET") -> AE:
     """An AE accepting Verification, every storage SOP class and the Patient/Study Root
     Q/R FIND, GET and MOVE SOP classes."""
@@ -548,9 +554,12 @@ def archive_ae(ae_title: str = "DICOMNET") -> AE:
 
 def storage_ae(ae_title: str, transfer_syntaxes: Sequence[str] | None = None) -> AE:
     """An AE accepting Verification and every storage SOP class (storescp, movescu's storage
-    SCP), with ``transfer_syntaxes`` (default: all we know, uncompressed first)."""
+    SCP), with ``transfer_syntaxes`` (default: all we know, uncompressed first). Verification
+    takes the uncompressed ones among them, in their order (``+xi``: Implicit VR Little Endian
+    only, ``+xb``: big endian first, as DCMTK's storescp answers a C-ECHO)."""
     ae = AE(ae_title=ae_title)
-    ae.add_supported_context(VERIFICATION, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+    echo = [ts for ts in transfer_syntaxes or () if ts in _ECHO_SYNTAXES]
+    ae.add_supported_context(VERIFICATION, echo or ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
     add_storage_contexts(ae, transfer_syntaxes=transfer_syntaxes)
     return ae
 

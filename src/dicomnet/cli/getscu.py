@@ -46,7 +46,7 @@ from dicomnet.cli.findscu import (
 )
 from dicomnet.cli.syntaxes import add_accept_options, proposed_syntaxes
 from dicomnet.dimse.status import Status
-from dicomnet.presentation import storage_sop_classes
+from dicomnet.sop_sets import storage_sop_classes
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset

@@ -30,7 +30,7 @@ from dicomnet.dimse.primitives import DIMSEPrimitive
 from dicomnet.dimse.status import Status
 from dicomnet.errors import DimseError
 from dicomnet.events import Event, EventType, Handler
-from dicomnet.presentation import PresentationContext
+from dicomnet.presentation import PresentationContext, accepted_syntax_of
 
 if TYPE_CHECKING:
     from dicomnet.services.contract import ServiceAssociation
@@ -120,7 +120,7 @@ class ServiceCall:
     def transfer_syntax(self) -> str:
         """The accepted transfer syntax of the request's context (data sets are encoded in it,
         PS3.7 section 6.3.1)."""
-        ts = None if self.context is None else self.context.transfer_syntax
+        ts = accepted_syntax_of(self.context)
         if ts is None:  # pragma: no cover - requests only arrive on accepted contexts
             raise DimseError(f"no transfer syntax accepted for context {self.context_id}")
         return ts
@@ -212,7 +212,8 @@ class OneShotService:
 
     ``failure`` is the status of a handler that raises or returns something unusable: the
     service's "unable to process" code (PS3.4 B.2.3 C211 for C-STORE; PS3.7 C.4.4 0110
-    processing failure for C-ECHO and the DIMSE-N services).
+    processing failure for the DIMSE-N services; C-ECHO answers Success whatever happens,
+    :mod:`dicomnet.services.verification`).
     """
 
     event_type: EventType
@@ -241,18 +242,18 @@ class OneShotService:
         return rsp
 
     def complete(self, call: ServiceCall, result: object) -> DIMSEPrimitive:
-        """The answer for what the handler returned (a status)."""
-        rsp = self.response(call)
+        """The answer for what the handler returned (a status; anything else is answered as
+        :meth:`failed` answers an exception)."""
         try:
             code, extras = status_parts(result)
         except (TypeError, ValueError) as exc:
-            failure_from_exception(rsp, self.failure, exc, self.event_type.name)
-        else:
-            apply_status(rsp, code, extras)
+            return self.failed(call, exc)
+        rsp = self.response(call)
+        apply_status(rsp, code, extras)
         return rsp
 
     def failed(self, call: ServiceCall, exc: BaseException) -> DIMSEPrimitive:
-        """The answer when the handler raised."""
+        """The answer when the handler raised, or returned something that is no status."""
         rsp = self.response(call)
         failure_from_exception(rsp, self.failure, exc, self.event_type.name)
         return rsp

@@ -45,7 +45,6 @@ from dicomnet.services.call import (
     OneShotService,
     ServiceCall,
     apply_status,
-    failure_from_exception,
     status_parts,
 )
 from dicomnet.services.payloads import as_payload
@@ -82,19 +81,17 @@ class NService(OneShotService):
         return rsp
 
     def complete(self, call: ServiceCall, result: object) -> P.DIMSEPrimitive:
-        rsp = self.response(call)
         dataset: object = None
         if isinstance(result, tuple):
             if len(result) != 2:
                 exc = ValueError("an N-service handler returns status or (status, dataset)")
-                failure_from_exception(rsp, self.failure, exc, self.event_type.name)
-                return rsp
+                return self.failed(call, exc)
             result, dataset = result
         try:
             code, extras = status_parts(result)
         except (TypeError, ValueError) as exc:
-            failure_from_exception(rsp, self.failure, exc, self.event_type.name)
-            return rsp
+            return self.failed(call, exc)
+        rsp = self.response(call)
         apply_status(rsp, code, extras)
         field = REPLY_FIELD.get(type(rsp))
         if dataset is not None and field and category(code) in (Category.SUCCESS, Category.WARNING):

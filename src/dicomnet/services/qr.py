@@ -17,9 +17,14 @@ stepped on the loop).
 C-FIND (PS3.4 C.4.1.2, K.4.1.2): the handler yields ``(status, identifier)``. Each Pending
 (FF00/FF01) item becomes a pending C-FIND-RSP with the identifier encoded in the context's
 transfer syntax; items are pulled and encoded in the pool in batches of :data:`FIND_BATCH`
-(one thread hop and one socket write per batch); a non-pending status ends the operation with
-that status; the end of the generator ends it with Success. A cancel seen between items ends
-it with FE00 (no identifier). Exceptions: C311 (PS3.4 Table C.4-1: Cxxx unable to process).
+(one thread hop and one socket write per batch), and a batch still running after
+:data:`FIND_FLUSH_SECONDS` has what it made written meanwhile (a handler that blocks after
+some matches does not hold them back until the peer's DIMSE timeout); a non-pending status
+ends the operation with that status; the end of the generator ends it with Success. A cancel
+seen between items ends it with FE00 (no identifier). Exceptions: C311 (PS3.4 Table C.4-1:
+Cxxx unable to process). The Relevant Patient Information Query SOP classes (PS3.4 Annex Q) answer for one patient: at
+most one Pending response, then Success -- the handler is not asked for more (a second match
+is the handler's to report, as C100 "more than one match", before it yields the first).
 
 C-GET and C-MOVE are in :mod:`dicomnet.services.retrieve`; both use :class:`Flow` and the
 handler items of this module.
@@ -30,8 +35,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from dicomnet.datasource import DataSource
 from dicomnet.dimse import primitives as P
@@ -72,6 +78,10 @@ FIND_BATCH = 64
 #: ... or fewer, when the handler took this long (seconds) to produce them: a slow handler's
 #: matches are still seen as they come (and can be cancelled).
 FIND_BATCH_SECONDS = 0.005
+#: A batch still running after this many seconds (the handler blocked after producing some
+#: matches: a slow next page, a remote look-up) has what it produced written meanwhile: matches
+#: never wait on the next one (the peer's DIMSE timeout would run out).
+FIND_FLUSH_SECONDS = 0.05
 
 T = TypeVar("T")
 E = TypeVar("E")  # an encoded response, ready to be written (opaque to the services)
@@ -127,6 +137,13 @@ class Flow(Protocol[E, S]):
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """``fn(*args)`` in the handler pool."""
+        ...
+
+    async def run_flushing(self, fn: Callable[..., T], args: tuple[object, ...],
+                           out: deque[E], after: float) -> T:  # fmt: skip
+        """:meth:`run`, for a ``fn`` that appends encoded responses to ``out`` as it makes
+        them: when it has not returned after ``after`` seconds (the handler blocks), what is
+        in ``out`` by then is taken out and written."""
         ...
 
     def prepare_store(self, payload: object) -> S:
@@ -192,6 +209,13 @@ class Runner(Protocol):
     def __call__(self, fn: Callable[..., T], *args: object) -> Awaitable[T]: ...
 
 
+class FlushRunner(Protocol):
+    """``await run(fn, args, out, after)``: :meth:`Flow.run_flushing`."""
+
+    def __call__(self, fn: Callable[..., T], args: tuple[object, ...], out: deque[Any],
+                 after: float) -> Awaitable[T]: ...  # fmt: skip
+
+
 class HandlerItems:
     """The handler's items, whatever it returned: a generator stepped in the pool, an async
     generator stepped on the loop, or a plain iterable."""
@@ -244,11 +268,13 @@ class HandlerItems:
         return await self.run(_next_steps, self._sync, prepare, n, self.call)
 
     async def batch(
-        self, convert: Callable[[object], tuple[E | None, bool]], n: int
+        self, convert: Callable[[object], tuple[E | None, bool]], n: int, flush_run: FlushRunner
     ) -> tuple[list[E], BatchEnd]:
         """Up to ``n`` converted items (``convert(item) -> (value, stop)``, None values left
         out), and why the batch ended: "stopped" after a ``stop`` item, "done" at the end of
-        the items, else "more" (full, slow, or cancelled)."""
+        the items, else "more" (full, slow, or cancelled). Items of a sync generator that
+        blocks after some were made are written meanwhile by ``flush_run`` (the flow's
+        :meth:`Flow.run_flushing`): only those made after that come back here."""
         if self._async is not None:
             out: list[E] = []
             count = 0
@@ -268,7 +294,10 @@ class HandlerItems:
                     break
             return out, "more"
         assert self._sync is not None
-        return await self.run(_pull, self._sync, convert, n, self.call)
+        made: deque[E] = deque()
+        end = await flush_run(_pull, (self._sync, convert, n, self.call, made), made,
+                              FIND_FLUSH_SECONDS)  # fmt: skip
+        return list(made), end
 
     async def close(self) -> None:
         try:
@@ -283,25 +312,25 @@ class HandlerItems:
 
 
 def _pull(it: Iterator[object], convert: Callable[[object], tuple[E | None, bool]], n: int,
-          call: ServiceCall) -> tuple[list[E], BatchEnd]:  # fmt: skip
-    """Pool thread: :meth:`HandlerItems.batch` of a sync generator."""
-    out: list[E] = []
+          call: ServiceCall, out: deque[E]) -> BatchEnd:  # fmt: skip
+    """Pool thread: :meth:`HandlerItems.batch` of a sync generator, into ``out`` (which the
+    loop may drain meanwhile: see :data:`FIND_FLUSH_SECONDS`)."""
     count = 0
     until = time.monotonic() + FIND_BATCH_SECONDS
     while count < n and (not count or time.monotonic() < until):
         # the handler is resumed before the cancel is looked at: it may see it itself
         item = next(it, DONE)
         if item is DONE:
-            return out, "done"
+            return "done"
         value, stop = convert(item)
         count += 1
         if value is not None:
             out.append(value)
         if stop:
-            return out, "stopped"
+            return "stopped"
         if call.is_cancelled:
             break
-    return out, "more"
+    return "more"
 
 
 def _next_step(it: Iterator[object], prepare: Callable[[object], S]) -> Step[S]:
@@ -367,6 +396,12 @@ def _opt(value: object) -> str | None:
 # --- C-FIND -----------------------------------------------------------------------------------
 
 
+# PS3.4 Annex Q: General, Breast Imaging and Cardiac Relevant Patient Information Query
+_ONE_MATCH_CLASSES = frozenset(
+    ("1.2.840.10008.5.1.4.37.1", "1.2.840.10008.5.1.4.37.2", "1.2.840.10008.5.1.4.37.3")
+)
+
+
 def _find_rsp(call: ServiceCall) -> P.C_FIND:
     rsp = P.C_FIND()
     rsp.MessageIDBeingRespondedTo = call.request.MessageID
@@ -386,12 +421,14 @@ async def find(call: ServiceCall, flow: Flow[E, S]) -> None:
     apply_status(plain, Status.PENDING)
     plain.Identifier = DataSource.from_bytes(b"", call.transfer_syntax)
     encode_pending = flow.repeated(plain)
+    one_match = call.request.AffectedSOPClassUID in _ONE_MATCH_CLASSES
 
     def convert(item: object) -> tuple[E | None, bool]:
         """Pool thread (or loop for async generators): an item -> its encoded pending
         response, or the final status (stop)."""
         status, identifier = pair(item, "C-FIND")
-        if status == Status.PENDING and identifier is not None and type(status) is int:
+        fast = status == Status.PENDING and identifier is not None and type(status) is int
+        if fast and not one_match:
             return encode_pending(identifier), False  # command set encoded once per request
         code, extras = status_parts(status)
         if category(code) is not Category.PENDING:
@@ -401,12 +438,15 @@ async def find(call: ServiceCall, flow: Flow[E, S]) -> None:
         apply_status(rsp, code, extras)
         if identifier is not None:
             rsp.Identifier = as_payload(identifier, call.transfer_syntax)
+        if one_match:  # PS3.4 Q: the first match is the answer, then Success
+            apply_status(final, Status.SUCCESS)
+            return flow.encode(rsp), True
         return flow.encode(rsp), False
 
     try:
         await items.start()
         while True:
-            pending, end = await items.batch(convert, FIND_BATCH)
+            pending, end = await items.batch(convert, FIND_BATCH, flow.run_flushing)
             if pending:
                 await flow.write(pending)
             if call.is_cancelled:

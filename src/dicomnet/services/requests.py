@@ -30,8 +30,9 @@ from dicomnet.datasource import DataSource
 from dicomnet.dimse import primitives as P
 from dicomnet.dimse.textenc import with_character_set
 from dicomnet.errors import NoPresentationContextError
-from dicomnet.presentation import VERIFICATION, query_model_uid
+from dicomnet.presentation import VERIFICATION
 from dicomnet.services.payloads import DataSetLike, as_payload
+from dicomnet.sop_sets import query_model_uid
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -84,7 +85,7 @@ class Outgoing:
 def _context_id(assoc: ServiceAssociation, abstract_syntax: str) -> tuple[int, str | None]:
     cx = assoc.find_context(abstract_syntax)
     assert cx.context_id is not None
-    return cx.context_id, cx.transfer_syntax
+    return cx.context_id, cx.accepted_syntax
 
 
 def echo(assoc: ServiceAssociation) -> Built:
@@ -172,7 +173,7 @@ def n_request(
         except NoPresentationContextError:
             cx = assoc.find_context(abstract_syntax)
         assert cx.context_id is not None
-        context_id, ts = cx.context_id, cx.transfer_syntax
+        context_id, ts = cx.context_id, cx.accepted_syntax
     else:
         context_id, ts = _context_id(assoc, abstract_syntax)
     if payload_field is not None and payload is not None:

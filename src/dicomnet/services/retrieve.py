@@ -35,6 +35,8 @@ plus common storage classes when more items follow (a handler that knows every i
 class and syntax passes ``contexts`` in the destination's associate arguments); each
 sub-operation runs in the pool and each C-STORE-RQ carries Move Originator AE Title and Message
 ID (PS3.7 Table 9.3-1). Failure to associate: A801 with an Error Comment. Exceptions: C511.
+A handler that yields no item gets Success with zero sub-operations and no association is
+requested: a move of nothing succeeds even when the destination is down.
 """
 
 
@@ -48,7 +50,7 @@ from dicomnet.datasource import DataSource
 from dicomnet.dimse import primitives as P
 from dicomnet.dimse.status import Category, Status, category
 from dicomnet.errors import NoPresentationContextError
-from dicomnet.presentation import PresentationContext, build_context, storage_contexts
+from dicomnet.presentation import PresentationContext, build_context
 from dicomnet.services.call import (
     ServiceCall,
     apply_status,
@@ -68,6 +70,7 @@ from dicomnet.services.qr import (
 )
 from dicomnet.services.sending import close_handed, store_input
 from dicomnet.settings import MAX_CONTEXTS
+from dicomnet.sop_sets import storage_contexts
 from dicomnet.transcode import CODECS_HINT, ConversionError
 from dicomnet.transcode.select import context_plan
 
@@ -437,6 +440,12 @@ async def move(call: ServiceCall, flow: Flow[E, S]) -> None:
             head.append(item)
         if call.is_cancelled:
             await retrieve.send_final(Status.CANCEL)
+            return
+        if not head and not more:
+            # nothing to send: Success with zero sub-operations, and no association with the
+            # destination (which may be down or accept no storage class: a move of nothing
+            # still succeeds, as in pynetdicom and DCMTK's dcmqrscp)
+            await retrieve.send_final()
             return
         if "contexts" not in options:
             options["contexts"] = await flow.run(_move_contexts, head, more)

@@ -4,8 +4,11 @@ Theory of operation
 -------------------
 A C-ECHO-RQ (PS3.7 section 9.1.5) asks "are you there?". With no EVT_C_ECHO handler bound the
 answer is Success (0000H), as PS3.4 Annex A.4 expects of every Verification SCP. A bound handler
-returns the status to send (an ``int`` or a status ``Dataset``; None counts as Success); an
-exception, or anything else returned, becomes 0110H Processing failure. The response echoes the
+returns the status to send (an ``int`` or a status ``Dataset``; None counts as Success; PS3.7
+9.1.5.1.4 names the failures a C-ECHO may report: 0122H, 0210H-0212H). A handler that raises or
+returns something that is no status is logged and answered with Success: the C-ECHO-RSP Status
+"shall have a value of Success" (PS3.7 Table 9.3-13, which has no Error Comment field either),
+and the exchange itself did work -- as pynetdicom and DCMTK answer. The response echoes the
 Affected SOP Class UID and carries Message ID Being Responded To = the request's Message ID
 (PS3.7 Table 9.3-13).
 
@@ -15,12 +18,16 @@ every C-ECHO-RQ, on a server and on a requestor's association alike.
 
 from __future__ import annotations
 
+import logging
+
 from dicomnet.dimse.primitives import C_ECHO, DIMSEPrimitive
 from dicomnet.dimse.status import Status
 from dicomnet.events import EVT_C_ECHO
 from dicomnet.services.call import OneShotService, ServiceCall
 
 __all__ = ["VERIFICATION", "Verification"]
+
+LOGGER = logging.getLogger("dicomnet.services")
 
 
 class Verification(OneShotService):
@@ -48,6 +55,12 @@ class Verification(OneShotService):
         if type(result) is int and 0 <= result <= 0xFFFF:
             return self.response(call, result)  # a bare status code: nothing else to copy
         return super().complete(call, Status.SUCCESS if result is None else result)
+
+    def failed(self, call: ServiceCall, exc: BaseException) -> DIMSEPrimitive:
+        # also what complete() answers for a result that is no status
+        LOGGER.error("%s handler failed: %s (answered Success, PS3.7 Table 9.3-13)",
+                     self.event_type.name, exc, exc_info=exc)  # fmt: skip
+        return self.response(call, Status.SUCCESS)
 
 
 VERIFICATION = Verification(EVT_C_ECHO)

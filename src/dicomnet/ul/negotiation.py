@@ -78,6 +78,7 @@ __all__ = [
     "RJ_TEMPORARY_CONGESTION",
     "RJ_USER_NO_REASON",
     "AcceptorPolicy",
+    "answer_contexts",
     "check_ae_titles",
     "check_application_context",
     "check_protocol_version",
@@ -88,6 +89,7 @@ __all__ = [
     "negotiate_roles",
     "negotiate_user_identity",
     "peer_max_length",
+    "requestor_roles",
 ]
 
 DICOMNET_IMPLEMENTATION_CLASS_UID = "2.25.50206247171044501334166487466241400054"
@@ -279,24 +281,47 @@ def negotiate_roles(
     return tuple(out)
 
 
-def _reject_roleless(
-    rq: AAssociateRQ,
-    contexts: Sequence[PresentationContextAC],
-    roles: tuple[RoleSelection, ...],
-    roleless: set[str],
+def answer_contexts(
+    requested: Sequence[PresentationContextRQ],
+    role_selections: Sequence[RoleSelection],
+    supported: Mapping[str, Sequence[str]],
+    roles: Mapping[str, tuple[bool, bool]],
 ) -> tuple[tuple[PresentationContextAC, ...], tuple[RoleSelection, ...]]:
-    """Contexts of SOP classes where the role answer grants the requestor neither role: an
-    accepted context no one may use. They are answered user-rejection (PS3.8 Table 9-18,
-    result 1), as pynetdicom answers them, and their role items are left out."""
-    ids = {pc.context_id for pc in rq.presentation_contexts
-           if uid_norm(pc.abstract_syntax) in roleless}  # fmt: skip
-    answered = tuple(
+    """Rules 7 and 8 together: the answer to each proposed context and the role selection
+    answers for the accepted ones. Where the role answer would grant the requestor neither
+    role, no one could use the context: it is answered 1, user-rejection (PS3.8 Table 9-18),
+    as pynetdicom answers it, and its role item is left out.
+
+    Raises :class:`NegotiationError` (1/2/1) on a duplicate context ID.
+    """
+    contexts = negotiate_contexts(requested, supported)
+    ids = {pc.context_id for pc in contexts if pc.result == ACCEPTANCE}
+    accepted = {uid_norm(pc.abstract_syntax) for pc in requested if pc.context_id in ids}
+    answers = negotiate_roles(role_selections, roles, abstract_syntaxes=accepted)
+    roleless = {uid_norm(r.sop_class_uid) for r in answers if not r.scu_role and not r.scp_role}
+    if not roleless:
+        return contexts, answers
+    ids = {pc.context_id for pc in requested if uid_norm(pc.abstract_syntax) in roleless}
+    contexts = tuple(
         PresentationContextAC(pc.context_id, USER_REJECTION, pc.transfer_syntax)
         if pc.context_id in ids and pc.result == ACCEPTANCE else pc
         for pc in contexts
     )  # fmt: skip
-    kept = tuple(r for r in roles if uid_norm(r.sop_class_uid) not in roleless)
-    return answered, kept
+    return contexts, tuple(r for r in answers if uid_norm(r.sop_class_uid) not in roleless)
+
+
+def requestor_roles(
+    proposed: RoleSelection | None, answer: RoleSelection | None
+) -> tuple[bool, bool]:
+    """(requestor may be SCU, requestor may be SCP) on an accepted context (PS3.7 D.3.3.4):
+    without a proposal *and* an answer, the default roles (SCU, not SCP); with both, a role
+    the requestor proposed and the acceptor granted. The acceptor's roles are the converse."""
+    if proposed is None or answer is None:
+        return DEFAULT_ROLES
+    return (
+        bool(proposed.scu_role and answer.scu_role),
+        bool(proposed.scp_role and answer.scp_role),
+    )
 
 
 def _min_window(theirs: int, ours: int) -> int:
@@ -384,7 +409,9 @@ def negotiate(rq: AAssociateRQ, policy: AcceptorPolicy) -> AAssociateAC | AAssoc
     if not accepted:
         return RJ_USER_NO_REASON
     try:
-        contexts = negotiate_contexts(rq.presentation_contexts, policy.supported)
+        contexts, roles = answer_contexts(
+            rq.presentation_contexts, ui.role_selections, policy.supported, policy.roles
+        )
     except NegotiationError as exc:
         return AAssociateRJ(exc.result, exc.source, exc.reason)
     ids = {pc.context_id for pc in contexts if pc.result == ACCEPTANCE}
@@ -398,10 +425,6 @@ def negotiate(rq: AAssociateRQ, policy: AcceptorPolicy) -> AAssociateAC | AAssoc
     window = negotiate_async_window(ui.async_ops_window, policy.async_ops_window)
     if window is not None:
         items.append(window)
-    roles = negotiate_roles(ui.role_selections, policy.roles, abstract_syntaxes=accepted_syntaxes)
-    roleless = {uid_norm(r.sop_class_uid) for r in roles if not r.scu_role and not r.scp_role}
-    if roleless:  # rule 8: neither side may invoke anything on these contexts
-        contexts, roles = _reject_roleless(rq, contexts, roles, roleless)
     items.extend(roles)
     if policy.implementation_version_name:
         items.append(ImplementationVersionName(policy.implementation_version_name))

@@ -237,6 +237,9 @@ SubItem: TypeAlias = (
     | UnknownSubItem
 )
 
+# user information sub-items that negotiate nothing (UserInformation.negotiation_items)
+_NOT_NEGOTIATION = (MaximumLength, ImplementationClassUID, ImplementationVersionName, UnknownSubItem)
+
 
 class UserInformation(Record):
     """50H: the ordered list of user information sub-items."""
@@ -288,6 +291,14 @@ class UserInformation(Record):
         )
 
     @property
+    def negotiation_items(self) -> tuple[SubItem, ...]:
+        """The extended negotiation sub-items in the order sent (PS3.7 D.3.3.3-D.3.3.7: async
+        operations window, role selections, SOP class extended and common extended, user
+        identity): every known sub-item but Maximum Length and the implementation
+        identification."""
+        return tuple(i for i in self.sub_items if not isinstance(i, _NOT_NEGOTIATION))
+
+    @property
     def user_identity_rq(self) -> UserIdentityRQ | None:
         item = self._first(UserIdentityRQ)
         return item if isinstance(item, UserIdentityRQ) else None
@@ -324,6 +335,11 @@ class PresentationContextRQ(Record):
         _set(self, "abstract_syntax", abstract_syntax)
         _set(self, "transfer_syntaxes", transfer_syntaxes)
         _set(self, "reserved", reserved)
+
+    @property
+    def transfer_syntax(self) -> list[str]:
+        """The proposed transfer syntaxes as a list (the name pynetdicom's contexts use)."""
+        return list(self.transfer_syntaxes)
 
 
 class PresentationContextAC(Record):
@@ -386,6 +402,12 @@ class AAssociateRQ(Record):
         _set(self, "application_context_name", application_context_name)
         _set(self, "protocol_version", protocol_version)
 
+    @property
+    def presentation_context_definition_list(self) -> list[PresentationContextRQ]:
+        """The proposed contexts, under the A-ASSOCIATE primitive's parameter name (PS3.8
+        7.1.1.13; pynetdicom's ``A_ASSOCIATE`` attribute, which dicomnet's record stands for)."""
+        return list(self.presentation_contexts)
+
 
 class AAssociateAC(Record):
     """02H A-ASSOCIATE-AC. The AE title fields are reserved but echo the request's values."""
@@ -420,6 +442,11 @@ class AAssociateAC(Record):
         _set(self, "user_information", user_information)
         _set(self, "application_context_name", application_context_name)
         _set(self, "protocol_version", protocol_version)
+
+    @property
+    def presentation_context_definition_results_list(self) -> list[PresentationContextAC]:
+        """The answers, under the A-ASSOCIATE primitive's parameter name (PS3.8 7.1.1.14)."""
+        return list(self.presentation_contexts)
 
 
 class AAssociateRJ(Record):

@@ -158,7 +158,7 @@ def instance_lookup(index: object) -> InstanceLookup:
 def storage_class_check() -> Callable[[str], bool]:
     """Whether a SOP Class UID is a Storage SOP Class we accept (PS3.4 B.5, retired ones too)."""
     # lazy: the UID tables (Storage SOP classes, PS3.4 B.5) are only needed by an SCP
-    from dicomnet.presentation import storage_sop_classes
+    from dicomnet.sop_sets import storage_sop_classes
     from dicomnet.uid import RETIRED_STORAGE_SOP_CLASSES
 
     known = frozenset([*storage_sop_classes(), *RETIRED_STORAGE_SOP_CLASSES.values()])

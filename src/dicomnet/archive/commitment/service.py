@@ -96,7 +96,7 @@ from dicomnet.association import Association
 from dicomnet.dimse import primitives as P
 from dicomnet.dimse.status import Category, Status, category
 from dicomnet.errors import DicomNetError
-from dicomnet.presentation import build_role
+from dicomnet.presentation import accepted_syntax_of, build_role
 
 if TYPE_CHECKING:
     import ssl
@@ -342,8 +342,7 @@ class CommitmentService:
         aet = (event.assoc.requestor.ae_title or "").strip()
         context = event.context
         try:
-            cid, duplicate = self._accept(source, None if context is None else
-                                          context.transfer_syntax, aet)  # fmt: skip
+            cid, duplicate = self._accept(source, accepted_syntax_of(context), aet)
         except MalformedRequest as exc:
             LOG.warning("storage commitment request from %s refused (0x%04X): %s", aet,
                         exc.status, exc.reason)  # fmt: skip
