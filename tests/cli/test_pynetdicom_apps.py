@@ -159,10 +159,18 @@ def test_echoscp_and_storescp_serve_dcmtk(apps: Path, tmp_path: Path,
 def _qrscp_session(command: list[str], tmp_path: Path,
                    procs: list[subprocess.Popen[bytes]]) -> tuple[list[str], dict[str, Path]]:  # fmt: skip
     """Start a Q/R SCP app (``command`` + its config), store two instances of one study into
-    it with DCMTK storescu, find the study and get it back with DCMTK findscu / getscu; the
-    Study Instance UIDs of the C-FIND answers and the files got back, by SOP Instance UID."""
-    storescu, findscu, getscu = (require_dcmtk(t) for t in ("storescu", "findscu", "getscu"))
-    port = free_port()
+    it with DCMTK storescu, find the study and get it back with DCMTK findscu / getscu, move it
+    to a DCMTK storescp with movescu; the Study Instance UIDs of the C-FIND answers and the
+    files got back, by SOP Instance UID."""
+    storescu, findscu, getscu, movescu, storescp = (
+        require_dcmtk(t) for t in ("storescu", "findscu", "getscu", "movescu", "storescp"))
+    port, dest_port = free_port(), free_port()
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    dest = subprocess.Popen([storescp, "-aet", "MOVEDEST", "-od", str(moved), str(dest_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())  # fmt: skip
+    procs.append(dest)
+    wait_port(dest_port, dest)
     config = tmp_path / "qrscp.ini"
     config.write_text(textwrap.dedent(f"""\
         [DEFAULT]
@@ -175,6 +183,10 @@ def _qrscp_session(command: list[str], tmp_path: Path,
             bind_address: 127.0.0.1
             instance_location: {tmp_path / "instances"}
             database_location: {tmp_path / "instances.sqlite"}
+
+        [MOVEDEST]
+            address: 127.0.0.1
+            port: {dest_port}
         """))  # fmt: skip
     proc = subprocess.Popen([*command, "-c", str(config)], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env=env())  # fmt: skip
@@ -201,6 +213,14 @@ def _qrscp_session(command: list[str], tmp_path: Path,
     back = {str(dcmread(p).SOPInstanceUID): p for p in got.iterdir()}
     for f in files:
         assert same_dataset(f, back[str(dcmread(f).SOPInstanceUID)])
+    sent = subprocess.run([movescu, "-aec", "QRSCP", "-aem", "MOVEDEST", "-S", "-k",
+                           "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}",
+                           "127.0.0.1", str(port)], capture_output=True, text=True, env=env())  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    arrived = {str(dcmread(p).SOPInstanceUID): p for p in moved.iterdir()}
+    assert sorted(arrived) == sorted(back)
+    for f in files:
+        assert same_dataset(f, arrived[str(dcmread(f).SOPInstanceUID)])
     return [str(dcmread(p).StudyInstanceUID) == study for p in sorted(answers.iterdir())], back
 
 
@@ -210,7 +230,8 @@ def test_qrscp_serves_dcmtk(apps: Path, tmp_path: Path,
     it, finds and gets back, with the answers pynetdicom's own run of the app gives (one C-FIND
     answer per stored instance at STUDY level: the app's database, not the library). Found
     this way: the app reads ``event.request.AffectedSOPClassUID.keyword``, a pydicom UID
-    property (dicomnet handed handlers plain strings)."""
+    property (dicomnet handed handlers plain strings), and its C-MOVE handler puts presentation
+    contexts in a set (dicomnet's were not hashable: every C-MOVE failed with C511)."""
     pytest.importorskip("sqlalchemy")
     (tmp_path / "dicomnet").mkdir()
     (tmp_path / "pynetdicom").mkdir()

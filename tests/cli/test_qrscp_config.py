@@ -21,7 +21,7 @@ SAMPLES: dict[str, object] = {
     "max_associations": 10, "durability": "fast", "max_associations_per_peer": 3,
     "workers": 2, "metrics": "127.0.0.1:9100", "audit_syslog": "udp://127.0.0.1:514",
     "study_conflict": "accept", "ian": ["VIEWER=10.0.0.7:104"], "ian_quiet": 5,
-    "mpps_forward": ["VIEWER=10.0.0.7:104"], "commitment_attempts": 3,
+    "mpps_forward": ["VIEWER=10.0.0.7:104"], "commitment_attempts": 3, "log_level": "info",
 }  # fmt: skip
 # options that take AET=HOST:PORT destinations
 DESTINATIONS = {"destination", "ian", "mpps_forward"}

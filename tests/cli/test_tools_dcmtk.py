@@ -272,3 +272,22 @@ def test_findscu_worklist_against_wlmscpfs(tmp_path: Path, servers: list[Any]) -
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("Match ") == 1
     assert "WORK^MR" in r.stdout and "ScheduledProcedureStepSequence" in r.stdout
+
+
+def test_a_move_of_nothing_succeeds_without_reaching_the_destination(
+    qrscp: Any, dcmqrscp: Any
+) -> None:
+    """No match: Success with zero sub-operations, and the destination (here: nothing listens)
+    is never called -- as DCMTK's dcmqrscp answers, and pynetdicom's SCP when its handler
+    yields a count of 0 (pynetdicom's movescu tests rely on it). dicomnet used to associate
+    first and answered A801 when the destination was down or accepted no storage class."""
+    down = free_port()
+    ours = qrscp(destinations={"NOWHERE": down})
+    theirs = dcmqrscp({"NOWHERE": down})
+    keys = ["-k", "QueryRetrieveLevel=PATIENT", "-k", "PatientID=NOBODY"]
+    for arc in (ours, theirs):
+        r = subprocess.run([require_dcmtk("movescu"), "-v", "-P", "-aem", "NOWHERE",
+                            "-aec", arc.aet, *keys, "127.0.0.1", str(arc.port)],
+                           capture_output=True, text=True, env=env())  # fmt: skip
+        assert r.returncode == 0, (arc.aet, r.stderr)
+        assert "Success" in r.stdout + r.stderr, (arc.aet, r.stdout + r.stderr)

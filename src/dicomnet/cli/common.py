@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING, NoReturn, TextIO, TypeAlias
 
+from dicomnet import __version__
 from dicomnet.dimse.primitives import DIMSEPrimitive
 from dicomnet.dimse.status import category, describe
 from dicomnet.errors import (
@@ -52,17 +53,20 @@ if TYPE_CHECKING:
 
     from dicomnet.ae import AE, EventHandlers
     from dicomnet.association import Association
+    from dicomnet.events import Event
     from dicomnet.server import Server
 
 __all__ = [
     "ExitCode",
     "Progress",
     "ToolError",
+    "ae_title_arg",
     "associate",
     "client_ssl_context",
     "configure_ae",
     "describe_rejection",
     "format_status",
+    "ignore_store",
     "parse_destination",
     "run",
     "server_ssl_context",
@@ -122,7 +126,9 @@ def _max_pdu(text: str) -> int:
     return value
 
 
-def _ae_title(text: str) -> str:
+def ae_title_arg(text: str) -> str:
+    """An argparse type: an AE title (PS3.5 6.2 AE: 1-16 characters, no backslash or control
+    characters; surrounding spaces are padding)."""
     title = text.strip()
     if not title or len(title) > 16 or "\\" in title or not title.isprintable():
         raise argparse.ArgumentTypeError("an AE title is 1 to 16 printable characters, no '\\'")
@@ -196,7 +202,7 @@ def tool_parser(
         "-aet",
         "--calling-aet" if scu else "--aetitle",
         dest="aet",
-        type=_ae_title,
+        type=ae_title_arg,
         default=default_aet or prog.upper(),
         help="our AE title (default: %(default)s)",
     )
@@ -205,7 +211,7 @@ def tool_parser(
             "-aec",
             "--called-aet",
             dest="aec",
-            type=_ae_title,
+            type=ae_title_arg,
             default="ANY-SCP",
             help="the peer's AE title (default: %(default)s)",
         )
@@ -225,6 +231,15 @@ def tool_parser(
     verbosity.add_argument("-v", "--verbose", action="store_true", help="progress messages")
     verbosity.add_argument("-d", "--debug", action="store_true", help="debug messages")
     verbosity.add_argument("-q", "--quiet", action="store_true", help="errors only")
+    # pynetdicom's apps spell the level out; given with -v/-d/-q, the level wins
+    out.add_argument(
+        "-ll", "--log-level", type=str.lower, choices=sorted(LOG_LEVELS), default=None,
+        metavar="LEVEL", help="log level: critical, error, warn, info or debug",
+    )  # fmt: skip
+    out.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}",
+        help="print the version and exit",
+    )  # fmt: skip
     tls = p.add_argument_group("TLS")
     tls.add_argument("--tls", action="store_true", help="use TLS")
     tls.add_argument("--tls-cert", metavar="PEM", help="our certificate (PEM)")
@@ -259,11 +274,24 @@ class _BoundedFormatter(logging.Formatter):
         return text
 
 
+#: ``-ll``/``--log-level`` values (pynetdicom's apps' names) and their logging levels.
+LOG_LEVELS: dict[str, int] = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
+
+
 def setup_logging(args: argparse.Namespace) -> None:
-    """-d: DEBUG, -v: INFO, -q: ERROR, default WARNING; one line per record on stderr, each
-    message at most :data:`MAX_LOG_MESSAGE` characters."""
+    """-ll LEVEL, else -d: DEBUG, -v: INFO, -q: ERROR, default WARNING; one line per record on
+    stderr, each message at most :data:`MAX_LOG_MESSAGE` characters."""
     level = logging.WARNING
-    if args.debug:
+    if getattr(args, "log_level", None):
+        level = LOG_LEVELS[args.log_level]
+    elif args.debug:
         level = logging.DEBUG
     elif args.verbose:
         level = logging.INFO
@@ -313,6 +341,15 @@ def server_ssl_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     return ctx
 
 
+def ignore_store(event: Event) -> int:
+    """EVT_C_STORE handler of ``--ignore`` (DCMTK's and pynetdicom's): the data set was
+    received, nothing is kept, the sub-operation is answered Success (PS3.4 B.2.3)."""
+    if event.request is not None:
+        uid = event.request.AffectedSOPInstanceUID
+        LOG.info("C-STORE %s: received, not stored (--ignore)", uid)
+    return 0x0000
+
+
 def parse_destination(text: str) -> tuple[str, str, int]:
     """``AET=HOST:PORT`` -> (AET, HOST, PORT); raises argparse errors for bad input."""
     try:
@@ -321,7 +358,7 @@ def parse_destination(text: str) -> tuple[str, str, int]:
         port = int(port_text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected AET=HOST:PORT") from None
-    aet = _ae_title(aet)
+    aet = ae_title_arg(aet)
     host = host.strip("[]")
     if not host or not 0 < port <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r}: expected AET=HOST:PORT")

@@ -9,7 +9,10 @@ storage SOP classes (the most common first, up to the 128-context limit of PS3.8
 every transfer syntax (``+xa``, the default: uncompressed first, so a peer that takes the first
 acceptable one sends uncompressed data as it is and compressed data it cannot convert still
 arrives); ``+x=`` and the other ``+x?`` options narrow the list as in DCMTK's getscu. Each received
-object is written like storescp does (temp file, atomic rename, ``DIR/<SOPInstanceUID>.dcm``).
+object is written like storescp does (temp file, atomic rename, ``DIR/<SOPInstanceUID>.dcm``);
+with ``--ignore`` it is answered Success and not kept. Without ``-P``/``-S``/``-O``/``-C`` the model
+is Patient Root, the default of DCMTK's and pynetdicom's getscu. ``-f FILE`` starts the
+identifier from a file's data set (``-k`` keys add to it).
 Pending responses report the sub-operation counts; the final one decides the exit status:
 Success -> 0, anything else (B000 some failed, A7xx/A9xx/Cxxx, FE00) -> 1 with the counts.
 """
@@ -31,6 +34,7 @@ from dicomnet.cli.common import (
     configure_ae,
     describe_response,
     format_status,
+    ignore_store,
     port_number,
     run,
     setup_logging,
@@ -105,7 +109,7 @@ def _get(args: argparse.Namespace) -> int:
 
     identifier = identifier_from_args(args)
     sop_class = MODELS[args.model]["get"]
-    store = DirectoryStore(args.output)
+    store = None if args.ignore else DirectoryStore(args.output)
     ae = AE(ae_title=args.aet)
     configure_ae(ae, args)
     ae.add_requested_context(sop_class)
@@ -113,7 +117,8 @@ def _get(args: argparse.Namespace) -> int:
     for uid in storage_sop_classes()[:127]:
         ae.add_requested_context(uid, syntaxes, scu_role=False, scp_role=True)
     assoc = associate(
-        ae, args, args.host, args.port, evt_handlers=[(evt.EVT_C_STORE, store.handle_store)],
+        ae, args, args.host, args.port,
+        evt_handlers=[(evt.EVT_C_STORE, ignore_store if store is None else store.handle_store)],
         ext_neg=extended_negotiation(args, sop_class),
     )
     try:
@@ -124,7 +129,8 @@ def _get(args: argparse.Namespace) -> int:
         if assoc.is_established:
             assoc.abort()
         raise
-    LOG.info("%d object(s) written to %s", store.count, store.directory)
+    if store is not None:
+        LOG.info("%d object(s) written to %s", store.count, store.directory)
     return finish_retrieve("C-GET", final, code)
 
 
@@ -137,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-od", "--output-directory", dest="output", default=".", metavar="DIR",
         help="where retrieved files go (default: the current directory)",
     )
+    p.add_argument("--ignore", action="store_true",
+                   help="answer the storage sub-operations with Success, store nothing")
     add_accept_options(p, "incoming C-STORE sub-operations")
     return p
 

@@ -23,6 +23,7 @@ from dicomnet import __version__
 # subcommand -> module in dicomnet.cli exposing ``main(argv: list[str]) -> int``
 TOOLS: dict[str, str] = {
     "echoscu": "echoscu",
+    "echoscp": "echoscp",
     "storescu": "storescu",
     "storescp": "storescp",
     "findscu": "findscu",

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING
 from dicomnet.cli import qrscp_workflow
 from dicomnet.cli.common import (
     ExitCode,
+    ae_title_arg,
     configure_ae,
     fail,
     parse_destination,
@@ -75,9 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
         scu=False,
         default_aet="DICOMNET",
     )
-    p.add_argument("--config", metavar="FILE",
-                   help="settings and known peers (TOML; see dicomnet.cli.qrscp_config); "
-                   "options given on the command line win")  # fmt: skip
+    p.add_argument("-c", "--config", metavar="FILE",
+                   help="settings and known peers (TOML; see dicomnet.cli.qrscp_config; a "
+                   "*.ini file is read as pynetdicom's qrscp configuration); options given on "
+                   "the command line win")  # fmt: skip
+    # pynetdicom's qrscp spellings of -aet, --bind, --db, --storage
+    for option, dest in (("--ae-title", "aet"), ("--bind-address", "bind"),
+                         ("--database-location", "db"), ("--instance-location", "storage")):
+        p.add_argument(option, dest=dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+                       type=ae_title_arg if dest == "aet" else str)
     p.add_argument("--port", type=port_number, default=11112, help="default: %(default)s")
     p.add_argument(
         "--bind", default="127.0.0.1", metavar="ADDR",

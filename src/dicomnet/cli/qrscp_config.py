@@ -23,7 +23,8 @@ command line win over the file. Known peers are an array of tables::
     port = 104                       # also a C-MOVE destination at its first host, which
                                      # must then be one address (optional)
 
-:func:`load` checks every key and value and says which one is wrong.
+:func:`load` checks every key and value and says which one is wrong. A file named ``*.ini`` is
+pynetdicom's qrscp configuration instead (:mod:`dicomnet.cli.qrscp_ini`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def load(path: str, parser: argparse.ArgumentParser) -> tuple[list[str], list[Pe
     """(command-line arguments equivalent to the file's options, peers) from the TOML file at
     ``path``: put the arguments *before* the real command line, so that what is given there
     wins. ValueError naming the file and the key on any problem."""
+    if path.endswith(".ini"):  # pynetdicom's qrscp configuration
+        # lazy: configparser and the INI reading, only for pynetdicom's files
+        from dicomnet.cli.qrscp_ini import load_ini
+
+        return load_ini(path), []
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)

@@ -62,6 +62,7 @@ from dicomnet.cli.common import (
 from dicomnet.cli.storescu import iter_paths, read_part10_info
 from dicomnet.dimse.status import Status
 from dicomnet.errors import NoPresentationContextError
+from dicomnet.presentation import accepted_syntax_of
 from dicomnet.uid import is_valid_uid
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class ReportWaiter:
         source = event.data_source
         if source is None:
             return Status.MISSING_ATTRIBUTE
-        ts = None if event.context is None else event.context.transfer_syntax
+        ts = accepted_syntax_of(event.context)
         report = CommitmentReport(source, ts)
         results: dict[str, int | None] = {}
         unexpected = 0
@@ -208,7 +209,7 @@ def _request(
             raise ToolError(f"{args.host}:{args.port} did not accept the Storage Commitment "
                             "Push Model", ExitCode.REJECTED) from None  # fmt: skip
         payload = encode_request(
-            txn, ((c, i) for c, i, _ in files), cx.transfer_syntax or SYNTAXES[1]
+            txn, ((c, i) for c, i, _ in files), cx.accepted_syntax or SYNTAXES[1]
         )
         LOG.info("N-ACTION: transaction %s, %d reference(s)", txn, len(files))
         status, _reply = assoc.send_n_action(payload, 1, SOP_CLASS, WELL_KNOWN_INSTANCE)

@@ -9,7 +9,9 @@ behind a PS3.10 file meta header into a temp file and renamed atomically to
 ``DIR/<SOPInstanceUID>.dcm`` (:class:`dicomnet.archive.scp.DirectoryStore`, which uses the
 archive's FileStore writer): a SOP Instance UID that is not a valid UID is refused with a
 failure status and never becomes a path; a duplicate replaces the earlier file; a full disk
-answers 0xA700 and leaves no partial file. Runs until SIGINT/SIGTERM.
+answers 0xA700 and leaves no partial file. ``--ignore`` (DCMTK's and pynetdicom's) answers
+Success and keeps nothing; ``--no-echo`` leaves Verification out. pynetdicom's storescp
+spellings ``-ba``, ``-x=``/``-xe``/``-xb``/``-xi`` are accepted. Runs until SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dicomnet import events as evt
 from dicomnet.cli.common import (
     ExitCode,
     configure_ae,
+    ignore_store,
     port_number,
     run,
     serve_until_signal,
@@ -41,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         "-od", "--output-directory", dest="output", default=".", metavar="DIR",
         help="where received files go (default: the current directory)",
     )
-    p.add_argument("--bind", default="0.0.0.0", metavar="ADDR", help="listen address")
+    p.add_argument("--bind", "-ba", "--bind-address", dest="bind", default="0.0.0.0",
+                   metavar="ADDR", help="listen address (default: every address)")  # fmt: skip
+    p.add_argument("--ignore", action="store_true",
+                   help="answer C-STOREs with Success, store nothing")  # fmt: skip
+    p.add_argument("--no-echo", action="store_true", help="refuse the Verification SOP class")
     p.add_argument(
         "--max-ops", type=int, default=1, metavar="N",
         help="grant requestors an asynchronous operations window of up to N outstanding "
@@ -54,11 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     # lazy: the archive's storage SCP and the server (asyncio) are not needed for --help or a
     # usage error
-    from dicomnet.archive.scp import DirectoryStore, part10_spool_prefix, storage_ae
+    from dicomnet.archive.scp import VERIFICATION, DirectoryStore, part10_spool_prefix, storage_ae
     from dicomnet.server import inline
 
     store = DirectoryStore(args.output)
     ae = storage_ae(args.aet, accepted_syntaxes(args.accept))
+    if args.no_echo:
+        ae.remove_supported_context(VERIFICATION)
     if args.max_pdu is None:
         # receive big data sets in few PDUs: 1 MiB P-DATA-TF PDUs (PS3.8 D.1) cost less per
         # byte than the library's 256 KiB default (measured: 500 CT ~20% faster)
@@ -69,7 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
     ae.maximum_operations_performed = max(0, args.max_ops)
     # Writing one received object to a local file is short: done on the event loop itself
     # (no thread-pool hop per C-STORE).
-    handlers = [(evt.EVT_C_STORE, inline(store.handle_store))]
+    handlers = [(evt.EVT_C_STORE, inline(ignore_store if args.ignore else store.handle_store))]
     serve_until_signal(
         ae,
         (args.bind, args.port),

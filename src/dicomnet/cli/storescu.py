@@ -428,6 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--parallel", type=positive_int, default=1, metavar="N",
         help="send over N associations at once, the files dealt among them (default 1)",
     )
+    # pynetdicom's storescu proposes every storage class unless -cx; ours proposes only what
+    # the files need (step 2 above), so the flag asks for what is done anyway
+    p.add_argument(
+        "-cx", "--required-contexts", action="store_true",
+        help="propose only the contexts the files need (always the case; pynetdicom spelling)",
+    )
     add_propose_options(p)
     return p
 

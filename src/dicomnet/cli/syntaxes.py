@@ -13,6 +13,10 @@ Receivers (``getscu``, ``movescu --store-port``, ``storescp``) take ``+x?`` opti
 uncompressed first, so whatever a peer stores arrives as it is; ``+x=`` narrows to the
 uncompressed syntaxes, ``+xi`` to Implicit VR Little Endian, and the others put the named syntax
 before the uncompressed ones.
+
+pynetdicom's apps spell the uncompressed choices ``-xe`` / ``--request-little`` on a sender and
+``-xe`` / ``--prefer-little`` on a receiver (``-xi``: ``--implicit``): those spellings are
+accepted too, with the meanings above.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ _NAMED: tuple[tuple[str, str, str | None, str], ...] = (
     ("xd", "deflated", DEFLATED, "Deflated Explicit VR Little Endian"),
 )
 
+# the uncompressed choices, which pynetdicom's apps also offer (as -x? on both sides)
+_PYNETDICOM_SHORT = ("x=", "xe", "xb", "xi")
+
 #: What "accept everything" proposes or accepts, best first: the uncompressed syntaxes every
 #: peer has, then the compressed ones as they were stored (the order a receiver that takes the
 #: requestor's first choice sees; an acceptor's own order decides otherwise).
@@ -72,9 +79,11 @@ def add_propose_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("network transfer syntaxes (outgoing)")
     excl = group.add_mutually_exclusive_group()
     for short, long, _ts, text in _NAMED:
+        # pynetdicom's storescu: --request-little/-big/-implicit
+        extra = [f"--request-{long}"] if short in _PYNETDICOM_SHORT[1:] else []
         excl.add_argument(
-            f"-{short}", f"--propose-{long}", dest="propose", action="store_const", const=short,
-            help=f"propose {text}" + (" (default)" if short == "x=" else ""),
+            f"-{short}", f"--propose-{long}", *extra, dest="propose", action="store_const",
+            const=short, help=f"propose {text}" + (" (default)" if short == "x=" else ""),
         )  # fmt: skip
     p.set_defaults(propose="x=")
 
@@ -100,8 +109,12 @@ def add_accept_options(p: argparse.ArgumentParser, what: str) -> None:
         help="accept every transfer syntax, uncompressed first (default)",
     )  # fmt: skip
     for short, long, _ts, text in _NAMED:
+        # pynetdicom's storescp: -x=, -xe, -xb, -xi (--implicit)
+        extra = [f"-{short}"] if short in _PYNETDICOM_SHORT else []
+        extra += ["--implicit"] if short == "xi" else []
         excl.add_argument(
-            f"+{short}", f"--prefer-{long}", dest="accept", action="store_const", const=short,
+            f"+{short}", f"--prefer-{long}", *extra, dest="accept", action="store_const",
+            const=short,
             help=f"accept {text}" + ("" if short in ("x=", "xi") else ", then uncompressed"),
         )  # fmt: skip
     p.set_defaults(accept="xa")
