@@ -243,6 +243,7 @@ class ServiceFlow:
         arguments of ``AE.associate`` (``contexts``, ``max_pdu``, ``ssl_context``, ...)."""
         settings = self.assoc.ae
         opts = dict(options)
+        ae_title = str(opts.pop("ae_title", None) or ae_title)  # the handler may name it
         tls_args = opts.pop("tls_args", None)
         if isinstance(tls_args, tuple) and len(tls_args) == 2:
             opts.setdefault("ssl_context", tls_args[0])

@@ -85,6 +85,12 @@ class Status(enum.IntEnum):
     FIND_FAILURE = 0xC311
     GET_FAILURE = 0xC411
     MOVE_FAILURE = 0xC511
+    # a C-GET/C-MOVE handler whose count or destination is unusable (in the C000-CFFF
+    # "unable to process" range: the codes pynetdicom answers, so programs may test them)
+    GET_BAD_COUNT = 0xC413
+    MOVE_BAD_COUNT = 0xC513
+    MOVE_NO_DESTINATION = 0xC514
+    MOVE_BAD_DESTINATION = 0xC515
     # a stored study that names another patient (Table B.2-1 A7xx range, the code dcm4chee
     # answers for it)
     STUDY_CONFLICT = 0xA778

@@ -20,9 +20,21 @@ reports the Remaining/Completed/Failed/Warning counts (PS3.7 Table 9.3-10). The 
   accepted context, a conversion the codecs cannot do, the peer's failure status). A702 ("out
   of resources") is not used for these: nothing ran out, and DCMTK's and Orthanc's answer of
   A702 when all failed hides the reason the requestor needs;
-* FE00 after a cancel, with the counts and Remaining, plus the failed list if any;
-* the handler's own status when it yields a non-pending one (e.g. A701, or C-range);
-* C411 when the handler raises.
+* FE00 after a cancel, with the counts and Remaining;
+* the handler's own status when it yields a non-pending one (e.g. A701, or C-range); the
+  sub-operations it did not get to are counted as failed, so that the counts add up to the
+  announced number;
+* C411 when the handler raises (the sub-operations left are failed, as above); C413 when its
+  first yield is not a number of sub-operations or it raises instead (pynetdicom's codes in the
+  C000-CFFF "unable to process" range).
+
+Every final response other than Success carries the Failed SOP Instance UID List (0008,0058)
+identifier (PS3.4 C.4.2.1.4 / C.4.3.1.4), possibly empty -- or the handler's own data set when
+the non-pending item it yielded holds that list. The handler's count is a promise: once that
+many sub-operations ran, one more item is pulled (so code after its last yield runs) and any
+further yields are logged and ignored; the final status then comes from the counts. A count
+of 0 is Success at once. A C-GET on Composite Instance Retrieve Without Bulk Data sends each
+instance without its bulk data (:mod:`dicomnet.services.bulk`, PS3.4 Z.4.2.3).
 
 C-MOVE (PS3.4 C.4.2.2): the handler first yields the destination ``(host, port)`` (or
 ``(host, port, associate_kwargs)``) for the Move Destination AE title, ``(None, None)`` when it
@@ -34,7 +46,9 @@ separately (:func:`dicomnet.transcode.select.context_plan`, within the 128 conte
 plus common storage classes when more items follow (a handler that knows every instance's
 class and syntax passes ``contexts`` in the destination's associate arguments); each
 sub-operation runs in the pool and each C-STORE-RQ carries Move Originator AE Title and Message
-ID (PS3.7 Table 9.3-1). Failure to associate: A801 with an Error Comment. Exceptions: C511.
+ID (PS3.7 Table 9.3-1). Failure to associate: A801 with an Error Comment. Exceptions: C511; no
+first yield (or it raised): C514; a first yield that is no destination: C515; a bad count (or
+raising instead): C513.
 A handler that yields no item gets Success with zero sub-operations and no association is
 requested: a move of nothing succeeds even when the destination is down.
 """
@@ -51,6 +65,7 @@ from dicomnet.dimse import primitives as P
 from dicomnet.dimse.status import Category, Status, category
 from dicomnet.errors import NoPresentationContextError
 from dicomnet.presentation import PresentationContext, build_context
+from dicomnet.services.bulk import WITHOUT_BULK_DATA_GET, without_bulk_data
 from dicomnet.services.call import (
     ServiceCall,
     apply_status,
@@ -145,9 +160,17 @@ class _Retrieve(Generic[E, S]):
         self._counts(rsp, remaining=True)
         return self.flow.encode(rsp)
 
+    def fail_the_rest(self) -> None:
+        """The sub-operations that will not run now (the handler ended the operation with a
+        failure or warning, or raised) are failed ones: the final counts add up."""
+        self.failed += self.remaining
+
     async def send_final(self, code: int | None = None, extras: dict[str, object] | None = None,
-                         before: list[E] | None = None) -> None:  # fmt: skip
-        """The last response (after ``before``); ``code`` None: derive it from the counts."""
+                         before: list[E] | None = None,
+                         identifier: object = None) -> None:  # fmt: skip
+        """The last response (after ``before``); ``code`` None: derive it from the counts.
+        ``identifier``: what the handler yielded with its final status (sent when it holds a
+        Failed SOP Instance UID List, else the list of the failed sub-operations is)."""
         if code is None:
             code = Status.SUCCESS if self.failed == 0 and self.warning == 0 else Status.SUBOPERATIONS_WARNING
         if self.failed and self.first_failure and not (extras and "ErrorComment" in extras):
@@ -156,13 +179,35 @@ class _Retrieve(Generic[E, S]):
         rsp = self.response()
         apply_status(rsp, code, extras)
         self._counts(rsp, remaining=(code == Status.CANCEL))
-        if self.failed_uids and category(code) is not Category.SUCCESS:
-            rsp.Identifier = _failed_list(list(self.failed_uids), self.call.transfer_syntax)
+        if category(code) not in (Category.SUCCESS, Category.PENDING):
+            # PS3.4 C.4.2.1.4 / C.4.3.1.4: the Failed SOP Instance UID List of a final
+            # response other than Success
+            if getattr(identifier, "FailedSOPInstanceUIDList", None) is not None:
+                rsp.Identifier = DataSource.from_dataset(identifier,  # type: ignore[arg-type]
+                                                         self.call.transfer_syntax)  # fmt: skip
+            else:
+                rsp.Identifier = _failed_list(list(self.failed_uids), self.call.transfer_syntax)
         await self.flow.write([*(before or ()), await self.flow.run(self.flow.encode, rsp)])
 
     async def send_failure(self, code: int, exc: BaseException) -> None:
         LOGGER.error("%s handler failed: %s", self.cls.SERVICE, exc, exc_info=exc)
-        await self.send_final(code, {"ErrorComment": f"{type(exc).__name__}: {exc}"})
+        text = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, BadYield):
+            code, text = exc.code, str(exc)
+        self.fail_the_rest()
+        await self.send_final(code, {"ErrorComment": error_comment(text)})
+
+    async def ignore_the_rest(self, items: HandlerItems, head: list[object]) -> None:
+        """The announced sub-operations all ran: one more item is pulled (the handler's code
+        after its last yield runs) and anything it still yields is ignored."""
+        if not self.total:
+            return
+        extra = len(head)
+        if not extra and await items.next() is not DONE:
+            extra = 1
+        if extra:
+            LOGGER.warning("the %s handler yielded more items than the %d sub-operations it "
+                           "announced: ignored", self.cls.SERVICE, self.total)  # fmt: skip
 
 
 def _failed_list(uids: list[str], transfer_syntax: str) -> DataSource:
@@ -200,23 +245,45 @@ def short_reason(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _count(item: object) -> int:
+class BadYield(TypeError):
+    """A handler item of the wrong kind where the protocol needs one kind (a count, a
+    destination), with the failure status to answer."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+async def _pull(items: HandlerItems, code: int, what: str) -> object:
+    """The handler's next item where the protocol needs ``what``: its exception becomes a
+    :class:`BadYield` with ``code``."""
+    try:
+        return await items.next()
+    except Exception as exc:
+        if association_gone(exc):
+            raise
+        raise BadYield(code, f"{type(exc).__name__} instead of {what}: {exc}") from exc
+
+
+def _count(item: object, code: int) -> int:
     if isinstance(item, bool) or not isinstance(item, int) or item < 0:
-        raise TypeError(f"the first yield must be the number of sub-operations, not {item!r}")
+        raise BadYield(code, f"the first yield must be the number of sub-operations, not {item!r}")
     return int(item)
 
 
 async def _ended_by(item: object, retrieve: _Retrieve[E, S], before: list[E]) -> bool:
     """Whether the handler's ``item`` ends the operation (a status other than Pending: its
     final response is sent, after ``before``)."""
-    status, _payload = pair(item, retrieve.cls.SERVICE)
+    status, payload = pair(item, retrieve.cls.SERVICE)
     code, extras = status_parts(status)
     cat = category(code)
     if cat is Category.CANCEL:
-        await retrieve.send_final(Status.CANCEL, before=before)
+        await retrieve.send_final(Status.CANCEL, before=before, identifier=payload)
         return True
     if cat is not Category.PENDING:
-        await retrieve.send_final(code, extras, before)
+        if cat is not Category.SUCCESS:
+            retrieve.fail_the_rest()
+        await retrieve.send_final(code, extras, before, identifier=payload)
         return True
     return False
 
@@ -242,6 +309,9 @@ async def _retrieve_loop(
     before: list[E] = []
     flow = retrieve.flow
     while True:
+        if not retrieve.remaining:  # the announced sub-operations all ran
+            await retrieve.ignore_the_rest(items, head)
+            break
         # the handler is resumed before the cancel is looked at: it may see it itself
         step: Step[Q]
         if head:
@@ -289,7 +359,13 @@ async def get(call: ServiceCall, flow: Flow[E, S]) -> None:
     items = HandlerItems(call, flow.run)
     try:
         await items.start()
-        retrieve.total = _count(await items.next())
+        retrieve.total = _count(await _pull(items, Status.GET_BAD_COUNT, "a count"),
+                                Status.GET_BAD_COUNT)  # fmt: skip
+        prepare = flow.prepare_store
+        if call.request.AffectedSOPClassUID == WITHOUT_BULK_DATA_GET:
+
+            def prepare(payload: object) -> S:  # PS3.4 Z.4.2.3
+                return flow.prepare_store(without_bulk_data(payload))
 
         async def finish(prepared: S, before: list[E]) -> Outcome:
             uid = flow.prepared_uid(prepared)
@@ -302,7 +378,7 @@ async def get(call: ServiceCall, flow: Flow[E, S]) -> None:
                 return None, short_reason(exc), uid
             return code, reason, uid
 
-        await _retrieve_loop(call, items, retrieve, flow.prepare_store, finish, flow.discard,
+        await _retrieve_loop(call, items, retrieve, prepare, finish, flow.discard,
                              bundle=True)  # fmt: skip
     except Exception as exc:
         if association_gone(exc):
@@ -316,13 +392,19 @@ async def get(call: ServiceCall, flow: Flow[E, S]) -> None:
 
 
 def _destination(item: object) -> tuple[str | None, int | None, dict[str, object]]:
+    if item is DONE:
+        raise BadYield(Status.MOVE_NO_DESTINATION, "the C-MOVE handler yielded nothing")
     if not isinstance(item, tuple) or len(item) not in (2, 3):
-        raise TypeError(f"the first C-MOVE yield must be (host, port), not {item!r}")
+        raise BadYield(Status.MOVE_BAD_DESTINATION,
+                       f"the first C-MOVE yield must be (host, port), not {item!r}")  # fmt: skip
     host, port = item[0], item[1]
-    kwargs = dict(item[2]) if len(item) == 3 and item[2] else {}
-    if host is None or port is None:
-        return None, None, kwargs
-    return str(host), int(port), kwargs
+    try:
+        kwargs = dict(item[2]) if len(item) == 3 and item[2] else {}
+        if host is None or port is None:
+            return None, None, kwargs
+        return str(host), int(port), kwargs
+    except (TypeError, ValueError) as exc:
+        raise BadYield(Status.MOVE_BAD_DESTINATION, f"bad C-MOVE destination {item!r}: {exc}") from exc
 
 
 def _move_contexts(items: list[object], more: bool) -> list[PresentationContext]:
@@ -371,10 +453,14 @@ async def _move_loop(call: ServiceCall, items: HandlerItems, retrieve: _Retrieve
     sub-operation, the Pending responses the same."""
     flow = retrieve.flow
     while True:
+        if not retrieve.remaining:  # the announced sub-operations all ran
+            await retrieve.ignore_the_rest(items, head)
+            await retrieve.send_final(Status.CANCEL if call.is_cancelled else None)
+            return
         if head:
             steps = [await flow.run(make_step, head.pop(0), prepare)]
         else:
-            steps = await items.next_steps(prepare, MOVE_BATCH)
+            steps = await items.next_steps(prepare, min(MOVE_BATCH, retrieve.remaining))
         pending: list[E] = []
         for step in steps:
             if step.item is DONE:
@@ -423,16 +509,18 @@ async def move(call: ServiceCall, flow: Flow[E, S]) -> None:
     sub: SubAssociation | None = None
     try:
         await items.start()
-        host, port, options = _destination(await items.next())
+        host, port, options = _destination(
+            await _pull(items, Status.MOVE_NO_DESTINATION, "a destination"))
         if host is None or port is None:
             text = f"unknown destination {call.event.move_destination}"
             await retrieve.send_final(Status.MOVE_DESTINATION_UNKNOWN,
                                       {"ErrorComment": error_comment(text)})  # fmt: skip
             return
-        retrieve.total = _count(await items.next())
+        retrieve.total = _count(await _pull(items, Status.MOVE_BAD_COUNT, "a count"),
+                                Status.MOVE_BAD_COUNT)  # fmt: skip
         head: list[object] = []
-        more = True
-        while len(head) < LOOKAHEAD:
+        more = retrieve.total > 0
+        while more and len(head) < min(LOOKAHEAD, retrieve.total):
             item = await items.next()
             if item is DONE:
                 more = False
@@ -441,7 +529,8 @@ async def move(call: ServiceCall, flow: Flow[E, S]) -> None:
         if call.is_cancelled:
             await retrieve.send_final(Status.CANCEL)
             return
-        if not head and not more:
+        more = more and len(head) < retrieve.total
+        if not head:
             # nothing to send: Success with zero sub-operations, and no association with the
             # destination (which may be down or accept no storage class: a move of nothing
             # still succeeds, as in pynetdicom and DCMTK's dcmqrscp)
@@ -450,7 +539,10 @@ async def move(call: ServiceCall, flow: Flow[E, S]) -> None:
         if "contexts" not in options:
             options["contexts"] = await flow.run(_move_contexts, head, more)
         dest_aet = call.event.move_destination or "ANY-SCP"
-        sub = await flow.associate(host, port, dest_aet, options)
+        try:
+            sub = await flow.associate(host, port, dest_aet, options)
+        except (TypeError, ValueError) as exc:  # the handler's association options
+            raise BadYield(Status.MOVE_BAD_DESTINATION, f"bad C-MOVE destination: {exc}") from exc
         if not sub.is_established:
             reason = sub.failure_reason or sub.rejection_text
             text = f"cannot associate with destination: {reason}"
