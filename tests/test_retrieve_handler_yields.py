@@ -1,5 +1,5 @@
-"""What a C-GET/C-MOVE handler's yields turn into on the wire (PS3.4 C.4.2, C.4.3, Annex Z),
-against our own server over loopback, and the identifiers read back by pynetdicom as requestor.
+"""What a Q/R handler's yields turn into on the wire (PS3.4 C.4.1-C.4.3, Annex Z), against our
+own server over loopback, and the identifiers read back by pynetdicom as requestor.
 
 - The count is a promise: once that many sub-operations ran, what the handler still yields is
   ignored (logged) and the final status comes from the counts; code after its last yield runs.
@@ -9,6 +9,8 @@ against our own server over loopback, and the identifiers read back by pynetdico
 - Unusable yields get the "unable to process" codes pynetdicom answers (C413, C513, C514, C515).
 - Composite Instance Retrieve Without Bulk Data: the sub-operations carry no bulk data
   (PS3.4 Z.1.3, Z.4.2.3), and the handler's own data set is left as it was.
+- C-FIND: matches yielded before the handler raised are sent before the failure; a Pending
+  item without an identifier is a failure (C312).
 """
 
 from __future__ import annotations
@@ -296,3 +298,48 @@ def test_pynetdicom_requestor_reads_the_failed_list(servers: list[Server]) -> No
     assert final.Status == 0xB000
     assert (final.NumberOfCompletedSuboperations, final.NumberOfFailedSuboperations) == (1, 1)
     assert ident is not None and _uids(ident) == [bad.SOPInstanceUID]
+
+
+PATIENT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
+
+
+def _find(handler: Callable[[Any], Iterator[Any]], servers: list[Server]) -> list[Any]:
+    ae = AE(ae_title="QRSCP")
+    ae.add_supported_context(PATIENT_FIND, [ELE, ILE])
+    servers.append(start_server(ae, ("127.0.0.1", 0), block=False,
+                                handlers=[(evt.EVT_C_FIND, handler)]))  # fmt: skip
+    scu = AE(ae_title="FINDSCU")
+    scu.add_requested_context(PATIENT_FIND)
+    with scu.associate("127.0.0.1", servers[-1].address[1], ae_title="QRSCP") as assoc:
+        return list(assoc.send_c_find(_query(), PATIENT_FIND))
+
+
+def test_find_matches_yielded_before_the_handler_raised_are_sent(servers: list[Server]) -> None:
+    """They were lost with the batch they were made in: only the failure came back."""
+
+    def on_find(event: Any) -> Iterator[Any]:
+        for n in range(3):
+            match = Dataset()
+            match.PatientID = f"P{n}"
+            yield 0xFF00, match
+        raise ValueError("index gone")
+
+    responses = _find(on_find, servers)
+    assert [r[0].Status for r in responses] == [0xFF00] * 3 + [0xC311]
+    assert [r[1].PatientID for r in responses[:3]] == ["P0", "P1", "P2"]
+    assert "index gone" in responses[-1][0].ErrorComment
+
+
+@pytest.mark.parametrize("status", [0xFF00, 0xFF01])
+def test_find_pending_without_identifier_is_a_failure(servers: list[Server], status: int) -> None:
+    """A Pending response carries the match (PS3.4 C.4.1.1.3.2): a handler yielding None
+    gets C312 (pynetdicom's code for an identifier it cannot send), after the earlier match."""
+
+    def on_find(event: Any) -> Iterator[Any]:
+        match = Dataset()
+        match.PatientID = "P1"
+        yield 0xFF00, match
+        yield status, None
+
+    responses = _find(on_find, servers)
+    assert [r[0].Status for r in responses] == [0xFF00, 0xC312]

@@ -83,6 +83,7 @@ class Status(enum.IntEnum):
     MOVE_DESTINATION_UNKNOWN = 0xA801
     SUBOPERATIONS_WARNING = 0xB000  # an alias of COERCION_OF_ELEMENTS: one code, two tables
     FIND_FAILURE = 0xC311
+    FIND_BAD_IDENTIFIER = 0xC312  # a match the handler gave cannot be sent (as pynetdicom)
     GET_FAILURE = 0xC411
     MOVE_FAILURE = 0xC511
     # a C-GET/C-MOVE handler whose count or destination is unusable (in the C000-CFFF

@@ -216,6 +216,21 @@ class FlushRunner(Protocol):
                  after: float) -> Awaitable[T]: ...  # fmt: skip
 
 
+class BadIdentifier(TypeError):
+    """A Pending C-FIND item whose identifier is missing or cannot be encoded: a Pending
+    response carries the match (PS3.4 C.4.1.1.3.2); answered C312, pynetdicom's code."""
+
+
+class PartialBatch(Exception):
+    """The handler raised (or its item could not be used) after the batch had ``made`` items
+    ready: they go out before the failure response, as the handler had yielded them."""
+
+    def __init__(self, made: list[Any], cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.made = made
+        self.cause = cause
+
+
 class HandlerItems:
     """The handler's items, whatever it returned: a generator stepped in the pool, an async
     generator stepped on the loop, or a plain iterable."""
@@ -281,10 +296,15 @@ class HandlerItems:
             until = time.monotonic() + FIND_BATCH_SECONDS
             while count < n and (not count or time.monotonic() < until):
                 # the handler is resumed before the cancel is looked at: it may see it itself
-                item = await self.next()
-                if item is DONE:
-                    return out, "done"
-                value, stop = convert(item)
+                try:
+                    item = await self.next()
+                    if item is DONE:
+                        return out, "done"
+                    value, stop = convert(item)
+                except Exception as exc:
+                    if out and not association_gone(exc):
+                        raise PartialBatch(out, exc) from exc
+                    raise
                 count += 1
                 if value is not None:
                     out.append(value)
@@ -295,8 +315,13 @@ class HandlerItems:
             return out, "more"
         assert self._sync is not None
         made: deque[E] = deque()
-        end = await flush_run(_pull, (self._sync, convert, n, self.call, made), made,
-                              FIND_FLUSH_SECONDS)  # fmt: skip
+        try:
+            end = await flush_run(_pull, (self._sync, convert, n, self.call, made), made,
+                                  FIND_FLUSH_SECONDS)  # fmt: skip
+        except Exception as exc:
+            if made and not association_gone(exc):
+                raise PartialBatch(list(made), exc) from exc
+            raise
         return list(made), end
 
     async def close(self) -> None:
@@ -429,15 +454,22 @@ async def find(call: ServiceCall, flow: Flow[E, S]) -> None:
         status, identifier = pair(item, "C-FIND")
         fast = status == Status.PENDING and identifier is not None and type(status) is int
         if fast and not one_match:
-            return encode_pending(identifier), False  # command set encoded once per request
+            try:
+                return encode_pending(identifier), False  # command set encoded once per request
+            except Exception as exc:
+                raise BadIdentifier(f"cannot encode the identifier: {exc}") from exc
         code, extras = status_parts(status)
         if category(code) is not Category.PENDING:
             apply_status(final, code, extras)
             return None, True
         rsp = _find_rsp(call)
         apply_status(rsp, code, extras)
-        if identifier is not None:
+        if identifier is None:
+            raise BadIdentifier("a Pending C-FIND response needs an identifier, not None")
+        try:
             rsp.Identifier = as_payload(identifier, call.transfer_syntax)
+        except Exception as exc:
+            raise BadIdentifier(f"cannot encode the identifier: {exc}") from exc
         if one_match:  # PS3.4 Q: the first match is the answer, then Success
             apply_status(final, Status.SUCCESS)
             return flow.encode(rsp), True
@@ -460,8 +492,12 @@ async def find(call: ServiceCall, flow: Flow[E, S]) -> None:
     except Exception as exc:
         if association_gone(exc):
             raise  # the peer went away (or stalled): nobody to answer
+        if isinstance(exc, PartialBatch):  # the matches it yielded before it raised go first
+            await flow.write(exc.made)
+            exc = exc.cause
         final = _find_rsp(call)
-        failure_from_exception(final, Status.FIND_FAILURE, exc, "C-FIND")
+        code = Status.FIND_BAD_IDENTIFIER if isinstance(exc, BadIdentifier) else Status.FIND_FAILURE
+        failure_from_exception(final, code, exc, "C-FIND")
     finally:
         await items.close()
     await flow.write([flow.encode(final)])
