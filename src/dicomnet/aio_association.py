@@ -45,7 +45,7 @@ from dicomnet.dimse.router import MessageRouter, is_final
 from dicomnet.errors import AssociationNotEstablishedError, DicomNetError, ProtocolError
 from dicomnet.services.dispatch import answer_request
 from dicomnet.services.operations import Operations
-from dicomnet.services.payloads import decode_payload
+from dicomnet.services.payloads import decode_payload, reply_payload
 from dicomnet.services.requests import Built, Outgoing
 from dicomnet.services.responses import status_dataset
 from dicomnet.settings import Settings
@@ -316,7 +316,7 @@ class AsyncAssociation(
         rsp, context_id = await self._final(request, msg_id)
         if rsp is None:
             return status_dataset(None), None
-        return status_dataset(rsp), decode_payload(rsp, self.transfer_syntax_of(context_id))
+        return status_dataset(rsp), reply_payload(rsp, self.transfer_syntax_of(context_id))
 
     async def _stream(self, request: Outgoing, msg_id: int | None) -> AsyncIterator[Result]:
         built = await self._build(request)

@@ -58,7 +58,7 @@ from dicomnet.errors import (
 )
 from dicomnet.services import requests
 from dicomnet.services.operations import Operations
-from dicomnet.services.payloads import decode_payload
+from dicomnet.services.payloads import decode_payload, reply_payload
 from dicomnet.services.requests import Built, Outgoing
 from dicomnet.services.responses import status_dataset
 from dicomnet.settings import Settings
@@ -247,7 +247,7 @@ class Association(Operations["Dataset", Result, Iterator[Result], None]):
         rsp = handle.final_response()
         if rsp is None:
             return status_dataset(None), None
-        return status_dataset(rsp), decode_payload(rsp, self.transfer_syntax_of(handle.context_id))
+        return status_dataset(rsp), reply_payload(rsp, self.transfer_syntax_of(handle.context_id))
 
     def _stream(self, request: Outgoing, msg_id: int | None) -> Iterator[Result]:
         handle = self._start(request.build(), msg_id)

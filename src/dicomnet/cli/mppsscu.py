@@ -231,7 +231,7 @@ def _mpps(args: argparse.Namespace) -> int:
     code = status_of(rsp)
     if code < 0:
         raise ToolError(f"{service} {uid}: no response (association lost)", ExitCode.ABORTED)
-    if reply is not None and LOG.isEnabledFor(logging.INFO):
+    if reply is not None and len(reply) and LOG.isEnabledFor(logging.INFO):
         # lazy: the data set printer, only with -v/-d
         from dicomnet.cli.findscu import format_dataset
 

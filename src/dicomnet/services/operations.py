@@ -10,7 +10,8 @@ left to the subclass through four methods, one per shape of result:
 * :meth:`Operations._status` -- one request, one final response: the status (C-ECHO,
   C-STORE, N-DELETE);
 * :meth:`Operations._pair` -- one request, one final response with a data set: ``(status,
-  data set)`` (the DIMSE-N services);
+  data set)`` (the DIMSE-N services; a Success or Warning response without one gives an empty
+  ``Dataset``, as pynetdicom's, see :func:`~dicomnet.services.payloads.reply_payload`);
 * :meth:`Operations._stream` -- one request, Pending responses then a final one: the ``(status,
   identifier)`` pairs as they come (C-FIND, C-GET, C-MOVE);
 * :meth:`Operations._cancel` -- a C-CANCEL-RQ, which has no response (PS3.7 9.3.2.3).

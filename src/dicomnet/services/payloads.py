@@ -8,7 +8,10 @@ received bytes). :func:`as_payload` turns it into the ``DataSource`` a primitive
 encoded in the transfer syntax accepted for the presentation context it travels on (PS3.7
 section 6.3.1); a pydicom Dataset is only encoded when the message is sent.
 :func:`decode_payload` is the other direction for a response's data set, with a decoding
-failure logged and reported as no data set (the status still counts).
+failure logged and reported as no data set (the status still counts). :func:`reply_payload` is
+the data set of a DIMSE-N response as the requestor's ``send_n_*`` returns it: a Success or
+Warning response without one gives an empty ``Dataset`` (what pynetdicom returns, so programs
+can iterate it), any other status None.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from typing import TYPE_CHECKING, TypeAlias, cast
 
 from dicomnet.datasource import DataSource
 from dicomnet.dimse.primitives import DIMSEPrimitive
+from dicomnet.dimse.status import Category, category
 from dicomnet.errors import DicomNetError
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
 
-__all__ = ["DataSetLike", "as_payload", "decode_payload"]
+__all__ = ["DataSetLike", "as_payload", "decode_payload", "reply_payload"]
 
 LOGGER = logging.getLogger("dicomnet.scu")
 
@@ -56,3 +60,18 @@ def decode_payload(rsp: DIMSEPrimitive, transfer_syntax: str | None) -> Dataset 
         return None
     finally:
         source.close()
+
+
+def reply_payload(rsp: DIMSEPrimitive, transfer_syntax: str | None) -> Dataset | None:
+    """The data set of a DIMSE-N response (event reply, attribute list, action reply; PS3.7
+    10.1): decoded; an empty Dataset when a Success or Warning response carries none; None for
+    other statuses without one, or when it cannot be decoded."""
+    if rsp.payload is not None:
+        return decode_payload(rsp, transfer_syntax)
+    code = rsp.Status
+    if isinstance(code, int) and category(code) in (Category.SUCCESS, Category.WARNING):
+        # lazy: pydicom is loaded by whoever sent the request's data set or reads this one
+        from pydicom.dataset import Dataset
+
+        return Dataset()
+    return None

@@ -1,0 +1,90 @@
+"""What ``send_n_*`` returns as the data set of a DIMSE-N response (PS3.7 10.1), as a pynetdicom
+program expects it: an empty ``Dataset`` for a Success or Warning response that carries none
+(pynetdicom's ``send_n_get`` & co. return ``Dataset()`` there, and programs iterate it), None
+for a failure. Against our own server and against a real pynetdicom SCP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from pydicom.dataset import Dataset
+
+from dicomnet import events as evt
+from dicomnet.ae import AE
+from dicomnet.server import Server, start_server
+
+MPPS = "1.2.840.10008.3.1.2.3.3"
+UID = "1.2.826.0.1.3680043.2.1143.77"
+
+
+def _mod() -> Dataset:
+    ds = Dataset()
+    ds.PerformedProcedureStepStatus = "IN PROGRESS"
+    return ds
+
+
+SENDS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+    "N-GET": (evt.EVT_N_GET, lambda a: a.send_n_get([0x00400252], MPPS, UID)),
+    "N-SET": (evt.EVT_N_SET, lambda a: a.send_n_set(_mod(), MPPS, UID)),
+    "N-CREATE": (evt.EVT_N_CREATE, lambda a: a.send_n_create(_mod(), MPPS, UID)),
+    "N-ACTION": (evt.EVT_N_ACTION, lambda a: a.send_n_action(_mod(), 1, MPPS, UID)),
+    "N-EVENT-REPORT": (evt.EVT_N_EVENT_REPORT,
+                       lambda a: a.send_n_event_report(_mod(), 1, MPPS, UID)),
+}
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    made: list[Server] = []
+    yield made
+    for s in made:
+        s.shutdown()
+
+
+def _ours(event: Any, status: int, servers: list[Server]) -> int:
+    ae = AE(ae_title="NSCP")
+    ae.add_supported_context(MPPS, scu_role=True, scp_role=True)
+    servers.append(start_server(ae, ("127.0.0.1", 0), block=False,
+                                handlers=[(event, lambda e: (status, None))]))  # fmt: skip
+    return servers[-1].address[1]
+
+
+def _send(port: int, send: Callable[[Any], Any], ext_neg: list[Any] | None = None) -> Any:
+    ae = AE(ae_title="NSCU")
+    ae.add_requested_context(MPPS, scu_role=True, scp_role=True)
+    with ae.associate("127.0.0.1", port, ae_title="NSCP", ext_neg=ext_neg) as assoc:
+        assert assoc.is_established
+        return send(assoc)
+
+
+@pytest.mark.parametrize("service", sorted(SENDS))
+@pytest.mark.parametrize(("status", "empty"), [(0x0000, True), (0x0001, True), (0x0110, False)])
+def test_a_reply_without_a_data_set(servers: list[Server], service: str, status: int,
+                                    empty: bool) -> None:  # fmt: skip
+    event, send = SENDS[service]
+    got_status, reply = _send(_ours(event, status, servers), send)
+    assert got_status.Status == status
+    if empty:
+        assert isinstance(reply, Dataset) and len(reply) == 0
+        assert list(reply) == []  # what a program iterating it sees
+    else:
+        assert reply is None
+
+
+def test_against_a_pynetdicom_scp() -> None:
+    """The same answer from a real pynetdicom N-GET SCP whose handler returns no data set."""
+    from pynetdicom import AE as PAE
+    from pynetdicom import evt as pevt
+
+    ae = PAE(ae_title="NSCP")
+    ae.add_supported_context(MPPS)
+    server = ae.start_server(("127.0.0.1", 0), block=False,
+                             evt_handlers=[(pevt.EVT_N_GET, lambda e: (0x0000, None))])  # fmt: skip
+    try:
+        status, reply = _send(server.server_address[1], SENDS["N-GET"][1])
+    finally:
+        server.shutdown()
+    assert status.Status == 0x0000 and isinstance(reply, Dataset) and len(reply) == 0
