@@ -436,8 +436,9 @@ class Acceptor:
         assert assoc is not None
         try:
             assoc.dimse.send_msg(rsp, context_id)
-        except DicomNetError as exc:  # the association died under us
-            LOGGER.info("%s response not sent: %s", rsp.SERVICE, exc)
+        except DicomNetError as exc:  # the association died under us (or a bug: loud then)
+            level = logging.ERROR if assoc.is_established else logging.INFO
+            LOGGER.log(level, "%s response not sent: %s", rsp.SERVICE, exc)
 
     # --- requests ---------------------------------------------------------------------------------
     def _on_pdata(self, event: PDataReceived) -> None:

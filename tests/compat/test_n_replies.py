@@ -88,3 +88,26 @@ def test_against_a_pynetdicom_scp() -> None:
     finally:
         server.shutdown()
     assert status.Status == 0x0000 and isinstance(reply, Dataset) and len(reply) == 0
+
+
+@pytest.mark.parametrize("service", sorted(SENDS))
+def test_a_reply_that_cannot_be_encoded_is_a_processing_failure(servers: list[Server],
+                                                                service: str) -> None:  # fmt: skip
+    """The handler returns a reply that is no data set, or one pydicom cannot encode: 0110H
+    at once (PS3.7 C.4.4). It was encoded only when sent, failed there, and the request was
+    never answered: the requestor waited for its DIMSE timeout."""
+    event, send = SENDS[service]
+    unencodable = Dataset()
+    unencodable.add_new(0x00280071, "US or SS", 1)  # an ambiguous VR pydicom cannot resolve
+    for reply in (lambda: None, unencodable):
+        ae = AE(ae_title="NSCP")
+        ae.add_supported_context(MPPS, scu_role=True, scp_role=True)
+        servers.append(start_server(ae, ("127.0.0.1", 0), block=False,
+                                    handlers=[(event, lambda e, r=reply: (0x0000, r))]))  # fmt: skip
+        scu = AE(ae_title="NSCU")
+        scu.dimse_timeout = 10
+        scu.add_requested_context(MPPS, scu_role=True, scp_role=True)
+        with scu.associate("127.0.0.1", servers[-1].address[1], ae_title="NSCP") as assoc:
+            status, got = send(assoc)
+            assert status.Status == 0x0110 and got is None
+            assert assoc.is_established  # answered, not timed out

@@ -23,8 +23,9 @@ is only sent with a Success or Warning status. The response's Affected SOP Class
 are the request's Affected (N-EVENT-REPORT, N-CREATE) or Requested (the others) UIDs; for an
 N-CREATE whose request left the instance UID to the SCP (PS3.7 section 10.1.5.1.3) it is taken
 from the returned data set's SOP Instance UID. Event Type ID and Action Type ID are echoed.
-A handler exception or an unusable return value becomes 0110H Processing failure (PS3.7 Annex
-C.4.4), and so does no handler bound (as pynetdicom answers). :data:`N_SERVICES` maps each
+A handler exception or an unusable return value -- a reply that is no data set, or one that
+cannot be encoded (it is encoded before the response is sent) -- becomes 0110H Processing
+failure (PS3.7 Annex C.4.4), and so does no handler bound (as pynetdicom answers). :data:`N_SERVICES` maps each
 request primitive class to its service for the dispatcher (:mod:`dicomnet.services.dispatch`).
 """
 
@@ -99,7 +100,12 @@ class NService(OneShotService):
                 uid = getattr(dataset, "SOPInstanceUID", None)  # a pydicom Dataset
                 if uid:
                     rsp.AffectedSOPInstanceUID = str(uid)
-            setattr(rsp, field, as_payload(dataset, call.transfer_syntax))
+            try:
+                payload = as_payload(dataset, call.transfer_syntax)
+                payload.size  # noqa: B018 - encoded here: a failure is the handler's (0110H)
+            except Exception as exc:
+                return self.failed(call, exc)
+            setattr(rsp, field, payload)
         return rsp
 
 
