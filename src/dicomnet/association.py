@@ -234,6 +234,11 @@ class Association(Operations["Dataset", Result, Iterator[Result], None]):
                 LOGGER.info("send failed: %s", exc)
                 router.close(msg_id)
                 handle.failed = handle.done = True
+            except BaseException:
+                # nothing was sent (e.g. a data set that cannot be encoded is refused before
+                # its command goes): no response will come, the Message ID is free again
+                router.close(msg_id)
+                raise
             return handle
         finally:
             built.sent()

@@ -17,6 +17,7 @@ __all__ = [
     "AssociationRejectedError",
     "DicomNetError",
     "DimseError",
+    "EncodeError",
     "NegotiationError",
     "NoPresentationContextError",
     "NoRequestedContextsError",
@@ -72,6 +73,12 @@ class AssociationRejectedError(NegotiationError):
 
 class DimseError(DicomNetError):
     """A DIMSE message or primitive is invalid (encoding, decoding or parameter validation)."""
+
+
+class EncodeError(DimseError, ValueError):
+    """A data set that cannot be encoded in the transfer syntax it is to be sent in (a value
+    pydicom cannot write, an ambiguous VR it cannot resolve). A ``ValueError`` too, as
+    pynetdicom raises for a data set given to ``send_*`` that it cannot encode."""
 
 
 class TimeoutError_(DicomNetError, TimeoutError):

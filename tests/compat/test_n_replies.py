@@ -111,3 +111,22 @@ def test_a_reply_that_cannot_be_encoded_is_a_processing_failure(servers: list[Se
             status, got = send(assoc)
             assert status.Status == 0x0110 and got is None
             assert assoc.is_established  # answered, not timed out
+
+
+def test_a_request_data_set_that_cannot_be_encoded_raises_value_error(servers: list[Server]) -> None:
+    """pynetdicom raises ValueError for a data set it cannot encode; ours is a DimseError
+    and a ValueError (EncodeError), raised before anything is sent: the association stays."""
+    from dicomnet.errors import DimseError, EncodeError
+
+    bad = Dataset()
+    bad.add_new(0x00280071, "US or SS", 1)
+    port = _ours(evt.EVT_N_ACTION, 0x0000, servers)
+    ae = AE(ae_title="NSCU")
+    ae.add_requested_context(MPPS)
+    with ae.associate("127.0.0.1", port, ae_title="NSCP") as assoc:
+        with pytest.raises(ValueError, match="cannot encode the data set") as info:
+            assoc.send_n_action(bad, 1, MPPS, UID)
+        assert isinstance(info.value, DimseError) and isinstance(info.value, EncodeError)
+        assert assoc.is_established
+        status, _ = assoc.send_n_action(_mod(), 1, MPPS, UID)
+        assert status.Status == 0x0000

@@ -28,7 +28,7 @@ import struct
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from dicomnet.dimse.textenc import encode_flat_text
-from dicomnet.errors import DimseError
+from dicomnet.errors import DimseError, EncodeError
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -199,7 +199,7 @@ def encode_dataset(dataset: Dataset, transfer_syntax: str) -> bytes:
     try:
         write_dataset(fp, body)
     except Exception as exc:  # pydicom raises many types for unencodable values
-        raise DimseError(f"cannot encode the data set in {transfer_syntax}: {exc}") from exc
+        raise EncodeError(f"cannot encode the data set in {transfer_syntax}: {exc}") from exc
     raw = fp.getvalue()
     return _deflate(raw) if deflated else bytes(raw)
 

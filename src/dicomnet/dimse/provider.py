@@ -580,6 +580,8 @@ class DIMSEServiceProvider:
         command = msg.encode_command()
         source = msg.data_set
         assert source is None or isinstance(source, Payload)
+        if source is not None:
+            source.size  # noqa: B018 - a data set is encoded before its command goes (see write_message)
         return msg, fragment(context_id, command, source, int(self._assoc.peer_max_pdata_length))
 
     def repeated_pdus(
@@ -617,6 +619,12 @@ class DIMSEServiceProvider:
         dul = assoc.dul
         data = msg.data_set
         assert data is None or isinstance(data, Payload)
+        if data is not None:
+            # A pydicom data set is encoded now, before its command set is queued: one that
+            # cannot be encoded raises with nothing sent (after a queued command the peer
+            # would wait for a data set that never comes, PS3.7 Annex F). Free otherwise: the
+            # encoding is kept for the fragments; bytes and files know their size.
+            data.size  # noqa: B018
         max_pdata = int(assoc.peer_max_pdata_length)  # maximum_pdu_size
         regions = uses_file_regions(data, max_pdata, dul.sends_file_regions)
         pdus = fragment(context_id, command, data, max_pdata, file_regions=regions)
