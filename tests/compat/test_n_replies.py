@@ -130,3 +130,41 @@ def test_a_request_data_set_that_cannot_be_encoded_raises_value_error(servers: l
         assert assoc.is_established
         status, _ = assoc.send_n_action(_mod(), 1, MPPS, UID)
         assert status.Status == 0x0000
+
+
+@pytest.mark.parametrize("service", ["N-GET", "N-SET", "N-CREATE"])
+def test_a_status_naming_attributes_reaches_the_requestor(servers: list[Server],
+                                                          service: str) -> None:  # fmt: skip
+    """PS3.7 C.4.2: an Attribute list error (0107H) names the attributes in Attribute
+    Identifier List (0000,1005). A handler's status Dataset carrying it had it dropped; read
+    back by our requestor and by pynetdicom's (which has a place for it in N-GET and N-SET
+    statuses)."""
+    from pynetdicom import AE as PAE
+
+    event, send = SENDS[service]
+
+    def handler(_event: Any) -> tuple[Dataset, None]:
+        status = Dataset()
+        status.Status = 0x0107
+        status.AttributeIdentifierList = [0x00100020, 0x00100010]
+        return status, None
+
+    ae = AE(ae_title="NSCP")
+    ae.add_supported_context(MPPS)
+    servers.append(start_server(ae, ("127.0.0.1", 0), block=False, handlers=[(event, handler)]))
+    port = servers[-1].address[1]
+    status, _ = _send(port, send)
+    assert status.Status == 0x0107
+    assert list(status.AttributeIdentifierList) == [0x00100020, 0x00100010]
+
+    pae = PAE(ae_title="NSCU")
+    pae.add_requested_context(MPPS)
+    assoc = pae.associate("127.0.0.1", port, ae_title="NSCP")
+    try:
+        assert assoc.is_established
+        status, _ = send(assoc)
+    finally:
+        assoc.release()
+    assert status.Status == 0x0107
+    if service != "N-CREATE":  # pynetdicom's requestor reads (0000,1005) of N-GET/N-SET only
+        assert list(status.AttributeIdentifierList) == [0x00100020, 0x00100010]

@@ -256,6 +256,10 @@ class C_CANCEL_RQ(
 
 
 _N_RSP_OPT = ("AffectedSOPClassUID", "AffectedSOPInstanceUID", *_RSP_ERR)
+# PS3.7 Annex C.4.2 (Attribute list error, 0107H: "an Attribute Tag for each Attribute that
+# was not recognized") and the statuses like it: N-GET/N-SET/N-CREATE responses may carry
+# Attribute Identifier List (0000,1005)
+_N_RSP_ATTRS = (*_N_RSP_OPT, "AttributeIdentifierList")
 
 
 # PS3.7 section 10.3.1, Tables 10.3-1 and 10.3-2
@@ -302,7 +306,7 @@ class N_GET_RSP(
     field=0x8110,
     primitive=P.N_GET,
     required=_RSP_BASE,
-    optional=_N_RSP_OPT,
+    optional=_N_RSP_ATTRS,
     dataset="AttributeList",
 ):
     """{pretty} (Command Field {args[1].value:04X}H)."""
@@ -329,7 +333,7 @@ class N_SET_RSP(
     field=0x8120,
     primitive=P.N_SET,
     required=_RSP_BASE,
-    optional=_N_RSP_OPT,
+    optional=_N_RSP_ATTRS,
     dataset="AttributeList",
 ):
     """{pretty} (Command Field {args[1].value:04X}H)."""
@@ -382,7 +386,7 @@ class N_CREATE_RSP(
     field=0x8140,
     primitive=P.N_CREATE,
     required=_RSP_BASE,
-    optional=_N_RSP_OPT,
+    optional=_N_RSP_ATTRS,
     dataset="AttributeList",
 ):
     """{pretty} (Command Field {args[1].value:04X}H)."""

@@ -557,6 +557,7 @@ class N_SET(DIMSEPrimitive):
         "AffectedSOPInstanceUID",
         "AttributeList",
         *_RSP_ERR,
+        "AttributeIdentifierList",
     )
     FIELDS = __slots__
     MessageID: int | None
@@ -571,6 +572,7 @@ class N_SET(DIMSEPrimitive):
     OffendingElement: Sequence[int] | None
     ErrorComment: str | None
     ErrorID: int | None
+    AttributeIdentifierList: Sequence[int] | None
     DATASET_FIELDS = ("ModificationList", "AttributeList")
     SERVICE = "N-SET"
     REQUEST_KEYWORDS = (
@@ -630,6 +632,7 @@ class N_CREATE(DIMSEPrimitive):
         "AffectedSOPInstanceUID",
         "AttributeList",
         *_RSP_ERR,
+        "AttributeIdentifierList",
     )
     FIELDS = __slots__
     MessageID: int | None
@@ -641,6 +644,7 @@ class N_CREATE(DIMSEPrimitive):
     OffendingElement: Sequence[int] | None
     ErrorComment: str | None
     ErrorID: int | None
+    AttributeIdentifierList: Sequence[int] | None
     DATASET_FIELDS = ("AttributeList",)
     SERVICE = "N-CREATE"
     REQUEST_KEYWORDS = ("MessageID", "AffectedSOPClassUID")

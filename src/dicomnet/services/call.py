@@ -48,7 +48,11 @@ __all__ = [
 LOGGER = logging.getLogger("dicomnet.services")
 
 # Status elements a handler may return in a status Dataset (PS3.7 Annex C, Table C-1).
-_STATUS_EXTRAS = ("ErrorComment", "OffendingElement", "ErrorID")
+# PS3.7 Annex C: the optional status fields a handler's status Dataset may carry; Attribute
+# Identifier List is one of N-GET/N-SET/N-CREATE responses (C.4.2, C.5.8: no such/invalid
+# attribute), dropped where the response has no slot for it
+_STATUS_EXTRAS = ("ErrorComment", "OffendingElement", "ErrorID", "AttributeIdentifierList")
+_TAG_LISTS = frozenset(("OffendingElement", "AttributeIdentifierList"))
 # The response parameters that echo the request's (PS3.7 Tables 9.3-x, 10.3-x).
 _ECHOED_UIDS = ("AffectedSOPClassUID", "AffectedSOPInstanceUID")
 
@@ -174,13 +178,13 @@ def apply_status(rsp: DIMSEPrimitive, code: int, extras: dict[str, object] | Non
             continue
         if keyword == "ErrorComment":
             value = error_comment(str(value))
-        elif keyword == "OffendingElement":
+        elif keyword in _TAG_LISTS:
             # several tags: a list, a tuple or pydicom's MultiValue (any non-text sequence)
             items = (list(value) if isinstance(value, Sequence) and not isinstance(value, str | bytes)
                      else [value])  # fmt: skip
             tags = [int(v) for v in items if isinstance(v, int)]
             if len(tags) != len(items):
-                LOGGER.debug("dropping invalid OffendingElement=%r from a handler's status", value)
+                LOGGER.debug("dropping invalid %s=%r from a handler's status", keyword, value)
                 continue
             value = tags
         try:
