@@ -343,3 +343,26 @@ def test_find_pending_without_identifier_is_a_failure(servers: list[Server], sta
 
     responses = _find(on_find, servers)
     assert [r[0].Status for r in responses] == [0xFF00, 0xC312]
+
+
+@pytest.mark.parametrize("event", [evt.EVT_C_GET, evt.EVT_C_MOVE])
+def test_a_count_of_zero_then_a_status_is_that_status(servers: list[Server], event: Any) -> None:
+    """How the archive refuses a retrieve whose matches it cannot count (its index is away):
+    0, then A701. A count of 0 alone is Success; datasets after it are ignored."""
+
+    def refusing(_event: Any) -> Iterator[Any]:
+        if event is evt.EVT_C_MOVE:
+            yield "127.0.0.1", 1
+        yield 0
+        yield 0xA701, None
+
+    def nothing(_event: Any) -> Iterator[Any]:
+        if event is evt.EVT_C_MOVE:
+            yield "127.0.0.1", 1  # nobody listens there: no association is requested
+        yield 0
+        yield 0xFF00, _ct(0)
+
+    for handler, code in ((refusing, 0xA701), (nothing, 0x0000)):
+        servers.append(_server(handler, event))
+        responses = _get(servers[-1])[0] if event is evt.EVT_C_GET else _move(servers[-1])
+        assert [r[0].Status for r in responses] == [code]

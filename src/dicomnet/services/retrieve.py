@@ -33,8 +33,10 @@ identifier (PS3.4 C.4.2.1.4 / C.4.3.1.4), possibly empty -- or the handler's own
 the non-pending item it yielded holds that list. The handler's count is a promise: once that
 many sub-operations ran, one more item is pulled (so code after its last yield runs) and any
 further yields are logged and ignored; the final status then comes from the counts. A count
-of 0 is Success at once. A C-GET on Composite Instance Retrieve Without Bulk Data sends each
-instance without its bulk data (:mod:`dicomnet.services.bulk`, PS3.4 Z.4.2.3).
+of 0 is Success, unless the handler's next item is a final status of its own (sent as it is:
+how the archive refuses a retrieve whose matches it could not count). A C-GET on Composite
+Instance Retrieve Without Bulk Data sends each instance without its bulk data
+(:mod:`dicomnet.services.bulk`, PS3.4 Z.4.2.3).
 
 C-MOVE (PS3.4 C.4.2.2): the handler first yields the destination ``(host, port)`` (or
 ``(host, port, associate_kwargs)``) for the Move Destination AE title, ``(None, None)`` when it
@@ -197,17 +199,23 @@ class _Retrieve(Generic[E, S]):
         self.fail_the_rest()
         await self.send_final(code, {"ErrorComment": error_comment(text)})
 
-    async def ignore_the_rest(self, items: HandlerItems, head: list[object]) -> None:
+    async def after_the_count(self, items: HandlerItems, head: list[object]) -> bool:
         """The announced sub-operations all ran: one more item is pulled (the handler's code
-        after its last yield runs) and anything it still yields is ignored."""
+        after its last yield runs). After a count of 0, a status other than Pending is the
+        handler's answer and is sent (True): e.g. the archive's refusal when it could not
+        count the matches. Anything else the handler still yields is ignored."""
+        item = head.pop(0) if head else await items.next()
+        if item is DONE:
+            return False
         if not self.total:
-            return
-        extra = len(head)
-        if not extra and await items.next() is not DONE:
-            extra = 1
-        if extra:
-            LOGGER.warning("the %s handler yielded more items than the %d sub-operations it "
-                           "announced: ignored", self.cls.SERVICE, self.total)  # fmt: skip
+            try:
+                if await _ended_by(item, self, []):
+                    return True
+            except (TypeError, ValueError):
+                pass  # ignored as below
+        LOGGER.warning("the %s handler yielded more items than the %d sub-operations it "
+                       "announced: ignored", self.cls.SERVICE, self.total)  # fmt: skip
+        return False
 
 
 def _failed_list(uids: list[str], transfer_syntax: str) -> DataSource:
@@ -310,7 +318,8 @@ async def _retrieve_loop(
     flow = retrieve.flow
     while True:
         if not retrieve.remaining:  # the announced sub-operations all ran
-            await retrieve.ignore_the_rest(items, head)
+            if await retrieve.after_the_count(items, head):
+                return
             break
         # the handler is resumed before the cancel is looked at: it may see it itself
         step: Step[Q]
@@ -454,8 +463,8 @@ async def _move_loop(call: ServiceCall, items: HandlerItems, retrieve: _Retrieve
     flow = retrieve.flow
     while True:
         if not retrieve.remaining:  # the announced sub-operations all ran
-            await retrieve.ignore_the_rest(items, head)
-            await retrieve.send_final(Status.CANCEL if call.is_cancelled else None)
+            if not await retrieve.after_the_count(items, head):
+                await retrieve.send_final(Status.CANCEL if call.is_cancelled else None)
             return
         if head:
             steps = [await flow.run(make_step, head.pop(0), prepare)]
@@ -530,6 +539,8 @@ async def move(call: ServiceCall, flow: Flow[E, S]) -> None:
             await retrieve.send_final(Status.CANCEL)
             return
         more = more and len(head) < retrieve.total
+        if not retrieve.total and await retrieve.after_the_count(items, head):
+            return  # a count of 0, then the handler's own final status
         if not head:
             # nothing to send: Success with zero sub-operations, and no association with the
             # destination (which may be down or accept no storage class: a move of nothing
