@@ -44,6 +44,7 @@ HP_STORAGE, HP_FIND, HP_GET = ("1.2.840.10008.5.1.4.38.1", "1.2.840.10008.5.1.4.
                                "1.2.840.10008.5.1.4.38.4")  # fmt: skip
 CP_STORAGE, CP_FIND = "1.2.840.10008.5.1.4.39.1", "1.2.840.10008.5.1.4.39.2"
 COMPOSITE_GET = "1.2.840.10008.5.1.4.1.2.4.3"
+WITHOUT_BULK_GET = "1.2.840.10008.5.1.4.1.2.5.3"
 ROOT = "1.2.826.0.1.3680043.10.999.13"
 
 
@@ -428,3 +429,37 @@ def test_non_latin_names_with_our_and_dcmtk_findscu(archive: ServerProcess) -> N
     found = _find(archive.port, "STUDY", "-S", "SpecificCharacterSet=ISO_IR 100",
                   "PatientName=Äneas*")  # fmt: skip
     assert found[0].SpecificCharacterSet == "ISO_IR 100"
+
+
+def test_retrieve_without_bulk_data(archive: ServerProcess, tmp_path: Path) -> None:
+    """PS3.4 Annex Z: a C-GET on Composite Instance Retrieve Without Bulk Data (IMAGE level,
+    by SOP Instance UID, Z.4.2.1.3.1) gets the stored instance without its Pixel Data, the
+    rest unchanged; Composite Instance Root gets it whole."""
+    from dicomnet import events as evt
+
+    ct = _ct(tmp_path / "ct.dcm", patient_id="P77", study_uid=f"{ROOT}.77",
+             series_uid=f"{ROOT}.77.1")  # fmt: skip
+    stored = dcmread(ct)
+    assert _store(archive.port, ct).returncode == 0
+    received: list[Dataset] = []
+
+    def on_store(event: Any) -> int:
+        received.append(event.dataset)
+        return 0
+
+    ae = AE(ae_title="VIEWER")
+    ae.add_requested_context(WITHOUT_BULK_GET)
+    ae.add_requested_context(COMPOSITE_GET)
+    ae.add_requested_context(stored.SOPClassUID, scu_role=False, scp_role=True)
+    with ae.associate("127.0.0.1", archive.port, ae_title="ARCHIVE",
+                      evt_handlers=[(evt.EVT_C_STORE, on_store)]) as assoc:  # fmt: skip
+        for model in (WITHOUT_BULK_GET, COMPOSITE_GET):
+            g = Dataset()
+            g.QueryRetrieveLevel = "IMAGE"
+            g.SOPInstanceUID = stored.SOPInstanceUID
+            final = list(assoc.send_c_get(g, model))[-1][0]
+            assert final.Status == 0x0000 and final.NumberOfCompletedSuboperations == 1
+    light, whole = received
+    assert "PixelData" not in light and light.PatientID == "P77"
+    assert light.SOPInstanceUID == stored.SOPInstanceUID and light.Rows == stored.Rows
+    assert whole.PixelData == stored.PixelData

@@ -123,6 +123,9 @@ QR_CLASSES: Mapping[str, tuple[Model, str]] = {
     _QR + "3.3": (Model.PATIENT_STUDY_ONLY, "get"),
     _QR + "4.2": (Model.COMPOSITE, "move"),  # Composite Instance Root Retrieve (Annex Y)
     _QR + "4.3": (Model.COMPOSITE, "get"),
+    # Composite Instance Retrieve Without Bulk Data (Annex Z): IMAGE level by SOP Instance UID,
+    # sent without the Z.1.3 bulk data (dicomnet.services.bulk)
+    _QR + "5.3": (Model.COMPOSITE, "get"),
     **{uid: (Model.COMPOSITE, "find") for uid in nonpatient.MODELS},
     **{uid: (Model.COMPOSITE, op) for uid, op in nonpatient.NONPATIENT_RETRIEVE.items()},
 }
