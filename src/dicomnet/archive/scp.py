@@ -65,10 +65,11 @@ from dicomnet.archive.store import FileStore
 from dicomnet.dimse import primitives as P
 from dicomnet.dimse.status import Status
 from dicomnet.monitor import clip
-from dicomnet.presentation import PresentationContext, build_context
+from dicomnet.presentation import VERIFICATION, PresentationContext, build_context
 from dicomnet.server import inline
 from dicomnet.sop_sets import storage_sop_classes
 from dicomnet.transcode.select import context_plan
+from dicomnet.transcode.syntax import is_native
 from dicomnet.uid import RETIRED_STORAGE_SOP_CLASSES, TRANSFER_SYNTAXES
 from dicomnet.ul.pdu import SOPClassExtendedNegotiation
 
@@ -129,7 +130,6 @@ QR_CLASSES: Mapping[str, tuple[Model, str]] = {
     **{uid: (Model.COMPOSITE, "find") for uid in nonpatient.MODELS},
     **{uid: (Model.COMPOSITE, op) for uid, op in nonpatient.NONPATIENT_RETRIEVE.items()},
 }
-VERIFICATION = "1.2.840.10008.1.1"
 # PS3.4 C.5.1.1 / C.5.2.1: FIND answers relational queries, combined date-time matching,
 # fuzzy semantic person name matching, timezone adjustment (not Enhanced Multi-Frame
 # conversion); MOVE/GET relational retrieval. Worklist-style models (K.5.1, Annex U/X):
@@ -539,10 +539,6 @@ def add_storage_contexts(
             ae.add_supported_context(uid, syntaxes)
 
 
-# the syntaxes a C-ECHO (no data set) may be accepted in: the uncompressed ones and deflate
-_ECHO_SYNTAXES = frozenset(("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.2",
-                            "1.2.840.10008.1.2.1.99"))  # fmt: skip
-
 
 def archive_ae(ae_title: str = "DICOMNET") -> AE:
     """An AE accepting Verification, every storage SOP class and the Patient/Study Root
@@ -561,7 +557,8 @@ def storage_ae(ae_title: str, transfer_syntaxes: Sequence[str] | None = None) ->
     takes the uncompressed ones among them, in their order (``+xi``: Implicit VR Little Endian
     only, ``+xb``: big endian first, as DCMTK's storescp answers a C-ECHO)."""
     ae = AE(ae_title=ae_title)
-    echo = [ts for ts in transfer_syntaxes or () if ts in _ECHO_SYNTAXES]
+    # a C-ECHO has no data set: any uncompressed syntax (deflate included) will do
+    echo = [ts for ts in transfer_syntaxes or () if is_native(ts)]
     ae.add_supported_context(VERIFICATION, echo or ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
     add_storage_contexts(ae, transfer_syntaxes=transfer_syntaxes)
     return ae

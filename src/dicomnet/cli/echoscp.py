@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from dicomnet.events import Event
 
 LOG = logging.getLogger("dicomnet.cli.echoscp")
-VERIFICATION = "1.2.840.10008.1.1"
 # -x? -> the syntaxes accepted, best first (pynetdicom's echoscp choices)
 SYNTAXES = {
     "default": [ELE, ILE, DEFLATED, EBE],
@@ -77,6 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
     # lazy: the AE and the server (asyncio) are not needed for --help or a usage error
     from dicomnet import events as evt
     from dicomnet.ae import AE
+    from dicomnet.presentation import VERIFICATION
     from dicomnet.server import inline
 
     ae = AE(ae_title=args.aet)

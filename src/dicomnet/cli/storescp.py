@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     # lazy: the archive's storage SCP and the server (asyncio) are not needed for --help or a
     # usage error
-    from dicomnet.archive.scp import VERIFICATION, DirectoryStore, part10_spool_prefix, storage_ae
+    from dicomnet.archive.scp import DirectoryStore, part10_spool_prefix, storage_ae
+    from dicomnet.presentation import VERIFICATION
     from dicomnet.server import inline
 
     store = DirectoryStore(args.output)

@@ -27,6 +27,7 @@ import os
 from typing import TYPE_CHECKING
 
 from dicomnet.datasource import DataSource
+from dicomnet.transcode.syntax import EXPLICIT_LE, is_native
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -47,9 +48,6 @@ _TOP_LEVEL = frozenset((
 ))  # fmt: skip
 _WAVEFORM_SEQUENCE = 0x54000100
 _WAVEFORM_DATA = 0x54001010
-_EXPLICIT_LE = "1.2.840.10008.1.2.1"
-_UNCOMPRESSED = frozenset(("1.2.840.10008.1.2", _EXPLICIT_LE, "1.2.840.10008.1.2.2",
-                           "1.2.840.10008.1.2.1.99"))  # fmt: skip
 
 
 def is_bulk_data(tag: int) -> bool:
@@ -103,7 +101,7 @@ def without_bulk_data(payload: object) -> Dataset:
     if meta is not None:
         out.file_meta = copy.deepcopy(meta)
         ts = str(meta.get("TransferSyntaxUID", "") or "")
-        if ts and ts not in _UNCOMPRESSED:
+        if ts and not is_native(ts):
             # the encapsulated Pixel Data is gone: what is left is native data
-            out.file_meta.TransferSyntaxUID = UID(_EXPLICIT_LE)
+            out.file_meta.TransferSyntaxUID = UID(EXPLICIT_LE)
     return out
