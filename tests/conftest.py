@@ -8,8 +8,12 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from dicomnet.server import Server
 
 DATA = Path(__file__).parent / "data"
 
@@ -86,6 +90,16 @@ def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
             p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             pass
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """In-process servers (``start_server(..., block=False)``) registered here are shut down at
+    teardown. (tests/cli has its own ``servers``: tool processes, stopped.)"""
+    started: list[Server] = []
+    yield started
+    for server in started:
+        server.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -84,14 +84,6 @@ def _move(server: Server, dest: str = "DEST") -> list[Any]:
         return list(assoc.send_c_move(_query(), dest, PATIENT_MOVE))
 
 
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    made: list[Server] = []
-    yield made
-    for s in made:
-        s.shutdown()
-
-
 def _uids(ident: Dataset) -> list[str]:
     value = ident.FailedSOPInstanceUIDList
     return [value] if isinstance(value, str) else list(value)

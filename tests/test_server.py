@@ -62,14 +62,6 @@ def client_ae() -> AE:
     return ae
 
 
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        server.shutdown()
-
-
 def start(servers: list[Server], ae: AE | None = None, handlers: Any = None, **kw: Any) -> Server:
     server = start_server(ae or server_ae(), ("127.0.0.1", 0), block=False, handlers=handlers, **kw)
     assert server is not None

@@ -6,7 +6,7 @@ for a failure. Against our own server and against a real pynetdicom SCP.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,14 +34,6 @@ SENDS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "N-EVENT-REPORT": (evt.EVT_N_EVENT_REPORT,
                        lambda a: a.send_n_event_report(_mod(), 1, MPPS, UID)),
 }
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    made: list[Server] = []
-    yield made
-    for s in made:
-        s.shutdown()
 
 
 def _ours(event: Any, status: int, servers: list[Server]) -> int:
