@@ -273,7 +273,9 @@ async def _pull(items: HandlerItems, code: int, what: str) -> object:
         raise BadYield(code, f"{type(exc).__name__} instead of {what}: {exc}") from exc
 
 
-def _count(item: object, code: int) -> int:
+async def _count(items: HandlerItems, code: int) -> int:
+    """The handler's number of sub-operations; anything else (or raising) is ``code``."""
+    item = await _pull(items, code, "a count")
     if isinstance(item, bool) or not isinstance(item, int) or item < 0:
         raise BadYield(code, f"the first yield must be the number of sub-operations, not {item!r}")
     return int(item)
@@ -368,8 +370,7 @@ async def get(call: ServiceCall, flow: Flow[E, S]) -> None:
     items = HandlerItems(call, flow.run)
     try:
         await items.start()
-        retrieve.total = _count(await _pull(items, Status.GET_BAD_COUNT, "a count"),
-                                Status.GET_BAD_COUNT)  # fmt: skip
+        retrieve.total = await _count(items, Status.GET_BAD_COUNT)
         prepare = flow.prepare_store
         if call.request.AffectedSOPClassUID == WITHOUT_BULK_DATA_GET:
 
@@ -525,8 +526,7 @@ async def move(call: ServiceCall, flow: Flow[E, S]) -> None:
             await retrieve.send_final(Status.MOVE_DESTINATION_UNKNOWN,
                                       {"ErrorComment": error_comment(text)})  # fmt: skip
             return
-        retrieve.total = _count(await _pull(items, Status.MOVE_BAD_COUNT, "a count"),
-                                Status.MOVE_BAD_COUNT)  # fmt: skip
+        retrieve.total = await _count(items, Status.MOVE_BAD_COUNT)
         head: list[object] = []
         more = retrieve.total > 0
         while more and len(head) < min(LOOKAHEAD, retrieve.total):
