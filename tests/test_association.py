@@ -412,6 +412,41 @@ def test_network_idle_timeout() -> None:
     assert "network timeout" in (assoc.failure_reason or "")
 
 
+def test_idle_requestor_sees_the_peers_release_and_abort() -> None:
+    """No thread of ours reads while the program is idle: is_alive() takes in what the peer
+    sent meanwhile (a pynetdicom program loops on it), answers an A-RELEASE-RQ (PS3.8 AR-8)
+    and reports an A-ABORT. Before, is_alive() stayed True until the next operation."""
+    sent = threading.Event()
+
+    def release(peer: ScriptedPeer) -> None:
+        peer.accept_association()
+        peer.send(AReleaseRQ())
+        sent.set()
+        assert isinstance(peer.read_pdu(), AReleaseRP)
+
+    peer = ScriptedPeer(release)
+    assoc = echo_ae().associate("127.0.0.1", peer.port)
+    assert assoc.is_established
+    assert sent.wait(10)  # over loopback the PDU is in our receive buffer once sent
+    assert not assoc.is_alive()  # the release was answered
+    peer.join()  # the peer got its A-RELEASE-RP and closed
+    assert not assoc.is_alive()
+    assert assoc.is_released and not assoc.is_aborted
+
+    def abort(peer: ScriptedPeer) -> None:
+        peer.accept_association()
+        peer.send(AAbort(0, 0))
+        sent.set()
+
+    sent.clear()
+    peer = ScriptedPeer(abort)
+    assoc = echo_ae().associate("127.0.0.1", peer.port)
+    assert sent.wait(10)
+    peer.join()
+    assert not assoc.is_alive()
+    assert assoc.is_aborted and (assoc.abort_source, assoc.abort_reason) == (0, 0)
+
+
 def test_context_manager_aborts_on_exception() -> None:
     def expect_abort(peer: ScriptedPeer) -> None:
         peer.accept_association()

@@ -373,9 +373,24 @@ class Association(Operations["Dataset", Result, Iterator[Result], None]):
     daemon = True
 
     def is_alive(self) -> bool:
-        """True while the association is established and its connection open."""
+        """True while the association is established and its connection open.
+
+        A pynetdicom thread notices the peer's A-RELEASE or A-ABORT on its own; a requestor
+        here has no thread, so when no request is outstanding this first takes in what the
+        peer has already sent, without waiting (``poll_input``): a release request is answered
+        (PS3.8 AR-8) and the association ends, a request (an N-EVENT-REPORT...) is answered
+        from the bound handlers. A program looping on ``is_alive()`` thus sees the end.
+        """
         driver = self.driver
-        return self.is_established and driver is not None and driver.is_alive
+        if driver is None or not self.is_established:
+            return False
+        if self.mode == "requestor" and not self.router.outstanding:
+            poll = getattr(driver, "poll_input", None)  # the blocking driver's; asyncio receives
+            if poll is not None:
+                poll()
+                while self.is_established and self.dimse.queued:
+                    self.pump()
+        return self.is_established and driver.is_alive
 
     def join(self, timeout: float | None = None) -> None:
         """Return once the association has ended -- released or aborted, by either side -- or

@@ -37,6 +37,7 @@ optional TLS handshake, raising :class:`~dicomnet.transport.base.ConnectError` /
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import struct
 import sys
@@ -74,6 +75,8 @@ _MSG_MORE = getattr(socket, "MSG_MORE", 0)  # Linux: hold a short header for the
 # while the next file block is read (a 4 MB batch read 4 blocks, then blocked in sendmsg until
 # the peer had drained it: 16 KB PDUs into DCMTK storescp, 4 x 32 MB, 13 % slower end to end).
 _BATCH_BYTES = 256 << 10
+#: poll_input's bound on finishing a TLS record whose first bytes have arrived (seconds)
+_POLL_WAIT = 1.0
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 
@@ -257,6 +260,27 @@ class SyncDriver(WaitingTeardown):
                 continue
         self._dispatch()
         return False
+
+    def poll_input(self) -> None:
+        """Take in what the peer has already sent -- a release request (answered, PS3.8
+        AR-8), an A-ABORT, a closed connection, a DIMSE message (queued) -- without waiting:
+        one readiness check and at most one receive, then the events are handled as
+        :meth:`wait_for_activity` handles them. For an idle requestor whose program asks
+        whether the association is still alive between its own calls."""
+        sock = self.sock
+        if sock is None or self._closed:
+            return
+        try:
+            ready = bool(select.select([sock], [], [], 0)[0])
+        except (OSError, ValueError):  # a socket closed under us: the receive reports it
+            ready = True
+        pending = getattr(sock, "pending", None)  # TLS: bytes already decrypted
+        if not ready and not (pending is not None and pending()):
+            return
+        # data or end of stream is there: the receive returns at once (a TLS record still
+        # arriving is waited for, within _POLL_WAIT)
+        self._recv_once(_POLL_WAIT)
+        self._dispatch()
 
     def close(self) -> None:
         """Close the socket (once) and tell the connection (Evt17)."""
