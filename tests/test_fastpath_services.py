@@ -92,10 +92,14 @@ def test_echo_response_equals_the_validated_one() -> None:
 
 @pytest.mark.parametrize(
     ("result", "status", "comment"),
-    [(0xB000, 0xB000, None), (None, 0xC211, "TypeError"), (True, 0xC211, "TypeError"),
+    [(0xB000, 0xB000, None), (None, 0xC002, "a status must be"),
+     (True, 0xC002, "a status must be"), (Dataset(), 0xC001, "a status Dataset without"),
      (0x10000, 0xC211, "ValueError")],
 )  # fmt: skip
 def test_store_response_equals_the_validated_one(result: Any, status: int, comment: Any) -> None:
+    """A handler's int or status Dataset is the response's status; what is no status at all
+    is pynetdicom's C002 (C001: a Dataset without Status), a code out of range the handler
+    failure C211."""
     request = P.C_STORE(
         MessageID=3, AffectedSOPClassUID=CT, AffectedSOPInstanceUID="1.2.3", Priority=0,
         DataSet=b"xx",

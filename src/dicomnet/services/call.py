@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from dicomnet.services.contract import ServiceAssociation
 
 __all__ = [
+    "INVALID_STATUS",
+    "NO_STATUS_ELEMENT",
+    "NotAStatus",
     "OneShotService",
     "ServiceCall",
     "apply_status",
@@ -140,20 +143,38 @@ class ServiceCall:
         return self.handler(self.event, *self.handler_args)
 
 
+class NotAStatus(TypeError):
+    """Where a status belongs, a handler gave neither an ``int`` nor a ``Dataset`` with an
+    integer Status. Answered ``code``: C001 for a Dataset (or mapping) without Status, C002
+    for anything else -- pynetdicom's codes in the "Failure: cannot understand" range (PS3.4
+    B.2.3, C.4.1.1.4 give Cxxx that meaning), so that its programs see what they test for.
+    (C-ECHO answers Success instead, as pynetdicom's does: PS3.7 Table 9.3-13.)"""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+#: the status a handler's non-status is answered with (:class:`NotAStatus`)
+NO_STATUS_ELEMENT, INVALID_STATUS = 0xC001, 0xC002
+
+
 def status_parts(result: object) -> tuple[int, dict[str, object]]:
     """``int`` or status ``Dataset`` -> (status code, extra status elements).
 
-    Raises TypeError/ValueError for anything else (the caller turns that into a failure).
+    Raises :class:`NotAStatus` for anything else and ValueError for a code outside 16 bits
+    (the caller turns either into a failure response).
     """
-    if isinstance(result, bool):
-        raise TypeError("a status must be an int or a Dataset, not bool")
     extras: dict[str, object] = {}
-    if isinstance(result, int):
+    if isinstance(result, int) and not isinstance(result, bool):
         code = int(result)
     else:
         status = getattr(result, "Status", None)  # a pydicom Dataset, duck-typed: not imported
-        if not isinstance(status, int):
-            raise TypeError(f"a status must be an int or a Dataset with Status, not {result!r}")
+        if not isinstance(status, int) or isinstance(status, bool):
+            if status is None and callable(getattr(result, "get", None)):
+                raise NotAStatus(NO_STATUS_ELEMENT, f"a status Dataset without Status: {result!r}")
+            raise NotAStatus(INVALID_STATUS,
+                             f"a status must be an int or a Dataset with Status, not {result!r}")  # fmt: skip
         code = int(status)
         get = getattr(result, "get", None)
         for keyword in _STATUS_EXTRAS:
@@ -250,10 +271,20 @@ class OneShotService:
         :meth:`failed` answers an exception)."""
         try:
             code, extras = status_parts(result)
+        except NotAStatus as exc:
+            return self.not_a_status(call, exc)
         except (TypeError, ValueError) as exc:
             return self.failed(call, exc)
         rsp = self.response(call)
         apply_status(rsp, code, extras)
+        return rsp
+
+    def not_a_status(self, call: ServiceCall, exc: NotAStatus) -> DIMSEPrimitive:
+        """The answer when the handler returned something that is no status (C001/C002)."""
+        LOGGER.error("%s handler returned no status: %s (answered 0x%04X)",
+                     self.event_type.name, exc, exc.code)  # fmt: skip
+        rsp = self.response(call)
+        apply_status(rsp, exc.code, {"ErrorComment": str(exc)})
         return rsp
 
     def failed(self, call: ServiceCall, exc: BaseException) -> DIMSEPrimitive:

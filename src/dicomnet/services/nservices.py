@@ -43,6 +43,7 @@ from dicomnet.events import (
     EventType,
 )
 from dicomnet.services.call import (
+    NotAStatus,
     OneShotService,
     ServiceCall,
     apply_status,
@@ -90,6 +91,8 @@ class NService(OneShotService):
             result, dataset = result
         try:
             code, extras = status_parts(result)
+        except NotAStatus as exc:
+            return self.not_a_status(call, exc)
         except (TypeError, ValueError) as exc:
             return self.failed(call, exc)
         rsp = self.response(call)

@@ -44,6 +44,7 @@ from dicomnet.dimse import primitives as P
 from dicomnet.dimse.status import Category, Status, category
 from dicomnet.errors import ProtocolError
 from dicomnet.services.call import (
+    NotAStatus,
     ServiceCall,
     apply_status,
     failure_from_exception,
@@ -496,7 +497,12 @@ async def find(call: ServiceCall, flow: Flow[E, S]) -> None:
             await flow.write(exc.made)
             exc = exc.cause
         final = _find_rsp(call)
-        code = Status.FIND_BAD_IDENTIFIER if isinstance(exc, BadIdentifier) else Status.FIND_FAILURE
+        if isinstance(exc, NotAStatus):
+            code = exc.code
+        elif isinstance(exc, BadIdentifier):
+            code = Status.FIND_BAD_IDENTIFIER
+        else:
+            code = Status.FIND_FAILURE
         failure_from_exception(final, code, exc, "C-FIND")
     finally:
         await items.close()

@@ -69,6 +69,7 @@ from dicomnet.errors import NoPresentationContextError
 from dicomnet.presentation import PresentationContext, build_context
 from dicomnet.services.bulk import WITHOUT_BULK_DATA_GET, without_bulk_data
 from dicomnet.services.call import (
+    NotAStatus,
     ServiceCall,
     apply_status,
     error_comment,
@@ -194,7 +195,7 @@ class _Retrieve(Generic[E, S]):
     async def send_failure(self, code: int, exc: BaseException) -> None:
         LOGGER.error("%s handler failed: %s", self.cls.SERVICE, exc, exc_info=exc)
         text = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, BadYield):
+        if isinstance(exc, BadYield | NotAStatus):
             code, text = exc.code, str(exc)
         self.fail_the_rest()
         await self.send_final(code, {"ErrorComment": error_comment(text)})

@@ -23,7 +23,7 @@ import logging
 from dicomnet.dimse.primitives import C_ECHO, DIMSEPrimitive
 from dicomnet.dimse.status import Status
 from dicomnet.events import EVT_C_ECHO
-from dicomnet.services.call import OneShotService, ServiceCall
+from dicomnet.services.call import NotAStatus, OneShotService, ServiceCall
 
 __all__ = ["VERIFICATION", "Verification"]
 
@@ -55,6 +55,9 @@ class Verification(OneShotService):
         if type(result) is int and 0 <= result <= 0xFFFF:
             return self.response(call, result)  # a bare status code: nothing else to copy
         return super().complete(call, Status.SUCCESS if result is None else result)
+
+    def not_a_status(self, call: ServiceCall, exc: NotAStatus) -> DIMSEPrimitive:
+        return self.failed(call, exc)
 
     def failed(self, call: ServiceCall, exc: BaseException) -> DIMSEPrimitive:
         # also what complete() answers for a result that is no status
