@@ -99,6 +99,15 @@ class BucketStore:
             offset, ts = read_part10_header(f.read(65536))
         return DataSource(path=tmp, offset=offset, transfer_syntax=ts, owned=True)
 
+    def remove(self, path: str) -> bool:
+        with self._lock:
+            self.calls["remove"] += 1
+        try:
+            self._key(path).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
 
 @pytest.fixture
 def bucket_archive(tmp_path: Path) -> Iterator[tuple[Archive, BucketStore, int]]:
@@ -215,3 +224,8 @@ def test_a_storage_of_ones_own_serves_every_reader(
         assert service.verdict(CT, sent[0].SOPInstanceUID, stored) == 0x0112
     finally:
         service.close()
+
+    # qrscp --clean: every row, then every object, through the storage
+    assert archive.clean() == (3, 1)  # the object unlinked above could not be deleted again
+    assert archive.index.instance_count() == 0
+    assert store.calls["remove"] == 3 and list(store.bucket.iterdir()) == []

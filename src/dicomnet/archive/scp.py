@@ -339,6 +339,21 @@ class Archive:
             self._lock.release()
             self._lock = None
 
+    def clean(self) -> tuple[int, int]:
+        """Delete every stored instance and its index entries (``qrscp --clean``): each row
+        first, then its file, so that the index never names a missing file. The workflow
+        state (worklist, MPPS, UPS, commitment) stays. Returns (instances removed, files
+        that could not be deleted)."""
+        removed = stuck = 0
+        for sop_uid, path in list(self.index.iter_paths()):
+            if self.index.remove_instance(sop_uid, path=path) is None:
+                continue  # replaced or removed meanwhile
+            removed += 1
+            if not self.files.remove(path):
+                LOG.error("could not delete %s", path)
+                stuck += 1
+        return removed, stuck
+
     def handlers(self) -> list[tuple[EventType, Callable[[Event], object]]]:
         # Storing one object (a file write or rename, a scan of its first bytes, one SQLite
         # transaction: well under a millisecond for a CT) runs on the server's event loop: no

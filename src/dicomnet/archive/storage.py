@@ -30,6 +30,8 @@ object store would meet it:
   downloads the object into a temporary file); ``source`` gives what a C-STORE sub-operation
   sends (a file store: the path itself, so the send path reads the file with no copy; an
   object store: a :class:`~dicomnet.datasource.DataSource` over its download).
+* :meth:`InstanceStorage.remove` deletes a stored instance once the index no longer names it
+  (``qrscp --clean``).
 * ``root`` names the storage (the folder; an object store's bucket URI) and is what the index
   remembers its paths are relative to; ``tmp_dir`` is a local folder for this node's spool.
 
@@ -113,4 +115,9 @@ class InstanceStorage(Protocol):
 
     def source(self, path: str) -> StoreInput:
         """What a C-STORE sub-operation sends for the stored instance ``path``."""
+        ...
+
+    def remove(self, path: str) -> bool:
+        """Delete the stored instance ``path`` (after its index row is gone: the index never
+        names what is not there); True if something was deleted."""
         ...

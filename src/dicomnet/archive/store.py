@@ -497,6 +497,10 @@ class FileStore:
             final, sop_class_uid, sop_instance_uid, transfer_syntax_uid, size, old is not None
         )
 
+    def remove(self, path: str) -> bool:
+        """:meth:`InstanceStorage.remove`: the stored file ``path`` deleted (only inside root)."""
+        return self.remove_file(path)
+
     def remove_file(self, path: str) -> bool:
         """Delete a stored file (only inside root); True if something was deleted."""
         if not os.path.normpath(path).startswith(self._root_prefix):

@@ -172,6 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     qrscp_workflow.add_options(p)
     p.add_argument(
+        "--clean", action="store_true",
+        help="delete every stored instance and its index entries (after a yes/no question "
+        "on stdin), then exit; worklist, MPPS and UPS records stay (pynetdicom's qrscp option)",
+    )
+    p.add_argument(
         "--workers", type=int, default=1, metavar="N",
         help="serve from N processes sharing the port (SO_REUSEPORT; default 1). More than one "
         "helps many concurrent associations; --max-associations is per worker",
@@ -209,6 +214,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         fail("--workers must be at least 1", ExitCode.USAGE)
     args.node = _node_name(args)
+    if args.clean:
+        return _clean(args)
     _raise_fd_limit()
     try:
         if args.workers == 1:
@@ -478,6 +485,34 @@ def _serve_metrics(metrics: Metrics | WorkerMetrics, where: str) -> None:
     except (RuntimeError, OSError, ValueError) as exc:
         fail(f"--metrics {where}: {exc}", ExitCode.USAGE)
     LOG.info("metrics on http://%s:%d/metrics", *bound)
+
+
+def _clean(args: argparse.Namespace) -> int:
+    """``--clean``: asked first, as pynetdicom's qrscp asks (anything but "yes" exits, 0);
+    the folder is taken as a server takes it, so a running qrscp on it is refused."""
+    # lazy: the archive (pydicom, sqlite3) only once the question is answered
+    try:
+        answer = input("This deletes every stored instance and its index entries. "
+                       "Are you sure you wish to continue? [yes/no]: ")  # fmt: skip
+    except EOFError:
+        answer = ""
+    if answer.strip() != "yes":
+        return ExitCode.OK
+    from dicomnet.archive.ownership import StorageInUseError
+    from dicomnet.archive.scp import Archive
+
+    try:
+        archive = Archive(args.storage, args.db, ae_title=args.aet, durability=args.durability,
+                          node=args.node)  # fmt: skip
+    except (StorageInUseError, ConnectionError) as exc:
+        fail(str(exc), ExitCode.FAILURE)
+    try:
+        removed, stuck = archive.clean()
+    finally:
+        archive.close()
+    print(f"qrscp: {removed} instance(s) removed from {args.storage}"
+          + (f"; {stuck} file(s) could not be deleted" if stuck else ""), flush=True)  # fmt: skip
+    return ExitCode.FAILURE if stuck else ExitCode.OK
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
