@@ -31,6 +31,9 @@ and fast, in tmpfs and on disk (/var/tmp), next to DCMTK storescp +B (which neve
 prints the safe/fast ratio. m (only with ``--only m``: bench/scale.py) generates an index of
 1,000,000 instances straight into SQLite (cached under .cache/scale) and into a throwaway
 PostgreSQL cluster, and prints p50/p99 C-FIND latencies of six viewer queries per backend.
+p (only with ``--only p``: bench/scale_peers.py) asks the same queries of qrscp, Orthanc and
+dcmqrscp filled by DCMTK storescu with the same real files (20,000 instances; 5,000 for the
+pass with dcmqrscp, whose fill time grows with the square of its size).
 
 Whole-process variants time the client process from spawn to exit (start-up included);
 "in-process" variants report the time the client library measured itself, from association
@@ -768,7 +771,8 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", default="",
                     help="comma-separated scenario numbers (1-9, s, w, n; m: C-FIND latency at "
-                         "1,000,000 instances, bench/scale.py, only when named)")  # fmt: skip
+                         "1,000,000 instances, bench/scale.py; p: the same queries against "
+                         "Orthanc and dcmqrscp, bench/scale_peers.py; m and p only when named)")  # fmt: skip
     ap.add_argument("--with-1g", action="store_true", help="include the 1 GiB instance")
     ap.add_argument("--out", default="", help="also write the markdown table to this file")
     args = ap.parse_args()
@@ -923,6 +927,11 @@ def main() -> int:
             out.append(scale.run(scale.Spec(100_000 if args.quick else 1_000_000),
                                  ["sqlite", "postgresql"], 20 if args.quick else 200,
                                  log=lambda s: print(s, file=sys.stderr, flush=True)))  # fmt: skip
+        if only and "p" in only:  # opt-in: minutes of filling Orthanc and dcmqrscp
+            import scale_peers  # lazy: the peers' C-FIND comparison, only when asked
+
+            out.append(scale_peers.run_default(quick=args.quick,
+                                               log=lambda s: print(s, file=sys.stderr, flush=True)))  # fmt: skip
         if want("s"):
             vs = [startup_variant("dicomnet", work), startup_variant("DCMTK", work)]
             out.append(run_scenario("Start-up: one whole echoscu process (seconds each)", vs, reps))

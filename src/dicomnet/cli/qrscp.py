@@ -490,7 +490,6 @@ def _serve_metrics(metrics: Metrics | WorkerMetrics, where: str) -> None:
 def _clean(args: argparse.Namespace) -> int:
     """``--clean``: asked first, as pynetdicom's qrscp asks (anything but "yes" exits, 0);
     the folder is taken as a server takes it, so a running qrscp on it is refused."""
-    # lazy: the archive (pydicom, sqlite3) only once the question is answered
     try:
         answer = input("This deletes every stored instance and its index entries. "
                        "Are you sure you wish to continue? [yes/no]: ")  # fmt: skip
@@ -498,6 +497,7 @@ def _clean(args: argparse.Namespace) -> int:
         answer = ""
     if answer.strip() != "yes":
         return ExitCode.OK
+    # lazy: the archive (pydicom, sqlite3) only once the question is answered
     from dicomnet.archive.ownership import StorageInUseError
     from dicomnet.archive.scp import Archive
 
