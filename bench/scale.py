@@ -557,7 +557,7 @@ def _free_port() -> int:
 class Qrscp:
     """``dicomnet qrscp`` on an index (started with a clean-stop marker; stopped by SIGTERM)."""
 
-    def __init__(self, storage: Path, db: str | None = None) -> None:
+    def __init__(self, storage: Path, db: str | None = None, extra: tuple[str, ...] = ()) -> None:
         # the files do not exist: no start-up walk (a PostgreSQL index is served by a node,
         # whose marker is its own)
         where = node_dir(str(storage), "bench") if db else str(storage)
@@ -566,7 +566,7 @@ class Qrscp:
         argv = [sys.executable, "-m", "dicomnet.cli.main", "qrscp", "--port", str(self.port),
                 "--bind", "127.0.0.1", "--storage", str(storage), "-aet", "DICOMNET", "-q",
                 "--audit-log", "none",
-                *(["--db", db, "--node", "bench"] if db else [])]  # fmt: skip
+                *(["--db", db, "--node", "bench"] if db else []), *extra]  # fmt: skip
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
         end = time.monotonic() + 120
         while time.monotonic() < end:
