@@ -4,7 +4,7 @@ own server over loopback, and the identifiers read back by pynetdicom as request
 - The count is a promise: once that many sub-operations ran, what the handler still yields is
   ignored (logged) and the final status comes from the counts; code after its last yield runs.
 - A handler's failure or warning status ends the operation: the sub-operations not run count
-  as failed (the counts add up); the Failed SOP Instance UID List it gives is sent, else ours
+  as failed (the counts add up); its Success after a sub-operation failed or warned is B000; the Failed SOP Instance UID List it gives is sent, else ours
   (possibly empty) -- every final response other than Success carries one.
 - Unusable yields get the "unable to process" codes pynetdicom answers (C413, C513, C514, C515).
 - Composite Instance Retrieve Without Bulk Data: the sub-operations carry no bulk data
@@ -60,12 +60,13 @@ def _server(handler: Callable[[Any], Iterator[Any]], event: Any = evt.EVT_C_GET)
     return start_server(ae, ("127.0.0.1", 0), block=False, handlers=[(event, handler)])
 
 
-def _get(server: Server, model: str = PATIENT_GET) -> tuple[list[Any], list[Dataset]]:
+def _get(server: Server, model: str = PATIENT_GET,
+         store_status: int = 0) -> tuple[list[Any], list[Dataset]]:  # fmt: skip
     received: list[Dataset] = []
 
     def on_store(event: Any) -> int:
         received.append(event.dataset)
-        return 0
+        return store_status
 
     ae = AE(ae_title="GETSCU")
     ae.add_requested_context(model)
@@ -137,6 +138,28 @@ def test_a_handler_failure_status_fails_the_rest_and_sends_its_list(servers: lis
             final.NumberOfWarningSuboperations) == (1, 2, 0)  # fmt: skip
     assert "NumberOfRemainingSuboperations" not in final  # only in Pending and Cancel
     assert _uids(ident) == ["1.2.3.4", "1.2.3.5"]
+
+
+@pytest.mark.parametrize(("store_status", "counts"), [(0xB000, (0, 0, 1)), (0xA700, (0, 1, 0))])
+def test_a_handler_success_after_warned_or_failed_sub_operations_is_b000(
+    servers: list[Server], store_status: int, counts: tuple[int, int, int]
+) -> None:
+    """PS3.4 C.4.3.1.4: Success means no sub-operation failed or warned. A handler that ends
+    with Success after one did gets B000 with the counts (the sub-operation it announced but
+    did not run is not counted as failed: it chose to stop). pynetdicom answers the same."""
+
+    def on_get(event: Any) -> Iterator[Any]:
+        yield 2
+        yield 0xFF00, _ct(0)
+        yield 0x0000, None
+
+    servers.append(_server(on_get))
+    responses, received = _get(servers[0], store_status=store_status)
+    final, ident = responses[-1]
+    assert final.Status == 0xB000 and len(received) == 1
+    assert (final.NumberOfCompletedSuboperations, final.NumberOfFailedSuboperations,
+            final.NumberOfWarningSuboperations) == counts  # fmt: skip
+    assert ident is not None and "FailedSOPInstanceUIDList" in ident
 
 
 def test_cancel_and_exception_finals_carry_a_failed_list(servers: list[Server]) -> None:

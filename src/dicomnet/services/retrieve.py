@@ -294,6 +294,10 @@ async def _ended_by(item: object, retrieve: _Retrieve[E, S], before: list[E]) ->
     if cat is not Category.PENDING:
         if cat is not Category.SUCCESS:
             retrieve.fail_the_rest()
+        elif retrieve.failed or retrieve.warning:
+            # PS3.4 C.4.2.1.4 / C.4.3.1.4: Success means no sub-operation failed or warned;
+            # the counts say otherwise, so the operation ends B000 (as pynetdicom's does)
+            code = Status.SUBOPERATIONS_WARNING
         await retrieve.send_final(code, extras, before, identifier=payload)
         return True
     return False
