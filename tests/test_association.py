@@ -416,17 +416,19 @@ def test_idle_requestor_sees_the_peers_release_and_abort() -> None:
     """No thread of ours reads while the program is idle: is_alive() takes in what the peer
     sent meanwhile (a pynetdicom program loops on it), answers an A-RELEASE-RQ (PS3.8 AR-8)
     and reports an A-ABORT. Before, is_alive() stayed True until the next operation."""
-    sent = threading.Event()
+    go, sent = threading.Event(), threading.Event()
 
     def release(peer: ScriptedPeer) -> None:
         peer.accept_association()
+        assert go.wait(10)  # once associate() returned: the RQ is not read with the AC
         peer.send(AReleaseRQ())
         sent.set()
         assert isinstance(peer.read_pdu(), AReleaseRP)
 
     peer = ScriptedPeer(release)
     assoc = echo_ae().associate("127.0.0.1", peer.port)
-    assert assoc.is_established
+    assert assoc.is_established and assoc.is_alive()
+    go.set()
     assert sent.wait(10)  # over loopback the PDU is in our receive buffer once sent
     assert not assoc.is_alive()  # the release was answered
     peer.join()  # the peer got its A-RELEASE-RP and closed
@@ -435,14 +437,25 @@ def test_idle_requestor_sees_the_peers_release_and_abort() -> None:
 
     def abort(peer: ScriptedPeer) -> None:
         peer.accept_association()
+        assert go.wait(10)
         peer.send(AAbort(0, 0))
         sent.set()
 
+    go.clear()
     sent.clear()
     peer = ScriptedPeer(abort)
     assoc = echo_ae().associate("127.0.0.1", peer.port)
+    assert assoc.is_alive()
+    go.set()
     assert sent.wait(10)
     peer.join()
+    # another thread does not receive (it could take a response the driving thread waits
+    # for): it reports what is known
+    seen: list[bool] = []
+    other = threading.Thread(target=lambda: seen.append(assoc.is_alive()))
+    other.start()
+    other.join(10)
+    assert seen == [True] and not assoc.is_aborted
     assert not assoc.is_alive()
     assert assoc.is_aborted and (assoc.abort_source, assoc.abort_reason) == (0, 0)
 

@@ -42,6 +42,7 @@ taken for the answer to a later request.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
@@ -140,6 +141,9 @@ class Association(Operations["Dataset", Result, Iterator[Result], None]):
         super().__init__(ae, mode, driver, clock=clock)
         self.router: MessageRouter[OperationHandle] = MessageRouter()
         """The requests still waiting for their final response, by Message ID."""
+        # the thread that drives a requestor (the one that made it): is_alive() receives only
+        # there, never beside an operation another thread is receiving for
+        self._driver_thread = threading.get_ident()
 
     @property
     def outstanding(self) -> dict[int, OperationHandle]:
@@ -380,11 +384,14 @@ class Association(Operations["Dataset", Result, Iterator[Result], None]):
         peer has already sent, without waiting (``poll_input``): a release request is answered
         (PS3.8 AR-8) and the association ends, a request (an N-EVENT-REPORT...) is answered
         from the bound handlers. A program looping on ``is_alive()`` thus sees the end.
+        Only in the thread that made the association: asked from another thread (a monitor
+        beside the one sending), it reports what is known without receiving.
         """
         driver = self.driver
         if driver is None or not self.is_established:
             return False
-        if self.mode == "requestor" and not self.router.outstanding:
+        if (self.mode == "requestor" and not self.router.outstanding
+                and threading.get_ident() == self._driver_thread):  # fmt: skip
             poll = getattr(driver, "poll_input", None)  # the blocking driver's; asyncio receives
             if poll is not None:
                 poll()
