@@ -51,6 +51,9 @@ def test_echo_over_mutual_tls_with_our_server(tls_server: int, pki: dict[str, Pa
         assert isinstance(assoc.dul.sock, ssl.SSLSocket)
         assert assoc.dul.sock.version() in ("TLSv1.2", "TLSv1.3")
         assert all(assoc.send_c_echo().Status == 0 for _ in range(5))
+        t0 = time.monotonic()
+        assert assoc.is_alive()  # looks at the socket: nothing there, so no wait
+        assert time.monotonic() - t0 < 0.5
     assert assoc.is_released
 
 
