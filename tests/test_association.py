@@ -460,6 +460,53 @@ def test_idle_requestor_sees_the_peers_release_and_abort() -> None:
     assert assoc.is_aborted and (assoc.abort_source, assoc.abort_reason) == (0, 0)
 
 
+def test_is_alive_in_a_handler_does_not_receive() -> None:
+    """A handler of the peer's request runs inside the receive loop: is_alive() asked there
+    must not receive, or a second request already arrived would be answered inside the first
+    one's handler (nested, its response sent first)."""
+    from dicomnet import events as evt
+    from dicomnet.dimse import primitives as DP
+    from dicomnet.dimse.fragment import encode_message_pdus
+    from dicomnet.dimse.messages import message_from_primitive
+
+    commitment = "1.2.840.10008.1.20.1"
+    depth: list[int] = []
+    active = [0]
+
+    def on_report(event: object) -> int:
+        active[0] += 1
+        depth.append(active[0])
+        assert event.assoc.is_alive()  # type: ignore[attr-defined]
+        active[0] -= 1
+        return 0
+
+    def two_reports(peer: ScriptedPeer) -> None:
+        rq = peer.accept_association()
+        cid = next(pc.context_id for pc in rq.presentation_contexts
+                   if pc.abstract_syntax == commitment)  # fmt: skip
+        assert peer.sock is not None
+        for msg_id in (1, 2):  # back to back, as a peer with an operations window may
+            prim = DP.N_EVENT_REPORT(MessageID=msg_id, AffectedSOPClassUID=commitment,
+                                     AffectedSOPInstanceUID="1.2.840.10008.1.20.1.1",
+                                     EventTypeID=1)  # fmt: skip
+            for chunks in encode_message_pdus(cid, message_from_primitive(prim), 16384):
+                peer.sock.sendall(b"".join(bytes(c) for c in chunks))
+        answered = [peer.read_pdu(), peer.read_pdu()]
+        assert all(isinstance(p, PDataTF) for p in answered)
+        peer.send(AReleaseRQ())
+        assert isinstance(peer.read_pdu(), AReleaseRP)
+
+    peer = ScriptedPeer(two_reports)
+    ae = echo_ae()
+    ae.add_requested_context(commitment, scu_role=True, scp_role=True)
+    assoc = ae.associate("127.0.0.1", peer.port, evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
+    assert assoc.is_established
+    assoc.join(timeout=10)  # answers both reports, then the peer's release
+    peer.join()
+    assert depth == [1, 1]  # one after the other, never one inside the other
+    assert assoc.is_released
+
+
 def test_context_manager_aborts_on_exception() -> None:
     def expect_abort(peer: ScriptedPeer) -> None:
         peer.accept_association()

@@ -144,6 +144,7 @@ class Association(Operations["Dataset", Result, Iterator[Result], None]):
         # the thread that drives a requestor (the one that made it): is_alive() receives only
         # there, never beside an operation another thread is receiving for
         self._driver_thread = threading.get_ident()
+        self._answering = 0  # handlers of the peer's requests running now (see pump)
 
     @property
     def outstanding(self) -> dict[int, OperationHandle]:
@@ -194,7 +195,11 @@ class Association(Operations["Dataset", Result, Iterator[Result], None]):
         # service's module, which an association that only sends (echoscu) never loads
         from dicomnet.services.dispatch import answer_request
 
-        rsp = answer_request(self, context_id, prim)
+        self._answering += 1  # a handler runs: is_alive() asked from it does not receive
+        try:
+            rsp = answer_request(self, context_id, prim)
+        finally:
+            self._answering -= 1
         try:
             self.dimse.send_msg(rsp, context_id)
         except DicomNetError as exc:
@@ -384,13 +389,14 @@ class Association(Operations["Dataset", Result, Iterator[Result], None]):
         peer has already sent, without waiting (``poll_input``): a release request is answered
         (PS3.8 AR-8) and the association ends, a request (an N-EVENT-REPORT...) is answered
         from the bound handlers. A program looping on ``is_alive()`` thus sees the end.
-        Only in the thread that made the association: asked from another thread (a monitor
-        beside the one sending), it reports what is known without receiving.
+        Only in the thread that made the association and outside the handlers it runs:
+        asked from another thread (a monitor beside the one sending) or from a handler, it
+        reports what is known without receiving.
         """
         driver = self.driver
         if driver is None or not self.is_established:
             return False
-        if (self.mode == "requestor" and not self.router.outstanding
+        if (self.mode == "requestor" and not self.router.outstanding and not self._answering
                 and threading.get_ident() == self._driver_thread):  # fmt: skip
             poll = getattr(driver, "poll_input", None)  # the blocking driver's; asyncio receives
             if poll is not None:
@@ -417,6 +423,11 @@ class Association(Operations["Dataset", Result, Iterator[Result], None]):
                 self.pump()  # a message is there: routed (or answered) without blocking
             elif not driver.wait_for_activity(deadline):
                 return
+        # The peer's release was answered: the end is the peer closing the connection (PS3.8
+        # Sta13, bounded by the ARTIM timer); then the association counts as released.
+        while (driver is not None and self.is_established and self.release_requested_by_peer
+               and driver.wait_for_activity(deadline)):  # fmt: skip
+            pass
 
     def kill(self) -> None:
         """End the association at once (pynetdicom's ``kill()``): an A-ABORT if it is still
