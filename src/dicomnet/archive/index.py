@@ -57,6 +57,7 @@ from dicomnet.archive.fields import (
     scan_instance_fields,
 )
 from dicomnet.archive.models import (
+    AlreadyStored,
     IndexUnavailableError,
     Level,
     Model,
@@ -174,6 +175,9 @@ class ArchiveIndex:
             raise ValueError(f"study_conflict must be 'reject' or 'accept', not {study_conflict!r}")
         self.durable = durable
         self.study_conflict = study_conflict
+        #: the archive keeps the first copy of a SOP Instance UID: :meth:`check_conflict`
+        #: also refuses one already stored (:class:`AlreadyStored`)
+        self.keep_first = False
         #: how a stored instance named by the index is opened, for the return keys a C-FIND
         #: reads from it (an archive sets its storage's ``open``)
         self.open_stored: Callable[[str], BinaryIO] = open_file
@@ -275,17 +279,26 @@ class ArchiveIndex:
         self.backend.lock_key(conn, "study:" + study_uid)
 
     def check_conflict(self, fields: InstanceFields) -> None:
-        """Raise :class:`StudyConflictError` now if storing ``fields`` would (before the file
-        is put in place; :meth:`add_instance` checks again)."""
-        if self.study_conflict != "reject" or not fields.in_patient_hierarchy:
+        """Before the file is put in place: raise :class:`StudyConflictError` if storing
+        ``fields`` would be one (:meth:`add_instance` checks again), and, with
+        :attr:`keep_first`, :class:`AlreadyStored` if the instance is stored already. One
+        statement: one round trip to a PostgreSQL index."""
+        study = self.study_conflict == "reject" and fields.in_patient_hierarchy
+        if self.keep_first:
+            rows = self.backend.fetch(_PRE_STORE, (fields.study_instance_uid if study else None,
+                                                   fields.sop_instance_uid,
+                                                   fields.sop_instance_uid))  # fmt: skip
+            if any(r[0] != "s" for r in rows):
+                raise AlreadyStored(fields.sop_instance_uid)
+            owners = [(r[1], r[2]) for r in rows]
+        elif study:
+            rows = self.backend.fetch(_PRE_STORE_STUDY, (fields.study_instance_uid,))
+            owners = [(r[0], r[1]) for r in rows]
+        else:
             return
-        rows = self.backend.fetch(
-            "SELECT st.patient_id, st.issuer FROM study st WHERE st.study_uid = ?",
-            (fields.study_instance_uid,),
-        )
         identity = (fields.patient_id, fields.issuer_of_patient_id)
-        if rows and identity not in {(r[0], r[1]) for r in rows}:
-            raise instance_rows.conflict(fields, rows[0])
+        if owners and identity not in set(owners):
+            raise instance_rows.conflict(fields, owners[0])
 
     def remove_instance(self, sop_instance_uid: str, *, path: str | None = None) -> str | None:
         """Drop an instance (and parents left empty), patient or not; returns its path, or
@@ -516,6 +529,11 @@ def page_sql(head: str, where: list[str], key: str, *, first: bool = False) -> s
 _T = TypeVar("_T")
 
 #: the study of one instance (by SOP Instance UID)
+_PRE_STORE_STUDY = "SELECT st.patient_id, st.issuer FROM study st WHERE st.study_uid = ?"
+# the owners of the study ('s') and whether the instance is stored ('i', 'o'), in one
+_PRE_STORE = ("SELECT 's', st.patient_id, st.issuer FROM study st WHERE st.study_uid = ? "
+              "UNION ALL SELECT 'i', NULL, NULL FROM instance WHERE sop_uid = ? "
+              "UNION ALL SELECT 'o', NULL, NULL FROM other WHERE sop_uid = ?")  # fmt: skip
 _STUDY_OF_INSTANCE = (
     "SELECT st.study_uid FROM instance i JOIN series se ON i.series_fk = se.pk "
     "JOIN study st ON se.study_fk = st.pk WHERE i.sop_uid = ?"

@@ -39,6 +39,7 @@ __all__ = [
     "ATTRIBUTES",
     "ATTRIBUTES_BY_TAG",
     "UNIQUE_KEYS",
+    "AlreadyStored",
     "ArchiveError",
     "Attribute",
     "IndexUnavailableError",
@@ -59,6 +60,12 @@ class ArchiveError(DicomNetError):
     """Root of the archive's errors; ``status``: the DIMSE status it is answered with."""
 
     status: int = Status.PROCESSING_FAILURE  # PS3.7 Annex C
+
+
+class AlreadyStored(ArchiveError):
+    """The SOP Instance UID is already stored and the archive keeps the first copy."""
+
+    status = Status.SUCCESS  # not a failure: the first copy is what the peer sent
 
 
 class InvalidUIDError(ArchiveError, ValueError):

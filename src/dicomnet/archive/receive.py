@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TypeAlias
 
 from dicomnet.archive.models import (
+    AlreadyStored,
     ArchiveError,
     InvalidUIDError,
     StorageFullError,
@@ -70,12 +71,6 @@ StatusResult: TypeAlias = "int | Dataset"
 Writer: TypeAlias = Callable[[str, str, str, Iterator[bytes | memoryview], str | None], object]
 #: ``adopt(sop_class, sop_instance, transfer_syntax, spool_path, header) -> adopted``
 Adopter: TypeAlias = Callable[[str, str, str, str, bytes], bool]
-
-
-class AlreadyStored(ArchiveError):
-    """The SOP Instance UID is already stored and the archive keeps the first copy."""
-
-    status = Status.SUCCESS  # not a failure: the first copy is what the peer sent
 
 
 def status(code: int, comment: str | None = None) -> StatusResult:

@@ -292,6 +292,12 @@ class Archive:
         self.ae_title = ae_title
         self.overwrite = overwrite
         self.strict_hierarchical = strict_hierarchical
+        # On PostgreSQL the first-copy check rides on the file store's check before the file
+        # is put in place (FileStore.store -> ArchiveIndex.check_conflict): one round trip per
+        # C-STORE instead of two, a duplicate written to a temp file first and dropped. SQLite
+        # answers it in-process before anything is written.
+        self._first_copy_at_put = (self.index.backend.name != "sqlite"
+                                   and isinstance(self.files, FileStore))  # fmt: skip
         if recover:
             clean = self._marker.take() if self.owner else False
             report = self.files.recover(self.index, full=not clean,
@@ -397,7 +403,11 @@ class Archive:
         )
 
     def _keep_first(self, sop_instance: str) -> None:
-        if not self.overwrite and self.index.get_instance(sop_instance) is not None:
+        at_put = self._first_copy_at_put and not self.overwrite
+        self.index.keep_first = at_put
+        if at_put or self.overwrite:
+            return
+        if self.index.get_instance(sop_instance) is not None:
             raise AlreadyStored(sop_instance)
 
     def _adopt(self, sop_class: str, sop_instance: str, ts: str, path: str, meta: bytes) -> bool:
