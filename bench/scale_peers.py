@@ -56,7 +56,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-import scale  # noqa: E402  (bench/ is not a package)
+import run as bench_run  # noqa: E402  (bench/ is not a package)
+import scale  # noqa: E402
 
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
 AET = "DICOMNET"
@@ -119,26 +120,14 @@ class Dcmqrscp:
         self.proc = subprocess.Popen(["/usr/bin/dcmqrscp", "-c", str(cfg), str(self.port)],
                                      env=DCMTK_ENV, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, cwd=work)  # fmt: skip
-        _wait(self.port, self.proc)
+        try:
+            bench_run.wait_port(self.port, self.proc, timeout=60)
+        except BaseException:
+            _stop(self.proc)
+            raise
 
     def stop(self) -> None:
         _stop(self.proc)
-
-
-def _wait(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    import socket  # lazy: only the harness waits for a port
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited: {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    _stop(proc)
-    raise RuntimeError(f"{proc.args!r} did not listen")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
