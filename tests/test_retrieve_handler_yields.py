@@ -162,6 +162,27 @@ def test_a_handler_success_after_warned_or_failed_sub_operations_is_b000(
     assert ident is not None and "FailedSOPInstanceUIDList" in ident
 
 
+def test_a_pending_status_dataset_s_elements_go_with_its_pending_response(
+    servers: list[Server],
+) -> None:
+    """A handler's Pending status Dataset with an Error Comment: the Pending response after
+    that sub-operation carries it (pynetdicom's does), the others and the final do not."""
+
+    def on_get(event: Any) -> Iterator[Any]:
+        yield 2
+        noted = Dataset()
+        noted.Status = 0xFF00
+        noted.ErrorComment = "from the handler"
+        yield noted, _ct(0)
+        yield 0xFF00, _ct(1)
+
+    servers.append(_server(on_get))
+    responses, received = _get(servers[0])
+    assert [s.Status for s, _ in responses] == [0xFF00, 0xFF00, 0x0000] and len(received) == 2
+    assert responses[0][0].ErrorComment == "from the handler"
+    assert "ErrorComment" not in responses[1][0] and "ErrorComment" not in responses[2][0]
+
+
 def test_cancel_and_exception_finals_carry_a_failed_list(servers: list[Server]) -> None:
     def cancelled(event: Any) -> Iterator[Any]:
         yield 3

@@ -156,10 +156,12 @@ class _Retrieve(Generic[E, S]):
             if reason and self.first_failure is None:
                 self.first_failure = reason
 
-    def encode_pending(self) -> E:
-        """A pending response with the counts so far (written with what comes next)."""
+    def encode_pending(self, item: object = None) -> E:
+        """A pending response with the counts so far (written with what comes next); the
+        optional status elements of the handler's Pending status Dataset in ``item`` (e.g.
+        an Error Comment) go with it, as the handler asked."""
         rsp = self.response()
-        apply_status(rsp, Status.PENDING)
+        apply_status(rsp, Status.PENDING, _pending_extras(item))
         self._counts(rsp, remaining=True)
         return self.flow.encode(rsp)
 
@@ -252,6 +254,17 @@ def short_reason(exc: BaseException) -> str:
             return "needs a codec: install dicomnet[codecs]"
         return "conversion failed: " + text
     return text or type(exc).__name__
+
+
+def _pending_extras(item: object) -> dict[str, object] | None:
+    """The optional status elements of a handler's ``(status Dataset, data set)`` item; None
+    for the usual bare code (no look at it beyond its type)."""
+    if not isinstance(item, tuple) or len(item) != 2 or type(item[0]) is int:
+        return None
+    try:
+        return status_parts(item[0])[1] or None
+    except (TypeError, ValueError):
+        return None
 
 
 class BadYield(TypeError):
@@ -359,7 +372,7 @@ async def _retrieve_loop(
         if call.is_cancelled:
             await retrieve.send_final(Status.CANCEL, before=before)
             return
-        before.append(retrieve.encode_pending())
+        before.append(retrieve.encode_pending(step.item))
         if not bundle:
             await flow.write(before)
             before = []
@@ -491,7 +504,7 @@ async def _move_loop(call: ServiceCall, items: HandlerItems, retrieve: _Retrieve
                 assert step.prepared is not None
                 result, reason, uid = step.prepared
                 retrieve.record(result, uid, reason)
-            pending.append(retrieve.encode_pending())
+            pending.append(retrieve.encode_pending(step.item))
         if call.is_cancelled:  # after the sub-operations that ran: they are counted
             await retrieve.send_final(Status.CANCEL, before=pending)
             return
