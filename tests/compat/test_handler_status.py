@@ -78,3 +78,28 @@ def test_a_handler_status_that_is_no_status(servers: list[Server], service: str,
         assert assoc.is_established
         assert send(assoc) == code
         assert assoc.is_established  # answered; the association goes on
+
+
+@pytest.mark.parametrize(("code", "kept"), [(0x0000, False), (0xB000, True)])
+def test_offending_element_only_beside_a_status_that_names_one(servers: list[Server], code: int,
+                                                               kept: bool) -> None:  # fmt: skip
+    """PS3.7 C.1.1: a Success carries no Offending Element (dropped, as pynetdicom drops it);
+    a Warning (C.4.1) does. The Error Comment goes with both."""
+
+    def handler(event: Any) -> Dataset:
+        status = Dataset()
+        status.Status = code
+        status.ErrorComment = "noted"
+        status.OffendingElement = [0x00100010]
+        return status
+
+    ae = AE(ae_title="SCP")
+    ae.add_supported_context(CT)
+    servers.append(start_server(ae, ("127.0.0.1", 0), block=False,
+                                handlers=[(evt.EVT_C_STORE, handler)]))  # fmt: skip
+    scu = AE(ae_title="SCU")
+    scu.add_requested_context(CT)
+    with scu.associate("127.0.0.1", servers[-1].address[1], ae_title="SCP") as assoc:
+        rsp = assoc.send_c_store(ct)
+    assert rsp.Status == code and rsp.ErrorComment == "noted"
+    assert ("OffendingElement" in rsp) is kept

@@ -197,6 +197,8 @@ def apply_status(rsp: DIMSEPrimitive, code: int, extras: dict[str, object] | Non
     for keyword, value in (extras or {}).items():
         if keyword not in rsp.FIELDS:
             continue
+        if code == 0 and keyword == "OffendingElement":
+            continue  # PS3.7 C.1.1: a Success names no offending element (pynetdicom agrees)
         if keyword == "ErrorComment":
             value = error_comment(str(value))
         elif keyword in _TAG_LISTS:
