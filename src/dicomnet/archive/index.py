@@ -290,12 +290,11 @@ class ArchiveIndex:
                                                    fields.sop_instance_uid))  # fmt: skip
             if any(r[0] != "s" for r in rows):
                 raise AlreadyStored(fields.sop_instance_uid)
-            owners = [(r[1], r[2]) for r in rows]
         elif study:
-            rows = self.backend.fetch(_PRE_STORE_STUDY, (fields.study_instance_uid,))
-            owners = [(r[0], r[1]) for r in rows]
+            rows = self.backend.fetch(_STUDY_OWNERS, (fields.study_instance_uid,))
         else:
             return
+        owners = [(r[1], r[2]) for r in rows]
         identity = (fields.patient_id, fields.issuer_of_patient_id)
         if owners and identity not in set(owners):
             raise instance_rows.conflict(fields, owners[0])
@@ -528,12 +527,12 @@ def page_sql(head: str, where: list[str], key: str, *, first: bool = False) -> s
 
 _T = TypeVar("_T")
 
+#: the patient identities a study is stored under ('s' rows, for check_conflict)
+_STUDY_OWNERS = "SELECT 's', st.patient_id, st.issuer FROM study st WHERE st.study_uid = ?"
+#: those, and whether the instance is stored ('i', 'o' rows), in one statement
+_PRE_STORE = (_STUDY_OWNERS + " UNION ALL SELECT 'i', NULL, NULL FROM instance WHERE sop_uid = ?"
+              " UNION ALL SELECT 'o', NULL, NULL FROM other WHERE sop_uid = ?")  # fmt: skip
 #: the study of one instance (by SOP Instance UID)
-_PRE_STORE_STUDY = "SELECT st.patient_id, st.issuer FROM study st WHERE st.study_uid = ?"
-# the owners of the study ('s') and whether the instance is stored ('i', 'o'), in one
-_PRE_STORE = ("SELECT 's', st.patient_id, st.issuer FROM study st WHERE st.study_uid = ? "
-              "UNION ALL SELECT 'i', NULL, NULL FROM instance WHERE sop_uid = ? "
-              "UNION ALL SELECT 'o', NULL, NULL FROM other WHERE sop_uid = ?")  # fmt: skip
 _STUDY_OF_INSTANCE = (
     "SELECT st.study_uid FROM instance i JOIN series se ON i.series_fk = se.pk "
     "JOIN study st ON se.study_fk = st.pk WHERE i.sop_uid = ?"

@@ -290,14 +290,14 @@ class Archive:
         self.db_path = db_path
         self.destinations = {k.strip(): v for k, v in (destinations or {}).items()}
         self.ae_title = ae_title
-        self.overwrite = overwrite
-        self.strict_hierarchical = strict_hierarchical
         # On PostgreSQL the first-copy check rides on the file store's check before the file
         # is put in place (FileStore.store -> ArchiveIndex.check_conflict): one round trip per
         # C-STORE instead of two, a duplicate written to a temp file first and dropped. SQLite
         # answers it in-process before anything is written.
         self._first_copy_at_put = (self.index.backend.name != "sqlite"
                                    and isinstance(self.files, FileStore))  # fmt: skip
+        self.overwrite = overwrite
+        self.strict_hierarchical = strict_hierarchical
         if recover:
             clean = self._marker.take() if self.owner else False
             report = self.files.recover(self.index, full=not clean,
@@ -402,10 +402,19 @@ class Archive:
             self.index, sop_class, sop_instance, ts, chunks, source_ae_title=calling_ae
         )
 
+    @property
+    def overwrite(self) -> bool:
+        """A second C-STORE of a stored SOP Instance UID replaces it (else the first copy is
+        kept, and the second answered Success)."""
+        return self._overwrite
+
+    @overwrite.setter
+    def overwrite(self, value: bool) -> None:
+        self._overwrite = value
+        self.index.keep_first = self._first_copy_at_put and not value
+
     def _keep_first(self, sop_instance: str) -> None:
-        at_put = self._first_copy_at_put and not self.overwrite
-        self.index.keep_first = at_put
-        if at_put or self.overwrite:
+        if self._overwrite or self.index.keep_first:  # nothing to keep, or checked at the put
             return
         if self.index.get_instance(sop_instance) is not None:
             raise AlreadyStored(sop_instance)

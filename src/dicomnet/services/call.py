@@ -50,7 +50,6 @@ __all__ = [
 
 LOGGER = logging.getLogger("dicomnet.services")
 
-# Status elements a handler may return in a status Dataset (PS3.7 Annex C, Table C-1).
 # PS3.7 Annex C: the optional status fields a handler's status Dataset may carry; Attribute
 # Identifier List is one of N-GET/N-SET/N-CREATE responses (C.4.2, C.5.8: no such/invalid
 # attribute), dropped where the response has no slot for it

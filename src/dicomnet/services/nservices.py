@@ -43,11 +43,8 @@ from dicomnet.events import (
     EventType,
 )
 from dicomnet.services.call import (
-    NotAStatus,
     OneShotService,
     ServiceCall,
-    apply_status,
-    status_parts,
 )
 from dicomnet.services.payloads import as_payload
 
@@ -89,16 +86,10 @@ class NService(OneShotService):
                 exc = ValueError("an N-service handler returns status or (status, dataset)")
                 return self.failed(call, exc)
             result, dataset = result
-        try:
-            code, extras = status_parts(result)
-        except NotAStatus as exc:
-            return self.not_a_status(call, exc)
-        except (TypeError, ValueError) as exc:
-            return self.failed(call, exc)
-        rsp = self.response(call)
-        apply_status(rsp, code, extras)
+        rsp = super().complete(call, result)  # the status (or the answer to an unusable one)
         field = REPLY_FIELD.get(type(rsp))
-        if dataset is not None and field and category(code) in (Category.SUCCESS, Category.WARNING):
+        if (dataset is not None and field and isinstance(rsp.Status, int)
+                and category(rsp.Status) in (Category.SUCCESS, Category.WARNING)):  # fmt: skip
             if isinstance(rsp, P.N_CREATE) and rsp.AffectedSOPInstanceUID is None:
                 uid = getattr(dataset, "SOPInstanceUID", None)  # a pydicom Dataset
                 if uid:
