@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "INVALID_STATUS",
     "NO_STATUS_ELEMENT",
+    "HandlerMistake",
     "NotAStatus",
     "OneShotService",
     "ServiceCall",
@@ -142,16 +143,21 @@ class ServiceCall:
         return self.handler(self.event, *self.handler_args)
 
 
-class NotAStatus(TypeError):
+class HandlerMistake(TypeError):
+    """A handler gave something the protocol cannot use where it needs one kind of thing (a
+    status, a count, a destination, a match), with the failure status that answers it."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+class NotAStatus(HandlerMistake):
     """Where a status belongs, a handler gave neither an ``int`` nor a ``Dataset`` with an
     integer Status. Answered ``code``: C001 for a Dataset (or mapping) without Status, C002
     for anything else -- pynetdicom's codes in the "Failure: cannot understand" range (PS3.4
     B.2.3, C.4.1.1.4 give Cxxx that meaning), so that its programs see what they test for.
     (C-ECHO answers Success instead, as pynetdicom's does: PS3.7 Table 9.3-13.)"""
-
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(text)
-        self.code = code
 
 
 #: the status a handler's non-status is answered with (:class:`NotAStatus`)

@@ -44,7 +44,7 @@ from dicomnet.dimse import primitives as P
 from dicomnet.dimse.status import Category, Status, category
 from dicomnet.errors import ProtocolError
 from dicomnet.services.call import (
-    NotAStatus,
+    HandlerMistake,
     ServiceCall,
     apply_status,
     failure_from_exception,
@@ -217,9 +217,12 @@ class FlushRunner(Protocol):
                  after: float) -> Awaitable[T]: ...  # fmt: skip
 
 
-class BadIdentifier(TypeError):
+class BadIdentifier(HandlerMistake):
     """A Pending C-FIND item whose identifier is missing or cannot be encoded: a Pending
     response carries the match (PS3.4 C.4.1.1.3.2); answered C312, pynetdicom's code."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(Status.FIND_BAD_IDENTIFIER, text)
 
 
 class PartialBatch(Exception):
@@ -497,12 +500,7 @@ async def find(call: ServiceCall, flow: Flow[E, S]) -> None:
             await flow.write(exc.made)
             exc = exc.cause
         final = _find_rsp(call)
-        if isinstance(exc, NotAStatus):
-            code = exc.code
-        elif isinstance(exc, BadIdentifier):
-            code = Status.FIND_BAD_IDENTIFIER
-        else:
-            code = Status.FIND_FAILURE
+        code = exc.code if isinstance(exc, HandlerMistake) else Status.FIND_FAILURE
         failure_from_exception(final, code, exc, "C-FIND")
     finally:
         await items.close()

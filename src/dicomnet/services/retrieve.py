@@ -69,7 +69,7 @@ from dicomnet.errors import NoPresentationContextError
 from dicomnet.presentation import PresentationContext, build_context
 from dicomnet.services.bulk import WITHOUT_BULK_DATA_GET, without_bulk_data
 from dicomnet.services.call import (
-    NotAStatus,
+    HandlerMistake,
     ServiceCall,
     apply_status,
     error_comment,
@@ -197,7 +197,7 @@ class _Retrieve(Generic[E, S]):
     async def send_failure(self, code: int, exc: BaseException) -> None:
         LOGGER.error("%s handler failed: %s", self.cls.SERVICE, exc, exc_info=exc)
         text = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, BadYield | NotAStatus):
+        if isinstance(exc, HandlerMistake):
             code, text = exc.code, str(exc)
         self.fail_the_rest()
         await self.send_final(code, {"ErrorComment": error_comment(text)})
@@ -267,13 +267,9 @@ def _pending_extras(item: object) -> dict[str, object] | None:
         return None
 
 
-class BadYield(TypeError):
+class BadYield(HandlerMistake):
     """A handler item of the wrong kind where the protocol needs one kind (a count, a
     destination), with the failure status to answer."""
-
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__(text)
-        self.code = code
 
 
 async def _pull(items: HandlerItems, code: int, what: str) -> object:
